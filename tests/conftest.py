@@ -1,0 +1,44 @@
+"""Shared fixtures: an in-process IPython shell with torchmagic loaded."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("COLUMNS", "120")
+
+
+@pytest.fixture(scope="session")
+def _shell() -> Any:
+    from IPython.testing import globalipapp
+
+    globalipapp.start_ipython()
+    return globalipapp.get_ipython()
+
+
+@pytest.fixture
+def ip(_shell: Any) -> Iterator[Any]:
+    """The test shell with torchmagic loaded; names the test adds are removed after."""
+    before = set(_shell.user_ns)
+    _shell.run_line_magic("load_ext", "torchmagic")
+    try:
+        yield _shell
+    finally:
+        _shell.run_line_magic("unload_ext", "torchmagic")
+        for name in set(_shell.user_ns) - before:
+            del _shell.user_ns[name]
+
+
+@pytest.fixture
+def capture() -> Any:
+    """``capture()`` as a context manager collecting stdout/stderr/displays."""
+    from IPython.utils.capture import capture_output
+
+    return capture_output
