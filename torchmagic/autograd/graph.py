@@ -305,7 +305,7 @@ def walk(
                     c = spare.pop(0)
                     nodes.append(GNode(
                         id=const_id, kind="const",
-                        label=c.name or ("✂ " + c.cut if c.cut else "constant"),
+                        label=("✂ " if c.cut else "") + (c.name or c.cut or "constant"),
                         shape=c.shape, dtype=c.dtype, names=(c.name,) if c.name else (),
                         requires_grad=False,
                         note=f"graph cut: {c.cut}; no gradient flows back through here" if c.cut else "",

@@ -246,6 +246,7 @@ class AutogradWatcher(TorchFunctionMode):
     def __torch_function__(
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
     ) -> Any:
+        __tracebackhide__ = True
         kwargs = dict(kwargs or {})
         if torch.compiler.is_compiling():
             return func(*args, **kwargs)
@@ -388,6 +389,7 @@ class AutogradWatcher(TorchFunctionMode):
 
     # -- backward -----------------------------------------------------------------
     def _on_backward(self, kind: str, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        __tracebackhide__ = True
         log = self.log
         log.calls_total += 1
         index = log.calls_total
