@@ -275,6 +275,8 @@ def walk(
         for _, v in saved:
             if isinstance(v, torch.Tensor) and not v.requires_grad:
                 cname = names.get(id(v), "")
+                if not cname and v.dim() == 0 and v.layout == torch.strided and v.device.type != "meta":
+                    cname = f"constant {_short(v.item(), 16)}"  # a Python number, like the 3 in w * 3
                 spare.append(_Const(cname, tuple(int(s) for s in v.shape), dtype_name(v.dtype),
                                     (cuts or {}).get(id(v), "")))
         cache_key = (id(obj), label)
@@ -306,7 +308,8 @@ def walk(
                     nodes.append(GNode(
                         id=const_id, kind="const",
                         label=("✂ " if c.cut else "") + (c.name or c.cut or "constant"),
-                        shape=c.shape, dtype=c.dtype, names=(c.name,) if c.name else (),
+                        shape=c.shape, dtype=c.dtype,
+                        names=(c.name,) if c.name and not c.name.startswith("constant ") else (),
                         requires_grad=False,
                         note=f"graph cut: {c.cut}; no gradient flows back through here" if c.cut else "",
                     ))
