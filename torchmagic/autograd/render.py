@@ -187,26 +187,32 @@ def _node_text(g: Graph, nid: int) -> Text:
     return out
 
 
-def graph_tree(g: Graph, max_lines: int = TREE_LINES) -> Tree:
-    """The graph as a tree from the outputs up to the leaves; shared nodes appear once."""
+def graph_tree(g: Graph, max_lines: int = TREE_LINES, max_depth: int = 12) -> Tree:
+    """The graph as a tree from the outputs up to the leaves; shared nodes appear once.
+
+    Beyond ``max_depth`` levels, a node's inputs are listed at the same
+    indentation (marked ``↑``) so deep chains stay readable in a terminal.
+    """
     ins = g.inputs()
     root = Tree(Text("backward graph (output → leaves)", style="bold"))
     shown: set[int] = set()
     lines = 0
-    stack: list[tuple[Tree, int]] = [(root, r) for r in reversed(g.roots)]
+    stack: list[tuple[Tree, int, int, bool]] = [(root, r, 1, False) for r in reversed(g.roots)]
     while stack:
-        parent, nid = stack.pop()
+        parent, nid, depth, flat = stack.pop()
         if lines >= max_lines:
             parent.add(Text(f"… {len(g.nodes) - len(shown)} more nodes not listed", style="dim"))
             break
         lines += 1
+        mark = txt("↑ ", "dim") if flat else txt("")
         if nid in shown:
-            parent.add(join(txt("↑ "), _node_text(g, nid), txt("  (shown above)", "dim")))
+            parent.add(join(mark, txt("↑ "), _node_text(g, nid), txt("  (shown above)", "dim")))
             continue
         shown.add(nid)
-        branch = parent.add(_node_text(g, nid))
+        branch = parent.add(join(mark, _node_text(g, nid)))
+        deep = depth >= max_depth
         for child in reversed(ins[nid]):
-            stack.append((branch, child))
+            stack.append((parent if deep else branch, child, depth + (0 if deep else 1), deep))
     return root
 
 
