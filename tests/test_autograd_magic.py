@@ -308,3 +308,21 @@ def test_max_calls_still_detects_accumulation(ip: Any) -> None:
     (note,) = r.accumulated
     assert note.count == 14
     assert any("15 backward calls" in n.message for n in r.notes)
+
+
+def test_internal_failure_never_changes_the_users_run(ip: Any, monkeypatch: Any) -> None:
+    import torchmagic.autograd.session as session
+    import torchmagic.autograd.watcher as watcher
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("boom")
+
+    monkeypatch.setattr(watcher, "walk", broken)
+    r = run(ip, "w = torch.ones(2, requires_grad=True)\n(w * 5).sum().backward()")
+    assert torch.equal(ip.user_ns["w"].grad, torch.tensor([5.0, 5.0]))
+    assert any("could not record backward call #1" in n.message for n in r.notes)
+    monkeypatch.setattr(session.AutogradSession, "report", broken)
+    ip.run_cell("import torch")
+    res = ip.run_cell("%%autograd\nv = torch.ones(2, requires_grad=True)\n(v * 2).sum().backward()\n7")
+    assert res.error_in_exec is None and res.result == 7
+    assert torch.equal(ip.user_ns["v"].grad, torch.tensor([2.0, 2.0]))

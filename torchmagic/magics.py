@@ -265,7 +265,19 @@ class TorchMagics(Magics):
         try:
             result = compiled.run([session.watch()])
         except Exception as exc:
-            self._emit(session.report(error=exc), args.out)
+            self._emit_autograd(session, exc, args.out)
             raise
-        self._emit(session.report(), args.out)
+        self._emit_autograd(session, None, args.out)
         return result
+
+    def _emit_autograd(self, session: Any, error: BaseException | None, out: str | None) -> None:
+        """Show the report; a bug in torchmagic must not hide the cell's own result or error."""
+        try:
+            report = session.report(error=error)
+        except Exception as exc:  # noqa: BLE001
+            import sys
+
+            print(f"torchmagic: could not build the %%autograd report ({type(exc).__name__}: {exc})",
+                  file=sys.stderr)
+            return
+        self._emit(report, out)

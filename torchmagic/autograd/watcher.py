@@ -171,6 +171,31 @@ class WatchLog:
     saved_cache: dict[tuple[int, str], Any] = field(default_factory=dict)
 
 
+@dataclass
+class _Call:
+    """State of one backward call between before and after (holds leaves only meanwhile)."""
+
+    index: int
+    kind: str
+    detailed: bool
+    roots: list[Any]
+    gradient: Any
+    retain: bool
+    inputs: list[Any]
+    line: int
+    source: str
+    names: dict[int, str]
+    label: str
+    here: Where
+    graph: Graph = field(default_factory=Graph)
+    leaves: list[Any] = field(default_factory=list)
+    before: dict[int, Values] = field(default_factory=dict)
+    fresh: dict[int, str] = field(default_factory=dict)
+    hooked: dict[int, str] = field(default_factory=dict)
+    handles: list[Any] = field(default_factory=list)
+    jacobian: Any = None
+
+
 class AutogradWatcher(TorchFunctionMode):
     """The torch function mode active while an ``%%autograd`` cell runs."""
 
@@ -389,32 +414,64 @@ class AutogradWatcher(TorchFunctionMode):
 
     # -- backward -----------------------------------------------------------------
     def _on_backward(self, kind: str, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run the user's backward call between our reading of the graph and of ``.grad``.
+
+        Our own bookkeeping is fenced off: if it fails, the call still runs
+        exactly as without torchmagic and the report says what was not recorded.
+        """
         __tracebackhide__ = True
+        self.log.calls_total += 1
+        try:
+            call = self._before_backward(kind, args, kwargs)
+        except Exception as exc:  # noqa: BLE001 - never let bookkeeping change the user's run
+            self._internal(exc)
+            return func(*args, **kwargs)
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            for h in call.handles:
+                h.remove()
+            self._record_failure(call, exc)
+            raise
+        for h in call.handles:
+            h.remove()
+        try:
+            self._after_backward(call, result)
+        except Exception as exc:  # noqa: BLE001
+            self._internal(exc)
+        finally:
+            call.leaves.clear()
+        return result
+
+    def _internal(self, exc: BaseException) -> None:
+        self.log.notes.append(Note(
+            kind="info",
+            message=f"torchmagic could not record backward call #{self.log.calls_total}: "
+            f"{type(exc).__name__}: {exc}",
+        ))
+
+    def _before_backward(self, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> "_Call":
         log = self.log
-        log.calls_total += 1
         index = log.calls_total
         detailed = index <= self.options.max_calls
         roots, gradient, retain, inputs = _backward_args(kind, args, kwargs)
         line = self._line_of_call()
-        source = self._source(line)
         names = self._names()
         for t in roots:
             log.roots.append(weakref.ref(t))
-        root_label = _root_label(roots, names, source)
-        leaves: list[Any] = []
-        digits = self.options.digits
-        small = self.options.value_elements
-
-        def grad_text(t: Any) -> str:
-            return summarize(t.grad, small, digits).text
-
-        graph = Graph()
+        source = self._source(line)
+        call = _Call(
+            index=index, kind=kind, detailed=detailed, roots=roots, gradient=gradient,
+            retain=retain, inputs=inputs, line=line, source=source, names=names,
+            label=_root_label(roots, names, source), here=Where(self.run, self.cell_key, line),
+        )
+        small, digits = self.options.value_elements, self.options.digits
         if detailed:
-            graph = walk(
-                [(names.get(id(t), root_label if len(roots) == 1 else ""), t) for t in roots],
+            call.graph = walk(
+                [(names.get(id(t), call.label if len(roots) == 1 else ""), t) for t in roots],
                 names=names,
                 max_nodes=self.options.max_nodes,
-                grad_text=grad_text,
+                grad_text=lambda t: summarize(t.grad, small, digits).text,
                 cuts={k: v[1] for k, v in log.cuts.items() if v[0]() is not None},
                 saved_cache=log.saved_cache,
             )
@@ -423,54 +480,63 @@ class AutogradWatcher(TorchFunctionMode):
             if inputs:
                 wanted = {id(t) for t in inputs}
                 leaves = [leaf for leaf in leaves if id(leaf) in wanted]
-        before: dict[int, Values] = {}
-        here = Where(self.run, self.cell_key, line)
-        fresh: dict[int, str] = {}
-        for leaf in leaves:
-            before[id(leaf)] = summarize(leaf.grad, small, digits) if detailed else Values("")
+            call.leaves = leaves
+        for leaf in call.leaves:
+            if detailed:
+                call.before[id(leaf)] = summarize(leaf.grad, small, digits)
             where = self.ledger.untouched_since(leaf)
             if where:
-                fresh[id(leaf)] = where.describe(here)
-        hooked: dict[int, str] = {}
+                call.fresh[id(leaf)] = where.describe(call.here)
+        hooked = call.hooked
+        ledger = self.ledger
+        here = call.here
 
         def hook(leaf: Any) -> None:
-            where = self.ledger.accumulated_onto(leaf)
+            where = ledger.accumulated_onto(leaf)
             if where:
                 hooked[id(leaf)] = where.describe(here)
 
-        handles = []
         try:
-            for leaf in leaves:
-                handles.append(leaf.register_post_accumulate_grad_hook(hook))
-            jac = None
+            for leaf in call.leaves:
+                call.handles.append(leaf.register_post_accumulate_grad_hook(hook))
             if self.options.jacobian and detailed and roots:
                 from torchmagic.autograd.jacobian import jacobian_before
 
-                jac = jacobian_before(kind, roots, gradient, inputs or leaves, names, root_label,
-                                      self.options.jacobian_max_elements)
-            try:
-                result = func(*args, **kwargs)
-            except BaseException as exc:
-                log.errors.append((exc, graph, root_label))
-                if detailed:
-                    log.calls.append(BackwardCall(
-                        index, kind, root_label, line, source, _shape(roots), _dtype(roots),
-                        _grad_text(gradient, small, digits), retain, (), (), len(graph.nodes),
-                        error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                    ))
-                raise
-        finally:
-            for h in handles:
+                call.jacobian = jacobian_before(
+                    kind, roots, gradient, inputs or call.leaves, names, call.label,
+                    self.options.jacobian_max_elements,
+                )
+        except BaseException:
+            for h in call.handles:
                 h.remove()
+            raise
+        return call
+
+    def _record_failure(self, call: "_Call", exc: BaseException) -> None:
+        self.log.errors.append((exc, call.graph, call.label))
+        if call.detailed:
+            small, digits = self.options.value_elements, self.options.digits
+            self.log.calls.append(BackwardCall(
+                call.index, call.kind, call.label, call.line, call.source, _shape(call.roots),
+                _dtype(call.roots), _grad_text(call.gradient, small, digits), call.retain, (), (),
+                len(call.graph.nodes),
+                error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            ))
+        call.leaves.clear()
+
+    def _after_backward(self, call: "_Call", result: Any) -> None:
+        log = self.log
+        small, digits = self.options.value_elements, self.options.digits
+        names = call.names
         leaf_grads: list[LeafGrad] = []
-        for leaf in leaves:
-            prev = hooked.get(id(leaf)) or ""
+        for leaf in call.leaves:
+            prev = call.hooked.get(id(leaf)) or ""
             name = names.get(id(leaf), "") or "a leaf"
-            if detailed:
+            if call.detailed:
                 after = summarize(leaf.grad, small, digits)
-                b = before.get(id(leaf), Values(""))
+                b = call.before.get(id(leaf), Values(""))
                 if not prev and b.nonzero and leaf.grad is not None:
-                    prev = fresh.get(id(leaf), "")
+                    prev = call.fresh.get(id(leaf), "")
                 accumulated = bool(prev) or (b.nonzero and after.text != b.text)
                 leaf_grads.append(LeafGrad(
                     name, tuple(int(s) for s in leaf.shape), dtype_name(leaf.dtype), b, after,
@@ -478,35 +544,36 @@ class AutogradWatcher(TorchFunctionMode):
                     accumulated, prev,
                 ))
                 if accumulated:
-                    self._note_accumulation(name, b, after, prev, line, digits)
+                    self._note_accumulation(name, b, after, prev, call.line, digits)
             elif prev:
-                self._note_accumulation(name, Values("?"), Values("?"), prev, line, digits)
-            self.ledger.remember(leaf, here)
+                self._note_accumulation(name, None, None, prev, call.line, digits)
+            self.ledger.remember(leaf, call.here)
+        if not call.detailed:
+            return
         results: tuple[tuple[str, str], ...] = ()
-        if kind == "torch.autograd.grad" and isinstance(result, tuple) and detailed:
+        if call.kind == "torch.autograd.grad" and isinstance(result, tuple):
             results = tuple(
                 (names.get(id(t), f"inputs[{i}]"), summarize(g, small, digits).text)
-                for i, (t, g) in enumerate(zip(inputs, result))
+                for i, (t, g) in enumerate(zip(call.inputs, result))
             )
-        if detailed:
-            log.graphs.append(graph)
-            log.calls.append(BackwardCall(
-                index, kind, root_label, line, source, _shape(roots), _dtype(roots),
-                _grad_text(gradient, small, digits), retain, tuple(leaf_grads), results,
-                len(graph.nodes),
-            ))
-            if jac is not None:
-                from torchmagic.autograd.jacobian import finish
+        log.graphs.append(call.graph)
+        log.calls.append(BackwardCall(
+            call.index, call.kind, call.label, call.line, call.source, _shape(call.roots),
+            _dtype(call.roots), _grad_text(call.gradient, small, digits), call.retain,
+            tuple(leaf_grads), results, len(call.graph.nodes),
+        ))
+        if call.jacobian is not None:
+            from torchmagic.autograd.jacobian import finish
 
-                if kind == "torch.autograd.grad":
-                    log.jacobians.append(finish(jac, list(result), inputs))
-                else:
-                    log.jacobians.append(finish(jac, [leaf.grad for leaf in leaves], leaves))
-        leaves.clear()
-        return result
+            if call.kind == "torch.autograd.grad":
+                log.jacobians.append(finish(call.jacobian, list(result), call.inputs))
+            else:
+                log.jacobians.append(
+                    finish(call.jacobian, [leaf.grad for leaf in call.leaves], call.leaves)
+                )
 
     def _note_accumulation(
-        self, name: str, before: Values, after: Values, prev: str, line: int, digits: int
+        self, name: str, before: Values | None, after: Values | None, prev: str, line: int, digits: int
     ) -> None:
         """One warning per leaf; later accumulations of the same leaf only count up."""
         for i, note in enumerate(self.log.notes):
@@ -575,21 +642,27 @@ def _grad_text(gradient: Any, small: int, digits: int) -> str:
 
 
 def _accumulation_note(
-    name: str, before: Values, after: Values, prev: str, line: int, digits: int
+    name: str, before: Values | None, after: Values | None, prev: str, line: int, digits: int
 ) -> Note:
     source = f"from {prev}" if prev else "already (from an earlier backward or set by hand)"
-    added = difference(after, before, digits)
+    if before is None or after is None:
+        message = (
+            f"{name}.grad accumulated: this backward() added onto the gradient {source}, "
+            "which was not zeroed (values are recorded for the first calls only)."
+        )
+    else:
+        added = difference(after, before, digits)
+        message = (
+            f"{name}.grad accumulated: it held {before.text} {source} and was not zeroed, "
+            f"so this backward() added {added} to it and {name}.grad is now {after.text}."
+        )
     return Note(
         kind="accumulated",
         line=line,
         subject=name,
-        message=(
-            f"{name}.grad accumulated: it held {before.text} {source} and was not zeroed, "
-            f"so this backward() added {added} to it and {name}.grad is now {after.text}."
-        ),
+        message=message,
         fix=(
             "Zero gradients before each backward(): optimizer.zero_grad() or model.zero_grad(), "
             f"or {name}.grad = None. Skip this if accumulating on purpose."
         ),
     )
-
