@@ -326,3 +326,22 @@ def test_internal_failure_never_changes_the_users_run(ip: Any, monkeypatch: Any)
     res = ip.run_cell("%%autograd\nv = torch.ones(2, requires_grad=True)\n(v * 2).sum().backward()\n7")
     assert res.error_in_exec is None and res.result == 7
     assert torch.equal(ip.user_ns["v"].grad, torch.tensor([2.0, 2.0]))
+
+
+def test_ops_remember_the_gradient_that_reached_them(ip: Any, monkeypatch: Any) -> None:
+    r = run(ip, "w = torch.tensor([1., 2.], requires_grad=True)\ny = w * w\n"
+                "loss = (y * torch.tensor([1., 10.])).sum()\nloss.backward(retain_graph=True)")
+    assert r.graph is not None
+    ops = {n.names[0]: n for n in r.graph.nodes if n.kind == "op" and n.names}
+    assert ops["y"].grad == "[1, 10]"  # dloss/dy
+    assert ops["loss"].grad == "1"
+    assert any("gradient w.r.t. its output (last backward): [1, 10]" in line for line in ops["y"].details())
+    assert "[1, 10]" in r.svg
+    # The node hooks are gone: a plain backward after the cell calls none of our code.
+    import torchmagic.autograd.watcher as watcher
+
+    calls: list[Any] = []
+    monkeypatch.setattr(watcher, "summarize", lambda *a, **k: calls.append(a))
+    ip.user_ns["loss"].backward()
+    assert calls == []
+    assert torch.equal(ip.user_ns["w"].grad, torch.tensor([4.0, 80.0]))

@@ -75,7 +75,10 @@ class GNode:
             out.append(f"module: {self.group}")
         out.extend(f"saved {s}" for s in self.saved)
         if self.grad:
-            out.append(f".grad: {self.grad}")
+            if self.kind == "op":
+                out.append(f"gradient w.r.t. its output (last backward): {self.grad}")
+            else:
+                out.append(f".grad: {self.grad}")
         if self.note:
             out.append(self.note)
         return out
@@ -186,6 +189,8 @@ def walk(
     grad_text: Any = None,
     cuts: Mapping[int, str] | None = None,
     saved_cache: dict[tuple[int, str], Any] | None = None,
+    op_grads: Mapping[tuple[int, str], str] | None = None,
+    fns_out: list[tuple[int, Any]] | None = None,
 ) -> Graph:
     """The graph behind ``roots`` (``(label, tensor)`` pairs), named from ``namespace``.
 
@@ -194,6 +199,9 @@ def walk(
     a constant that came from a detach is marked as a graph cut.
     ``saved_cache`` remembers saved-tensor descriptions by ``(id(node), name)``
     so a walk after ``backward()`` freed them can still show them.
+    ``op_grads`` gives, by the same key, the gradient that reached an op
+    during a watched backward; ``fns_out`` collects ``(node id, grad_fn)``
+    pairs for the caller to hook (the caller must drop them afterwards).
     At most ``max_nodes`` nodes are read; the rest is counted in ``truncated``.
     """
     import torch
@@ -299,7 +307,10 @@ def walk(
             names=tuple(fn_names.get(id(obj), ())),
             saved=described,
             note=note,
+            grad=(op_grads or {}).get(cache_key, ""),
         )
+        if fns_out is not None:
+            fns_out.append((nid, obj))
         for child, _ in obj.next_functions:
             if child is None:
                 const_id = len(nodes)

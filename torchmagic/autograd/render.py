@@ -179,7 +179,7 @@ def _node_text(g: Graph, nid: int) -> Text:
     if n.subtitle:
         out.append("  ")
         out.append(txt(n.subtitle, "dim"))
-    if n.grad:
+    if n.grad and n.kind == "leaf":
         out.append("  .grad=")
         out.append(txt(n.grad, "cyan"))
     if n.group and n.kind == "op":

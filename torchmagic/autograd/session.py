@@ -125,6 +125,7 @@ class AutogradSession:
                 grad_text=lambda t: summarize(t.grad, small, digits).text,
                 cuts={k: v[1] for k, v in log.cuts.items() if v[0]() is not None},
                 saved_cache=log.saved_cache,
+                op_grads=log.op_grads,
             )
             if not graph.nodes:
                 graph = None

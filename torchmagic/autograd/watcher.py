@@ -169,6 +169,7 @@ class WatchLog:
     cuts: dict[int, tuple[weakref.ref[Any], str]] = field(default_factory=dict)
     outputs: dict[int, weakref.ref[Any]] = field(default_factory=dict)  # untracked outputs
     saved_cache: dict[tuple[int, str], Any] = field(default_factory=dict)
+    op_grads: dict[tuple[int, str], str] = field(default_factory=dict)  # gradient reaching each op
 
 
 @dataclass
@@ -194,6 +195,7 @@ class _Call:
     hooked: dict[int, str] = field(default_factory=dict)
     handles: list[Any] = field(default_factory=list)
     jacobian: Any = None
+    fn_keys: list[tuple[int, tuple[int, str]]] = field(default_factory=list)  # (node id, cache key)
 
 
 class AutogradWatcher(TorchFunctionMode):
@@ -466,6 +468,7 @@ class AutogradWatcher(TorchFunctionMode):
             label=_root_label(roots, names, source), here=Where(self.run, self.cell_key, line),
         )
         small, digits = self.options.value_elements, self.options.digits
+        fns: list[tuple[int, Any]] = []
         if detailed:
             call.graph = walk(
                 [(names.get(id(t), call.label if len(roots) == 1 else ""), t) for t in roots],
@@ -474,6 +477,7 @@ class AutogradWatcher(TorchFunctionMode):
                 grad_text=lambda t: summarize(t.grad, small, digits).text,
                 cuts={k: v[1] for k, v in log.cuts.items() if v[0]() is not None},
                 saved_cache=log.saved_cache,
+                fns_out=fns,
             )
         if kind != "torch.autograd.grad":  # autograd.grad never touches .grad
             leaves = find_leaves(roots)
@@ -496,7 +500,22 @@ class AutogradWatcher(TorchFunctionMode):
             if where:
                 hooked[id(leaf)] = where.describe(here)
 
+        op_grads = log.op_grads
+
+        def op_hook(key: tuple[int, str]) -> Any:
+            def record(grad_inputs: Any, grad_outputs: Any) -> None:
+                g = grad_outputs[0] if grad_outputs else None
+                if g is not None:
+                    op_grads[key] = summarize(g, small, digits).text
+
+            return record
+
         try:
+            for nid, fn in fns:
+                key = (id(fn), fn.name())
+                call.fn_keys.append((nid, key))
+                call.handles.append(fn.register_hook(op_hook(key)))
+            fns.clear()
             for leaf in call.leaves:
                 call.handles.append(leaf.register_post_accumulate_grad_hook(hook))
             if self.options.jacobian and detailed and roots:
@@ -556,6 +575,9 @@ class AutogradWatcher(TorchFunctionMode):
                 (names.get(id(t), f"inputs[{i}]"), summarize(g, small, digits).text)
                 for i, (t, g) in enumerate(zip(call.inputs, result))
             )
+        for nid, key in call.fn_keys:
+            if key in log.op_grads and nid < len(call.graph.nodes):
+                call.graph.nodes[nid] = replace(call.graph.nodes[nid], grad=log.op_grads[key])
         log.graphs.append(call.graph)
         log.calls.append(BackwardCall(
             call.index, call.kind, call.label, call.line, call.source, _shape(call.roots),
