@@ -345,3 +345,23 @@ def test_ops_remember_the_gradient_that_reached_them(ip: Any, monkeypatch: Any) 
     ip.user_ns["loss"].backward()
     assert calls == []
     assert torch.equal(ip.user_ns["w"].grad, torch.tensor([4.0, 80.0]))
+
+
+def test_help_and_options_are_documented(ip: Any, capture: Any) -> None:
+    magic = ip.find_cell_magic("autograd")
+    doc = magic.__doc__ or ""
+    assert "%%autograd" in doc and "%autograd loss" in doc and "--jacobian" in doc
+    from torchmagic.magics import TorchMagics
+
+    traits = TorchMagics.class_traits(config=True)
+    for name in ("autograd_max_nodes", "autograd_collapse", "autograd_collapse_above",
+                 "autograd_min_repeats", "autograd_value_elements", "autograd_max_calls",
+                 "jacobian_max_elements"):
+        assert name in traits and traits[name].help, name
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError):
+        ip.run_cell_magic("autograd", "--bogus", "pass")
+    with pytest.raises(UsageError):
+        ip.run_cell_magic("autograd", "-o 1x", "ran_anyway_xyz = 1")
+    assert "ran_anyway_xyz" not in ip.user_ns  # rejected before the cell ran

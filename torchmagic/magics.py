@@ -237,6 +237,8 @@ class TorchMagics(Magics):
         """
         __tracebackhide__ = True
         args, exprs = parse_line(self.autograd, line)
+        if args.out and not args.out.isidentifier():
+            raise UsageError(f"-o needs a Python name, not {args.out!r}")  # before the cell runs
         watch, graph_opts = self._autograd_options(jacobian=args.jacobian)
         if args.no_collapse:
             graph_opts.collapse = False

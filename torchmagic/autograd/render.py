@@ -33,6 +33,10 @@ LEGEND = (
 )
 
 
+_BOX_WARN = ' style="border-left:3px solid var(--jp-warn-color1, #b35900);padding:2px 8px;margin:4px 0"'
+_BOX_ERROR = ' style="border-left:3px solid var(--jp-error-color1, #c62828);padding:2px 8px;margin:4px 0"'
+
+
 def _summary(report: AutogradReport) -> list[str]:
     parts: list[str] = []
     g = report.graph
@@ -109,15 +113,16 @@ def to_html(report: AutogradReport) -> str:
     if report.explanation is not None:
         ex = report.explanation
         parts.append(
-            f'<div class="tm-error"><b>{esc(ex.error)}</b></div><div>{esc(ex.plain)}</div>'
-            f'<div><b>Fix:</b> {esc(ex.fix)}</div>'
+            f'<div{_BOX_ERROR}><div class="tm-error"><b>{esc(ex.error)}</b></div>'
+            f'<div>{esc(ex.plain)}</div><div><b>Fix:</b> {esc(ex.fix)}</div></div>'
         )
     for note in report.notes:
         cls = "tm-warn" if note.kind != "info" else "tm-muted"
         icon = "⚠ " if note.kind != "info" else ""
         times = f" (×{note.count} in this cell)" if note.count > 1 else ""
         fix = f'<div class="tm-muted"><b>Fix:</b> {esc(note.fix)}</div>' if note.fix else ""
-        parts.append(f'<div class="{cls}">{icon}{esc(note.message)}{esc(times)}</div>{fix}')
+        box = _BOX_WARN if note.kind != "info" else ""
+        parts.append(f'<div{box}><div class="{cls}">{icon}{esc(note.message)}{esc(times)}</div>{fix}</div>')
     if report.nothing:
         parts.append(f'<div class="tm-muted">{esc(report.nothing)}</div>')
     g = report.graph
