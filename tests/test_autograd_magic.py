@@ -312,7 +312,7 @@ def test_max_calls_still_detects_accumulation(ip: Any) -> None:
 
 def test_internal_failure_never_changes_the_users_run(ip: Any, monkeypatch: Any) -> None:
     import torchmagic.autograd.session as session
-    import torchmagic.autograd.watcher as watcher
+    import torchmagic.autograd.backward as watcher
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise ValueError("boom")
@@ -338,7 +338,7 @@ def test_ops_remember_the_gradient_that_reached_them(ip: Any, monkeypatch: Any) 
     assert any("gradient w.r.t. its output (last backward): [1, 10]" in line for line in ops["y"].details())
     assert "[1, 10]" in r.svg
     # The node hooks are gone: a plain backward after the cell calls none of our code.
-    import torchmagic.autograd.watcher as watcher
+    import torchmagic.autograd.backward as watcher
 
     calls: list[Any] = []
     monkeypatch.setattr(watcher, "summarize", lambda *a, **k: calls.append(a))

@@ -254,7 +254,7 @@ class TorchMagics(Magics):
         if exprs:
             raise UsageError(f"%%autograd takes no expressions on its line (got {' '.join(exprs)!r})")
         from torchmagic.autograd.session import AutogradSession
-        from torchmagic.autograd.watcher import GradLedger
+        from torchmagic.autograd.ledger import GradLedger
         from torchmagic.core.cell import Cell
 
         if self._grad_ledger is None:

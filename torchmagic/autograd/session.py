@@ -24,7 +24,8 @@ from torchmagic.autograd.explain import explain, parse_inplace
 from torchmagic.autograd.graph import Graph, find_leaves, walk
 from torchmagic.autograd.report import AutogradReport, Explanation, Note
 from torchmagic.autograd.values import summarize
-from torchmagic.autograd.watcher import AutogradWatcher, GradLedger, WatchOptions
+from torchmagic.autograd.ledger import GradLedger
+from torchmagic.autograd.watcher import AutogradWatcher, WatchOptions
 from torchmagic.core.names import iter_named_tensors, user_names
 
 __all__ = ["GraphOptions", "AutogradSession", "tensor_report"]

@@ -8,7 +8,7 @@ import weakref
 import torch
 from torch import nn
 
-from torchmagic.autograd.watcher import GradLedger, Where
+from torchmagic.autograd.ledger import GradLedger, Where
 
 HERE = Where(1, "cell", 3)
 
