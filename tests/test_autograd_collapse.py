@@ -66,3 +66,32 @@ def test_shared_weights_are_not_collapsed_away() -> None:
     # The shared parameters feed every block, so blocks are not independent: nothing folds.
     assert {n.label for n in c.leaves()} == {"lin.weight", "lin.bias"}
     assert all(n.kind != "collapsed" for n in c.nodes)
+
+
+def test_group_modules_folds_parameters_into_their_layer() -> None:
+    from torchmagic.autograd.collapse import group_modules
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+    x = torch.randn(8, 3)
+    g = walk([("loss", model(x).sum())], namespace={"model": model, "x": x})
+    c = group_modules(g)
+    labels = sorted(n.label for n in c.nodes)
+    assert labels == ["AddmmBackward0 · model.0", "AddmmBackward0 · model.2", "ReluBackward0",
+                      "SumBackward0", "x"]
+    layer0 = next(n for n in c.nodes if n.label.endswith("model.0"))
+    assert any(s.startswith("parameter model.0.weight (4, 3) float32") for s in layer0.saved)
+    assert any(s.startswith("parameter model.0.bias (4,)") for s in layer0.saved)
+    ids = {n.id for n in c.nodes}
+    assert all(a in ids and b in ids for a, b in c.edges) and len(c.edges) == len(c.nodes) - 1
+
+
+def test_group_modules_keeps_shared_parameters_visible() -> None:
+    from torchmagic.autograd.collapse import group_modules
+
+    lin = nn.Linear(3, 3)
+    h = torch.randn(1, 3)
+    for _ in range(3):
+        h = torch.tanh(lin(h))
+    g = walk([("h", h)], namespace={"lin": lin})
+    c = group_modules(g)
+    assert {n.label for n in c.leaves()} == {"lin.weight", "lin.bias"}

@@ -365,3 +365,11 @@ def test_help_and_options_are_documented(ip: Any, capture: Any) -> None:
     with pytest.raises(UsageError):
         ip.run_cell_magic("autograd", "-o 1x", "ran_anyway_xyz = 1")
     assert "ran_anyway_xyz" not in ip.user_ns  # rejected before the cell ran
+
+
+def test_modules_option(ip: Any) -> None:
+    r = run(ip, MLP, line="--modules")
+    assert r.graph is not None
+    assert not r.graph.leaves()
+    assert {n.label for n in r.graph.nodes if "·" in n.label} == {
+        "AddmmBackward0 · model.0", "AddmmBackward0 · model.2"}

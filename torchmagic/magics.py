@@ -56,6 +56,11 @@ class TorchMagics(Magics):
     autograd_collapse_above = Int(
         120, help="Graphs with more nodes than this get their repeated blocks collapsed."
     ).tag(config=True)
+    autograd_group_modules = Bool(
+        False,
+        help="Fold each nn.Module's parameters (weight, bias and their transposes) into the op "
+        "that uses them, so a model's graph shows one box per layer (same as --modules).",
+    ).tag(config=True)
     autograd_min_repeats = Int(
         4, help="A block must repeat at least this many times in a row to be collapsed."
     ).tag(config=True)
@@ -181,6 +186,7 @@ class TorchMagics(Magics):
             collapse=self.autograd_collapse,
             collapse_above=self.autograd_collapse_above,
             min_repeats=self.autograd_min_repeats,
+            modules=self.autograd_group_modules,
         )
         return watch, graph
 
@@ -193,6 +199,11 @@ class TorchMagics(Magics):
         "backward() computed (small functions only, see jacobian_max_elements).",
     )
     @argument("--no-collapse", action="store_true", help="Draw every node, even repeated blocks.")
+    @argument(
+        "--modules",
+        action="store_true",
+        help="One box per layer: fold each module's parameters into the op that uses them.",
+    )
     @argument("expressions", nargs="*", help="Line form: the tensor whose graph to show.")
     @no_var_expand
     @line_cell_magic
@@ -227,13 +238,17 @@ class TorchMagics(Magics):
 
             %autograd loss                # line form: the graph leading to `loss`
             %autograd -o r loss           # keep the report: r.svg, r.to_dot(), r.to_dict()
+            %autograd --modules loss      # one box per layer: parameters folded in
 
         --jacobian runs extra backward passes through the graph (never
         touching .grad); hooks you registered on tensors fire for them too.
         Top-level ``await`` is not supported inside the cell.  Options:
         ``%config TorchMagics`` (autograd_max_nodes, autograd_collapse,
-        autograd_collapse_above, autograd_min_repeats, autograd_value_elements,
-        autograd_max_calls, jacobian_max_elements).
+        autograd_collapse_above, autograd_min_repeats, autograd_group_modules,
+        autograd_value_elements, autograd_max_calls, jacobian_max_elements).
+        Large graphs: long runs of identical blocks are drawn as one box
+        (``--no-collapse`` draws everything) and at most autograd_max_nodes
+        nodes are read.
         """
         __tracebackhide__ = True
         args, exprs = parse_line(self.autograd, line)
@@ -242,6 +257,8 @@ class TorchMagics(Magics):
         watch, graph_opts = self._autograd_options(jacobian=args.jacobian)
         if args.no_collapse:
             graph_opts.collapse = False
+        if args.modules:
+            graph_opts.modules = True
         shell: Any = self.shell
         if cell is None:
             from torchmagic.autograd.session import tensor_report

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from torchmagic.autograd.graph import GNode, Graph, topo_order
 
-__all__ = ["collapse_repeats"]
+__all__ = ["collapse_repeats", "group_modules"]
 
 MAX_PERIOD = 12
 
@@ -176,6 +176,75 @@ def _collapse_once(graph: Graph, min_repeats: int, keep: int) -> Graph | None:
         truncated=graph.truncated,
         total_nodes=graph.total_nodes,
         collapsed=[*graph.collapsed, message],
+        freed=graph.freed,
+        stale=list(graph.stale),
+    )
+
+
+def group_modules(graph: Graph) -> Graph:
+    """Fold each module's parameters into the op that uses them (``AddmmBackward0 · model.0``).
+
+    A parameter leaf (and a ``TBackward0``-style op over parameters only) of
+    module ``g`` that feeds exactly one op of the same module disappears into
+    that op's box; the box lists the parameters and their gradients in its
+    details.  Activations, constants and shared parameters stay visible.
+    """
+    ins = graph.inputs()
+    users: dict[int, list[int]] = {n.id: [] for n in graph.nodes}
+    for a, b in graph.edges:
+        users[a].append(b)
+    absorbed: dict[int, int] = {}  # node -> op that swallows it
+    for node in graph.nodes:
+        if node.kind != "op" or not node.group:
+            continue
+        stack = list(ins[node.id])
+        while stack:
+            v = stack.pop()
+            cand = graph.nodes[v]
+            if v in absorbed or cand.group != node.group or set(users[v]) - {node.id, *absorbed}:
+                continue
+            if cand.kind == "leaf" or (cand.kind == "op" and all(
+                graph.nodes[i].group == node.group for i in ins[v]
+            )):
+                if cand.kind == "op" and any(graph.nodes[i].kind not in ("leaf", "op") for i in ins[v]):
+                    continue
+                absorbed[v] = node.id
+                stack.extend(ins[v])
+    # Keep only nodes whose inputs and users all end up in the same box.
+    changed = True
+    while changed:
+        changed = False
+        for v, owner in list(absorbed.items()):
+            inputs_ok = all(absorbed.get(i) == owner for i in ins[v])
+            users_ok = all(u == owner or absorbed.get(u) == owner for u in users[v])
+            if not (inputs_ok and users_ok):
+                del absorbed[v]
+                changed = True
+    if not absorbed:
+        return graph
+    params: dict[int, list[str]] = {}
+    for v, owner in absorbed.items():
+        n = graph.nodes[v]
+        if n.kind == "leaf":
+            text = f"parameter {n.label} {n.subtitle}".rstrip()
+            params.setdefault(owner, []).append(text + (f", .grad {n.grad}" if n.grad else ""))
+    keep_ids = [n.id for n in graph.nodes if n.id not in absorbed]
+    renum = {old: new for new, old in enumerate(keep_ids)}
+    nodes = []
+    for old in keep_ids:
+        n = graph.nodes[old]
+        if old in params:
+            n = replace(n, label=f"{n.label} · {n.group}", saved=(*n.saved, *sorted(params[old])))
+        nodes.append(replace(n, id=renum[old]))
+    edges = [(renum[a], renum[b]) for a, b in graph.edges if a not in absorbed and b not in absorbed]
+    return Graph(
+        nodes=nodes,
+        edges=edges,
+        roots=[renum[r] for r in graph.roots if r in renum],
+        root_names=list(graph.root_names),
+        truncated=graph.truncated,
+        total_nodes=graph.total_nodes,
+        collapsed=[*graph.collapsed, f"module parameters folded into {len(params)} op box(es)"],
         freed=graph.freed,
         stale=list(graph.stale),
     )

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 import torch
 
-from torchmagic.autograd.collapse import collapse_repeats
+from torchmagic.autograd.collapse import collapse_repeats, group_modules
 from torchmagic.autograd.explain import explain, parse_inplace
 from torchmagic.autograd.graph import Graph, find_leaves, walk
 from torchmagic.autograd.report import AutogradReport, Explanation, Note
@@ -38,13 +38,16 @@ class GraphOptions:
     collapse: bool = True
     collapse_above: int = 120  # collapse repeated blocks in graphs with more nodes than this
     min_repeats: int = 4
+    modules: bool = False  # fold each module's parameters into the op that uses them
 
 
 def _finish_graph(graph: Graph | None, options: GraphOptions) -> Graph | None:
     if graph is None or not graph.nodes:
         return graph
     if options.collapse and len(graph.nodes) > options.collapse_above:
-        return collapse_repeats(graph, min_repeats=options.min_repeats)
+        graph = collapse_repeats(graph, min_repeats=options.min_repeats)
+    if options.modules:
+        graph = group_modules(graph)
     return graph
 
 
