@@ -115,7 +115,8 @@ class BackwardRecorder:
         detailed = index <= self.options.max_calls
         roots, gradient, retain, inputs = _backward_args(kind, args, kwargs)
         line = self._line_of_call()
-        names = self._names()
+        # Naming walks the namespace; calls past max_calls only need it if they accumulate.
+        names = self._names() if detailed else {}
         for t in roots:
             log.roots.append(weakref.ref(t))
         source = self._source(line)
@@ -204,6 +205,8 @@ class BackwardRecorder:
         log = self.log
         small, digits = self.options.value_elements, self.options.digits
         names = call.names
+        if not call.detailed and call.hooked:
+            names = self._names()
         leaf_grads: list[LeafGrad] = []
         for leaf in call.leaves:
             prev = call.hooked.get(id(leaf)) or ""
