@@ -308,6 +308,9 @@ def test_max_calls_still_detects_accumulation(ip: Any) -> None:
     (note,) = r.accumulated
     assert note.count == 14
     assert any("15 backward calls" in n.message for n in r.notes)
+    text = r.to_text()
+    assert "#10 backward on (w * 2).sum()" in text and "⚠ accumulated" in text
+    assert text.count(".grad before") == 3  # full tables for the first calls only
 
 
 def test_internal_failure_never_changes_the_users_run(ip: Any, monkeypatch: Any) -> None:

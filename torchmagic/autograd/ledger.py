@@ -60,6 +60,8 @@ class GradLedger:
             del self._entries[k]
 
     def remember(self, leaf: Any, where: Where) -> None:
+        if len(self._entries) > 4096:
+            self._prune()
         grad = leaf.grad
         if grad is None:
             self._entries.pop(id(leaf), None)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["to_html", "to_rich", "graph_tree"]
 
 TREE_LINES = 200
+FULL_CALLS = 3  # backward calls shown with their full leaf table; later ones in one line
 LEGEND = (
     "Boxes are backward functions; green boxes are leaves (they get .grad), grey dashed boxes "
     "are constants (no gradient). Arrows follow the forward pass; gradients flow back against "
@@ -134,11 +135,11 @@ def to_html(report: AutogradReport) -> str:
     if report.leaves:
         parts.append(table(["leaf", ".grad"], report.leaves))
     if report.calls:
-        parts.append(details(
-            f"backward() calls ({report.calls_total})",
-            "".join(_call_html(c) for c in report.calls),
-            open_=True,
-        ))
+        shown, rest = report.calls[:FULL_CALLS], report.calls[FULL_CALLS:]
+        body = "".join(_call_html(c) for c in shown)
+        if rest:
+            body += details(f"{len(rest)} more recorded call(s)", "".join(_call_html(c) for c in rest))
+        parts.append(details(f"backward() calls ({report.calls_total})", body, open_=True))
     if report.untracked:
         rows = [
             [str(u.line), u.source, _untracked_word(u.kind), u.op, ", ".join(u.inputs),
@@ -300,8 +301,12 @@ def to_rich(report: AutogradReport) -> Any:
         for name, grad in report.leaves:
             t.add_row(txt(name), txt(grad))
         items.append(t)
-    for call in report.calls:
+    for call in report.calls[:FULL_CALLS]:
         items.append(_call_rich(call))
+    for call in report.calls[FULL_CALLS:]:
+        flag = "  ⚠ accumulated" if any(leaf.accumulated for leaf in call.leaves) else ""
+        items.append(join(txt(f"#{call.index} {call.kind} on "), txt(call.root),
+                          txt(f"  line {call.line}", "dim"), txt(flag, "yellow")))
     if report.untracked:
         t = Table(title="not tracked by autograd", show_edge=False, pad_edge=False)
         for col in ("line", "code", "why", "from", "result"):
