@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
+from torchmagic.autograd.values import fmt_number
 from torchmagic.core.meta import dtype_name, fmt_shape
 from torchmagic.core.names import iter_named_tensors
 
@@ -284,7 +285,7 @@ def walk(
             if isinstance(v, torch.Tensor) and not v.requires_grad:
                 cname = names.get(id(v), "")
                 if not cname and v.dim() == 0 and v.layout == torch.strided and v.device.type != "meta":
-                    cname = f"constant {_short(v.item(), 16)}"  # a Python number, like the 3 in w * 3
+                    cname = f"constant {fmt_number(v.item())}"  # a Python number, like the 3 in w * 3
                 spare.append(_Const(cname, tuple(int(s) for s in v.shape), dtype_name(v.dtype),
                                     (cuts or {}).get(id(v), "")))
         cache_key = (id(obj), label)

@@ -289,9 +289,10 @@ def layout(
     for k, path in enumerate(chains):
         a, b = path[0], path[-1]
         pts = [(boxes[a].cx, boxes[a].bottom)]
-        for d in path[1:-1]:
-            mid = tops[layer[d]] + band[layer[d]] / 2
-            pts.append((xs[d] + shift, mid))
+        for d in path[1:-1]:  # vertical through each layer band, so no box is clipped
+            top = tops[layer[d]]
+            pts.append((xs[d] + shift, top))
+            pts.append((xs[d] + shift, top + max(band[layer[d]], 1.0)))
         pts.append((boxes[b].cx, boxes[b].y))
         routes.append(pts[::-1] if k in flipped else pts)
     # Routes for self-loops (dropped above) are empty so indices match the input.
