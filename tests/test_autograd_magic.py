@@ -376,3 +376,11 @@ def test_modules_option(ip: Any) -> None:
     assert not r.graph.leaves()
     assert {n.label for n in r.graph.nodes if "·" in n.label} == {
         "AddmmBackward0 · model.0", "AddmmBackward0 · model.2"}
+
+
+def test_outputs_inside_lists_and_dicts(ip: Any) -> None:
+    r = run(ip, "w = torch.ones(2, requires_grad=True)\nouts = [w * 2, w.exp()]\nd = {'h': w.sin()}")
+    assert r.graph is not None
+    named = {name for n in r.graph.nodes for name in n.names}
+    assert {"outs[0]", "outs[1]", "d['h']", "w"} <= named
+    assert len(r.graph.roots) == 3

@@ -84,8 +84,8 @@ class AutogradSession:
         self.ns = namespace
         self.options = options
         self.graph_options = graph_options
-        self.before = {
-            k: weakref.ref(v) for k, v in list(namespace.items()) if isinstance(v, torch.Tensor)
+        self.before = {  # name -> tensor before the cell (also `outs[0]`, `d['h']`)
+            k: weakref.ref(v) for k, v in iter_named_tensors(namespace)
         }
         key = hashlib.blake2b(source.encode(), digest_size=6).hexdigest()
         self.watcher = AutogradWatcher(
@@ -100,8 +100,8 @@ class AutogradSession:
         """Tensors with a grad_fn the cell bound to a name, then live backward roots."""
         out: list[tuple[str, Any]] = []
         seen: set[int] = set()
-        for name, value in list(self.ns.items()):
-            if name.startswith("_") or not isinstance(value, torch.Tensor):
+        for name, value in iter_named_tensors(self.ns):
+            if id(value) in seen:
                 continue
             old = self.before.get(name)
             if (old is not None and old() is value) or value.grad_fn is None:
