@@ -144,6 +144,8 @@ def test_nothing_is_kept_alive(ip: Any) -> None:
         line="--jacobian",
     )
     assert r.graph is not None and r.calls
+    # `w` is referenced by its AccumulateGrad node, so if torchmagic kept any grad_fn of this
+    # graph, `w` would stay alive; `c` is a tensor MulBackward0 saved; `loss` is a backward root.
     refs = {k: weakref.ref(ip.user_ns[k]) for k in ("w", "c", "h", "loss")}
     grad_ref = weakref.ref(ip.user_ns["w"].grad)
     for k in refs:
