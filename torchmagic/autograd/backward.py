@@ -53,6 +53,14 @@ class _Call:
     jacobian: Any = None
     fn_keys: list[tuple[int, tuple[int, str]]] = field(default_factory=list)  # (node id, cache key)
 
+    def release(self) -> None:
+        """Drop every tensor reference (a failing call's traceback keeps this object)."""
+        self.leaves.clear()
+        self.roots = []
+        self.inputs = []
+        self.gradient = None
+        self.jacobian = None
+
 
 class BackwardRecorder:
     """Mixin for the watcher mode: everything about backward calls."""
@@ -99,7 +107,7 @@ class BackwardRecorder:
         except Exception as exc:  # noqa: BLE001
             self._internal(exc)
         finally:
-            call.leaves.clear()
+            call.release()
         return result
 
     def _internal(self, exc: BaseException) -> None:
@@ -199,7 +207,7 @@ class BackwardRecorder:
                 len(call.graph.nodes),
                 error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
             ))
-        call.leaves.clear()
+        call.release()
 
     def _after_backward(self, call: "_Call", result: Any) -> None:
         log = self.log

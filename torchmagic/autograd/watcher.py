@@ -87,6 +87,7 @@ class WatchLog:
     saved_cache: dict[tuple[int, str], Any] = field(default_factory=dict)
     op_grads: dict[tuple[int, str], str] = field(default_factory=dict)  # gradient reaching each op
 
+
 class AutogradWatcher(BackwardRecorder, TorchFunctionMode):
     """The torch function mode active while an ``%%autograd`` cell runs."""
 
@@ -171,10 +172,16 @@ class AutogradWatcher(BackwardRecorder, TorchFunctionMode):
             return self._on_backward(kind, func, args, kwargs)
         if func is _DATA_GET or func == _DATA_GET:
             out = func(*args, **kwargs)
-            self._on_data(args[0], out)
+            try:
+                self._on_data(args[0], out)
+            except Exception:  # noqa: BLE001 - recording must never break the user's op
+                pass
             return out
         if self._data and args and isinstance(args[0], torch.Tensor):
-            self._check_data_inplace(func, args[0])
+            try:
+                self._check_data_inplace(func, args[0])
+            except Exception:  # noqa: BLE001
+                pass
         grad_off = not torch.is_grad_enabled()
         if not grad_off and _func_name(func) != "detach":
             return func(*args, **kwargs)
