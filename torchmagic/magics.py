@@ -82,7 +82,7 @@ class TorchMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self._hooks: list[tuple[str, Callable[..., Any]]] = []
-        self._grad_ledger: Any = None  # torchmagic.autograd.watcher.GradLedger, made on first use
+        self._grad_ledger: Any = None  # torchmagic.autograd.ledger.GradLedger, made on first use
 
     # -- lifecycle -------------------------------------------------------------
     def install_hooks(self) -> None:
