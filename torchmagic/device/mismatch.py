@@ -95,7 +95,7 @@ def hint(operands: list[Operand], target: str) -> str:
     if not away:
         devices = sorted({o.device for o in operands})
         return f"The operands live on {', '.join(devices)}: move them to one device with .to(...)."
-    listed = ", ".join(f"{o.name} ({fmt_shape(o.shape)}) is on {o.device}" for o in away)
+    listed = ", ".join(f"{o.name} {fmt_shape(o.shape)} is on {o.device}" for o in away)
     first = away[0].name
     move = f"{first}.to('{target}')" if first.replace(".", "_").isidentifier() else f".to('{target}')"
     return (
