@@ -9,6 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 
+def last_index(log: list[tuple[Any, ...]], entry: tuple[Any, ...]) -> int | None:
+    """Index of the last ``entry`` in ``log`` (events are recorded once when made, then again)."""
+    for i in range(len(log) - 1, -1, -1):
+        if log[i] == entry:
+            return i
+    return None
+
+
 class FakeEvent:
     def __init__(self, cuda: "FakeCuda", enable_timing: bool = False) -> None:
         assert enable_timing, "timing events must be created with enable_timing=True"
@@ -50,7 +58,7 @@ class FakeCuda:
         self.log.append(("sync",))
 
     def synced_after(self, event: FakeEvent) -> bool:
-        rec = self.log.index(("record", event.id)) if ("record", event.id) in self.log else None
+        rec = last_index(self.log, ("record", event.id))
         return rec is not None and ("sync",) in self.log[rec:]
 
     # allocator statistics

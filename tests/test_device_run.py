@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import torch
-from device_fakes import FakeCuda
+from device_fakes import FakeCuda, last_index
 from torch.overrides import _get_current_function_mode_stack
 from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
 
@@ -138,13 +138,14 @@ def test_gpu_path_with_fake_cuda_syncs_once_per_timed_run(ip: Any) -> None:
     out = run_on(cell, dev, opts, clock=EventClock(cuda, dev), allocator=AllocatorStats(cuda, dev))
     assert out.error is None, out.error
     log = cuda.log
-    # the op-event pool (16) and the run's 2 events exist before the first record
-    first_record = next(i for i, e in enumerate(log) if e[0] == "record")
-    assert [e[0] for e in log[:first_record]].count("event") == 18
-    assert log.index(("reset_peak",)) < first_record
+    # the op-event pool (16) and the run's 2 events exist before the drain sync
+    first_sync = log.index(("sync",))
+    assert [e[0] for e in log[:first_sync]].count("event") == 18
+    assert log.index(("reset_peak",)) < first_sync
     # find the recorded run's region: from the run's start record to its end record
     run_start, run_end = cuda.events[16], cuda.events[17]
-    i, j = log.index(("record", run_start.id)), log.index(("record", run_end.id))
+    i, j = last_index(log, ("record", run_start.id)), last_index(log, ("record", run_end.id))
+    assert i is not None and j is not None
     region = log[i + 1 : j]
     assert ("sync",) not in region and ("user",) in region
     assert not any(e[0] == "event" for e in region)
@@ -163,6 +164,7 @@ def test_gpu_path_with_fake_cuda_syncs_once_per_timed_run(ip: Any) -> None:
     assert len(rep_events) == 4
     for r in range(2):
         s, e = rep_events[2 * r], rep_events[2 * r + 1]
-        a, b = log.index(("record", s.id)), log.index(("record", e.id))
+        a, b = last_index(log, ("record", s.id)), last_index(log, ("record", e.id))
+        assert a is not None and b is not None
         assert log[a:b].count(("user",)) == 2 and ("sync",) not in log[a:b]
     assert torch.ones(1).device.type == "cpu"  # the cuda default device was undone

@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 
 import pytest
-from device_fakes import FakeCuda
+from device_fakes import FakeCuda, last_index
 
 from torchmagic.device.timing import EventClock, HostClock, timed_repeats, timed_run
 
 
 def _between(log: list[tuple], first: tuple, last: tuple) -> list[tuple]:
-    i, j = log.index(first), log.index(last)
+    """Entries between the last ``first`` and the last ``last``."""
+    i, j = last_index(log, first), last_index(log, last)
+    assert i is not None and j is not None and i < j
     return log[i + 1 : j]
 
 
@@ -29,8 +31,8 @@ def test_event_run_creates_events_first_and_syncs_once_after_the_end_event() -> 
     assert value == 42 and calls == ["ran"]
     log = cuda.log
     start, end = cuda.events
-    # both events exist before anything is recorded or run
-    assert log[:2] == [("event", start.id), ("event", end.id)]
+    # both events exist (and were recorded once, so CUDA made them) before the region
+    assert log[:4] == [("event", start.id), ("event", end.id), ("record", start.id), ("record", end.id)]
     # the timed region: record start .. record end contains the cell and no sync
     region = _between(log, ("record", start.id), ("record", end.id))
     assert ("user",) in region and ("sync",) not in region
@@ -39,7 +41,7 @@ def test_event_run_creates_events_first_and_syncs_once_after_the_end_event() -> 
     after = _between(log, ("record", end.id), ("elapsed", start.id, end.id))
     assert after.count(("sync",)) == 1
     # the only other sync drains earlier work before the region starts
-    assert log.index(("sync",)) < log.index(("record", start.id))
+    assert log.index(("sync",)) < last_index(log, ("record", start.id))
     assert log.count(("sync",)) == 2
     assert timing.device_ms == pytest.approx(0.5)  # one tick between the two records
     assert timing.wall_ms >= timing.host_ms >= 0
@@ -72,9 +74,9 @@ def test_repeats_create_all_events_ahead_and_sync_once_per_repeat() -> None:
     value, stats = timed_repeats(body, clock, loops=4, repeats=3)
     assert len(runs) == 12 and value == 12
     log = cuda.log
-    first_record = next(i for i, e in enumerate(log) if e[0] == "record")
-    assert [e[0] for e in log[:first_record]].count("event") == 6  # 2 x repeats, all ahead
-    assert not any(e[0] == "event" for e in log[first_record:])
+    first_sync = log.index(("sync",))  # the drain before the first timed region
+    assert [e[0] for e in log[:first_sync]].count("event") == 6  # 2 x repeats, all ahead
+    assert not any(e[0] == "event" for e in log[first_sync:])
     for r in range(3):
         s, e = cuda.events[2 * r], cuda.events[2 * r + 1]
         region = _between(log, ("record", s.id), ("record", e.id))

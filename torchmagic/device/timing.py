@@ -68,7 +68,16 @@ class EventClock(Clock):
         self.name = f"{getattr(module, '__name__', 'device').rsplit('.', 1)[-1].upper()} events"
 
     def new_events(self, n: int) -> list[Any]:
-        return [self.module.Event(enable_timing=True) for _ in range(n)]
+        """Create ``n`` events and record each once right away.
+
+        torch creates the underlying CUDA event lazily, on its first
+        ``record()``; recording here (outside any timed region) makes sure
+        that cost is paid now.  Recording again later simply moves the event.
+        """
+        events = [self.module.Event(enable_timing=True) for _ in range(n)]
+        for event in events:
+            event.record()
+        return events
 
     def record(self, event: Any) -> None:
         event.record()
