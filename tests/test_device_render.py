@@ -72,7 +72,10 @@ def test_rich_text_keeps_markup_literal_and_has_every_section() -> None:
     text = rich_to_text(render.to_rich(DeviceReport(runs=[_run(payload=MARKUP)], cell_runs=7)), width=200)
     assert MARKUP in text and f"print({MARKUP})" in text and f"hint {MARKUP}" in text
     assert "the cell ran 7 times" in text
-    assert "warm-up run: wall 12.5 ms, device 10 ms (events), Python returned after 200 µs" in text
+    assert (
+        "warm-up run: wall 12.5 ms (until the device finished), device 10 ms (events), "
+        "Python returned after 200 µs (kernels run asynchronously" in text
+    )
     assert "1.1 ms ± 140 µs per loop (device time, mean ± std of 2 repeats × 3 loops; best 1 ms" in text
     assert "host→device" in text and "2.0 KiB" in text
     assert "peak +4.0 KiB, net +1.0 KiB (CUDA allocator)" in text

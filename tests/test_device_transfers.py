@@ -75,13 +75,20 @@ def test_sync_points_are_flagged_on_asynchronous_devices(ip: Any) -> None:
         "if x.sum() > 0:\n"         # 7
         "    pass\n"
         "s = f'{x}'\n"              # 9
+        "m = x[x > 2]\n"            # 10
+        "x[x > 4] = 0\n"            # 11
+        "x[x > 4.5] *= 2\n"           # 12 (reads and writes with a mask)
+        "k = x.masked_fill(x > 1, 0)\n"  # 13: no sync
     )
     # the CPU is synchronous: nothing waits
     assert watch(ip, src).sync_rows() == []
     # pretend the CPU were asynchronous to exercise the path a GPU takes
     rows = watch(ip, src, sync_types={"cpu"}).sync_rows()
     got = [(r.line, r.op) for r in rows]
-    assert got == [(3, "item"), (4, "tolist"), (5, "print"), (6, "nonzero"), (7, "bool"), (9, "print")]
+    assert got == [
+        (3, "item"), (4, "tolist"), (5, "print"), (6, "nonzero"), (7, "bool"), (9, "print"),
+        (10, "aten.index"), (11, "aten.index_put_"), (12, "aten.index"), (12, "aten.index_put_"),
+    ]
     assert all(r.device == "cpu" and r.count == 1 and r.why for r in rows)
     assert rows[0].source == "a = x.sum().item()"
 

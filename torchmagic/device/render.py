@@ -53,8 +53,12 @@ def _timing_lines(run: DeviceRun) -> list[tuple[str, str]]:
         label = "warm-up run" if run.repeats is not None else "time"
         parts = [f"wall {fmt_ms(t.wall_ms)}"]
         if t.device_ms is not None:
+            parts[0] += " (until the device finished)"
             parts.append(f"device {fmt_ms(t.device_ms)} (events)")
-            parts.append(f"Python returned after {fmt_ms(t.host_ms)}")
+            parts.append(
+                f"Python returned after {fmt_ms(t.host_ms)} (kernels run asynchronously: "
+                f"that alone would be launch time)"
+            )
         text = ", ".join(parts)
         if run.first_recorded:
             text += (

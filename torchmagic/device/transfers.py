@@ -63,6 +63,8 @@ _SYNC_ATEN = {
     "masked_select": "masked_select: the output size depends on the values",
     "_unique2": "unique: the output size depends on the values",
 }
+_MASK_INDEX = {"index", "index_put_", "index_put", "_index_put_impl_"}
+_MASK_WHY = "indexing with a boolean mask: the output size depends on the values"
 _COPY_ATEN = {"_to_copy", "copy_", "copy", "_copy_from", "_copy_from_and_resize", "to"}
 _TENSOR_CTORS = {"tensor", "as_tensor", "asarray"}
 
@@ -100,6 +102,16 @@ def _storage_keys(args: tuple[Any, ...]) -> set[int]:
                 except (RuntimeError, NotImplementedError, TypeError, AttributeError):
                     pass
     return keys
+
+
+def _has_bool_index(indices: Any) -> bool:
+    import torch
+
+    if not isinstance(indices, (list, tuple)):
+        return False
+    return any(
+        isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) for i in indices
+    )
 
 
 _PRIMED = False
@@ -201,6 +213,9 @@ class _AtenMode(TorchDispatchMode):
         elif base in _SYNC_ATEN and args and isinstance(args[0], torch.Tensor):
             if args[0].device.type in w.sync_types:
                 w.note_sync_aten(base, str(args[0].device), _SYNC_ATEN[base])
+        elif base in _MASK_INDEX and len(args) > 1 and isinstance(args[0], torch.Tensor):
+            if args[0].device.type in w.sync_types and _has_bool_index(args[1]):
+                w.note_sync_aten(base, str(args[0].device), _MASK_WHY)
         if w.tracker is not None:
             outs = [out] if isinstance(out, torch.Tensor) else out if isinstance(out, (tuple, list)) else ()
             inputs: set[int] | None = None
