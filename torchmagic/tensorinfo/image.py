@@ -64,7 +64,8 @@ def picture(t: Any, max_frames: int) -> Picture | str:
     """Images of ``t``, or a sentence saying why it is not drawable as a picture."""
     import torch
 
-    if t.device.type == "meta" or t.layout != torch.strided or t.numel() == 0 or t.is_complex():
+    if (getattr(t, "is_nested", False) or t.device.type == "meta" or t.layout != torch.strided
+            or t.numel() == 0 or t.is_complex() or t.is_quantized):
         return "not drawn: the tensor has no readable real values"
     found = _frames(t.detach())
     if found is None:

@@ -89,6 +89,20 @@ def _grad_text(t: Any, precision: int) -> str | None:
     return text
 
 
+def _shape(t: Any) -> tuple[int, ...]:
+    """The shape; a nested tensor's ragged dimensions are written as -1."""
+    try:
+        return tuple(int(s) for s in t.shape)
+    except RuntimeError:
+        sizes = []
+        for dim in range(t.dim()):
+            try:
+                sizes.append(int(t.size(dim)))
+            except RuntimeError:
+                sizes.append(-1)
+        return tuple(sizes)
+
+
 def _pinned(t: Any) -> bool | None:
     if t.device.type != "cpu":
         return None
@@ -101,11 +115,12 @@ def _pinned(t: Any) -> bool | None:
 def inspect_tensor(name: str, t: Any, namespace: Mapping[str, Any], options: InfoOptions) -> TensorReport:
     import torch
 
-    strided = t.layout == torch.strided and not getattr(t, "is_nested", False)
+    nested = bool(getattr(t, "is_nested", False))
+    strided = t.layout == torch.strided and not nested
     report = TensorReport(
         name=name,
         type_name=type(t).__name__,
-        shape=tuple(int(s) for s in t.shape),
+        shape=_shape(t),
         rank=t.dim(),
         rank_word=rank_word(t.dim()),
         dtype=dtype_name(t.dtype),
@@ -143,6 +158,8 @@ def inspect_tensor(name: str, t: Any, namespace: Mapping[str, Any], options: Inf
             report.notes.append(pic)
         else:
             report.picture = pic
+    if nested:
+        report.notes.append("Nested tensor: -1 in the shape marks a ragged dimension.")
     if t.requires_grad and not t.is_leaf:
         report.notes.append("Not a leaf: backward() will not fill its .grad (use retain_grad() to keep it).")
     return report
