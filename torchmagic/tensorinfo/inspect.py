@@ -215,7 +215,7 @@ def sharing(name: str, obj: Any, namespace: Mapping[str, Any]) -> list[str]:
         elif both and other._base is obj:
             found.append(f"{what} `{other_name}` is a view of it (changing one changes the other)")
         elif both and obj._base is not None and obj._base is other._base:
-            found.append(f"a view of the same base tensor as `{other_name}` (changing one changes the other)")
+            found.append(f"a view of the same memory as `{other_name}` (changing one changes the other)")
         else:
             found.append(f"shares memory with {what} `{other_name}` (changing one changes the other)")
     return found
