@@ -6,7 +6,7 @@ import gc
 import weakref
 
 import torch
-from device_fakes import FakeCuda
+from tests.device_fakes import FakeCuda
 
 from torchmagic.device.memory import AllocatorStats, TensorTracker
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import torch
-from device_fakes import FakeCuda
+from tests.device_fakes import FakeCuda
 
 from torchmagic.device.ops import OpTimer, op_key
 from torchmagic.device.timing import EventClock, HostClock

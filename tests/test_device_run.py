@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import torch
-from device_fakes import FakeCuda, last_index
+from tests.device_fakes import FakeCuda, last_index
 from torch.overrides import _get_current_function_mode_stack
 from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
 

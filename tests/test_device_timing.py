@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from device_fakes import FakeCuda, last_index
+from tests.device_fakes import FakeCuda, last_index
 
 from torchmagic.device.timing import EventClock, HostClock, timed_repeats, timed_run
 
