@@ -168,3 +168,38 @@ def test_gpu_path_with_fake_cuda_syncs_once_per_timed_run(ip: Any) -> None:
         assert a is not None and b is not None
         assert log[a:b].count(("user",)) == 2 and ("sync",) not in log[a:b]
     assert torch.ones(1).device.type == "cpu"  # the cuda default device was undone
+
+
+def test_a_device_error_the_cell_catches_is_not_reported(ip: Any) -> None:
+    cell = compile_(
+        ip,
+        "x = torch.ones(2)\n"
+        "try:\n"
+        "    x + torch.ones(2, device='meta')\n"
+        "except RuntimeError:\n"
+        "    pass\n"
+        "1 / 0\n",
+    )
+    out = run_on(cell, torch.device("cpu"), RunOptions())
+    assert isinstance(out.error, ZeroDivisionError) and out.run.mismatch is None
+
+
+def test_a_device_error_re_raised_as_another_is_explained(ip: Any) -> None:
+    cell = compile_(
+        ip,
+        "x = torch.ones(2)\n"
+        "try:\n"
+        "    x + torch.ones(2, device='meta')\n"
+        "except RuntimeError as e:\n"
+        "    raise ValueError('wrapped') from e\n",
+    )
+    out = run_on(cell, torch.device("cpu"), RunOptions())
+    assert isinstance(out.error, ValueError)
+    mm = out.run.mismatch
+    assert mm is not None and mm.line == 4 and [o.device for o in mm.operands] == ["cpu", "meta"]
+
+
+def test_as_tensor_of_a_tensor_is_not_a_host_copy(ip: Any) -> None:
+    ip.user_ns["m"] = torch.ones(3, device="meta")
+    out = run_on(compile_(ip, "t = torch.as_tensor(m)\n"), torch.device("meta"), RunOptions())
+    assert out.error is None and out.run.transfers == []

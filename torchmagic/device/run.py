@@ -68,6 +68,9 @@ def default_device(device: Any) -> ContextManager[Any]:
     return device  # torch.device is itself a context manager (a DeviceContext mode)
 
 
+_NO_ERROR = Exception()
+
+
 def _error_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
@@ -114,9 +117,10 @@ def run_on(
     except Exception as exc:  # the user's error: reported, then re-raised by the caller
         outcome.error = exc
         run.error = _error_line(exc)
-        run.mismatch = watcher.mismatch
+        run.mismatch = watcher.mismatch_for(exc)
     finally:
         largest = tracker.finish(cell.locals)
+        watcher.mismatch_for(_NO_ERROR)  # forget errors the cell caught itself
     run.op_count = ops.count
     run.ops = ops.stats(options.top_ops)
     run.op_time_kind = ops.kind

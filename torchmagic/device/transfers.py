@@ -159,16 +159,17 @@ class _UserMode(TorchFunctionMode):
                 label = "print" if name in _PRINT_NAMES else name.strip("_")
                 w.note_sync(label, str(dev), sync_why)
                 flagged = True
-        ctor = name in _TENSOR_CTORS
+        # torch.tensor(data, device=...) copies host data without an aten copy op we
+        # could see; from a tensor, the aten copy (if any) is seen by the dispatch mode
+        ctor = name in _TENSOR_CTORS and not (args and isinstance(args[0], torch.Tensor))
         w.user_ops.append((name, flagged, ctor))
         w.recording_s += time.perf_counter() - t0
         try:
             out = func(*args, **kwargs)
         except Exception as exc:
-            if w.mismatch is None:
-                t1 = time.perf_counter()
-                w.note_error(exc, name, args, kwargs)
-                w.recording_s += time.perf_counter() - t1
+            t1 = time.perf_counter()
+            w.note_error(exc, name, args, kwargs)
+            w.recording_s += time.perf_counter() - t1
             raise
         finally:
             w.user_ops.pop()
@@ -260,7 +261,7 @@ class Watcher:
         self.transfer_count = 0
         self.transfer_bytes = 0
         self.syncs: dict[tuple[int, str, str], list[Any]] = {}
-        self.mismatch: Mismatch | None = None
+        self._mismatches: list[tuple[BaseException, Mismatch]] = []
         self.recording_s = 0.0
         self._modes: list[Any] = []
         if tracker is not None:
@@ -338,10 +339,28 @@ class Watcher:
         self.note_sync(f"aten.{base}", device, why)
 
     def note_error(self, exc: BaseException, op: str, args: tuple[Any, ...], kwargs: Any) -> None:
+        """Explain ``exc`` if it is about devices (kept until :meth:`mismatch_for` asks)."""
+        if any(seen is exc for seen, _ in self._mismatches) or len(self._mismatches) >= 8:
+            return
         line, source = self.line()
-        self.mismatch = explain(
-            exc, tensor_operands(args, kwargs), op, line, source, self.target, self.namespace
-        )
+        found = explain(exc, tensor_operands(args, kwargs), op, line, source, self.target, self.namespace)
+        if found is not None:
+            self._mismatches.append((exc, found))
+
+    def mismatch_for(self, error: BaseException) -> Mismatch | None:
+        """The explanation for the exception that ended the cell (or the one it chains from).
+
+        Device errors the cell caught itself are not reported.  The exceptions
+        are dropped here, so the watcher keeps no frames alive.
+        """
+        chain: list[BaseException] = []
+        cur: BaseException | None = error
+        while cur is not None and len(chain) < 8 and all(cur is not c for c in chain):
+            chain.append(cur)
+            cur = cur.__cause__ or cur.__context__
+        found = next((m for exc, m in reversed(self._mismatches) if any(exc is c for c in chain)), None)
+        self._mismatches.clear()
+        return found
 
     # -- results -------------------------------------------------------------------
     def transfer_rows(self) -> list[Transfer]:
