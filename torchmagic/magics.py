@@ -404,7 +404,12 @@ class TorchMagics(Magics):
 
             if len(exprs) != 1:
                 raise UsageError("%autograd needs one tensor, e.g. %autograd loss (or use %%autograd on a cell)")
-            value = eval(exprs[0], shell.user_global_ns, shell.user_ns)
+            try:  # like %tensorinfo / %device: a bad expression is one clear line
+                value = eval(compile(exprs[0], "<autograd>", "eval"), shell.user_global_ns, shell.user_ns)
+            except Exception as exc:
+                raise UsageError(
+                    f"%autograd: evaluating {exprs[0]!r} raised {type(exc).__name__}: {exc}"
+                ) from None
             self._emit(tensor_report(exprs[0], value, shell.user_ns, watch, graph_opts), args.out)
             return None
         if exprs:
