@@ -239,6 +239,7 @@ def test_second_backward_error_is_explained_and_still_fails(ip: Any, capture: An
     r = ip.user_ns["r"]
     assert r.failed and r.explanation is not None and r.explanation.kind == "second-backward"
     assert "`loss`" in r.explanation.plain and "retain_graph=True" in r.explanation.fix
+    assert "(for ExpBackward0)" in r.explanation.plain  # the op whose saved result is gone
     assert "retain_graph=True" in cap.stdout
 
 
@@ -386,3 +387,11 @@ def test_outputs_inside_lists_and_dicts(ip: Any) -> None:
     named = {name for n in r.graph.nodes for name in n.names}
     assert {"outs[0]", "outs[1]", "d['h']", "w"} <= named
     assert len(r.graph.roots) == 3
+
+
+def test_data_assignment_after_save_warns(ip: Any) -> None:
+    r = run(ip, "w = torch.tensor([1., 2.], requires_grad=True)\ny = (w * w).sum()\n"
+                "w.data = torch.tensor([5., 5.])\ny.backward()")
+    (note,) = [n for n in r.notes if n.kind == "data-inplace"]
+    assert "w.data was replaced (.data = ..., line 4)" in note.message
+    assert "MulBackward0" in note.message

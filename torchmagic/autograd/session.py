@@ -146,11 +146,14 @@ class AutogradSession:
             jacobians.extend(_jacobian_at_end(outputs, names, self.options))
         explanation: Explanation | None = None
         if error is not None:
-            root = ""
-            for exc, _, label in log.errors:
+            root, freed = "", ""
+            for exc, failed_graph, label in log.errors:
                 if exc is error:
                     root = label
-            explanation = explain(str(error), root, _suspects(self.ns, str(error)))
+                    if failed_graph is not None:
+                        ops = [n.label for n in failed_graph.nodes if "freed" in n.note]
+                        freed = ", ".join(dict.fromkeys(ops))
+            explanation = explain(str(error), root, _suspects(self.ns, str(error)), saved_by=freed)
         report = AutogradReport(
             title="%%autograd",
             graph=graph,

@@ -31,6 +31,7 @@ __all__ = ["WatchOptions", "WatchLog", "AutogradWatcher"]
 _TORCH_DIR = os.path.dirname(torch.__file__)
 _HERE = os.path.dirname(os.path.dirname(__file__))
 _DATA_GET = getattr(torch._C.TensorBase.__dict__["data"], "__get__")  # what TF sees for `.data`
+_DATA_SET = getattr(torch._C.TensorBase.__dict__["data"], "__set__")  # ... for `t.data = other`
 _BACKWARDS = {  # what the mode sees -> how the report names the call
     torch.Tensor.backward: "backward",
     torch.autograd.backward: "torch.autograd.backward",
@@ -177,7 +178,12 @@ class AutogradWatcher(BackwardRecorder, TorchFunctionMode):
             except Exception:  # noqa: BLE001 - recording must never break the user's op
                 pass
             return out
-        if self._data and args and isinstance(args[0], torch.Tensor):
+        if func == _DATA_SET and args and isinstance(args[0], torch.Tensor):
+            try:
+                self._on_data_set(args[0])
+            except Exception:  # noqa: BLE001
+                pass
+        elif self._data and args and isinstance(args[0], torch.Tensor):
             try:
                 self._check_data_inplace(func, args[0])
             except Exception:  # noqa: BLE001
@@ -254,6 +260,16 @@ class AutogradWatcher(BackwardRecorder, TorchFunctionMode):
         source = ref.source()
         if source is None:
             return
+        self._warn_data(ref.name, source, f"modified in place ({name}")
+
+    def _on_data_set(self, target: Any) -> None:
+        """``t.data = other`` swaps the values autograd may have saved for ``t``."""
+        if not target.requires_grad or self._cell_frame() is None:
+            return
+        name = self._names().get(id(target), "a tensor")
+        self._warn_data(name, target, "replaced (.data = ...")
+
+    def _warn_data(self, name: str, source: Any, what: str) -> None:
         saved_by = self._saved_by(source)
         if not saved_by:
             return
@@ -261,16 +277,17 @@ class AutogradWatcher(BackwardRecorder, TorchFunctionMode):
         self.log.notes.append(Note(
             kind="data-inplace",
             line=line,
+            subject=name,
             message=(
-                f"{ref.name}.data was modified in place ({name}, line {line}) after autograd "
-                f"saved {ref.name} for {saved_by}. .data hides the change from autograd, so the "
-                f"next backward() through that graph silently uses the new values: the "
-                f"gradient will be wrong and nothing raises."
+                f"{name}.data was {what}, line {line}) after autograd saved {name} for "
+                f"{saved_by}. .data hides the change from autograd, so the next backward() "
+                "through that graph silently uses the new values: the gradient will be wrong "
+                "and nothing raises."
             ),
             fix=(
-                f"Modify {ref.name} before the forward pass or after backward(), inside "
-                f"`with torch.no_grad():` and without .data; {ref.name}.detach() instead of "
-                f".data would at least raise an error here."
+                f"Change {name} before the forward pass or after backward(), inside "
+                f"`with torch.no_grad():` and without .data; {name}.detach() instead of "
+                ".data would at least raise an error here."
             ),
         ))
 
