@@ -395,3 +395,22 @@ def test_data_assignment_after_save_warns(ip: Any) -> None:
     (note,) = [n for n in r.notes if n.kind == "data-inplace"]
     assert "w.data was replaced (.data = ..., line 4)" in note.message
     assert "MulBackward0" in note.message
+
+
+def test_leaf_without_ops_and_custom_functions(ip: Any) -> None:
+    r = run(ip, "w = torch.ones(2, requires_grad=True)")
+    assert r.nothing.startswith("Nothing to draw yet: w requires grad")
+    r2 = run(ip, """class Sq(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 2 * x * g
+w = torch.ones(2, requires_grad=True)
+Sq.apply(w).sum().backward()""")
+    assert r2.untracked == []  # a custom Function's forward runs without grad by design
+    assert r2.graph is not None and any(n.label == "SqBackward" for n in r2.graph.nodes)
+    assert r2.calls[0].leaves[0].after.text == "[2, 2]"

@@ -165,7 +165,7 @@ class AutogradSession:
             jacobians=jacobians,
             failed=error is not None,
         )
-        if graph is None and not log.calls_total:
+        if graph is None and not log.calls_total and error is None:
             report.nothing = _nothing_message(self.ns, self.before, untracked)
         if log.calls_total > len(log.calls):
             report.notes.append(Note(
@@ -196,6 +196,13 @@ def _nothing_message(
         " Set requires_grad=True on the tensors you want gradients for, e.g. "
         "`w = torch.randn(3, requires_grad=True)`, or use an nn.Module's parameters."
     )
+    wanting = [k for k in new if ns[k].requires_grad]
+    if wanting:
+        return (
+            f"Nothing to draw yet: {', '.join(sorted(wanting)[:5])} "
+            f"require{'s' if len(wanting) == 1 else ''} grad, but the cell computed nothing from "
+            f"{'it' if len(wanting) == 1 else 'them'}; the graph starts with the first operation."
+        )
     if new:
         return (
             f"Nothing to show: no tensor in this cell requires grad "

@@ -207,7 +207,7 @@ class AutogradWatcher(BackwardRecorder, TorchFunctionMode):
         if not any(t.requires_grad for t in tensors):
             return
         frame = self._cell_frame()
-        if frame is None:
+        if frame is None or (grad_off and _in_custom_function(frame)):
             return
         line = frame.f_lineno
         if grad_off:
@@ -328,5 +328,12 @@ class AutogradWatcher(BackwardRecorder, TorchFunctionMode):
         return ""
 
     # -- backward -----------------------------------------------------------------
+def _in_custom_function(frame: FrameType) -> bool:
+    """True inside an ``autograd.Function``'s forward/backward, which run without grad by design."""
+    return frame.f_code.co_name in {"forward", "backward", "setup_context", "jvp", "vjp"} and (
+        "ctx" in frame.f_code.co_varnames[: frame.f_code.co_argcount]
+    )
+
+
 def _tensors_in(ns: Mapping[str, Any]) -> list[Any]:
     return [v for k, v in list(ns.items()) if isinstance(v, torch.Tensor) and not k.startswith("_")]
