@@ -414,3 +414,11 @@ Sq.apply(w).sum().backward()""")
     assert r2.untracked == []  # a custom Function's forward runs without grad by design
     assert r2.graph is not None and any(n.label == "SqBackward" for n in r2.graph.nodes)
     assert r2.calls[0].leaves[0].after.text == "[2, 2]"
+
+
+def test_manual_sgd_with_data_after_backward_does_not_warn(ip: Any) -> None:
+    r = run(ip, "model = nn.Linear(3, 1)\nx = torch.randn(4, 3)\nfor _ in range(3):\n"
+                "    model.zero_grad()\n    loss = model(x).pow(2).mean()\n    loss.backward()\n"
+                "    for p in model.parameters():\n        p.data -= 0.1 * p.grad")
+    assert not [n for n in r.notes if n.kind == "data-inplace"]  # the graph was already used
+    assert any(u.kind == "data" for u in r.untracked)

@@ -21,7 +21,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from torchmagic.autograd.backward import BackwardRecorder
-from torchmagic.autograd.graph import Graph
+from torchmagic.autograd.graph import FREED, Graph
 from torchmagic.autograd.ledger import GradLedger
 from torchmagic.autograd.report import BackwardCall, Note, Untracked
 from torchmagic.core.names import user_names
@@ -311,12 +311,18 @@ class AutogradWatcher(BackwardRecorder, TorchFunctionMode):
                 continue
             seen.add(id(fn))
             budget -= 1
+            freed = False
             for attr in dir(fn):
                 if not attr.startswith("_saved_"):
                     continue
                 try:
                     value = getattr(fn, attr)
-                except Exception:  # noqa: BLE001 - freed or stale
+                except RuntimeError as exc:  # freed by a backward, or stale
+                    freed = FREED in str(exc)
+                    if freed:
+                        break
+                    continue
+                except Exception:  # noqa: BLE001
                     continue
                 if isinstance(value, torch.Tensor) and value.layout == torch.strided:
                     try:
@@ -324,10 +330,10 @@ class AutogradWatcher(BackwardRecorder, TorchFunctionMode):
                             return fn.name()
                     except Exception:  # noqa: BLE001
                         continue
-            stack.extend(c for c, _ in fn.next_functions if c is not None)
+            if not freed:  # a backward ran through here: everything above is freed too
+                stack.extend(c for c, _ in fn.next_functions if c is not None)
         return ""
 
-    # -- backward -----------------------------------------------------------------
 def _in_custom_function(frame: FrameType) -> bool:
     """True inside an ``autograd.Function``'s forward/backward, which run without grad by design."""
     return frame.f_code.co_name in {"forward", "backward", "setup_context", "jvp", "vjp"} and (
