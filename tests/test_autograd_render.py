@@ -74,3 +74,21 @@ def test_nothing_report_renders() -> None:
     assert "Nothing to show: &lt;b&gt;" in to_html(r)
     assert "Nothing to show: <b>" in r.to_text()
     assert r.svg == "" and r.to_dot().startswith("digraph")
+
+
+def test_long_leaf_tables_are_capped_with_accumulated_first() -> None:
+    from torchmagic.autograd.report import BackwardCall, LeafGrad
+    from torchmagic.autograd.values import Values
+
+    v = Values("[1]")
+    leaves = tuple(
+        LeafGrad(f"p{i}", (1,), "float32", v, v, "[0]", accumulated=(i in (40, 50)))
+        for i in range(60)
+    )
+    call = BackwardCall(1, "backward", "loss", 3, "loss.backward()", leaves=leaves)
+    r = AutogradReport(title="%%autograd", calls=[call], calls_total=1)
+    text = r.to_text()
+    assert "… and 36 more leaves (none accumulated)" in " ".join(text.split())
+    assert "p40" in text and "p50" in text and "p0" in text and "p59" not in text
+    html = to_html(r)
+    assert html.count("<code>p") == 24 and "36 more leaves" in html

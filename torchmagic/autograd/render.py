@@ -21,12 +21,13 @@ from torchmagic.core.meta import fmt_shape
 from torchmagic.core.term import join, txt
 
 if TYPE_CHECKING:
-    from torchmagic.autograd.report import AutogradReport, BackwardCall, Jacobian
+    from torchmagic.autograd.report import AutogradReport, BackwardCall, Jacobian, LeafGrad
 
 __all__ = ["to_html", "to_rich", "graph_tree"]
 
 TREE_LINES = 200
 FULL_CALLS = 3  # backward calls shown with their full leaf table; later ones in one line
+FULL_LEAVES = 24  # leaf rows per call; accumulated leaves come first
 LEGEND = (
     "Boxes are backward functions; green boxes are leaves (they get .grad), grey dashed boxes "
     "are constants (no gradient). Arrows follow the forward pass; gradients flow back against "
@@ -66,7 +67,8 @@ def _call_html(call: BackwardCall) -> str:
     if call.error:
         meta += f'<div class="tm-error">raised: {esc(call.error)}</div>'
     rows = []
-    for leaf in call.leaves:
+    leaves, hidden = _leaves_to_show(call)
+    for leaf in leaves:
         flag = (
             '<span class="tm-warn">⚠ accumulated</span>' if leaf.accumulated else '<span class="tm-ok">ok</span>'
         )
@@ -81,9 +83,24 @@ def _call_html(call: BackwardCall) -> str:
     body = ""
     if rows:
         body = table(["leaf", "shape", ".grad before", ".grad after", "this call added", ""], rows, escape=False)
+    if hidden:
+        body += '<div class="tm-muted">' + esc(hidden) + '</div>'
     if call.results:
         body += table(["input", "gradient returned"], [[n, v] for n, v in call.results])
     return head + meta + body
+
+
+def _leaves_to_show(call: BackwardCall) -> tuple[list[LeafGrad], str]:
+    """At most FULL_LEAVES rows, accumulated leaves first; a line saying what was left out."""
+    if len(call.leaves) <= FULL_LEAVES:
+        return list(call.leaves), ""
+    flagged = [leaf for leaf in call.leaves if leaf.accumulated]
+    shown = (flagged + [leaf for leaf in call.leaves if not leaf.accumulated])[:FULL_LEAVES]
+    rest = len(call.leaves) - len(shown)
+    more_flagged = len(flagged) - sum(1 for leaf in shown if leaf.accumulated)
+    note = f"… and {rest} more leaves"
+    note += f" ({more_flagged} of them accumulated)" if more_flagged else " (none accumulated)"
+    return shown, note + "; report.to_dict() has all of them."
 
 
 def _jacobian_html(jac: Jacobian) -> str:
@@ -236,13 +253,16 @@ def _call_rich(call: BackwardCall) -> Any:
         t = Table(show_edge=False, pad_edge=False)
         for col in ("leaf", "shape", ".grad before", ".grad after", "added", ""):
             t.add_column(col)
-        for leaf in call.leaves:
+        leaves, hidden = _leaves_to_show(call)
+        for leaf in leaves:
             t.add_row(
                 txt(leaf.name), txt(f"{fmt_shape(leaf.shape)} {leaf.dtype}"),
                 txt(leaf.before.text), txt(leaf.after.text), txt(leaf.added),
                 txt("⚠ accumulated", "yellow") if leaf.accumulated else txt("ok", "green"),
             )
         items.append(t)
+        if hidden:
+            items.append(txt(hidden, "dim"))
     if call.results:
         t = Table(show_edge=False, pad_edge=False)
         t.add_column("input")
