@@ -94,6 +94,32 @@ def training_overhead(steps: int, repeat: int) -> tuple[float, float]:
     return plain_s, watched_s
 
 
+def end_to_end(blocks: int, repeat: int) -> tuple[float, float, float]:
+    """Seconds for `out = model(x).sum(); out.backward()`: plain cell, %%autograd, --no-collapse."""
+    from IPython.testing import globalipapp
+    from IPython.utils.capture import capture_output
+
+    globalipapp.start_ipython()
+    ip = globalipapp.get_ipython()
+    ip.run_line_magic("load_ext", "torchmagic")
+    ip.run_cell(
+        "import torch\nfrom torch import nn\nlayers = []\n"
+        f"for _ in range({blocks}):\n    layers += [nn.Linear(4, 4), nn.Tanh()]\n"
+        "model = nn.Sequential(*layers)\nx = torch.randn(2, 4)"
+    )
+    body = "out = model(x).sum()\nout.backward()\nmodel.zero_grad()"
+    cells = [body, "%%autograd\n" + body, "%%autograd --no-collapse\n" + body]
+    times = []
+    for cell in cells:
+        def run(cell: str = cell) -> None:
+            with capture_output():
+                assert ip.run_cell(cell).success
+
+        run()
+        times.append(best(run, repeat)[0])
+    return times[0], times[1], times[2]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--blocks", type=int, default=330)
@@ -136,6 +162,11 @@ def main() -> None:
         speed = rows[2][1] / rows[0][1]
         smaller = rows[2][2] / rows[0][2]
         print(f"\nfull graph: {speed:.1f}x faster than dot, SVG {smaller:.1f}x smaller")
+
+    plain_cell, watched_cell, full_cell = end_to_end(args.blocks, max(1, min(args.repeat, 3)))
+    print(f"\nthe whole cell `out = model(x).sum(); out.backward()` on this chain, terminal output: "
+          f"plain {plain_cell * 1000:.0f} ms, %%autograd {watched_cell * 1000:.0f} ms, "
+          f"%%autograd --no-collapse {full_cell * 1000:.0f} ms")
 
     steps = 500
     torch.set_num_threads(1)
