@@ -46,9 +46,7 @@ class GNode:
 
     @property
     def title(self) -> str:
-        """The main line shown in the box."""
-        if self.kind == "op" and self.names:
-            return f"{self.label}"
+        """The main line shown in the box (the op, or the leaf's name)."""
         return self.label
 
     @property
