@@ -1,0 +1,530 @@
+"""Run PyTorch's OpInfo samples bare and under each torchmagic recorder; compare exactly.
+
+The engine behind ``tests/hardening/test_opinfo.py`` and
+``benchmarks/opinfo_report.py``.  For one OpInfo entry and one dtype, each
+sample input is copied afresh (storage, offset, size and strides preserved),
+the RNG is seeded identically, and a small cell runs the op (and, where the op
+supports autograd, ``backward()`` on its outputs with fixed gradients) through
+:meth:`torchmagic.core.cell.Cell.run` — bare, then inside each recorder,
+driven through the same Python-level collectors the magics use, including
+building the report afterwards.  Outputs, the inputs after the call (in-place
+ops), the leaves' ``.grad`` and the RNG state afterwards must be identical:
+values bitwise (NaNs at the same positions, signed zeros included), dtype,
+shape, strides, storage offset, layout, ``requires_grad`` and ``grad_fn``
+type.  An exception must be of the same type with the same message, and
+building a report must not raise.
+
+A sample is *excluded*, with the reason recorded here, only when the op is
+not reproducible without torchmagic: when a recorded run differs, the bare run
+is repeated after scribbling over freed memory, and if the two bare runs
+differ, the op's result depends on uninitialised memory or is otherwise
+nondeterministic.  Nothing else is excluded: a difference the bare runs do not
+show is a torchmagic defect.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import torch
+from torch.utils import _pytree as pytree
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from torchmagic.core.cell import Cell
+
+__all__ = [
+    "RECORDERS",
+    "OpResult",
+    "op_db",
+    "op_id",
+    "int_dtype",
+    "sweep_op",
+    "sweep",
+]
+
+FILENAME = "<torchmagic-opinfo-cell>"
+SEED = 20261127
+INT_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+
+FORWARD = "out = fn(inp, *args, **kwargs)"
+BACKWARD = FORWARD + "\nbackward_on(out)"
+
+
+# -- sample copies ---------------------------------------------------------------
+def _copy_tensor(t: torch.Tensor) -> torch.Tensor:
+    """A fresh leaf with the same values and the same memory layout (strides, offset, overlap)."""
+    if type(t) is not torch.Tensor or t.layout != torch.strided or t.is_quantized or t.is_nested:
+        c = t.detach().clone()
+    else:
+        c = torch.empty(0, dtype=t.dtype, device=t.device)
+        c.set_(t.untyped_storage().clone(), t.storage_offset(), t.size(), t.stride())
+        if t.is_conj():
+            c = c.conj()
+        if t.is_neg():
+            c = c._neg_view()
+    if t.requires_grad:
+        c.requires_grad_(True)
+    return c
+
+
+def copy_tree(tree: Any) -> Any:
+    """Copy every tensor in a (nested) sample; a tensor used twice stays one tensor."""
+    memo: dict[int, torch.Tensor] = {}
+
+    def one(x: Any) -> Any:
+        if isinstance(x, torch.Tensor):
+            if id(x) not in memo:
+                memo[id(x)] = _copy_tensor(x)
+            return memo[id(x)]
+        return x
+
+    return pytree.tree_map(one, tree)
+
+
+def leaves_of(tree: Any) -> list[torch.Tensor]:
+    return [x for x in pytree.tree_leaves(tree) if isinstance(x, torch.Tensor)]
+
+
+def backward_on(out: Any) -> None:
+    """What the backward cell calls: ``backward()`` on every output that requires grad.
+
+    The gradients are fixed (no RNG) and not all ones, so a wrong gradient
+    shows; one output uses ``Tensor.backward``, several ``torch.autograd.backward``.
+    """
+    roots = [
+        t for t in leaves_of(out)
+        if t.requires_grad and (t.is_floating_point() or t.is_complex()) and t.layout == torch.strided
+    ]
+    grads = []
+    for r in roots:
+        g = torch.arange(r.numel(), dtype=torch.float64).remainder_(7).sub_(3).div_(4)
+        g = g.reshape(r.shape).to(r.dtype)
+        grads.append(g)
+    if len(roots) == 1:
+        roots[0].backward(grads[0])
+    elif roots:
+        torch.autograd.backward(roots, grads)
+
+
+# -- comparison ------------------------------------------------------------------
+def _values_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
+    a, b = a.detach(), b.detach()
+    if a.device.type == "meta":
+        return True
+    if a.is_quantized:
+        return torch.equal(a.int_repr(), b.int_repr()) and a.qscheme() == b.qscheme()
+    if a.layout != torch.strided:
+        a, b = a.to_dense(), b.to_dense()
+    if a.is_complex():
+        a, b = torch.view_as_real(a.resolve_conj().resolve_neg()), torch.view_as_real(b.resolve_conj().resolve_neg())
+    if a.is_floating_point():
+        na, nb = a.isnan(), b.isnan()
+        if not torch.equal(na, nb):
+            return False
+        a, b = a.masked_fill(na, 0), b.masked_fill(nb, 0)
+        return torch.equal(a, b) and torch.equal(a.signbit(), b.signbit())
+    return torch.equal(a, b)
+
+
+def _tensor_diff(a: torch.Tensor, b: torch.Tensor, path: str) -> str | None:
+    checks: list[tuple[str, Callable[[torch.Tensor], Any]]] = [
+        ("type", type),
+        ("dtype", lambda t: t.dtype),
+        ("shape", lambda t: tuple(t.shape)),
+        ("layout", lambda t: t.layout),
+        ("device", lambda t: t.device),
+        ("requires_grad", lambda t: t.requires_grad),
+        ("grad_fn", lambda t: type(t.grad_fn).__name__ if t.grad_fn is not None else None),
+        ("conj/neg bits", lambda t: (t.is_conj(), t.is_neg())),
+    ]
+    if a.layout == torch.strided and b.layout == torch.strided and not a.is_nested:
+        checks += [("strides", lambda t: t.stride()), ("storage offset", lambda t: t.storage_offset())]
+    for what, get in checks:
+        va, vb = get(a), get(b)
+        if va != vb:
+            return f"{path}: {what} {va} vs {vb}"
+    if not _values_equal(a, b):
+        return f"{path}: values differ"
+    return None
+
+
+def _scalar_equal(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        if a != a and b != b:
+            return True
+        return a == b and str(a) == str(b)  # str tells -0.0 from 0.0
+    if isinstance(a, complex) and isinstance(b, complex):
+        return _scalar_equal(a.real, b.real) and _scalar_equal(a.imag, b.imag)
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - objects without a meaningful ==
+        return repr(a) == repr(b)
+
+
+def diff(a: Any, b: Any, path: str = "out") -> str | None:
+    """The first difference between two results (``None``: identical)."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
+            return f"{path}: {type(a).__name__} vs {type(b).__name__}"
+        return _tensor_diff(a, b, path)
+    if type(a) is not type(b):
+        return f"{path}: type {type(a).__name__} vs {type(b).__name__}"
+    if isinstance(a, (list, tuple)):
+        if len(a) != len(b):
+            return f"{path}: length {len(a)} vs {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            found = diff(x, y, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if isinstance(a, dict):
+        if list(a) != list(b):
+            return f"{path}: keys {list(a)} vs {list(b)}"
+        for k in a:
+            found = diff(a[k], b[k], f"{path}[{k!r}]")
+            if found:
+                return found
+        return None
+    if not _scalar_equal(a, b):
+        return f"{path}: {a!r} vs {b!r}"
+    return None
+
+
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
+
+
+@dataclass
+class Outcome:
+    """What one run left behind: the result or the error, inputs after, grads, RNG state."""
+
+    out: Any = None
+    error: tuple[str, str] | None = None
+    inputs: Any = None
+    grads: list[Any] = field(default_factory=list)
+    rng: Any = None
+    internal: str | None = None  # torchmagic raised something of its own, or left state behind
+
+    def diff(self, other: Outcome) -> str | None:
+        if self.internal or other.internal:
+            return self.internal or other.internal
+        if self.error != other.error:
+            return f"error {self.error} vs {other.error}"
+        if self.error is None:
+            found = diff(self.out, other.out)
+            if found:
+                return found
+        found = diff(self.inputs, other.inputs, "inputs after the call")
+        if found:
+            return found
+        found = diff(self.grads, other.grads, ".grad")
+        if found:
+            return found
+        if not torch.equal(self.rng, other.rng):
+            return "RNG state after the run differs (the recorder consumed or reseeded the RNG)"
+        return None
+
+
+# -- recorders -------------------------------------------------------------------
+Runner = Callable[[Cell], tuple[Any, BaseException | None]]
+
+
+def _bare(cell: Cell) -> tuple[Any, BaseException | None]:
+    try:
+        return cell.run([]), None
+    except Exception as exc:  # noqa: BLE001 - the op's own error, compared between runs
+        return None, exc
+
+
+def _trace(deep: bool) -> Runner:
+    def run(cell: Cell) -> tuple[Any, BaseException | None]:
+        from torchmagic.core.names import user_names
+        from torchmagic.trace.recorder import Recorder, finish
+
+        rec = Recorder(cell.filename, names=user_names(cell.locals), deep=deep)
+        error: BaseException | None = None
+        value = None
+        try:
+            value = cell.run([rec])
+        except Exception as exc:  # noqa: BLE001
+            error = exc
+        explanation = rec.error if error is not None and rec.error_id == id(error) else None
+        finish(rec, cell.lines, user_names(cell.locals), "table", explanation)
+        return value, error
+
+    return run
+
+
+def _autograd(cell: Cell) -> tuple[Any, BaseException | None]:
+    from torchmagic.autograd.ledger import GradLedger
+    from torchmagic.autograd.session import AutogradSession, GraphOptions
+    from torchmagic.autograd.watcher import WatchOptions
+
+    session = AutogradSession(
+        cell.locals, cell.filename, cell.lines, GradLedger(), WatchOptions(), GraphOptions(),
+        source=cell.source,
+    )
+    error: BaseException | None = None
+    value = None
+    try:
+        value = cell.run([session.watch()])
+    except Exception as exc:  # noqa: BLE001
+        error = exc
+    session.report(error=error)
+    return value, error
+
+
+def _device(cell: Cell) -> tuple[Any, BaseException | None]:
+    from torchmagic.device.run import RunOptions, run_on
+
+    # sync_types={"cpu"}: also exercise the read-back/sync detection, which on a
+    # real accelerator is always on
+    outcome = run_on(cell, torch.device("cpu"), RunOptions(sync_types=frozenset({"cpu"})))
+    return outcome.value, outcome.error
+
+
+RECORDERS: dict[str, Runner] = {
+    "trace": _trace(deep=False),
+    "trace --deep": _trace(deep=True),
+    "autograd": _autograd,
+    "device": _device,
+}
+# recorders that push a TorchDispatchMode: with any such mode active, PyTorch takes the
+# "tensor subclass" path in composite ops and backward formulas (isTensorSubclassLike)
+DISPATCH_MODE_RECORDERS = frozenset({"trace --deep", "device"})
+DESCRIPTIONS = {
+    "trace": "`%%tensorinfo` cell trace (TorchFunctionMode recorder + report)",
+    "trace --deep": "`%%tensorinfo --deep` (TorchFunctionMode + TorchDispatchMode recorder + report)",
+    "autograd": "`%%autograd` watcher (TorchFunctionMode, backward hooks + report)",
+    "device": "`%%device cpu` watcher (TorchFunctionMode + TorchDispatchMode, timing, memory tracker, report)",
+}
+
+
+def _make_cell(fn: Callable[..., Any], sample: Any, grad: bool) -> tuple[Cell, dict[str, Any]]:
+    inp, args, kwargs = copy_tree((sample.input, sample.args, sample.kwargs))
+    source = "# %%opinfo\n" + (BACKWARD if grad else FORWARD)
+    ns: dict[str, Any] = {
+        "fn": fn, "inp": inp, "args": args, "kwargs": kwargs, "backward_on": backward_on, "torch": torch,
+    }
+    code = compile(source, FILENAME, "exec")
+    return Cell(FILENAME, source, source.splitlines(), code, None, ns, ns), ns
+
+
+def _state_leak() -> str | None:
+    if torch._C._len_torch_function_stack() or torch._C._len_torch_dispatch_stack():
+        return "a torch function/dispatch mode was left on the stack"
+    if not torch.is_grad_enabled():
+        return "grad mode left disabled"
+    return None
+
+
+def run_once(runner: Runner, fn: Callable[..., Any], sample: Any, grad: bool) -> Outcome:
+    """Seed, run the cell under ``runner``, and collect what it left (outside any mode)."""
+    cell, ns = _make_cell(fn, sample, grad)
+    torch.manual_seed(SEED)
+    internal: str | None = None
+    try:
+        _value, exc = runner(cell)
+    except Exception as inner:  # noqa: BLE001 - raised by torchmagic, not by the op
+        return Outcome(internal=f"torchmagic raised {type(inner).__name__}: {inner}")
+    leak = _state_leak()
+    if leak:
+        internal = leak
+    leaves = leaves_of((ns["inp"], ns["args"], ns["kwargs"]))
+    error = None
+    if exc is not None:
+        error = (type(exc).__name__, _ADDRESS.sub("0x?", str(exc)))
+    return Outcome(
+        out=ns.get("out"),
+        error=error,
+        inputs=(ns["inp"], ns["args"], ns["kwargs"]),
+        grads=[t.grad for t in leaves if t.requires_grad] if grad else [],
+        rng=torch.get_rng_state(),
+        internal=internal,
+    )
+
+
+def _scribble(value: float) -> None:
+    """Fill and free buffers of many sizes, so ``torch.empty`` hands back garbage next time."""
+    bufs = [torch.full((n,), value) for n in (1, 7, 64, 300, 4096, 40000)]
+    bufs += [torch.full((n,), int(value) if value == value else -12345, dtype=torch.int64)
+             for n in (1, 16, 256, 2048)]
+    del bufs
+
+
+class _EmptyDispatchMode(TorchDispatchMode):
+    """PyTorch's own pass-through dispatch mode: the control for recorders built on one."""
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        return func(*args, **(kwargs or {}))
+
+
+def _under_empty_dispatch_mode(cell: Cell) -> tuple[Any, BaseException | None]:
+    return _run_in(cell, [_EmptyDispatchMode()])
+
+
+def _run_in(cell: Cell, contexts: list[Any]) -> tuple[Any, BaseException | None]:
+    try:
+        return cell.run(contexts), None
+    except Exception as exc:  # noqa: BLE001
+        return None, exc
+
+
+def _deterministic_fill(cell: Cell) -> tuple[Any, BaseException | None]:
+    """Bare, with torch filling uninitialised memory (NaN / max int) in deterministic mode."""
+    import torch.utils.deterministic as det
+
+    old_mode, old_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    old_fill = det.fill_uninitialized_memory  # type: ignore[attr-defined]
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    det.fill_uninitialized_memory = True  # type: ignore[attr-defined]
+    try:
+        return _bare(cell)
+    finally:
+        det.fill_uninitialized_memory = old_fill  # type: ignore[attr-defined]
+        torch.use_deterministic_algorithms(old_mode, warn_only=old_warn)
+
+
+def unstable(bare: Outcome, fn: Callable[..., Any], sample: Any, grad: bool) -> str | None:
+    """Why the op is not reproducible without torchmagic (``None``: it is, as far as we can tell).
+
+    Three more bare runs with the same seed: after filling freed memory with
+    NaN, after filling it with zeros, and with torch filling uninitialised
+    memory itself.  Any difference means the result depends on memory that
+    was never written, or on something else than the inputs and the seed.
+    """
+    for how, prepare, runner in (
+        ("after NaN was written to freed memory", lambda: _scribble(float("nan")), _bare),
+        ("after zeros were written to freed memory", lambda: _scribble(0.0), _bare),
+        ("with torch.utils.deterministic.fill_uninitialized_memory", lambda: None, _deterministic_fill),
+    ):
+        prepare()
+        again = run_once(runner, fn, sample, grad)
+        found = bare.diff(again)
+        if found:
+            return f"nondeterministic: a second bare run with the same seed differs {how} ({found})"
+    return None
+
+
+# -- one op --------------------------------------------------------------------------
+@dataclass
+class OpResult:
+    """Counts and findings for one OpInfo entry (plain data; see :func:`sweep_op`)."""
+
+    op: str
+    dtypes: list[str] = field(default_factory=list)
+    samples: int = 0  # samples run (all dtypes)
+    grad_samples: int = 0  # of which with backward
+    compared: dict[str, int] = field(default_factory=dict)  # recorder -> samples compared
+    passed: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    excluded: list[tuple[str, str]] = field(default_factory=list)  # (what, reason)
+    # (sample, recorder, difference): the recorder's result equals the bare run under
+    # PyTorch's own empty TorchDispatchMode, which already differs from the bare run
+    inherent: list[tuple[str, str, str]] = field(default_factory=list)
+    skipped: str = ""  # why the op ran no sample at all
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def op_id(op: Any) -> str:
+    return op.name + (f".{op.variant_test_name}" if op.variant_test_name else "")
+
+
+def int_dtype(op: Any) -> torch.dtype | None:
+    supported = op.supported_dtypes("cpu")
+    return next((d for d in INT_DTYPES if d in supported), None)
+
+
+def op_db() -> list[Any]:
+    from torch.testing._internal.common_methods_invocations import op_db as db
+
+    return list(db)
+
+
+def _samples(op: Any, dtype: torch.dtype, grad: bool) -> list[Any]:
+    torch.manual_seed(SEED)
+    return list(op.sample_inputs("cpu", dtype, requires_grad=grad))
+
+
+def sweep_op(
+    op: Any,
+    recorders: Iterable[str] = tuple(RECORDERS),
+    max_samples: int | None = None,
+) -> OpResult:
+    """Compare every recorder with the bare run on ``op``'s CPU samples (float32, one int dtype)."""
+    names = list(recorders)
+    res = OpResult(op_id(op), compared={r: 0 for r in names}, passed={r: 0 for r in names})
+    supported = op.supported_dtypes("cpu")
+    plan: list[tuple[torch.dtype, bool]] = []
+    if torch.float32 in supported:
+        grad = bool(op.supports_autograd) and torch.float32 in op.supported_backward_dtypes("cpu")
+        plan.append((torch.float32, grad))
+    idt = int_dtype(op)
+    if idt is not None:
+        plan.append((idt, False))
+    if not plan:
+        res.skipped = "supports neither float32 nor an integer dtype on CPU"
+        return res
+    fn = op.op
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for dtype, grad in plan:
+            dname = str(dtype).removeprefix("torch.")
+            try:
+                samples = _samples(op, dtype, grad)
+            except Exception as exc:  # noqa: BLE001
+                res.excluded.append((f"{dname} samples", f"sample_inputs raised {type(exc).__name__}: {str(exc)[:120]}"))
+                continue
+            if max_samples is not None:
+                samples = samples[:max_samples]
+            if not samples:
+                continue
+            res.dtypes.append(dname)
+            for i, sample in enumerate(samples):
+                _sweep_sample(res, names, fn, sample, grad, f"{dname} sample {i}")
+    return res
+
+
+INHERENT = "same as under an empty TorchDispatchMode"
+
+
+def _sweep_sample(res: OpResult, names: list[str], fn: Any, sample: Any, grad: bool, where: str) -> None:
+    bare = run_once(_bare, fn, sample, grad)
+    if bare.internal:
+        res.samples += 1
+        res.failures.append(f"{where}: bare run: {bare.internal}")
+        return
+    found: dict[str, str | None] = {}
+    control: Outcome | None = None  # bare under an empty TorchDispatchMode, made when needed
+    for name in names:
+        got = run_once(RECORDERS[name], fn, sample, grad)
+        problem = found[name] = bare.diff(got)
+        if not problem or got.internal:
+            continue
+        why = unstable(bare, fn, sample, grad)
+        if why:
+            res.excluded.append((where, why))
+            return
+        if name in DISPATCH_MODE_RECORDERS:
+            if control is None:
+                control = run_once(_under_empty_dispatch_mode, fn, sample, grad)
+            if control.diff(bare) and not control.diff(got):
+                found[name] = INHERENT
+    res.samples += 1
+    res.grad_samples += grad
+    for name, problem in found.items():
+        res.compared[name] += 1
+        if problem is INHERENT:
+            res.inherent.append((where, name, str(control.diff(bare) if control else "")))
+        elif problem:
+            res.failures.append(f"{where} [{name}]: {problem}")
+        else:
+            res.passed[name] += 1
+
+
+def sweep(ops: Iterable[Any], **kw: Any) -> list[OpResult]:
+    return [sweep_op(op, **kw) for op in ops]
