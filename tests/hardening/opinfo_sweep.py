@@ -47,6 +47,9 @@ __all__ = [
 
 FILENAME = "<torchmagic-opinfo-cell>"
 SEED = 20261127
+# Samples per op and dtype: a few pooling ops have over 1000 each and would take
+# most of the sweep's time; 64 spread over the list keep every generator branch.
+MAX_SAMPLES = 64
 INT_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 
 FORWARD = "out = fn(inp, *args, **kwargs)"
@@ -324,14 +327,13 @@ def run_once(runner: Runner, fn: Callable[..., Any], sample: Any, grad: bool) ->
     """Seed, run the cell under ``runner``, and collect what it left (outside any mode)."""
     cell, ns = _make_cell(fn, sample, grad)
     torch.manual_seed(SEED)
-    internal: str | None = None
     try:
         _value, exc = runner(cell)
     except Exception as inner:  # noqa: BLE001 - raised by torchmagic, not by the op
         return Outcome(internal=f"torchmagic raised {type(inner).__name__}: {inner}")
     leak = _state_leak()
-    if leak:
-        internal = leak
+    if leak:  # reading the results would go through the leftover mode
+        return Outcome(internal=leak)
     leaves = leaves_of((ns["inp"], ns["args"], ns["kwargs"]))
     error = None
     if exc is not None:
@@ -342,15 +344,25 @@ def run_once(runner: Runner, fn: Callable[..., Any], sample: Any, grad: bool) ->
         inputs=(ns["inp"], ns["args"], ns["kwargs"]),
         grads=[t.grad for t in leaves if t.requires_grad] if grad else [],
         rng=torch.get_rng_state(),
-        internal=internal,
     )
 
 
-def _scribble(value: float) -> None:
-    """Fill and free buffers of many sizes, so ``torch.empty`` hands back garbage next time."""
-    bufs = [torch.full((n,), value) for n in (1, 7, 64, 300, 4096, 40000)]
-    bufs += [torch.full((n,), int(value) if value == value else -12345, dtype=torch.int64)
-             for n in (1, 16, 256, 2048)]
+_SIZES = (1, 2, 3, 5, 7, 9, 12, 16, 24, 27, 36, 48, 64, 100, 128, 300, 512, 1000, 4096, 10000, 40000)
+
+
+def _scribble(value: float | None) -> None:
+    """Fill and free buffers of many sizes, so ``torch.empty`` hands back garbage next time.
+
+    ``value=None`` writes random bits (from a private generator: the global RNG is untouched).
+    """
+    gen = torch.Generator().manual_seed(len(_SIZES))
+    bufs = []
+    for n in _SIZES:
+        if value is None:
+            bufs.append(torch.randint(-(2**31), 2**31 - 1, (n,), dtype=torch.int64, generator=gen))
+        else:
+            bufs.append(torch.full((n,), value))
+            bufs.append(torch.full((n,), -12345 if value != value else int(value), dtype=torch.int64))
     del bufs
 
 
@@ -390,21 +402,27 @@ def _deterministic_fill(cell: Cell) -> tuple[Any, BaseException | None]:
 def unstable(bare: Outcome, fn: Callable[..., Any], sample: Any, grad: bool) -> str | None:
     """Why the op is not reproducible without torchmagic (``None``: it is, as far as we can tell).
 
-    Three more bare runs with the same seed: after filling freed memory with
-    NaN, after filling it with zeros, and with torch filling uninitialised
-    memory itself.  Any difference means the result depends on memory that
-    was never written, or on something else than the inputs and the seed.
+    More bare runs with the same seed: plain, after filling freed memory with
+    NaN, zeros or random bits, with torch filling uninitialised memory itself,
+    and with other tensors allocated meanwhile (other addresses).  Any
+    difference means the result depends on memory that was never written, on
+    addresses, or on something else than the inputs and the seed.
     """
-    for how, prepare, runner in (
-        ("after NaN was written to freed memory", lambda: _scribble(float("nan")), _bare),
-        ("after zeros were written to freed memory", lambda: _scribble(0.0), _bare),
-        ("with torch.utils.deterministic.fill_uninitialized_memory", lambda: None, _deterministic_fill),
-    ):
+    keep: list[Any] = []
+    attempts: tuple[tuple[str, Callable[[], None], Runner], ...] = (
+        ("", lambda: None, _bare),
+        (" after NaN was written to freed memory", lambda: _scribble(float("nan")), _bare),
+        (" after zeros were written to freed memory", lambda: _scribble(0.0), _bare),
+        (" after random bits were written to freed memory", lambda: _scribble(None), _bare),
+        (" with torch.utils.deterministic.fill_uninitialized_memory", lambda: None, _deterministic_fill),
+        (" with other tensors allocated meanwhile", lambda: keep.extend(torch.empty(n) for n in _SIZES), _bare),
+    )
+    for how, prepare, runner in attempts:
         prepare()
         again = run_once(runner, fn, sample, grad)
         found = bare.diff(again)
         if found:
-            return f"nondeterministic: a second bare run with the same seed differs {how} ({found})"
+            return f"nondeterministic: a second bare run with the same seed differs{how} ({found})"
     return None
 
 
@@ -415,8 +433,10 @@ class OpResult:
 
     op: str
     dtypes: list[str] = field(default_factory=list)
-    samples: int = 0  # samples run (all dtypes)
+    available: int = 0  # samples the OpInfo entry provides (all dtypes and error inputs)
+    samples: int = 0  # samples run (at most max_samples per dtype, spread over the list)
     grad_samples: int = 0  # of which with backward
+    error_samples: int = 0  # of which from the op's error_inputs (must raise the same error)
     compared: dict[str, int] = field(default_factory=dict)  # recorder -> samples compared
     passed: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
@@ -445,6 +465,15 @@ def op_db() -> list[Any]:
     return list(db)
 
 
+def spread(n: int, k: int | None) -> list[int]:
+    """At most ``k`` of ``range(n)``, evenly spaced and including both ends."""
+    if k is None or n <= k:
+        return list(range(n))
+    if k <= 1:
+        return [0][:k]
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+
+
 def _samples(op: Any, dtype: torch.dtype, grad: bool) -> list[Any]:
     torch.manual_seed(SEED)
     return list(op.sample_inputs("cpu", dtype, requires_grad=grad))
@@ -453,7 +482,8 @@ def _samples(op: Any, dtype: torch.dtype, grad: bool) -> list[Any]:
 def sweep_op(
     op: Any,
     recorders: Iterable[str] = tuple(RECORDERS),
-    max_samples: int | None = None,
+    max_samples: int | None = MAX_SAMPLES,
+    errors: bool = True,
 ) -> OpResult:
     """Compare every recorder with the bare run on ``op``'s CPU samples (float32, one int dtype)."""
     names = list(recorders)
@@ -479,14 +509,32 @@ def sweep_op(
             except Exception as exc:  # noqa: BLE001
                 res.excluded.append((f"{dname} samples", f"sample_inputs raised {type(exc).__name__}: {str(exc)[:120]}"))
                 continue
-            if max_samples is not None:
-                samples = samples[:max_samples]
+            res.available += len(samples)
             if not samples:
                 continue
             res.dtypes.append(dname)
-            for i, sample in enumerate(samples):
-                _sweep_sample(res, names, fn, sample, grad, f"{dname} sample {i}")
+            for i in spread(len(samples), max_samples):
+                _sweep_sample(res, names, fn, samples[i], grad, f"{dname} sample {i}")
+        if errors:
+            _sweep_errors(res, names, op, max_samples)
     return res
+
+
+def _sweep_errors(res: OpResult, names: list[str], op: Any, max_samples: int | None) -> None:
+    """The op's ``error_inputs``: each must raise, and raise the same error under every recorder."""
+    if getattr(op, "error_inputs_func", None) is None:
+        return
+    try:
+        torch.manual_seed(SEED)
+        inputs = list(op.error_inputs("cpu"))
+    except Exception as exc:  # noqa: BLE001
+        res.excluded.append(("error inputs", f"error_inputs raised {type(exc).__name__}: {str(exc)[:120]}"))
+        return
+    res.available += len(inputs)
+    for i in spread(len(inputs), max_samples):
+        before = res.samples
+        _sweep_sample(res, names, op.op, inputs[i].sample_input, False, f"error input {i}")
+        res.error_samples += res.samples - before
 
 
 INHERENT = "same as under an empty TorchDispatchMode"
@@ -528,3 +576,53 @@ def _sweep_sample(res: OpResult, names: list[str], fn: Any, sample: Any, grad: b
 
 def sweep(ops: Iterable[Any], **kw: Any) -> list[OpResult]:
     return [sweep_op(op, **kw) for op in ops]
+
+
+def totals(results: Iterable[OpResult]) -> dict[str, Any]:
+    """Numbers for the whole sweep: ops, samples, per-recorder compared/passed/failed/inherent."""
+    results = list(results)
+    per: dict[str, dict[str, int]] = {}
+    for r in results:
+        for name, n in r.compared.items():
+            row = per.setdefault(name, {"compared": 0, "passed": 0, "failed": 0, "inherent": 0})
+            row["compared"] += n
+            row["passed"] += r.passed.get(name, 0)
+        for _where, name, _d in r.inherent:
+            per.setdefault(name, {"compared": 0, "passed": 0, "failed": 0, "inherent": 0})["inherent"] += 1
+    for row in per.values():
+        row["failed"] = row["compared"] - row["passed"] - row["inherent"]
+    return {
+        "entries": len(results),
+        "ops_run": sum(1 for r in results if r.samples),
+        "available": sum(r.available for r in results),
+        "samples": sum(r.samples for r in results),
+        "grad_samples": sum(r.grad_samples for r in results),
+        "error_samples": sum(r.error_samples for r in results),
+        "excluded_samples": sum(1 for r in results for w, _ in r.excluded if " sample " in w or w.startswith("error input ")),
+        "skipped_ops": sum(1 for r in results if not r.samples),
+        "recorders": per,
+    }
+
+
+def summary_lines(results: Iterable[OpResult]) -> list[str]:
+    """Plain-text summary (the pytest run prints it): totals, exclusions and inherent differences."""
+    results = list(results)
+    t = totals(results)
+    lines = [
+        f"OpInfo conformance: {t['ops_run']} of {t['entries']} entries run, {t['samples']} samples "
+        f"({t['grad_samples']} with backward, {t['error_samples']} error inputs), "
+        f"{t['excluded_samples']} samples excluded",
+    ]
+    for name, row in t["recorders"].items():
+        lines.append(
+            f"  {name}: {row['passed']}/{row['compared']} identical, {row['failed']} different, "
+            f"{row['inherent']} as under an empty TorchDispatchMode"
+        )
+    for r in results:
+        if r.skipped:
+            lines.append(f"  not run: {r.op}: {r.skipped}")
+        for where, why in r.excluded:
+            lines.append(f"  excluded: {r.op} {where}: {why}")
+        for where, name, d in r.inherent:
+            lines.append(f"  PyTorch under any TorchDispatchMode: {r.op} {where} [{name}]: {d}")
+    return lines

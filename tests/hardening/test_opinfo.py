@@ -1,0 +1,236 @@
+"""Operator conformance: every OpInfo operator gives identical results under every recorder.
+
+For each entry of PyTorch's ``op_db`` and its CPU sample inputs (float32 with
+``backward()`` where the op supports autograd, and one integer dtype), the op
+runs bare and inside the ``%%tensorinfo`` trace recorder, its ``--deep``
+variant, the ``%%autograd`` watcher and the ``%%device`` watcher (see
+:mod:`tests.hardening.opinfo_sweep`).  A handful of representative operators
+run by default; the rest of the database is the ``slow`` sweep (CI runs both;
+together they are the whole database once).  Exclusions and differences that
+PyTorch itself makes under any TorchDispatchMode are collected and printed at
+the end of the run; ``benchmarks/opinfo_report.py`` writes them to
+``docs/reliability.md``.
+
+The first tests check the checker: fake recorders that change a result, eat
+random numbers, raise, or leave a mode behind must be caught.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+import pytest
+import torch
+from torch.overrides import TorchFunctionMode
+
+from tests.hardening import opinfo_sweep as S
+
+# Operators that exercise the recorders' riskiest paths: in-place and views,
+# RNG, tuples/namedtuples, integer outputs, errors, composite backward
+# formulas, uninitialised memory, data-dependent shapes.
+QUICK = (
+    "add", "mul", "div.no_rounding_mode", "addcmul", "pow", "abs", "sum", "prod", "max.reduction_no_dim",
+    "median", "sort", "topk", "cat", "stack", "split", "view", "reshape", "transpose", "as_strided",
+    "expand", "__getitem__", "index_put", "masked_fill", "where", "matmul", "linalg.eig", "unique",
+    "nonzero", "masked_select", "bernoulli", "nn.functional.dropout", "normal", "randn_like",
+    "empty_like", "nn.functional.linear", "nn.functional.conv1d", "softmax",
+    "nn.functional.cross_entropy", "linalg.tensorinv", "cumsum", "scatter_add", "clone", "item",
+)
+
+_ALL = S.op_db()
+_BY_ID = {S.op_id(op): op for op in _ALL}
+_RESULTS: list[S.OpResult] = []
+
+
+def _params(quick: bool) -> list[Any]:
+    chosen = [op for op in _ALL if (S.op_id(op) in QUICK) == quick]
+    return [pytest.param(op, id=S.op_id(op)) for op in chosen]
+
+
+def _check(op: Any) -> S.OpResult:
+    res = S.sweep_op(op)
+    _RESULTS.append(res)
+    assert not res.failures, (
+        f"{res.op}: {len(res.failures)} difference(s) between the bare run and a recorder:\n  "
+        + "\n  ".join(res.failures[:20])
+    )
+    return res
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _summary(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Print what was run, excluded and why, for the whole module (made by the test itself)."""
+    yield
+    if not _RESULTS:
+        return
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    for line in S.summary_lines(_RESULTS):
+        reporter.write_line(line)
+
+
+# -- the checker itself -----------------------------------------------------------
+def test_quick_ops_exist() -> None:
+    assert set(QUICK) <= set(_BY_ID), sorted(set(QUICK) - set(_BY_ID))
+
+
+def test_every_op_is_swept_once() -> None:
+    quick, slow = _params(True), _params(False)
+    assert len(quick) + len(slow) == len(_ALL) > 600
+    assert len({p.id for p in quick + slow}) == len(_ALL)
+
+
+def test_diff_is_exact() -> None:
+    nan = float("nan")
+    a = torch.tensor([1.0, nan, 0.0])
+    assert S.diff(a, torch.tensor([1.0, nan, 0.0])) is None
+    assert S.diff(a, torch.tensor([1.0, nan, -0.0])) == "out: values differ"
+    assert S.diff(a, torch.tensor([1.0, 2.0, 0.0])) == "out: values differ"
+    assert S.diff(a, torch.tensor([torch.nextafter(torch.tensor(1.0), torch.tensor(2.0)).item(), nan, 0.0]))
+    t = torch.arange(6.0).reshape(2, 3)
+    assert "strides" in str(S.diff(t.t(), t.t().contiguous()))
+    assert "dtype" in str(S.diff(t, t.double()))
+    assert "requires_grad" in str(S.diff(t, t.clone().requires_grad_()))
+    assert S.diff((t, 1.5), (t.clone(), 1.5)) is None
+    assert S.diff((t, -0.0), (t.clone(), 0.0)) == "out[1]: -0.0 vs 0.0"
+    assert S.diff(torch.return_types.max((t, t)), (t, t)) is not None
+
+
+def test_copies_keep_layout_and_are_fresh() -> None:
+    base = torch.arange(12.0)
+    view = base.as_strided((3, 2), (1, 4), 2)
+    expanded = torch.ones(3, 1).expand(3, 4)
+    leaf = torch.randn(2, requires_grad=True)
+    copy = S.copy_tree((view, [expanded, leaf], {"x": view}))
+    assert S.diff((view, [expanded, leaf], {"x": view}), copy, "copy") is None
+    assert copy[0] is copy[2]["x"]
+    assert copy[0].untyped_storage().data_ptr() != base.untyped_storage().data_ptr()
+    assert copy[1][1].is_leaf and copy[1][1].requires_grad
+
+
+class _EatRandom:
+    """A recorder that draws a random number: the RNG state after the cell differs."""
+
+    def __enter__(self) -> None:
+        torch.rand(1)
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+
+class _Nudge(TorchFunctionMode):
+    """Changes every float result by one ulp."""
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        if isinstance(out, torch.Tensor) and out.is_floating_point() and func is torch.add:
+            with torch.no_grad():
+                out.copy_(torch.nextafter(out, torch.full_like(out, float("inf"))))
+        return out
+
+
+class _Contiguous(TorchFunctionMode):
+    """Returns contiguous copies of views: same values, other strides."""
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        if getattr(func, "__name__", "") == "transpose" and isinstance(out, torch.Tensor):
+            return out.contiguous()
+        return out
+
+
+class _Leaky(TorchFunctionMode):
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        return func(*args, **(kwargs or {}))
+
+    def __exit__(self, *exc: Any) -> None:
+        pass  # never pops itself
+
+
+def _fake(contexts: Any) -> S.Runner:
+    def run(cell: Any) -> tuple[Any, BaseException | None]:
+        return S._run_in(cell, contexts())
+
+    return run
+
+
+def _raises(cell: Any) -> tuple[Any, BaseException | None]:
+    raise RuntimeError("torchmagic bug")
+
+
+def _error_type_changed(cell: Any) -> tuple[Any, BaseException | None]:
+    value, exc = S._bare(cell)
+    return value, (ValueError(str(exc)) if exc is not None else None)
+
+
+@pytest.mark.parametrize(
+    "runner, op, expected",
+    [
+        (_fake(lambda: [_EatRandom()]), "add", "RNG state"),
+        (_fake(lambda: [_Nudge()]), "add", "values differ"),
+        (_fake(lambda: [_Contiguous()]), "transpose", "strides"),
+        (_raises, "add", "torchmagic raised RuntimeError"),
+        (_error_type_changed, "linalg.inv_ex", None),  # raises on nothing: no difference
+        (_error_type_changed, "cat", "error ("),  # cat's error_inputs raise
+        (_fake(lambda: [S._EmptyDispatchMode()]), "prod", "values differ"),  # not declared: a failure
+    ],
+    ids=["rng", "values", "strides", "raises", "no-error", "error-type", "undeclared-dispatch-mode"],
+)
+def test_checker_catches_a_bad_recorder(
+    monkeypatch: pytest.MonkeyPatch, runner: S.Runner, op: str, expected: str | None
+) -> None:
+    monkeypatch.setitem(S.RECORDERS, "fake", runner)
+    res = S.sweep_op(_BY_ID[op], recorders=["fake"], max_samples=None if op == "prod" else 12)
+    assert res.samples > 0
+    if expected is None:
+        assert not res.failures
+    else:
+        assert any(expected in f for f in res.failures), res.failures[:3]
+        assert res.passed["fake"] < res.compared["fake"]
+
+
+def test_checker_catches_a_leaked_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    leaky = _Leaky()
+
+    def run(cell: Any) -> tuple[Any, BaseException | None]:
+        with contextlib.ExitStack() as stack:
+            stack.callback(lambda: None)
+            leaky.__enter__()
+            return S._bare(cell)
+
+    monkeypatch.setitem(S.RECORDERS, "fake", run)
+    try:
+        res = S.sweep_op(_BY_ID["add"], recorders=["fake"], max_samples=1)
+    finally:
+        while torch._C._len_torch_function_stack():
+            torch._C._pop_torch_function_stack()
+    assert res.failures and "mode was left on the stack" in res.failures[0]
+
+
+def test_uninitialised_memory_is_excluded_with_its_reason() -> None:
+    res = S.sweep_op(_BY_ID["empty_like"], recorders=["device"])
+    assert not res.failures
+    assert res.excluded, "empty_like reads uninitialised memory: some sample must differ bare vs bare"
+    assert all("nondeterministic" in why for _where, why in res.excluded)
+
+
+def test_dispatch_mode_differences_are_pytorchs_own() -> None:
+    """prod's backward takes another formula under any TorchDispatchMode, also PyTorch's empty one."""
+    res = S.sweep_op(_BY_ID["prod"], recorders=["trace", "trace --deep", "device"])
+    assert not res.failures
+    assert {rec for _w, rec, _d in res.inherent} == {"trace --deep", "device"}
+    assert res.passed["trace"] == res.compared["trace"]
+
+
+# -- the sweep ---------------------------------------------------------------------
+@pytest.mark.parametrize("op", _params(quick=True))
+def test_op_quick(op: Any) -> None:
+    _check(op)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("op", _params(quick=False))
+def test_op(op: Any) -> None:
+    _check(op)
