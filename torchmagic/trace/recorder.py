@@ -43,8 +43,16 @@ _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SKIP_OPS = frozenset(
     "__len__ __iter__ __repr__ __str__ __format__ __hash__ __bool__ __index__ __int__ "
     "__float__ __complex__ __array__ __array_wrap__ __contains__ __reduce_ex__ __deepcopy__ "
-    "__dir__ __getstate__ __setstate__ __reversed__ __get__".split()
+    "__dir__ __getstate__ __setstate__ __reversed__ __get__ __set__ __delete__ _set_grad_enabled".split()
 )
+# Ops that library code runs for bookkeeping: hidden when not written on the cell's line itself.
+LIBRARY_NOISE = frozenset(
+    "dim size stride numel nelement is_contiguous element_size data_ptr is_floating_point "
+    "is_complex get_device storage_offset untyped_storage device is_grad_enabled "
+    "is_inference_mode_enabled".split()
+)
+# Library frames whose ops are set-up, not computation (module construction, weight init).
+SETUP_FRAMES = frozenset({"__init__", "reset_parameters", "_init_weights", "__setstate__"})
 # Frames whose ops are display or iteration machinery.
 SKIP_FRAMES = frozenset(
     "__repr__ __str__ __format__ __iter__ __len__ __contains__ __hash__ __reversed__ __array__ "
@@ -165,6 +173,11 @@ class _FunctionMode(TorchFunctionMode):
             row = None
         if row is None:
             return func(*args, **kwargs)
+        if row.info.inplace and rec._saved:
+            try:
+                rec._check_inplace(row, args)  # before the op: the saving node is still reachable
+            except Exception:
+                pass
         stack = rec.stack
         stack.append(row)
         try:
@@ -195,7 +208,7 @@ class _DispatchMode(TorchDispatchMode):
             row = stack[-1]
             name = self.names.get(func)
             if name is None:
-                name = self.names[func] = f"aten.{func.__name__}"
+                name = self.names[func] = "aten." + func.__name__.removesuffix(".default")
             if name in row.children or len(row.children) < self.rec.max_children:
                 row.children[name] = row.children.get(name, 0) + 1
             else:
@@ -282,7 +295,7 @@ class Recorder:
         depth = 0
         while f.f_code.co_filename != fn:
             code = f.f_code
-            if code.co_name in SKIP_FRAMES or code.co_filename.startswith(_PKG_DIR):
+            if code.co_name in SKIP_FRAMES or code.co_name in SETUP_FRAMES or code.co_filename.startswith(_PKG_DIR):
                 return None
             f = f.f_back
             if f is None:
@@ -290,8 +303,11 @@ class Recorder:
             depth += 1
         if f.f_code.co_name in SKIP_FRAMES:
             return None
-        if depth and depth <= 2 and frame.f_code.co_name == "handle_torch_function":
-            depth = 0  # a Python-level torch function (Tensor.backward, F.softmax) called on this line
+        if depth:
+            if depth <= 2 and frame.f_code.co_name == "handle_torch_function":
+                depth = 0  # a Python-level torch function (Tensor.backward, F.softmax) called on this line
+            elif info.name in LIBRARY_NOISE or (info.name.startswith("_") and not info.name.startswith("__")):
+                return None
         key = (f.f_code, f.f_lasti, func) if depth == 0 else (f.f_code, f.f_lasti, func, frame.f_code, frame.f_lasti)
         row = self.rows.get(key)
         if row is None:
@@ -316,9 +332,6 @@ class Recorder:
             row.variants[sig] = self._variant(row, args, kwargs, out)
         else:
             row.other += 1
-        info = row.info
-        if info.inplace and self._saved:
-            self._check_inplace(row, args)
         if type(out) is torch.Tensor or isinstance(out, torch.Tensor):
             if out.grad_fn is not None:
                 self._track_saved(row, args, out)
@@ -455,8 +468,8 @@ class Recorder:
         if entry is None:
             return
         ref, version, node_name, attr, out_ref, line = entry
-        if ref() is not target or target._version <= version:
-            return
+        if ref() is not target or target._version != version:
+            return  # a different tensor now, or already modified (warned then)
         out = out_ref()
         if out is None or out.grad_fn is None:
             return

@@ -154,7 +154,7 @@ def _shapes_rich(var: Variant, row: OpRow, default_dtype: str) -> Text:
     return out
 
 
-def _notes_rich(var: Variant) -> Text:
+def _notes_rich(var: Variant, row: OpRow, first: bool) -> Text:
     out = Text()
     effect = _EFFECT_TEXT.get(var.effect, var.effect)
     if effect and effect != "new":
@@ -165,6 +165,12 @@ def _notes_rich(var: Variant) -> Text:
     if var.broadcast is not None and is_scalar_broadcast(var.broadcast):
         out.append("  " if len(out) else "")
         out.append("scalar broadcast", style="dim")
+    if first and row.children:
+        kids = ", ".join(f"{name} ×{n}" if n > 1 else name for name, n in row.children)
+        if row.children_other:
+            kids += f", … {row.children_other} more"
+        out.append("\n" if len(out) else "")
+        out.append(txt(kids, "dim"))
     return out
 
 
@@ -188,7 +194,7 @@ def _line_group(rows: list[OpRow], default_dtype: str) -> list[Any]:
                 txt(row.op, "bold") if k == 0 else txt("″", "dim"),
                 code,
                 _shapes_rich(var, row, default_dtype),
-                _notes_rich(var),
+                _notes_rich(var, row, k == 0),
                 txt(f"×{count}" if count > 1 else "", "magenta"),
             )
             if var.broadcast is not None and not is_scalar_broadcast(var.broadcast):
@@ -197,11 +203,6 @@ def _line_group(rows: list[OpRow], default_dtype: str) -> list[Any]:
             table.add_row("", "", txt(f"… {row.other_count} more with other shapes", "dim"), "", "", "")
         for w in row.warnings:
             extras.append(Padding(join(txt("⚠ ", "yellow"), txt(w, "yellow")), (0, 0, 0, 6)))
-        if row.children:
-            kids = ", ".join(f"{name} ×{n}" if n > 1 else name for name, n in row.children)
-            if row.children_other:
-                kids += f", … {row.children_other} more"
-            extras.append(Padding(join(txt(f"{row.op} → ", "dim"), txt(kids, "dim")), (0, 0, 0, 6)))
     items.append(table)
     items.extend(extras)
     return items
