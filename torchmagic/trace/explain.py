@@ -58,7 +58,13 @@ def _desc(o: Operand) -> str:
 def _broadcast(f: FailedOp, msg: str) -> Explanation | None:
     ops = [o for o in f.operands if o.kind in ("tensor", "scalar")]
     if len(_tensors(ops)) < 2:
-        return None
+        # An operand we could not read (e.g. a call: never re-run): use the message's sizes.
+        m = re.search(r"tensor a \((\d+)\) must match the size of tensor b \((\d+)\) at non-singleton dimension (\d+)", msg)
+        if not m or not ops:
+            return None
+        title = f"{f.expression or f.op}: " + ", ".join(_desc(o) for o in _tensors(ops))
+        title += f": sizes {m.group(1)} ≠ {m.group(2)} at dim {m.group(3)}, and neither is 1"
+        return Explanation("broadcast", title, "", msg, operands=tuple(ops))
     al = align([(o.label, _shape_of(o)) for o in ops])
     if al.ok:
         return None
