@@ -12,7 +12,6 @@ from typing import Any
 
 from rich.console import Group
 from rich.padding import Padding
-from rich.table import Table
 from rich.text import Text
 
 from torchmagic.core.html import badge, details, esc, wrap
@@ -169,42 +168,49 @@ def _notes_rich(var: Variant, row: OpRow, first: bool) -> Text:
         kids = ", ".join(f"{name} ×{n}" if n > 1 else name for name, n in row.children)
         if row.children_other:
             kids += f", … {row.children_other} more"
-        out.append("\n" if len(out) else "")
-        out.append(txt(kids, "dim"))
+        out.append("  " if len(out) else "")
+        out.append(txt(f"[{kids}]", "dim"))
     return out
 
 
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _line_group(rows: list[OpRow], default_dtype: str) -> list[Any]:
+    """One source line's ops as padded text lines (rich Tables cost ~1 ms each to measure)."""
     first = rows[0]
     items: list[Any] = [join(txt(f"{first.line:>3} │ ", "dim"), txt(first.source))]
-    table = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False, expand=False)
-    for name in ("indent", "op", "code", "shapes", "notes", "count"):
-        table.add_column(name, justify="right" if name == "count" else "left",
-                         overflow="fold", no_wrap=name in ("indent", "op", "count"))
-    extras: list[Any] = []
+    w_op = min(max(len(r.op) for r in rows), 18)
+    w_code = min(max(len(r.expression) + (9 if r.via else 0) for r in rows), 34)
     for row in rows:
         variants = row.variants or [Variant((), ())]
         for k, var in enumerate(variants):
-            code = txt(row.expression if k == 0 else "", "italic")
-            if row.via and k == 0:
-                code.append(" (inside)", style="dim")
+            line = Text("    ")
+            if k == 0:
+                line.append(txt(_fit(row.op, w_op).ljust(w_op), "bold"))
+                code = row.expression + (" (inside)" if row.via else "")
+                line.append("  ")
+                line.append(txt(_fit(code, w_code).ljust(w_code), "italic"))
+            else:
+                line.append(txt("″".ljust(w_op), "dim"))
+                line.append(" " * (w_code + 2))
+            line.append("  ")
+            line.append(_shapes_rich(var, row, default_dtype))
+            notes = _notes_rich(var, row, k == 0)
+            if len(notes):
+                line.append("  ")
+                line.append(notes)
             count = var.count if row.variants else row.count
-            table.add_row(
-                "    ",
-                txt(row.op, "bold") if k == 0 else txt("″", "dim"),
-                code,
-                _shapes_rich(var, row, default_dtype),
-                _notes_rich(var, row, k == 0),
-                txt(f"×{count}" if count > 1 else "", "magenta"),
-            )
+            if count > 1:
+                line.append(f"  ×{count}", style="magenta")
+            items.append(line)
             if var.broadcast is not None and not is_scalar_broadcast(var.broadcast):
-                extras.append(Padding(alignment_rich(var.broadcast), (0, 0, 0, 6)))
+                items.append(Padding(alignment_rich(var.broadcast), (0, 0, 0, 6)))
         if row.other_count:
-            table.add_row("", "", txt(f"… {row.other_count} more with other shapes", "dim"), "", "", "")
+            items.append(txt(f"    {' ' * w_op}  … {row.other_count} more with other shapes", "dim"))
         for w in row.warnings:
-            extras.append(Padding(join(txt("⚠ ", "yellow"), txt(w, "yellow")), (0, 0, 0, 6)))
-    items.append(table)
-    items.extend(extras)
+            items.append(Padding(join(txt("⚠ ", "yellow"), txt(w, "yellow")), (0, 0, 0, 6)))
     return items
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 
 from torchmagic.core.html import esc, wrap
@@ -63,14 +62,22 @@ def alignment_html(al: Alignment) -> str:
 
 
 def alignment_rich(al: Alignment) -> Any:
-    table = Table(show_edge=False, box=None, padding=(0, 1), show_header=True, header_style="dim")
-    table.add_column("dim")
-    for d in range(al.rank):
-        table.add_column(str(d - al.rank), justify="right")
+    """The diagram as padded text lines: operands right-aligned, one column per dim."""
+    rows = _cells(al)
+    heads = [f"{label} {shape}" for label, shape, _ in rows]
+    w_head = max(len(h) for h in heads + ["dim"])
+    widths = [max([len(str(d - al.rank))] + [len(cells[d][0]) for _, _, cells in rows]) for d in range(al.rank)]
     styles = {CLASH: "bold red", STRETCH: "cyan", ADDED: "dim"}
-    for label, shape, cells in _cells(al):
-        table.add_row(join(txt(label, "bold"), " ", txt(shape, "dim")), *[txt(c, styles.get(m, "")) for c, m in cells])
-    return Group(table, Text(LEGEND, style="dim"))
+    lines = [Text("dim".ljust(w_head) + "".join("  " + str(d - al.rank).rjust(w) for d, w in enumerate(widths)),
+                  style="dim")]
+    for (label, shape, cells), head in zip(rows, heads):
+        line = join(txt(label, "bold"), " ", txt(shape, "dim"), " " * (w_head - len(head)))
+        for (text, mark), w in zip(cells, widths):
+            line.append("  ")
+            line.append(txt(text.rjust(w), styles.get(mark, "")))
+        lines.append(line)
+    lines.append(Text(LEGEND, style="dim"))
+    return Group(*lines)
 
 
 def _where(e: Explanation) -> str:

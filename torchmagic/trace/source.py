@@ -33,10 +33,34 @@ class Site:
         self.top = top  # the op is the outermost expression of its statement
 
 
+_LINES: dict[str, list[str]] = {}
+
+
+def _segment(source: str, node: ast.AST) -> str | None:
+    """``ast.get_source_segment`` without re-splitting the source on every call."""
+    lines = _LINES.get(source)
+    if lines is None:
+        if len(_LINES) > 8:
+            _LINES.clear()
+        lines = _LINES[source] = source.splitlines(keepends=True)
+    try:
+        l0, l1 = node.lineno - 1, node.end_lineno - 1  # type: ignore[attr-defined]
+        c0, c1 = node.col_offset, node.end_col_offset  # type: ignore[attr-defined]
+    except AttributeError:
+        return None
+    if l1 is None or c1 is None or l1 >= len(lines):
+        return None
+    if l0 == l1:
+        return lines[l0].encode()[c0:c1].decode(errors="replace")
+    first = lines[l0].encode()[c0:].decode(errors="replace")
+    last = lines[l1].encode()[:c1].decode(errors="replace")
+    return first + "".join(lines[l0 + 1 : l1]) + last
+
+
 def _text(source: str, node: ast.AST | None) -> str:
     if node is None:
         return ""
-    seg = ast.get_source_segment(source, node)
+    seg = _segment(source, node)
     if seg is None:
         try:
             seg = ast.unparse(node)
