@@ -10,15 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Group
-from rich.padding import Padding
 from rich.text import Text
 
 from torchmagic.core.html import badge, details, esc, wrap
 from torchmagic.core.meta import fmt_shape
 from torchmagic.core.term import join, txt
 from torchmagic.trace.broadcast import Alignment
-from torchmagic.trace.render_error import alignment_html, alignment_rich, explanation_html, explanation_rich
+from torchmagic.trace.render_error import (
+    alignment_html,
+    alignment_lines,
+    explanation_html,
+    explanation_lines,
+    lines_to_text,
+)
 from torchmagic.trace.report import INPLACE, SAME, VIEW, AnnotatedLine, Operand, OpRow, TraceReport, Variant
 
 __all__ = ["to_html", "to_rich", "annotated_text", "is_scalar_broadcast"]
@@ -177,10 +181,10 @@ def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _line_group(rows: list[OpRow], default_dtype: str) -> list[Any]:
+def _line_group(rows: list[OpRow], default_dtype: str) -> list[Text]:
     """One source line's ops as padded text lines (rich Tables cost ~1 ms each to measure)."""
     first = rows[0]
-    items: list[Any] = [join(txt(f"{first.line:>3} │ ", "dim"), txt(first.source))]
+    items: list[Text] = [join(txt(f"{first.line:>3} │ ", "dim"), txt(first.source))]
     w_op = min(max(len(r.op) for r in rows), 18)
     w_code = min(max(len(r.expression) + (9 if r.via else 0) for r in rows), 34)
     for row in rows:
@@ -206,18 +210,18 @@ def _line_group(rows: list[OpRow], default_dtype: str) -> list[Any]:
                 line.append(f"  ×{count}", style="magenta")
             items.append(line)
             if var.broadcast is not None and not is_scalar_broadcast(var.broadcast):
-                items.append(Padding(alignment_rich(var.broadcast), (0, 0, 0, 6)))
+                items.extend(Text("      ") + line for line in alignment_lines(var.broadcast))
         if row.other_count:
             items.append(txt(f"    {' ' * w_op}  … {row.other_count} more with other shapes", "dim"))
         for w in row.warnings:
-            items.append(Padding(join(txt("⚠ ", "yellow"), txt(w, "yellow")), (0, 0, 0, 6)))
+            items.append(join("      ", txt("⚠ ", "yellow"), txt(w, "yellow")))
     return items
 
 
 def to_rich(report: TraceReport) -> Any:
-    items: list[Any] = [join(txt("%%tensorinfo ", "bold"), txt(report.summary(), "dim"))]
+    items: list[Text] = [join(txt("%%tensorinfo ", "bold"), txt(report.summary(), "dim"))]
     if report.error is not None:
-        items.append(explanation_rich(report.error))
+        items.extend(explanation_lines(report.error))
     if report.view == "source":
         items.append(txt(annotated_text(report.annotated)))
     elif report.rows:
@@ -231,4 +235,4 @@ def to_rich(report: TraceReport) -> Any:
             items.extend(_line_group(group, report.default_dtype))
     else:
         items.append(txt("no torch operations ran on this cell's lines", "dim"))
-    return Group(*items)
+    return lines_to_text(items)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Group
 from rich.text import Text
 
 from torchmagic.core.html import esc, wrap
@@ -18,7 +17,10 @@ from torchmagic.core.term import join, txt
 from torchmagic.trace.broadcast import ADDED, CLASH, STRETCH, Alignment
 from torchmagic.trace.report import ErrorReport, Explanation
 
-__all__ = ["to_html", "to_rich", "explanation_html", "explanation_rich", "alignment_html", "alignment_rich"]
+__all__ = [
+    "to_html", "to_rich", "explanation_html", "explanation_rich", "explanation_lines",
+    "alignment_html", "alignment_rich", "alignment_lines", "lines_to_text",
+]
 
 LEGEND = "1→n: size 1 stretched · ·→n: dim added on the left · ✗: sizes clash"
 
@@ -61,7 +63,19 @@ def alignment_html(al: Alignment) -> str:
     )
 
 
-def alignment_rich(al: Alignment) -> Any:
+def lines_to_text(lines: list[Text], indent: int = 0) -> Text:
+    """One ``Text`` for many lines: rich renders it in one pass, and terminals wrap long lines."""
+    out = Text(no_wrap=True, overflow="ignore")
+    for i, line in enumerate(lines):
+        if i:
+            out.append("\n")
+        if indent:
+            out.append(" " * indent)
+        out.append(line)
+    return out
+
+
+def alignment_lines(al: Alignment) -> list[Text]:
     """The diagram as padded text lines: operands right-aligned, one column per dim."""
     rows = _cells(al)
     heads = [f"{label} {shape}" for label, shape, _ in rows]
@@ -77,7 +91,11 @@ def alignment_rich(al: Alignment) -> Any:
             line.append(txt(text.rjust(w), styles.get(mark, "")))
         lines.append(line)
     lines.append(Text(LEGEND, style="dim"))
-    return Group(*lines)
+    return lines
+
+
+def alignment_rich(al: Alignment) -> Any:
+    return lines_to_text(alignment_lines(al))
 
 
 def _where(e: Explanation) -> str:
@@ -103,20 +121,24 @@ def explanation_html(e: Explanation) -> str:
     return f'<div class="tm-explanation">{"".join(parts)}</div>'
 
 
-def explanation_rich(e: Explanation) -> Any:
-    items: list[Any] = [txt(e.title, "bold red")]
+def explanation_lines(e: Explanation) -> list[Text]:
+    items: list[Text] = [txt(e.title, "bold red")]
     if e.line is not None:
         items.append(txt(_where(e)))
     for o in e.operands:
         items.append(join("  ", txt(o.label, "bold"), ": ", txt(o.short())))
     if e.broadcast is not None:
-        items.append(alignment_rich(e.broadcast))
+        items.extend(alignment_lines(e.broadcast))
     for d in e.details:
         items.append(txt(d, "dim"))
     if e.hint:
         items.append(join(txt("hint: ", "green"), txt(e.hint, "green")))
     items.append(txt(f"{e.exc_type}: {e.message}", "dim"))
-    return Group(*items)
+    return items
+
+
+def explanation_rich(e: Explanation) -> Any:
+    return lines_to_text(explanation_lines(e))
 
 
 def to_html(report: ErrorReport) -> str:
@@ -124,4 +146,4 @@ def to_html(report: ErrorReport) -> str:
 
 
 def to_rich(report: ErrorReport) -> Any:
-    return Group(Text("torchmagic explains", style="dim"), explanation_rich(report.explanation))
+    return lines_to_text([Text("torchmagic explains", style="dim"), *explanation_lines(report.explanation)])
