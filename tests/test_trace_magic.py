@@ -186,14 +186,19 @@ def test_default_explainer_not_repeated_after_trace(ip, capture):
 
 
 def test_compiled_code_runs_compiled(ip, capture):
+    from torch._dynamo.utils import counters
+
     ip.run_cell("import torch")
+    counters.clear()
     cell = (
         "%%tensorinfo -o rep\n"
         "f = torch.compile(lambda t: t * 2 + 1, backend='eager')\n"
-        "r1 = f(torch.ones(3))\n"
-        "r2 = f(torch.ones(3))\n"
+        "for i in range(4):\n"
+        "    r2 = f(torch.ones(3))\n"
     )
     res, _ = _run(ip, cell, capture)
     assert res.success, res.error_in_exec
     assert torch.equal(ip.user_ns["r2"], torch.full((3,), 3.0))
+    # compiled once, not retraced per call through the mode's __torch_function__
+    assert counters["stats"]["unique_graphs"] == 1 and counters["frames"]["ok"] == 1
     _clean_state()

@@ -398,7 +398,7 @@ class Recorder:
         var.inputs = self._inputs(row, args, kwargs)
         outs = list(out) if isinstance(out, (list, tuple)) else [out]
         tensors_out = [o for o in outs if isinstance(o, torch.Tensor)]
-        label = row.site.target or row.site.expression
+        label = "" if row.via else (row.site.target or row.site.expression)
         for j, o in enumerate(tensors_out[:8]):
             lab = label if len(tensors_out) == 1 else f"{label}[{j}]"
             var.outputs.append((operand(o, lab, named=_is_name(lab)), weakref.ref(o)))
@@ -548,12 +548,12 @@ def _final_input(op: Operand, ref: Any, pre: str, post: dict[int, str], i: int) 
 
 
 def _final_output(op: Operand, ref: Any, row: _Row, post: dict[int, str]) -> Operand:
-    if row.site.target:
+    if row.site.target and not row.via:
         return op
     t = ref() if ref is not None else None
     if t is not None and id(t) in post:
         return replace(op, label=post[id(t)], named=True)
-    return op if op.label else replace(op, label="out")
+    return op
 
 
 def finish(
