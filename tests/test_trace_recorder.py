@@ -48,6 +48,13 @@ def test_names_from_before_the_cell_and_module_parameters(ip, capture):
     assert lin.variants[0].outputs[0].label == "h"
 
 
+def test_library_call_inputs_named_by_the_call_arguments(ip, capture):
+    ip.run_cell("import torch\nlin = torch.nn.Linear(3, 2)")
+    rep = trace(ip, capture, "x = torch.ones(4, 3)\nh = lin(x)\nx = torch.zeros(1)")  # x rebound after
+    lin, = rows(rep, "linear")
+    assert lin.variants[0].inputs[0].label == "x"
+
+
 @pytest.mark.parametrize(
     "expr, effect",
     [

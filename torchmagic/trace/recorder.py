@@ -135,7 +135,7 @@ class _Var:
 
 class _Row:
     __slots__ = ("index", "line", "op", "info", "site", "via", "count", "variants", "other", "warnings",
-                 "children", "children_other", "nargs")
+                 "children", "children_other", "via_refs")
 
     def __init__(self, index: int, line: int, info: FuncInfo, site: Site, via: str) -> None:
         self.index = index
@@ -150,6 +150,7 @@ class _Row:
         self.warnings: list[str] = []
         self.children: dict[str, int] = {}
         self.children_other = 0
+        self.via_refs: list[tuple[Any, str]] = []  # weakrefs to tensors passed by name to the library call
 
 
 _SKIPPED = object()
@@ -317,6 +318,10 @@ class Recorder:
                 return None
             site = site_of(f, info.name, len(args), depth == 0)
             row = _Row(len(self.ordered), f.f_lineno, info, site, site.expression if depth else "")
+            for name in site.call_names[:4]:
+                value = f.f_locals.get(name, f.f_globals.get(name))
+                if isinstance(value, torch.Tensor):
+                    row.via_refs.append((weakref.ref(value), name))
             self.rows[key] = row
             self.ordered.append(row)
         row.count += 1
@@ -378,6 +383,8 @@ class Recorder:
             text = self._label(row, i)
             if isinstance(a, torch.Tensor):
                 pre = names.get(id(a), "")
+                if not (text or pre):
+                    pre = next((n for ref, n in row.via_refs if ref() is a), "")
                 items.append((operand(a, text or pre, named=_is_name(text or pre)), weakref.ref(a), pre))
             elif isinstance(a, (list, tuple)) and a and all(isinstance(t, torch.Tensor) for t in a):
                 elts = row.site.elts.get(i, [])

@@ -22,13 +22,14 @@ _MAX_TEXT = 80
 class Site:
     """What the source says about one instruction (all strings)."""
 
-    __slots__ = ("expression", "arg_texts", "elts", "target", "top")
+    __slots__ = ("expression", "arg_texts", "elts", "target", "top", "call_names")
 
     def __init__(self, expression: str = "", arg_texts: list[str] | None = None,
                  target: str = "", top: bool = False) -> None:
         self.expression = expression
         self.arg_texts = arg_texts or []
         self.elts: dict[int, list[str]] = {}  # arg index -> texts of a literal list/tuple's items
+        self.call_names: list[str] = []  # plain-name arguments of the library call (``lin(x)`` -> x)
         self.target = target  # the name the result is assigned to, if the op is the whole RHS
         self.top = top  # the op is the outermost expression of its statement
 
@@ -123,6 +124,8 @@ def site_of(frame: Any, op: str, nargs: int, direct: bool) -> Site:
     elif isinstance(node, ast.AugAssign):
         site.target = _text(source, node.target)
     site.top = isinstance(parent, ast.stmt) or isinstance(node, ast.stmt)
+    if not direct and isinstance(node, ast.Call):
+        site.call_names = [a.id for a in node.args if isinstance(a, ast.Name)]
     if direct:
         nodes = _arg_nodes(node, op, nargs)
         site.arg_texts = [_text(source, n) for n in nodes]
