@@ -50,6 +50,8 @@ SEED = 20261127
 # Samples per op and dtype: a few pooling ops have over 1000 each and would take
 # most of the sweep's time; 64 spread over the list keep every generator branch.
 MAX_SAMPLES = 64
+# Every report is built; every RENDER_EVERY-th sample's report is also rendered to HTML and text.
+RENDER_EVERY = 8
 INT_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 
 FORWARD = "out = fn(inp, *args, **kwargs)"
@@ -231,19 +233,23 @@ class Outcome:
 
 
 # -- recorders -------------------------------------------------------------------
-Runner = Callable[[Cell], tuple[Any, BaseException | None]]
+# A runner runs the cell and returns (value, the op's exception, torchmagic's report).
+Runner = Callable[[Cell], tuple[Any, "BaseException | None", Any]]
 
 
-def _bare(cell: Cell) -> tuple[Any, BaseException | None]:
+def _bare(cell: Cell) -> tuple[Any, BaseException | None, Any]:
     try:
-        return cell.run([]), None
+        return cell.run([]), None, None
     except Exception as exc:  # noqa: BLE001 - the op's own error, compared between runs
-        return None, exc
+        return None, exc, None
 
 
 def _trace(deep: bool) -> Runner:
-    def run(cell: Cell) -> tuple[Any, BaseException | None]:
+    """What ``trace_cell`` (``%%tensorinfo``) does, minus the shell: record, then build the report."""
+
+    def run(cell: Cell) -> tuple[Any, BaseException | None, Any]:
         from torchmagic.core.names import user_names
+        from torchmagic.trace.failing import explain_exception
         from torchmagic.trace.recorder import Recorder, finish
 
         rec = Recorder(cell.filename, names=user_names(cell.locals), deep=deep)
@@ -253,14 +259,17 @@ def _trace(deep: bool) -> Runner:
             value = cell.run([rec])
         except Exception as exc:  # noqa: BLE001
             error = exc
-        explanation = rec.error if error is not None and rec.error_id == id(error) else None
-        finish(rec, cell.lines, user_names(cell.locals), "table", explanation)
-        return value, error
+        explanation = None
+        if error is not None:
+            explanation = rec.error if rec.error_id == id(error) else explain_exception(error, None)
+        report = finish(rec, cell.lines, user_names(cell.locals), "table", explanation)
+        return value, error, report
 
     return run
 
 
-def _autograd(cell: Cell) -> tuple[Any, BaseException | None]:
+def _autograd(cell: Cell) -> tuple[Any, BaseException | None, Any]:
+    """What ``%%autograd`` does: the session's watcher around the cell, then its report."""
     from torchmagic.autograd.ledger import GradLedger
     from torchmagic.autograd.session import AutogradSession, GraphOptions
     from torchmagic.autograd.watcher import WatchOptions
@@ -275,17 +284,18 @@ def _autograd(cell: Cell) -> tuple[Any, BaseException | None]:
         value = cell.run([session.watch()])
     except Exception as exc:  # noqa: BLE001
         error = exc
-    session.report(error=error)
-    return value, error
+    return value, error, session.report(error=error)
 
 
-def _device(cell: Cell) -> tuple[Any, BaseException | None]:
+def _device(cell: Cell) -> tuple[Any, BaseException | None, Any]:
+    """What ``%%device cpu`` does (``run_cell`` for one device), then its report."""
+    from torchmagic.device.report import DeviceReport
     from torchmagic.device.run import RunOptions, run_on
 
     # sync_types={"cpu"}: also exercise the read-back/sync detection, which on a
     # real accelerator is always on
     outcome = run_on(cell, torch.device("cpu"), RunOptions(sync_types=frozenset({"cpu"})))
-    return outcome.value, outcome.error
+    return outcome.value, outcome.error, DeviceReport(runs=[outcome.run], cell_runs=1)
 
 
 RECORDERS: dict[str, Runner] = {
@@ -323,17 +333,26 @@ def _state_leak() -> str | None:
     return None
 
 
-def run_once(runner: Runner, fn: Callable[..., Any], sample: Any, grad: bool) -> Outcome:
-    """Seed, run the cell under ``runner``, and collect what it left (outside any mode)."""
+def run_once(runner: Runner, fn: Callable[..., Any], sample: Any, grad: bool, render: bool = False) -> Outcome:
+    """Seed, run the cell under ``runner``, and collect what it left (outside any mode).
+
+    ``render``: also render the report to HTML and text (must not raise either).
+    """
     cell, ns = _make_cell(fn, sample, grad)
     torch.manual_seed(SEED)
     try:
-        _value, exc = runner(cell)
+        _value, exc, report = runner(cell)
     except Exception as inner:  # noqa: BLE001 - raised by torchmagic, not by the op
         return Outcome(internal=f"torchmagic raised {type(inner).__name__}: {inner}")
     leak = _state_leak()
     if leak:  # reading the results would go through the leftover mode
         return Outcome(internal=leak)
+    if report is not None and render:
+        try:
+            report.to_html()
+            report.to_text()
+        except Exception as inner:  # noqa: BLE001
+            return Outcome(internal=f"rendering the report raised {type(inner).__name__}: {inner}")
     leaves = leaves_of((ns["inp"], ns["args"], ns["kwargs"]))
     error = None
     if exc is not None:
@@ -373,18 +392,18 @@ class _EmptyDispatchMode(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def _under_empty_dispatch_mode(cell: Cell) -> tuple[Any, BaseException | None]:
+def _under_empty_dispatch_mode(cell: Cell) -> tuple[Any, BaseException | None, Any]:
     return _run_in(cell, [_EmptyDispatchMode()])
 
 
-def _run_in(cell: Cell, contexts: list[Any]) -> tuple[Any, BaseException | None]:
+def _run_in(cell: Cell, contexts: list[Any]) -> tuple[Any, BaseException | None, Any]:
     try:
-        return cell.run(contexts), None
+        return cell.run(contexts), None, None
     except Exception as exc:  # noqa: BLE001
-        return None, exc
+        return None, exc, None
 
 
-def _deterministic_fill(cell: Cell) -> tuple[Any, BaseException | None]:
+def _deterministic_fill(cell: Cell) -> tuple[Any, BaseException | None, Any]:
     """Bare, with torch filling uninitialised memory (NaN / max int) in deterministic mode."""
     import torch.utils.deterministic as det
 
@@ -513,8 +532,9 @@ def sweep_op(
             if not samples:
                 continue
             res.dtypes.append(dname)
-            for i in spread(len(samples), max_samples):
-                _sweep_sample(res, names, fn, samples[i], grad, f"{dname} sample {i}")
+            for k, i in enumerate(spread(len(samples), max_samples)):
+                render = k % RENDER_EVERY == 0
+                _sweep_sample(res, names, fn, samples[i], grad, f"{dname} sample {i}", render)
         if errors:
             _sweep_errors(res, names, op, max_samples)
     return res
@@ -531,16 +551,18 @@ def _sweep_errors(res: OpResult, names: list[str], op: Any, max_samples: int | N
         res.excluded.append(("error inputs", f"error_inputs raised {type(exc).__name__}: {str(exc)[:120]}"))
         return
     res.available += len(inputs)
-    for i in spread(len(inputs), max_samples):
+    for k, i in enumerate(spread(len(inputs), max_samples)):
         before = res.samples
-        _sweep_sample(res, names, op.op, inputs[i].sample_input, False, f"error input {i}")
+        _sweep_sample(res, names, op.op, inputs[i].sample_input, False, f"error input {i}", k % RENDER_EVERY == 0)
         res.error_samples += res.samples - before
 
 
 INHERENT = "same as under an empty TorchDispatchMode"
 
 
-def _sweep_sample(res: OpResult, names: list[str], fn: Any, sample: Any, grad: bool, where: str) -> None:
+def _sweep_sample(
+    res: OpResult, names: list[str], fn: Any, sample: Any, grad: bool, where: str, render: bool = False
+) -> None:
     bare = run_once(_bare, fn, sample, grad)
     if bare.internal:
         res.samples += 1
@@ -549,7 +571,7 @@ def _sweep_sample(res: OpResult, names: list[str], fn: Any, sample: Any, grad: b
     found: dict[str, str | None] = {}
     control: Outcome | None = None  # bare under an empty TorchDispatchMode, made when needed
     for name in names:
-        got = run_once(RECORDERS[name], fn, sample, grad)
+        got = run_once(RECORDERS[name], fn, sample, grad, render)
         problem = found[name] = bare.diff(got)
         if not problem or got.internal:
             continue
@@ -606,7 +628,7 @@ def totals(results: Iterable[OpResult]) -> dict[str, Any]:
 
 def summary_lines(results: Iterable[OpResult]) -> list[str]:
     """Plain-text summary (the pytest run prints it): totals, exclusions and inherent differences."""
-    results = list(results)
+    results = [r for r in results if r.samples or r.skipped or r.excluded]
     t = totals(results)
     lines = [
         f"OpInfo conformance: {t['ops_run']} of {t['entries']} entries run, {t['samples']} samples "
@@ -621,8 +643,19 @@ def summary_lines(results: Iterable[OpResult]) -> list[str]:
     for r in results:
         if r.skipped:
             lines.append(f"  not run: {r.op}: {r.skipped}")
+        reasons: dict[str, list[str]] = {}
         for where, why in r.excluded:
-            lines.append(f"  excluded: {r.op} {where}: {why}")
-        for where, name, d in r.inherent:
-            lines.append(f"  PyTorch under any TorchDispatchMode: {r.op} {where} [{name}]: {d}")
+            reasons.setdefault(_REASON_DETAIL.sub("", why), []).append(where)
+        for why, wheres in reasons.items():
+            lines.append(f"  excluded: {r.op} ({len(wheres)}: {', '.join(wheres[:4])}"
+                         f"{', ...' if len(wheres) > 4 else ''}): {why}")
+        by_rec: dict[str, int] = {}
+        for _where, name, _d in r.inherent:
+            by_rec[name] = by_rec.get(name, 0) + 1
+        if by_rec:
+            counts = ", ".join(f"{name} {n}" for name, n in by_rec.items())
+            lines.append(f"  as under an empty TorchDispatchMode: {r.op} ({counts}): {r.inherent[0][2]}")
     return lines
+
+
+_REASON_DETAIL = re.compile(r" \((out|inputs|error|\.grad|RNG)[^()]*(\([^()]*\)[^()]*)*\)$")

@@ -18,7 +18,7 @@ random numbers, raise, or leave a mode behind must be caught.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -40,7 +40,7 @@ QUICK = (
 
 _ALL = S.op_db()
 _BY_ID = {S.op_id(op): op for op in _ALL}
-_RESULTS: list[S.OpResult] = []
+RESULTS: list[S.OpResult] = []  # printed by conftest.pytest_terminal_summary
 
 
 def _params(quick: bool) -> list[Any]:
@@ -50,25 +50,12 @@ def _params(quick: bool) -> list[Any]:
 
 def _check(op: Any) -> S.OpResult:
     res = S.sweep_op(op)
-    _RESULTS.append(res)
+    RESULTS.append(res)
     assert not res.failures, (
         f"{res.op}: {len(res.failures)} difference(s) between the bare run and a recorder:\n  "
         + "\n  ".join(res.failures[:20])
     )
     return res
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _summary(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Print what was run, excluded and why, for the whole module (made by the test itself)."""
-    yield
-    if not _RESULTS:
-        return
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None:
-        return
-    for line in S.summary_lines(_RESULTS):
-        reporter.write_line(line)
 
 
 # -- the checker itself -----------------------------------------------------------
@@ -150,19 +137,19 @@ class _Leaky(TorchFunctionMode):
 
 
 def _fake(contexts: Any) -> S.Runner:
-    def run(cell: Any) -> tuple[Any, BaseException | None]:
+    def run(cell: Any) -> tuple[Any, BaseException | None, Any]:
         return S._run_in(cell, contexts())
 
     return run
 
 
-def _raises(cell: Any) -> tuple[Any, BaseException | None]:
+def _raises(cell: Any) -> tuple[Any, BaseException | None, Any]:
     raise RuntimeError("torchmagic bug")
 
 
-def _error_type_changed(cell: Any) -> tuple[Any, BaseException | None]:
-    value, exc = S._bare(cell)
-    return value, (ValueError(str(exc)) if exc is not None else None)
+def _error_type_changed(cell: Any) -> tuple[Any, BaseException | None, Any]:
+    value, exc, _ = S._bare(cell)
+    return value, (ValueError(str(exc)) if exc is not None else None), None
 
 
 @pytest.mark.parametrize(
@@ -194,7 +181,7 @@ def test_checker_catches_a_bad_recorder(
 def test_checker_catches_a_leaked_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     leaky = _Leaky()
 
-    def run(cell: Any) -> tuple[Any, BaseException | None]:
+    def run(cell: Any) -> tuple[Any, BaseException | None, Any]:
         with contextlib.ExitStack() as stack:
             stack.callback(lambda: None)
             leaky.__enter__()
