@@ -50,6 +50,7 @@ SEED = 20261127
 # Samples per op and dtype: a few pooling ops have over 1000 each and would take
 # most of the sweep's time; 64 spread over the list keep every generator branch.
 MAX_SAMPLES = 64
+INPLACE_SAMPLES = 16  # samples per dtype for the op's in-place variant (``x.add_(y)``), if it has one
 RERUNS = 5  # reruns of a recorder whose result differed, to tell intermittent from systematic
 # Every report is built; every RENDER_EVERY-th sample's report is also rendered to HTML and text.
 RENDER_EVERY = 8
@@ -316,11 +317,34 @@ DESCRIPTIONS = {
 }
 
 
-def _make_cell(fn: Callable[..., Any], sample: Any, grad: bool) -> tuple[Cell, dict[str, Any]]:
+@dataclass(frozen=True)
+class Case:
+    """One sample of one op variant: ``fn(inp, *args, **kwargs)``, with backward or not.
+
+    ``inplace``: ``fn`` is the in-place variant; with backward it runs on a clone
+    of the input (an in-place op on a leaf that requires grad is an error).
+    """
+
+    fn: Callable[..., Any]
+    sample: Any
+    grad: bool
+    inplace: bool = False
+
+
+def clone_input(inp: Any) -> Any:
+    return pytree.tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x, inp)
+
+
+def _make_cell(case: Case) -> tuple[Cell, dict[str, Any]]:
+    sample = case.sample
     inp, args, kwargs = copy_tree((sample.input, sample.args, sample.kwargs))
-    source = "# %%opinfo\n" + (BACKWARD if grad else FORWARD)
+    body = BACKWARD if case.grad else FORWARD
+    if case.inplace and case.grad:
+        body = "x = clone_input(inp)\n" + body.replace("fn(inp,", "fn(x,")
+    source = "# %%opinfo\n" + body
     ns: dict[str, Any] = {
-        "fn": fn, "inp": inp, "args": args, "kwargs": kwargs, "backward_on": backward_on, "torch": torch,
+        "fn": case.fn, "inp": inp, "args": args, "kwargs": kwargs, "backward_on": backward_on,
+        "clone_input": clone_input, "torch": torch,
     }
     code = compile(source, FILENAME, "exec")
     return Cell(FILENAME, source, source.splitlines(), code, None, ns, ns), ns
@@ -334,12 +358,12 @@ def _state_leak() -> str | None:
     return None
 
 
-def run_once(runner: Runner, fn: Callable[..., Any], sample: Any, grad: bool, render: bool = False) -> Outcome:
+def run_once(runner: Runner, case: Case, render: bool = False) -> Outcome:
     """Seed, run the cell under ``runner``, and collect what it left (outside any mode).
 
     ``render``: also render the report to HTML and text (must not raise either).
     """
-    cell, ns = _make_cell(fn, sample, grad)
+    cell, ns = _make_cell(case)
     torch.manual_seed(SEED)
     try:
         _value, exc, report = runner(cell)
@@ -362,7 +386,7 @@ def run_once(runner: Runner, fn: Callable[..., Any], sample: Any, grad: bool, re
         out=ns.get("out"),
         error=error,
         inputs=(ns["inp"], ns["args"], ns["kwargs"]),
-        grads=[t.grad for t in leaves if t.requires_grad] if grad else [],
+        grads=[t.grad for t in leaves if t.requires_grad] if case.grad else [],
         rng=torch.get_rng_state(),
     )
 
@@ -419,7 +443,7 @@ def _deterministic_fill(cell: Cell) -> tuple[Any, BaseException | None, Any]:
         torch.use_deterministic_algorithms(old_mode, warn_only=old_warn)
 
 
-def unstable(bare: Outcome, fn: Callable[..., Any], sample: Any, grad: bool) -> str | None:
+def unstable(bare: Outcome, case: Case) -> str | None:
     """Why the op is not reproducible without torchmagic (``None``: it is, as far as we can tell).
 
     More bare runs with the same seed: plain, after filling freed memory with
@@ -439,23 +463,23 @@ def unstable(bare: Outcome, fn: Callable[..., Any], sample: Any, grad: bool) -> 
     )
     for how, prepare, runner in attempts:
         prepare()
-        again = run_once(runner, fn, sample, grad)
+        again = run_once(runner, case)
         found = bare.diff(again)
         if found:
             return f"nondeterministic: a second bare run with the same seed differs{how} ({found})"
     return None
 
 
-def intermittent(bare: Outcome, runner: Runner, fn: Callable[..., Any], sample: Any, grad: bool) -> str | None:
+def intermittent(bare: Outcome, runner: Runner, case: Case) -> str | None:
     """A difference that the same recorder does not reproduce on a rerun (``None``: it does).
 
     Seen with LAPACK's gelsy (``linalg.lstsq``): results vary by an ulp in about
     1 of 100 runs under any Python mode, PyTorch's own empty one included, while
     bare runs agree.  A recorder that changes results changes them every time.
     """
-    for i in range(1, RERUNS + 1):
-        if not bare.diff(run_once(runner, fn, sample, grad)):
-            return (f"intermittent: rerun {i} under the same recorder matched the bare run exactly "
+    for _ in range(RERUNS):
+        if not bare.diff(run_once(runner, case)):
+            return (f"intermittent: a rerun under the same recorder matched the bare run exactly "
                     "(the op's result varies between identical runs under a Python mode)")
     return None
 
@@ -470,6 +494,7 @@ class OpResult:
     available: int = 0  # samples the OpInfo entry provides (all dtypes and error inputs)
     samples: int = 0  # samples run (at most max_samples per dtype, spread over the list)
     grad_samples: int = 0  # of which with backward
+    inplace_samples: int = 0  # of which through the op's in-place variant
     error_samples: int = 0  # of which from the op's error_inputs (must raise the same error)
     compared: dict[str, int] = field(default_factory=dict)  # recorder -> samples compared
     passed: dict[str, int] = field(default_factory=dict)
@@ -565,7 +590,13 @@ def _sweep_dtypes(
         res.dtypes.append(dname)
         for k, i in enumerate(spread(len(samples), max_samples)):
             render = k % RENDER_EVERY == 0
-            _sweep_sample(res, names, fn, samples[i], grad, f"{dname} sample {i}", render)
+            _sweep_sample(res, names, Case(fn, samples[i], grad), f"{dname} sample {i}", render)
+        inplace = getattr(op, "inplace_variant", None)
+        if inplace is None:
+            continue
+        for k, i in enumerate(spread(len(samples), INPLACE_SAMPLES)):
+            case = Case(inplace, samples[i], grad, inplace=True)
+            _sweep_sample(res, names, case, f"{dname} in-place sample {i}", k % RENDER_EVERY == 0)
 
 
 def _sweep_errors(res: OpResult, names: list[str], op: Any, max_samples: int | None) -> None:
@@ -581,7 +612,8 @@ def _sweep_errors(res: OpResult, names: list[str], op: Any, max_samples: int | N
     res.available += len(inputs)
     for k, i in enumerate(spread(len(inputs), max_samples)):
         before = res.samples
-        _sweep_sample(res, names, op.op, inputs[i].sample_input, False, f"error input {i}", k % RENDER_EVERY == 0)
+        case = Case(op.op, inputs[i].sample_input, False)
+        _sweep_sample(res, names, case, f"error input {i}", k % RENDER_EVERY == 0)
         res.error_samples += res.samples - before
 
 
@@ -589,9 +621,9 @@ INHERENT = "same as under an empty TorchDispatchMode"
 
 
 def _sweep_sample(
-    res: OpResult, names: list[str], fn: Any, sample: Any, grad: bool, where: str, render: bool = False
+    res: OpResult, names: list[str], case: Case, where: str, render: bool = False
 ) -> None:
-    bare = run_once(_bare, fn, sample, grad)
+    bare = run_once(_bare, case)
     if bare.internal:
         res.samples += 1
         res.failures.append(f"{where}: bare run: {bare.internal}")
@@ -599,25 +631,26 @@ def _sweep_sample(
     found: dict[str, str | None] = {}
     control: Outcome | None = None  # bare under an empty TorchDispatchMode, made when needed
     for name in names:
-        got = run_once(RECORDERS[name], fn, sample, grad, render)
+        got = run_once(RECORDERS[name], case, render)
         problem = found[name] = bare.diff(got)
         if not problem or got.internal:
             continue
-        why = unstable(bare, fn, sample, grad) or intermittent(bare, RECORDERS[name], fn, sample, grad)
+        why = unstable(bare, case) or intermittent(bare, RECORDERS[name], case)
         if why:
             res.excluded.append((where, why))
             return
         if name in DISPATCH_MODE_RECORDERS:
             if control is None:
-                control = run_once(_under_empty_dispatch_mode, fn, sample, grad)
+                control = run_once(_under_empty_dispatch_mode, case)
             if control.diff(bare) and not control.diff(got):
                 found[name] = INHERENT
     res.samples += 1
-    res.grad_samples += grad
+    res.grad_samples += case.grad
+    res.inplace_samples += case.inplace
     for name, problem in found.items():
         res.compared[name] += 1
         if problem is INHERENT:
-            res.inherent.append((where, name, str(control.diff(bare) if control else "")))
+            res.inherent.append((where, name, str(bare.diff(control) if control else "")))
         elif problem:
             res.failures.append(f"{where} [{name}]: {problem}")
         else:
@@ -647,6 +680,7 @@ def totals(results: Iterable[OpResult]) -> dict[str, Any]:
         "available": sum(r.available for r in results),
         "samples": sum(r.samples for r in results),
         "grad_samples": sum(r.grad_samples for r in results),
+        "inplace_samples": sum(r.inplace_samples for r in results),
         "error_samples": sum(r.error_samples for r in results),
         "excluded_samples": sum(1 for r in results for w, _ in r.excluded if " sample " in w or w.startswith("error input ")),
         "skipped_ops": sum(1 for r in results if not r.samples),
@@ -660,7 +694,7 @@ def summary_lines(results: Iterable[OpResult]) -> list[str]:
     t = totals(results)
     lines = [
         f"OpInfo conformance: {t['ops_run']} of {t['entries']} entries run, {t['samples']} samples "
-        f"({t['grad_samples']} with backward, {t['error_samples']} error inputs), "
+        f"({t['grad_samples']} with backward, {t['inplace_samples']} in-place, {t['error_samples']} error inputs), "
         f"{t['excluded_samples']} samples excluded",
     ]
     for name, row in t["recorders"].items():
@@ -673,7 +707,7 @@ def summary_lines(results: Iterable[OpResult]) -> list[str]:
             lines.append(f"  not run: {r.op}: {r.skipped}")
         reasons: dict[str, list[str]] = {}
         for where, why in r.excluded:
-            reasons.setdefault(_REASON_DETAIL.sub("", why), []).append(where)
+            reasons.setdefault(reason(why), []).append(where)
         for why, wheres in reasons.items():
             lines.append(f"  excluded: {r.op} ({len(wheres)}: {', '.join(wheres[:4])}"
                          f"{', ...' if len(wheres) > 4 else ''}): {why}")
@@ -684,6 +718,11 @@ def summary_lines(results: Iterable[OpResult]) -> list[str]:
             counts = ", ".join(f"{name} {n}" for name, n in by_rec.items())
             lines.append(f"  as under an empty TorchDispatchMode: {r.op} ({counts}): {r.inherent[0][2]}")
     return lines
+
+
+def reason(why: str) -> str:
+    """An exclusion reason without its sample-specific detail (for grouping)."""
+    return _REASON_DETAIL.sub("", why)
 
 
 _REASON_DETAIL = re.compile(r" \((out|inputs|error|\.grad|RNG)[^()]*(\([^()]*\)[^()]*)*\)$")

@@ -128,6 +128,15 @@ class _Contiguous(TorchFunctionMode):
         return out
 
 
+class _OutOfPlace(TorchFunctionMode):
+    """Runs ``add_`` as ``add``: the result is right, but the input is left unchanged."""
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if getattr(func, "__name__", "") == "add_":
+            return torch.add(*args, **(kwargs or {}))
+        return func(*args, **(kwargs or {}))
+
+
 class _Leaky(TorchFunctionMode):
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         return func(*args, **(kwargs or {}))
@@ -158,12 +167,13 @@ def _error_type_changed(cell: Any) -> tuple[Any, BaseException | None, Any]:
         (_fake(lambda: [_EatRandom()]), "add", "RNG state"),
         (_fake(lambda: [_Nudge()]), "add", "values differ"),
         (_fake(lambda: [_Contiguous()]), "transpose", "strides"),
+        (_fake(lambda: [_OutOfPlace()]), "add", "in-place sample 0 [fake]: inputs after the call"),
         (_raises, "add", "torchmagic raised RuntimeError"),
         (_error_type_changed, "linalg.inv_ex", None),  # raises on nothing: no difference
         (_error_type_changed, "cat", "error ("),  # cat's error_inputs raise
         (_fake(lambda: [S._EmptyDispatchMode()]), "prod", "values differ"),  # not declared: a failure
     ],
-    ids=["rng", "values", "strides", "raises", "no-error", "error-type", "undeclared-dispatch-mode"],
+    ids=["rng", "values", "strides", "in-place", "raises", "no-error", "error-type", "undeclared-dispatch-mode"],
 )
 def test_checker_catches_a_bad_recorder(
     monkeypatch: pytest.MonkeyPatch, runner: S.Runner, op: str, expected: str | None
