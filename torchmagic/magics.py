@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Int
 
 from torchmagic.core.args import parse_line
@@ -65,9 +65,71 @@ class TorchMagics(Magics):
         "Reads the failing frames only: nothing is re-run.  Set False to turn it off.",
     ).tag(config=True)
 
+    # -- %%autograd / %autograd ------------------------------------------------
+    autograd_max_nodes = Int(
+        5000,
+        help="%%autograd reads at most this many nodes of a backward graph; the rest is "
+        "counted and reported instead of drawn.",
+    ).tag(config=True)
+    autograd_collapse = Bool(
+        True,
+        help="Fold long runs of identical blocks (e.g. 300 Linear+Tanh layers) into one box "
+        "in graphs larger than autograd_collapse_above nodes.",
+    ).tag(config=True)
+    autograd_collapse_above = Int(
+        120, help="Graphs with more nodes than this get their repeated blocks collapsed."
+    ).tag(config=True)
+    autograd_group_modules = Bool(
+        False,
+        help="Fold each nn.Module's parameters (weight, bias and their transposes) into the op "
+        "that uses them, so a model's graph shows one box per layer (same as --modules).",
+    ).tag(config=True)
+    autograd_min_repeats = Int(
+        4, help="A block must repeat at least this many times in a row to be collapsed."
+    ).tag(config=True)
+    autograd_value_elements = Int(
+        16,
+        help="Gradients with at most this many elements are shown value by value; larger ones "
+        "as shape and norm.",
+    ).tag(config=True)
+    autograd_max_calls = Int(
+        10,
+        help="backward() calls of one cell recorded in detail (graph, .grad before/after); later "
+        "calls are still checked for gradient accumulation.",
+    ).tag(config=True)
+    jacobian_max_elements = Int(
+        256,
+        help="--jacobian is computed when (output elements) x (leaf elements) is at most this.",
+    ).tag(config=True)
+
+    # -- %%device / %device ----------------------------------------------------
+    device_top_ops = Int(
+        10, help="%%device lists this many of the slowest (op, input shapes) groups."
+    ).tag(config=True)
+    device_top_tensors = Int(
+        5, help="%%device lists this many of the largest tensors the cell created."
+    ).tag(config=True)
+    device_op_events = Int(
+        512,
+        help="CUDA/MPS: pairs of timing events created before the recorded run for per-op "
+        "device times; ops beyond this many are counted but not timed.",
+    ).tag(config=True)
+    device_max_rows = Int(
+        50, help="%%device / %device model show at most this many transfer, sync-point or module rows."
+    ).tag(config=True)
+    device_repeats = Int(
+        3, help="%%device -n N without -r repeats the timing this many times (like %timeit -r)."
+    ).tag(config=True)
+
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self._hooks: list[tuple[str, Callable[..., Any]]] = []
+        self._grad_ledger: Any = None  # torchmagic.autograd.ledger.GradLedger, made on first use
+
+    @property
+    def ip(self) -> Any:
+        """The shell we are registered with (typed loosely: IPython 8 and 9 differ)."""
+        return self.shell
 
     # -- lifecycle -------------------------------------------------------------
     def install_hooks(self) -> None:
@@ -87,13 +149,13 @@ class TorchMagics(Magics):
         """Undo :meth:`install_hooks`; called on ``%unload_ext``."""
         for event, fn in self._hooks:
             try:
-                self.shell.events.unregister(event, fn)
+                self.ip.events.unregister(event, fn)
             except ValueError:
                 pass
         self._hooks.clear()
 
     def _register(self, event: str, fn: Callable[..., Any]) -> None:
-        self.shell.events.register(event, fn)
+        self.ip.events.register(event, fn)
         self._hooks.append((event, fn))
 
     # -- helpers ---------------------------------------------------------------
@@ -102,8 +164,8 @@ class TorchMagics(Magics):
         if out:
             if not out.isidentifier():
                 raise UsageError(f"-o needs a Python name, not {out!r}")
-            self.shell.user_ns[out] = report
-        show(report, self.shell)
+            self.ip.user_ns[out] = report
+        show(report, self.ip)
 
     def _info_options(self, **extra: Any) -> Any:
         from torchmagic.tensorinfo.inspect import InfoOptions
@@ -215,11 +277,270 @@ class TorchMagics(Magics):
         from torchmagic.tensorinfo.inspect import evaluate, inspect_many
         from torchmagic.tensorinfo.namespace import scan_namespace
 
-        ns = self.shell.user_ns
+        ns = self.ip.user_ns
         if not exprs:
             self._emit(scan_namespace(ns), args.out)
             return None
-        items = [(expr, evaluate(expr, self.shell)) for expr in exprs]
+        items = [(expr, evaluate(expr, self.ip)) for expr in exprs]
         report = inspect_many(items, namespace=ns, options=self._info_options(image=args.image))
         self._emit(report, args.out)
         return None
+
+    @magic_arguments()
+    @argument("-n", dest="loops", type=int, default=None, metavar="N", help="Timed loops per repeat (clean runs after a warm-up run).")
+    @argument("-r", dest="repeats", type=int, default=None, metavar="R", help="Timed repeats (default: TorchMagics.device_repeats when -n is given).")
+    @argument("--compare", nargs="+", metavar="DEVICE", help="Run the cell on each device in turn and show times side by side.")
+    @argument("--fallback", metavar="DEVICE", help="Run here instead when the requested device is not available (with a notice).")
+    @argument("-o", "--out", metavar="NAME", help="Store the report object in the variable NAME.")
+    @argument("target", nargs="?", help="Cell form: the device. Line form: a model/tensor expression.")
+    @no_var_expand
+    @line_cell_magic
+    def device(self, line: str = "", cell: str | None = None) -> Any:
+        """Run a cell on a device and see what it cost; or show device facts.
+
+        Cell form::
+
+            %%device cuda                 # factories and modules built in the cell land on
+            x = torch.randn(4096, 4096)   # cuda (torch.device context; restored afterwards)
+            y = x @ x
+
+        shows, after the cell's output: wall time, device time from CUDA events
+        with one synchronisation at the end (not launch time), the slowest ops
+        (count, total, mean, shapes), peak and net memory and the largest tensors
+        created, every copy between host and device (line, direction, bytes) and
+        the lines that make Python wait for the GPU (``.item()``, ``.cpu()``,
+        ``.tolist()``, printing, ``nonzero``, ``if tensor:``).  Devices: ``cpu``,
+        ``cuda``, ``cuda:1``, ``mps``, ``meta``.
+
+        ::
+
+            %%device cuda -n 10 -r 5      # warm-up run (recorded), then 5 x 10 clean
+                                          # timed runs, like %timeit
+            %%device --compare cpu cuda   # run on each device; times side by side, speedup
+            %%device cuda --fallback cpu  # no GPU here? run on the CPU, with a notice
+            %%device cuda -o rep          # also keep the report as `rep` (rep.to_dict())
+
+        Line form::
+
+            %device                       # devices present, memory, CUDA/cuDNN versions,
+                                          # cudnn.benchmark/deterministic, TF32 settings
+            %device model                 # where every parameter and buffer of `model`
+                                          # lives: per device and per module (count, bytes)
+
+        With ``-n``/``-r`` or ``--compare`` the cell runs several times (the report
+        says how often): side effects happen each time.  The first run is recorded
+        (ops, transfers, memory), so its time includes torchmagic's recording; the
+        repeats run with nothing but the clock around them.  Options:
+        ``%config TorchMagics`` (``device_*``).
+        """
+        __tracebackhide__ = True
+        if cell is None:
+            return self._device_line(line)
+        args = parse_argstring(self.device, line)
+        if args.out and not args.out.isidentifier():
+            raise UsageError(f"-o needs a Python name, not {args.out!r}")
+        if args.compare and args.target:
+            raise UsageError("give one device or --compare DEVICE DEVICE..., not both")
+        devices = list(args.compare) if args.compare else [args.target] if args.target else []
+        if not devices:
+            raise UsageError("%%device needs a device: %%device cuda (or cpu, cuda:1, mps, meta), or --compare cpu cuda")
+        for flag, value in (("-n", args.loops), ("-r", args.repeats)):
+            if value is not None and value < 1:
+                raise UsageError(f"{flag} must be at least 1, not {value}")
+        from torchmagic.core.cell import Cell
+        from torchmagic.device.run import RunOptions, run_cell
+
+        repeat = args.loops is not None or args.repeats is not None
+        options = RunOptions(
+            loops=args.loops or 1,
+            repeats=args.repeats or (self.device_repeats if args.loops is not None else 1),
+            repeat=repeat,
+            top_ops=self.device_top_ops,
+            top_tensors=self.device_top_tensors,
+            op_events=self.device_op_events,
+            max_rows=self.device_max_rows,
+        )
+        compiled = Cell.compile(self.shell, cell, f"%%device {line}")
+        report, value, error = run_cell(
+            compiled, devices, options, fallback=args.fallback, compare=bool(args.compare), announce=_announce
+        )
+        self._emit(report, args.out)
+        if error is not None:
+            from torchmagic.core.cell import trim_traceback
+
+            raise error.with_traceback(trim_traceback(error.__traceback__, compiled.filename))
+        return value
+
+    def _device_line(self, line: str) -> None:
+        __tracebackhide__ = True
+        from torchmagic.device.info import device_info, model_map
+
+        args, exprs = parse_line(self.device, line)
+        if args.loops is not None or args.repeats is not None or args.compare or args.fallback:
+            raise UsageError("-n, -r, --compare and --fallback belong to the cell form: %%device cuda -n 10")
+        if not exprs:
+            self._emit(device_info(), args.out)
+            return None
+        if len(exprs) > 1:
+            raise UsageError("%device takes one model or tensor expression, e.g. %device model")
+        expr = exprs[0]
+        shell: Any = self.ip
+        try:
+            obj = shell.ev(expr)
+        except Exception as exc:
+            hint = ""
+            if expr.split(":")[0] in ("cpu", "cuda", "mps", "meta", "xpu"):
+                hint = f" (to run a cell on a device use the cell form: %%device {expr})"
+            raise UsageError(f"cannot evaluate {expr!r}: {type(exc).__name__}: {exc}{hint}") from None
+        report = model_map(obj, expr, max_rows=self.device_max_rows)
+        if report is None:
+            raise UsageError(
+                f"%device {expr}: expected an nn.Module, a tensor or a dict/list of tensors, "
+                f"got {type(obj).__name__}"
+            )
+        self._emit(report, args.out)
+        return None
+
+    # -- %%autograd ---------------------------------------------------------------
+    def _autograd_options(self, jacobian: bool = False) -> tuple[Any, Any]:
+        from torchmagic.autograd.session import GraphOptions
+        from torchmagic.autograd.watcher import WatchOptions
+
+        watch = WatchOptions(
+            value_elements=self.autograd_value_elements,
+            max_nodes=self.autograd_max_nodes,
+            max_calls=self.autograd_max_calls,
+            jacobian=jacobian,
+            jacobian_max_elements=self.jacobian_max_elements,
+            digits=self.precision,
+        )
+        graph = GraphOptions(
+            collapse=self.autograd_collapse,
+            collapse_above=self.autograd_collapse_above,
+            min_repeats=self.autograd_min_repeats,
+            modules=self.autograd_group_modules,
+        )
+        return watch, graph
+
+    @magic_arguments()
+    @argument("-o", "--out", metavar="NAME", help="Store the report object in the variable NAME.")
+    @argument(
+        "--jacobian",
+        action="store_true",
+        help="Also show the Jacobian of the output w.r.t. the leaves and the v·J that "
+        "backward() computed (small functions only, see jacobian_max_elements).",
+    )
+    @argument("--no-collapse", action="store_true", help="Draw every node, even repeated blocks.")
+    @argument(
+        "--modules",
+        action="store_true",
+        help="One box per layer: fold each module's parameters into the op that uses them.",
+    )
+    @argument("expressions", nargs="*", help="Line form: the tensor whose graph to show.")
+    @no_var_expand
+    @line_cell_magic
+    def autograd(self, line: str = "", cell: str | None = None) -> Any:
+        """Make autograd visible: the graph a cell built and what each backward() did.
+
+        Cell form: run the cell and show
+
+        * the backward graph it built (from tensors with a grad_fn the cell
+          assigned, and every tensor backward() was called on, back to the
+          leaves), drawn as SVG in notebooks and as a tree in terminals; hover
+          a box for shapes, saved tensors and gradients;
+        * every backward() / torch.autograd.grad call with each leaf's .grad
+          before -> after, and a warning when a gradient accumulated onto an
+          earlier one that was never zeroed (also across cells);
+        * what autograd did not track: torch.no_grad(), inference_mode(),
+          .detach() cuts, and in-place changes through .data after saving;
+        * autograd errors (second backward, in-place modification) in plain
+          words; the cell still fails with the original error.
+
+        Examples::
+
+            %%autograd
+            w = torch.tensor([1., 2.], requires_grad=True)
+            loss = (w * w).sum()
+            loss.backward()              # run the cell twice: accumulation warning
+
+            %%autograd --jacobian
+            x = torch.tensor([1., 2.], requires_grad=True)
+            y = x ** 2
+            y.backward(gradient=torch.tensor([1., 0.5]))   # shows J, v and v·J
+
+            %autograd loss                # line form: the graph leading to `loss`
+            %autograd -o r loss           # keep the report: r.svg, r.to_dot(), r.to_dict()
+            %autograd --modules loss      # one box per layer: parameters folded in
+
+        --jacobian runs extra backward passes through the graph (never
+        touching .grad); hooks you registered on tensors fire for them too.
+        Top-level ``await`` is not supported inside the cell.  Options:
+        ``%config TorchMagics`` (autograd_max_nodes, autograd_collapse,
+        autograd_collapse_above, autograd_min_repeats, autograd_group_modules,
+        autograd_value_elements, autograd_max_calls, jacobian_max_elements).
+        Large graphs: long runs of identical blocks are drawn as one box
+        (``--no-collapse`` draws everything) and at most autograd_max_nodes
+        nodes are read.
+        """
+        __tracebackhide__ = True
+        args, exprs = parse_line(self.autograd, line)
+        if args.out and not args.out.isidentifier():
+            raise UsageError(f"-o needs a Python name, not {args.out!r}")  # before the cell runs
+        watch, graph_opts = self._autograd_options(jacobian=args.jacobian)
+        if args.no_collapse:
+            graph_opts.collapse = False
+        if args.modules:
+            graph_opts.modules = True
+        shell: Any = self.ip
+        if cell is None:
+            from torchmagic.autograd.session import tensor_report
+
+            if len(exprs) != 1:
+                raise UsageError("%autograd needs one tensor, e.g. %autograd loss (or use %%autograd on a cell)")
+            try:  # like %tensorinfo / %device: a bad expression is one clear line
+                value = eval(compile(exprs[0], "<autograd>", "eval"), shell.user_global_ns, shell.user_ns)
+            except Exception as exc:
+                raise UsageError(
+                    f"%autograd: evaluating {exprs[0]!r} raised {type(exc).__name__}: {exc}"
+                ) from None
+            self._emit(tensor_report(exprs[0], value, shell.user_ns, watch, graph_opts), args.out)
+            return None
+        if exprs:
+            raise UsageError(f"%%autograd takes no expressions on its line (got {' '.join(exprs)!r})")
+        from torchmagic.autograd.session import AutogradSession
+        from torchmagic.autograd.ledger import GradLedger
+        from torchmagic.core.cell import Cell
+
+        if self._grad_ledger is None:
+            self._grad_ledger = GradLedger()
+        compiled = Cell.compile(shell, cell, f"%%autograd {line}".rstrip())
+        session = AutogradSession(
+            shell.user_ns, compiled.filename, compiled.lines, self._grad_ledger, watch,
+            graph_opts, source=cell,
+        )
+        try:
+            result = compiled.run([session.watch()])
+        except Exception as exc:
+            self._emit_autograd(session, exc, args.out)
+            raise
+        self._emit_autograd(session, None, args.out)
+        return result
+
+    def _emit_autograd(self, session: Any, error: BaseException | None, out: str | None) -> None:
+        """Show the report; a bug in torchmagic must not hide the cell's own result or error."""
+        try:
+            report = session.report(error=error)
+        except Exception as exc:  # noqa: BLE001
+            import sys
+
+            print(f"torchmagic: could not build the %%autograd report ({type(exc).__name__}: {exc})",
+                  file=sys.stderr)
+            return
+        self._emit(report, out)
+
+
+def _announce(notice: str) -> None:
+    """Say before the cell runs that it runs somewhere else than asked (--fallback)."""
+    import sys
+
+    print(f"torchmagic: {notice}", file=sys.stderr)
