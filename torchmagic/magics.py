@@ -142,7 +142,8 @@ class TorchMagics(Magics):
         if exc is None or not self.explain_errors:
             return
         raw = (getattr(getattr(result, "info", None), "raw_cell", "") or "").lstrip()
-        if raw.startswith("%%") and raw[2:].split(None, 1)[0:1] and raw[2:].split(None, 1)[0] in self.magics["cell"]:
+        words = raw[2:].split(None, 1) if raw.startswith("%%") else []
+        if words and words[0] in self.magics["cell"]:
             return  # torchmagic's own cell magics explain their errors in their report
         from torchmagic.trace.failing import show_explanation
 
