@@ -251,8 +251,10 @@ def _trace(deep: bool) -> Runner:
 
     def run(cell: Cell) -> tuple[Any, BaseException | None, Any]:
         from torchmagic.core.names import user_names
+        from torchmagic.trace.build import finish
         from torchmagic.trace.failing import explain_exception
-        from torchmagic.trace.recorder import Recorder, finish
+        from torchmagic.trace.recorder import Recorder
+        from torchmagic.trace.run import _drop_recorder_frames
 
         rec = Recorder(cell.filename, names=user_names(cell.locals), deep=deep)
         error: BaseException | None = None
@@ -264,6 +266,9 @@ def _trace(deep: bool) -> Runner:
         explanation = None
         if error is not None:
             explanation = rec.error if rec.error_id == id(error) else explain_exception(error, None)
+            if explanation is not None and explanation.line is not None and not explanation.source:
+                explanation.source = cell.line(explanation.line)
+            _drop_recorder_frames(error)
         report = finish(rec, cell.lines, user_names(cell.locals), "table", explanation)
         return value, error, report
 
