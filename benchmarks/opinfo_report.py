@@ -73,7 +73,7 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def section(results: list[Any], seconds: float, jobs: int, command: str) -> str:
+def section(results: list[Any], seconds: float, jobs: int, command: str, pytest_time: str = "") -> str:
     import torch
 
     from tests.hardening import opinfo_sweep as S
@@ -102,7 +102,9 @@ def section(results: list[Any], seconds: float, jobs: int, command: str) -> str:
         "",
         f"Measured {datetime.date.today().isoformat()}, torch {torch.__version__}, "
         f"Python {platform.python_version()}, {os.cpu_count()} CPU cores; "
-        f"`{command}` took {seconds:.0f} s with {jobs} process{'es' if jobs > 1 else ''}.",
+        f"`{command}` took {seconds:.0f} s with {jobs} process{'es' if jobs > 1 else ''}"
+        + (f"; `pytest tests/hardening/test_opinfo.py` (one process, as CI runs it) took {pytest_time}."
+           if pytest_time else "."),
         "",
         "| | |",
         "|---|---|",
@@ -173,9 +175,9 @@ def section(results: list[Any], seconds: float, jobs: int, command: str) -> str:
         "|---|---|---|",
     ]
     for r in results:
-        reasons = Counter(S.reason(why) for _w, why in r.excluded)
+        reasons = Counter(S.reason(why, coarse=True) for _w, why in r.excluded)
         for why, n in reasons.items():
-            wheres = [w for w, y in r.excluded if S.reason(y) == why]
+            wheres = [w for w, y in r.excluded if S.reason(y, coarse=True) == why]
             lines.append(f"| `{r.op}` | {n}: {_cell(', '.join(wheres[:6]))}{' …' if n > 6 else ''} | {_cell(why)} |")
     lines += ["", "Entries not run:", ""]
     for r in results:
@@ -203,6 +205,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--ops", nargs="*", help="OpInfo ids (default: all of op_db)")
     parser.add_argument("--no-write", action="store_true", help="print, do not touch docs/")
+    parser.add_argument("--pytest-time", default="", help='measured pytest time to quote, e.g. "2 min 48 s"')
     args = parser.parse_args()
     results, seconds = run(args.ops, args.jobs)
     from tests.hardening import opinfo_sweep as S
@@ -211,7 +214,7 @@ def main() -> None:
         print(line)
     print(f"{seconds:.1f} s")
     command = "python benchmarks/opinfo_report.py" + (f" --jobs {args.jobs}" if args.jobs != 2 else "")
-    text = section(results, seconds, args.jobs, command)
+    text = section(results, seconds, args.jobs, command, args.pytest_time)
     if args.no_write or args.ops:
         print(text)
     else:

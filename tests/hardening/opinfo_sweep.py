@@ -14,12 +14,14 @@ shape, strides, storage offset, layout, ``requires_grad`` and ``grad_fn``
 type.  An exception must be of the same type with the same message, and
 building a report must not raise.
 
-A sample is *excluded*, with the reason recorded here, only when the op is
-not reproducible without torchmagic: when a recorded run differs, the bare run
-is repeated after scribbling over freed memory, and if the two bare runs
-differ, the op's result depends on uninitialised memory or is otherwise
-nondeterministic.  Nothing else is excluded: a difference the bare runs do not
-show is a torchmagic defect.
+A recorder's difference is *excluded*, with the reason recorded here, only
+when the op is not reproducible without torchmagic (:func:`unstable`: another
+bare run differs, e.g. after scribbling over freed memory) or the difference is
+intermittent (:func:`intermittent`: a rerun under the same recorder matches).
+For the recorders that push a TorchDispatchMode, a difference that PyTorch's
+own empty TorchDispatchMode reproduces bit for bit is PyTorch's, not
+torchmagic's, and is counted separately (``OpResult.inherent``).  Anything
+else is a torchmagic defect and fails the test.
 """
 
 from __future__ import annotations
@@ -725,9 +727,15 @@ def summary_lines(results: Iterable[OpResult]) -> list[str]:
     return lines
 
 
-def reason(why: str) -> str:
-    """An exclusion reason without its sample-specific detail (for grouping)."""
-    return _REASON_DETAIL.sub("", why)
+def reason(why: str, coarse: bool = False) -> str:
+    """An exclusion reason without its sample-specific detail (for grouping).
+
+    ``coarse``: also without which of the extra bare runs showed the difference.
+    """
+    why = _REASON_DETAIL.sub("", why)
+    if coarse and " differs" in why:
+        why = why[: why.index(" differs") + len(" differs")]
+    return why
 
 
 _REASON_DETAIL = re.compile(r" \((out|inputs|error|\.grad|RNG)[^()]*(\([^()]*\)[^()]*)*\)$")

@@ -1,18 +1,21 @@
 """Operator conformance: every OpInfo operator gives identical results under every recorder.
 
 For each entry of PyTorch's ``op_db`` and its CPU sample inputs (float32 with
-``backward()`` where the op supports autograd, and one integer dtype), the op
-runs bare and inside the ``%%tensorinfo`` trace recorder, its ``--deep``
-variant, the ``%%autograd`` watcher and the ``%%device`` watcher (see
-:mod:`tests.hardening.opinfo_sweep`).  A handful of representative operators
-run by default; the rest of the database is the ``slow`` sweep (CI runs both;
-together they are the whole database once).  Exclusions and differences that
-PyTorch itself makes under any TorchDispatchMode are collected and printed at
-the end of the run; ``benchmarks/opinfo_report.py`` writes them to
+``backward()`` where the op supports autograd, one integer dtype, the op's
+in-place variant and its ``error_inputs``; at most 64 samples per dtype), the
+op runs bare and inside the ``%%tensorinfo`` trace recorder, its ``--deep``
+variant, the ``%%autograd`` watcher and the ``%%device`` watcher, and the
+results must be identical (see :mod:`tests.hardening.opinfo_sweep`).  A
+handful of representative operators run by default; the rest of the database
+is the ``slow`` sweep (CI runs both; together they are the database once,
+about 3 minutes on 2 cores).  Exclusions, and the differences PyTorch itself
+makes under any TorchDispatchMode, are printed in the terminal summary
+(tests/hardening/conftest.py); ``benchmarks/opinfo_report.py`` writes them to
 ``docs/reliability.md``.
 
-The first tests check the checker: fake recorders that change a result, eat
-random numbers, raise, or leave a mode behind must be caught.
+The first tests check the checker: fake recorders that change a value, the
+strides, an in-place write or an exception type, eat random numbers, raise,
+or leave a mode behind must be caught.
 """
 
 from __future__ import annotations
