@@ -9,8 +9,8 @@ results must be identical (see :mod:`tests.hardening.opinfo_sweep`).  A
 handful of representative operators run by default; the rest of the database
 is the ``slow`` sweep (CI runs both; together they are the database once,
 about 3 minutes on 2 cores).  Exclusions, and the differences PyTorch itself
-makes under any TorchDispatchMode, are printed in the terminal summary
-(tests/hardening/conftest.py); ``benchmarks/opinfo_report.py`` writes them to
+makes under any TorchDispatchMode, are printed in pytest's terminal summary;
+``benchmarks/opinfo_report.py`` writes them to
 ``docs/reliability.md``.
 
 The first tests check the checker: fake recorders that change a value, the
@@ -43,7 +43,25 @@ QUICK = (
 
 _ALL = S.op_db()
 _BY_ID = {S.op_id(op): op for op in _ALL}
-RESULTS: list[S.OpResult] = []  # printed by conftest.pytest_terminal_summary
+RESULTS: list[S.OpResult] = []
+
+
+class _Summary:
+    """Prints what was run, excluded and why in pytest's terminal summary (made by the test itself)."""
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not RESULTS:
+            return
+        terminalreporter.section("OpInfo conformance")
+        for line in S.summary_lines(RESULTS):
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _summary_plugin(request: pytest.FixtureRequest) -> None:
+    manager = request.config.pluginmanager
+    if not manager.has_plugin("torchmagic-opinfo-summary"):
+        manager.register(_Summary(), "torchmagic-opinfo-summary")
 
 
 def _params(quick: bool) -> list[Any]:
