@@ -15,7 +15,7 @@ import ast
 import contextlib
 from dataclasses import dataclass
 from types import CodeType, TracebackType
-from typing import Any, ContextManager, Iterable
+from typing import Any, ContextManager, Iterable, Literal
 
 __all__ = ["Cell", "trim_traceback"]
 
@@ -78,7 +78,7 @@ class Cell:
         try:
             with contextlib.ExitStack() as stack:
                 for cm in contexts:
-                    stack.enter_context(cm)
+                    stack.enter_context(_Fenced(cm))
                 exec(self.body, self.globals, self.locals)
                 if self.last is not None:
                     return eval(self.last, self.globals, self.locals)
@@ -86,6 +86,41 @@ class Cell:
         except BaseException as exc:
             exc.__traceback__ = trim_traceback(exc.__traceback__, self.filename)
             raise
+
+
+class _Fenced:
+    """Enter/exit one of torchmagic's context managers without letting its bugs reach the cell.
+
+    A context that fails to start is skipped (one ``torchmagic:`` line; the
+    cell runs unrecorded); one that fails while exiting never replaces the
+    cell's own exception or result.  KeyboardInterrupt passes through.
+    """
+
+    def __init__(self, cm: ContextManager[Any]) -> None:
+        self.cm = cm
+        self.entered = False
+
+    def __enter__(self) -> None:
+        try:
+            self.cm.__enter__()
+        except Exception as exc:  # noqa: BLE001
+            from torchmagic.core.guard import internal_failure
+
+            internal_failure(f"starting {type(self.cm).__name__}", exc)
+            return
+        self.entered = True
+
+    def __exit__(self, *exc_info: Any) -> Literal[False]:
+        if not self.entered:
+            return False
+        self.entered = False
+        try:
+            self.cm.__exit__(*exc_info)
+        except Exception as exc:  # noqa: BLE001
+            from torchmagic.core.guard import internal_failure
+
+            internal_failure(f"stopping {type(self.cm).__name__}", exc)
+        return False  # never swallow the cell's exception
 
 
 def trim_traceback(tb: TracebackType | None, filename: str) -> TracebackType | None:
