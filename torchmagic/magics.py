@@ -17,6 +17,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool, Int
 
 from torchmagic.core.args import parse_line
+from torchmagic.core.guard import guarded, internal_failure
 from torchmagic.core.report import Report, show
 
 __all__ = ["TorchMagics"]
@@ -127,12 +128,17 @@ class TorchMagics(Magics):
 
     # -- helpers ---------------------------------------------------------------
     def _emit(self, report: Report, out: str | None) -> None:
-        """Show the report, and store it as ``out`` in the user namespace if asked."""
+        """Show the report, and store it as ``out`` in the user namespace if asked.
+
+        A rendering failure is one ``torchmagic:`` line (core.guard), never a
+        traceback that would fail or hide the cell's own result.
+        """
         if out:
             if not out.isidentifier():
                 raise UsageError(f"-o needs a Python name, not {out!r}")
             self.ip.user_ns[out] = report
-        show(report, self.ip)
+        with guarded(f"showing the {_magic_name(report)} report"):
+            show(report, self.ip)
 
     def _info_options(self, **extra: Any) -> Any:
         from torchmagic.tensorinfo.inspect import InfoOptions
@@ -186,11 +192,13 @@ class TorchMagics(Magics):
 
         ns = self.ip.user_ns
         if not exprs:
-            self._emit(scan_namespace(ns), args.out)
+            with guarded("building the %tensorinfo report"):
+                self._emit(scan_namespace(ns), args.out)
             return None
         items = [(expr, evaluate(expr, self.ip)) for expr in exprs]
-        report = inspect_many(items, namespace=ns, options=self._info_options(image=args.image))
-        self._emit(report, args.out)
+        with guarded("building the %tensorinfo report"):
+            report = inspect_many(items, namespace=ns, options=self._info_options(image=args.image))
+            self._emit(report, args.out)
         return None
 
     @magic_arguments()
@@ -286,7 +294,8 @@ class TorchMagics(Magics):
         if args.loops is not None or args.repeats is not None or args.compare or args.fallback:
             raise UsageError("-n, -r, --compare and --fallback belong to the cell form: %%device cuda -n 10")
         if not exprs:
-            self._emit(device_info(), args.out)
+            with guarded("building the %device report"):
+                self._emit(device_info(), args.out)
             return None
         if len(exprs) > 1:
             raise UsageError("%device takes one model or tensor expression, e.g. %device model")
@@ -299,13 +308,14 @@ class TorchMagics(Magics):
             if expr.split(":")[0] in ("cpu", "cuda", "mps", "meta", "xpu"):
                 hint = f" (to run a cell on a device use the cell form: %%device {expr})"
             raise UsageError(f"cannot evaluate {expr!r}: {type(exc).__name__}: {exc}{hint}") from None
-        report = model_map(obj, expr, max_rows=self.device_max_rows)
-        if report is None:
-            raise UsageError(
-                f"%device {expr}: expected an nn.Module, a tensor or a dict/list of tensors, "
-                f"got {type(obj).__name__}"
-            )
-        self._emit(report, args.out)
+        with guarded(f"building the %device {expr} report"):
+            report = model_map(obj, expr, max_rows=self.device_max_rows)
+            if report is None:
+                raise UsageError(
+                    f"%device {expr}: expected an nn.Module, a tensor or a dict/list of tensors, "
+                    f"got {type(obj).__name__}"
+                )
+            self._emit(report, args.out)
         return None
 
     # -- %%autograd ---------------------------------------------------------------
@@ -410,7 +420,8 @@ class TorchMagics(Magics):
                 raise UsageError(
                     f"%autograd: evaluating {exprs[0]!r} raised {type(exc).__name__}: {exc}"
                 ) from None
-            self._emit(tensor_report(exprs[0], value, shell.user_ns, watch, graph_opts), args.out)
+            with guarded("building the %autograd report"):
+                self._emit(tensor_report(exprs[0], value, shell.user_ns, watch, graph_opts), args.out)
             return None
         if exprs:
             raise UsageError(f"%%autograd takes no expressions on its line (got {' '.join(exprs)!r})")
@@ -421,10 +432,14 @@ class TorchMagics(Magics):
         if self._grad_ledger is None:
             self._grad_ledger = GradLedger()
         compiled = Cell.compile(shell, cell, f"%%autograd {line}".rstrip())
-        session = AutogradSession(
-            shell.user_ns, compiled.filename, compiled.lines, self._grad_ledger, watch,
-            graph_opts, source=cell,
-        )
+        try:
+            session = AutogradSession(
+                shell.user_ns, compiled.filename, compiled.lines, self._grad_ledger, watch,
+                graph_opts, source=cell,
+            )
+        except Exception as exc:  # noqa: BLE001 - cannot record: run the cell as if we were not here
+            internal_failure("starting the %%autograd recording", exc)
+            return compiled.run()
         try:
             result = compiled.run([session.watch()])
         except Exception as exc:
@@ -435,15 +450,9 @@ class TorchMagics(Magics):
 
     def _emit_autograd(self, session: Any, error: BaseException | None, out: str | None) -> None:
         """Show the report; a bug in torchmagic must not hide the cell's own result or error."""
-        try:
-            report = session.report(error=error)
-        except Exception as exc:  # noqa: BLE001
-            import sys
-
-            print(f"torchmagic: could not build the %%autograd report ({type(exc).__name__}: {exc})",
-                  file=sys.stderr)
-            return
-        self._emit(report, out)
+        with guarded("building the %%autograd report"):
+            self._emit(session.report(error=error), out)
+        session.watcher.fence.warn("recording the %%autograd cell")
 
 
 def _announce(notice: str) -> None:
@@ -451,3 +460,8 @@ def _announce(notice: str) -> None:
     import sys
 
     print(f"torchmagic: {notice}", file=sys.stderr)
+
+
+def _magic_name(report: Report) -> str:
+    """The magic a report belongs to, for one-line failure messages."""
+    return str(getattr(report, "title", "") or type(report).__name__)
