@@ -144,7 +144,8 @@ class TorchMagics(Magics):
             return
         from torchmagic.trace.failing import show_explanation
 
-        show_explanation(exc, self.shell)
+        with guarded("explaining the error"):  # a callback traceback would bury the user's error
+            show_explanation(exc, self.shell)
 
     def remove_hooks(self) -> None:
         """Undo :meth:`install_hooks`; called on ``%unload_ext``."""
@@ -525,6 +526,7 @@ class TorchMagics(Magics):
         if self._grad_ledger is None:
             self._grad_ledger = GradLedger()
         compiled = Cell.compile(shell, cell, f"%%autograd {line}".rstrip())
+        session: Any = None
         try:
             session = AutogradSession(
                 shell.user_ns, compiled.filename, compiled.lines, self._grad_ledger, watch,
@@ -532,6 +534,7 @@ class TorchMagics(Magics):
             )
         except Exception as exc:  # noqa: BLE001 - cannot record: run the cell as if we were not here
             internal_failure("starting the %%autograd recording", exc)
+        if session is None:  # outside the except block: the cell's errors must not chain to ours
             return compiled.run()
         try:
             result = compiled.run([session.watch()])
