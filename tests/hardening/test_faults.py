@@ -43,6 +43,7 @@ FAIL_BODY = (
 )
 
 RENDER = {
+    "trace": "torchmagic.trace.render",
     "tensorinfo": "torchmagic.tensorinfo.render",
     "autograd": "torchmagic.autograd.render",
     "device": "torchmagic.device.render",
@@ -62,6 +63,26 @@ MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
         ("torchmagic.tensorinfo.inspect", "sharing"),
         ("torchmagic.tensorinfo.stats", "compute_stats"),
         *_render_steps("tensorinfo"),
+    ]),
+    "%%tensorinfo": ("%%tensorinfo", True, [
+        ("torchmagic.trace.recorder.Recorder", "__init__"),
+        ("torchmagic.trace.recorder.Recorder", "before"),
+        ("torchmagic.trace.recorder.Recorder", "after"),
+        ("torchmagic.trace.recorder.Recorder", "failed"),
+        ("torchmagic.trace.recorder", "finish"),
+        ("torchmagic.trace.run", "_drop_recorder_frames"),
+        *_render_steps("trace"),
+    ]),
+    "%%tensorinfo --deep --source": ("%%tensorinfo --deep --source", True, [
+        ("torchmagic.trace.recorder._DispatchMode", "_count"),
+        ("torchmagic.trace.recorder.Recorder", "before"),
+        ("torchmagic.trace.recorder", "finish"),
+        ("torchmagic.trace.render", "annotated_text"),
+        *_render_steps("trace"),
+    ]),
+    "error explainer (any failing cell)": ("", True, [
+        ("torchmagic.trace.failing", "show_explanation"),
+        ("torchmagic.trace.failing", "explain_exception"),
     ]),
     "%tensorinfo": ("%tensorinfo", False, [
         ("torchmagic.tensorinfo.namespace", "scan_namespace"),
@@ -118,7 +139,11 @@ MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
 }
 
 # steps only a failing cell reaches (covered by the user-error and KeyboardInterrupt tests)
-ONLY_ON_ERROR = {"note_error"}
+ONLY_ON_ERROR = {"note_error", "failed", "_drop_recorder_frames", "show_explanation",
+                 "explain_exception"}
+# a KeyboardInterrupt inside an IPython event callback escapes run_cell itself (IPython's
+# choice, not ours): the error explainer runs there
+NO_INTERRUPT = {"show_explanation", "explain_exception"}
 CASES = [(magic, target, attr) for magic, (_w, _c, steps) in MAGICS.items() for target, attr in steps]
 COUNTS = {"magics": len(MAGICS), "steps": len(CASES)}
 
@@ -209,6 +234,7 @@ def test_internal_failure_keeps_the_user_error(
     res, out = _run(hip, written, cell, FAIL_BODY, capture)
     err = res.error_in_exec
     assert type(err) is RuntimeError and "injected" not in str(err), out
+    assert "Error in callback" not in out and "Traceback" not in out.split("RuntimeError")[0], out
     assert "size mismatch" in str(err) or "inconsistent" in str(err) or "1D tensors" in str(err), str(err)
     assert hip.user_ns["marker"] == 41
     monkeypatch.undo()
@@ -216,7 +242,7 @@ def test_internal_failure_keeps_the_user_error(
     assert diff(before, snapshot(hip, objs)) == []
 
 
-@pytest.mark.parametrize("magic,target,attr", CASES)
+@pytest.mark.parametrize("magic,target,attr", [c for c in CASES if c[2] not in NO_INTERRUPT])
 def test_keyboard_interrupt_in_a_step_restores_state(
     hip: Any, capture: Any, monkeypatch: Any, magic: str, target: str, attr: str
 ) -> None:
@@ -234,3 +260,15 @@ def test_keyboard_interrupt_in_a_step_restores_state(
     monkeypatch.undo()
     hip.user_ns["x"].grad = None
     assert diff(before, snapshot(hip, objs)) == []
+
+
+def test_internal_failure_does_not_chain_onto_the_users_backward_error(
+    hip: Any, capture: Any, monkeypatch: Any
+) -> None:
+    """The user's error must not read 'During handling of the above exception (ours)...'."""
+    _Injector(monkeypatch, "torchmagic.autograd.backward.BackwardRecorder", "_before_backward", Boom)
+    body = "y = (x * x).sum()\ny.backward()\ny.backward()"
+    res, out = _run(hip, "%%autograd", True, body, capture)
+    err = res.error_in_exec
+    assert type(err) is RuntimeError and "second time" in str(err)
+    assert err.__context__ is None and "During handling" not in out, out
