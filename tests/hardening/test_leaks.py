@@ -52,7 +52,7 @@ _refs.extend([weakref.ref(a), weakref.ref(h), weakref.ref(b), weakref.ref(loss),
 """
 FAIL = "\nloss.backward()\nloss.backward()\n"  # second backward: freed-buffers error after more recording
 
-CELL_MAGICS = ["", "%%autograd", "%%autograd -o rep", "%%autograd --jacobian", "%%device cpu",
+CELL_MAGICS = ["", "%%tensorinfo", "%%tensorinfo --deep -o rep", "%%tensorinfo --source", "%%autograd", "%%autograd -o rep", "%%autograd --jacobian", "%%device cpu",
                "%%device meta -o rep", "%%device cpu -n 2 -r 1"]
 LINE_MAGICS = ["%tensorinfo b", "%tensorinfo -o rep a loss", "%tensorinfo", "%autograd loss",
                "%autograd -o rep loss", "%device model", "%device -o rep model"]
@@ -123,8 +123,9 @@ def _rss() -> int:
         return int(fh.read().split()[1]) * 4096
 
 
-# (magic, ops in the cell): %%device costs ~35 µs/op recorded, so it runs 3 x 10^5
-MEMORY_CASES = [("%%autograd", 1_000_000), ("%%device cpu", 300_000)]
+# (magic, ops in the cell): %%device and --deep cost more per op recorded: 3 x 10^5 ops
+MEMORY_CASES = [("%%tensorinfo", 1_000_000), ("%%tensorinfo --deep", 300_000), ("%%autograd", 1_000_000),
+                ("%%device cpu", 300_000)]
 
 
 @pytest.mark.slow

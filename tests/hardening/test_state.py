@@ -21,7 +21,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:Anomaly Detection has been enabl
 
 from tests.hardening.state import diff, snapshot
 
-CELL_MAGICS = ["%%autograd", "%%device cpu", "%%device meta", "%%device cpu -n 2 -r 1"]
+CELL_MAGICS = ["%%tensorinfo", "%%tensorinfo --deep", "%%tensorinfo --source -o rep", "%%autograd",
+               "%%device cpu", "%%device meta", "%%device cpu -n 2 -r 1"]
 LINE_MAGICS = ["%tensorinfo x", "%tensorinfo", "%autograd t", "%device", "%device model",
                "%tensorinfo -o rep x", "%autograd -o rep t", "%device -o rep model"]
 
@@ -91,14 +92,19 @@ def _check(ip: Any, capture: Any, source: str, rng: bool = True) -> Any:
     return res
 
 
+_WARM: list[bool] = []
+
+
 @pytest.fixture
 def sip(hip: Any, capture: Any) -> Any:
     assert hip.run_cell(HELPERS).success
-    with capture():  # warm up: first uses import lazily (and register warning filters)
-        for magic in CELL_MAGICS:
-            assert hip.run_cell(f"{magic}\n{OK}").success
-        for magic in LINE_MAGICS:
-            assert hip.run_cell(magic).success
+    if not _WARM:
+        with capture():  # warm up once: first uses import lazily (and register warning filters)
+            for magic in CELL_MAGICS:
+                assert hip.run_cell(f"{magic}\n{OK}").success
+            for magic in LINE_MAGICS:
+                assert hip.run_cell(magic).success
+        _WARM.append(True)
     hip.user_ns["x"].grad = None
     return hip
 
@@ -169,6 +175,14 @@ NESTED = {
         "%%autograd\n"
         "y = (x * 2).sum()\n"
         "get_ipython().run_cell_magic('device', 'meta', 'raise ValueError(\"inner\")')", ValueError),
+    "%%tensorinfo --deep around %%autograd and %%device": (
+        "%%tensorinfo --deep\n"
+        "get_ipython().run_cell_magic('autograd', '', 'w = (x * 2).sum()\\nw.backward()')\n"
+        "get_ipython().run_cell_magic('device', 'cpu', 'q = x * 4')\n"
+        "%tensorinfo q", None),
+    "%%device around a failing %%tensorinfo": (
+        "%%device meta\nget_ipython().run_cell_magic('tensorinfo', '', 'torch.ones(2) @ torch.ones(3)')",
+        RuntimeError),
     "%%autograd inside %%autograd": (
         "%%autograd\nget_ipython().run_cell_magic('autograd', '', 'w = (x * 2).sum()\\nw.backward()')",
         None),
