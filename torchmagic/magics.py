@@ -16,7 +16,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Int
 
-from torchmagic.core.args import parse_line
+from torchmagic.core.args import parse_line, parse_options
 from torchmagic.core.guard import guarded, internal_failure
 from torchmagic.core.report import Report, show
 
@@ -345,7 +345,7 @@ class TorchMagics(Magics):
         __tracebackhide__ = True
         if cell is None:
             return self._device_line(line)
-        args = parse_argstring(self.device, line)
+        args = parse_options(self.device, line)
         if args.out and not args.out.isidentifier():
             raise UsageError(f"-o needs a Python name, not {args.out!r}")
         if args.compare and args.target:
