@@ -29,7 +29,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from torchmagic.core.guard import Fence
-from torchmagic.core.meta import dtype_name
+from torchmagic.core.meta import dtype_name, shape_of
 from torchmagic.trace.broadcast import align, needs_diagram
 from torchmagic.trace.explain import FailedOp, explain
 from torchmagic.trace.annotate import annotate
@@ -435,7 +435,7 @@ class Recorder:
         if info.reshape and tensors_out:
             req = _requested_shape(args)
             if -1 in req:
-                got = tuple(tensors_out[0].shape)
+                got = shape_of(tensors_out[0])
                 if len(got) == len(req):
                     k = req.index(-1)
                     var.notes.append(f"-1 → {got[k]}")
@@ -529,6 +529,16 @@ def _shares_storage(a: Any, b: Any) -> bool:
 
 def _signature(args: Any, kwargs: Any, out: Any) -> Any:
     """Shapes and dtypes of tensor inputs and outputs: one variant per distinct value."""
+    try:
+        return _plain_signature(args, kwargs, out)
+    except RuntimeError:  # a nested tensor: .shape raises, its sizes need shape_of
+        return tuple(
+            (shape_of(a), a.dtype) if isinstance(a, torch.Tensor) else type(a)
+            for a in (*args, *(kwargs or {}).values(), out)
+        )
+
+
+def _plain_signature(args: Any, kwargs: Any, out: Any) -> Any:
     parts: list[Any] = []
     for a in args:
         if isinstance(a, torch.Tensor):
