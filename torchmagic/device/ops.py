@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from torchmagic.core.meta import shape_of
 from torchmagic.device.report import OpStat
 from torchmagic.device.timing import Clock
 
@@ -19,7 +20,10 @@ __all__ = ["OpTimer", "op_key"]
 
 
 def _shape_text(arg: Any) -> str | None:
-    shape = getattr(arg, "shape", None)
+    try:
+        shape = getattr(arg, "shape", None)
+    except RuntimeError:  # a nested tensor: ragged dims are -1
+        shape = shape_of(arg)
     if shape is None or not hasattr(arg, "dtype"):
         return None
     return "(" + ", ".join(str(int(s)) for s in shape) + ("," if len(shape) == 1 else "") + ")"

@@ -28,7 +28,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from torchmagic.core.guard import Fence
-from torchmagic.core.meta import dtype_name
+from torchmagic.core.meta import dtype_name, shape_of
 from torchmagic.device.devices import ASYNC_DEVICE_TYPES
 from torchmagic.device.memory import TensorTracker
 from torchmagic.device.mismatch import explain, tensor_operands
@@ -349,7 +349,7 @@ class Watcher:
         if rec is None:
             if len(self.transfers) >= self.max_rows:
                 return
-            self.transfers[key] = [0, 0, tuple(int(s) for s in out.shape), dtype_name(out.dtype)]
+            self.transfers[key] = [0, 0, shape_of(out), dtype_name(out.dtype)]
             rec = self.transfers[key]
         rec[0] += 1
         rec[1] += nbytes
