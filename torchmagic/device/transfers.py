@@ -199,6 +199,17 @@ class _AtenMode(TorchDispatchMode):
         super().__init__()
         self.w = watcher
 
+    @classmethod
+    def ignore_compile_internals(cls) -> bool:
+        """Let torch.compile'd code run compiled (and be timed as it really runs).
+
+        Without this, dynamo skips compiled functions under a dispatch mode and
+        (torch 2.13) keeps skipping them after the cell: the user's compiled
+        function would silently run eager from then on, and a later call under
+        a function mode could even return different values.
+        """
+        return True
+
     def __torch_dispatch__(
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
     ) -> Any:

@@ -208,6 +208,11 @@ class _DispatchMode(TorchDispatchMode):
         self.rec = rec
         self.names: dict[Any, str] = {}
 
+    @classmethod
+    def ignore_compile_internals(cls) -> bool:
+        """torch.compile'd code runs compiled under ``--deep`` (see device.transfers._AtenMode)."""
+        return True
+
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         stack = self.rec.stack
         if stack:
