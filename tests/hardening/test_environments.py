@@ -13,7 +13,7 @@ The whole in-process suite also runs on IPython 8 (``make test`` runs it in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -48,9 +48,15 @@ COUNTS = {"magics": len(MAGICS), "calls per cell": CALLS}
 
 
 @pytest.fixture
-def cip(hip: Any) -> Any:
+def cip(hip: Any) -> Iterator[Any]:
     assert hip.run_cell(SETUP).success
-    return hip
+    yield hip
+    import torch
+
+    # dynamo keeps entries in the cell's globals (the user namespace); drop its caches
+    # before the shell fixture removes the test's names, or exit prints KeyErrors
+    hip.user_ns.pop("f", None)
+    torch._dynamo.reset()
 
 
 def _same(a: Any, b: Any) -> bool:
