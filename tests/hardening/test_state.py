@@ -22,7 +22,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Anomaly Detection has been enabl
 from tests.hardening.state import diff, snapshot
 
 CELL_MAGICS = ["%%tensorinfo", "%%tensorinfo --deep", "%%tensorinfo --source -o rep", "%%autograd",
-               "%%device cpu", "%%device meta", "%%device cpu -n 2 -r 1"]
+               "%%device cpu", "%%device meta", "%%device cpu -n 2 -r 1", "%%device --compare cpu meta"]
 LINE_MAGICS = ["%tensorinfo x", "%tensorinfo", "%autograd t", "%device", "%device model",
                "%tensorinfo -o rep x", "%autograd -o rep t", "%device -o rep model"]
 
