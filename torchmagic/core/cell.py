@@ -75,17 +75,62 @@ class Cell:
         traceback trimmed to start at the cell, so the cell fails as usual.
         """
         __tracebackhide__ = True
+        left: _UserModes = ([], [])
         try:
             with contextlib.ExitStack() as stack:
                 for cm in contexts:
                     stack.enter_context(_Fenced(cm))
-                exec(self.body, self.globals, self.locals)
-                if self.last is not None:
-                    return eval(self.last, self.globals, self.locals)
-                return None
+                depths = _mode_depths()
+                try:
+                    exec(self.body, self.globals, self.locals)
+                    if self.last is not None:
+                        return eval(self.last, self.globals, self.locals)
+                    return None
+                finally:  # modes the cell entered and left on: lift them off ours first
+                    left = _lift_modes(depths)
         except BaseException as exc:
             exc.__traceback__ = trim_traceback(exc.__traceback__, self.filename)
             raise
+        finally:  # ...and put them back once ours are gone, where the user left them
+            _restore_modes(left)
+
+
+_UserModes = tuple[list[Any], list[Any]]
+
+
+def _mode_depths() -> tuple[int, int]:
+    import torch
+
+    return torch._C._len_torch_function_stack(), torch._C._len_torch_dispatch_stack()
+
+
+def _lift_modes(depths: tuple[int, int]) -> _UserModes:
+    """Pop the function/dispatch modes pushed above ``depths`` (the cell's own, left on).
+
+    Without this, exiting our modes would pop the user's instead (mode exit
+    pops the top of the stack) and leave torchmagic's recorder on for good.
+    """
+    import torch
+    from torch.utils._python_dispatch import _pop_mode
+
+    functions: list[Any] = []
+    dispatches: list[Any] = []
+    while torch._C._len_torch_function_stack() > depths[0]:
+        functions.append(torch._C._pop_torch_function_stack())
+    while torch._C._len_torch_dispatch_stack() > depths[1]:
+        dispatches.append(_pop_mode())
+    return functions, dispatches
+
+
+def _restore_modes(left: _UserModes) -> None:
+    import torch
+    from torch.utils._python_dispatch import _push_mode
+
+    functions, dispatches = left
+    for mode in reversed(functions):
+        torch._C._push_on_torch_function_stack(mode)
+    for mode in reversed(dispatches):
+        _push_mode(mode)
 
 
 class _Fenced:
