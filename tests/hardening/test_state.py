@@ -255,3 +255,48 @@ def test_nothing_of_torchmagic_runs_after_the_cell(sip: Any, capture: Any) -> No
     finally:
         sys.setprofile(None)
     assert seen == set()
+
+
+LEFT_ON = """
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+
+class UserFunctionMode(TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+class UserDispatchMode(TorchDispatchMode):
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+"""
+
+
+RUNS = {"%%device cpu -n 2 -r 1": 3, "%%device --compare cpu meta": 2}
+
+
+@pytest.mark.parametrize("kind", ["UserFunctionMode", "UserDispatchMode"])
+@pytest.mark.parametrize("magic", CELL_MAGICS)
+def test_a_mode_the_cell_leaves_on_stays_and_ours_go(sip: Any, capture: Any, magic: str, kind: str) -> None:
+    """The user enters a mode and never exits it: afterwards the stacks hold exactly that
+    mode, as after the bare cell — not torchmagic's recorder in its place."""
+    from torch.overrides import _get_current_function_mode_stack as functions
+    from torch.utils._python_dispatch import _get_current_dispatch_mode_stack as dispatches
+
+    assert sip.run_cell(LEFT_ON).success
+    before = (len(functions()), len(dispatches()))
+    with capture():
+        res = sip.run_cell(f"{magic}\nleft = {kind}()\nleft.__enter__()\ny = x * 2\ndot = x @ x")
+    try:
+        assert res.success, res.error_in_exec
+        runs = RUNS.get(magic, 1)  # -n/-r and --compare run the cell (and its __enter__) again
+        stacks = [type(m).__name__ for m in (*functions(), *dispatches())]
+        assert stacks == [kind] * runs
+        if runs == 1:
+            with capture():  # and the user can still exit it as usual
+                assert sip.run_cell("left.__exit__(None, None, None)").success
+            assert (len(functions()), len(dispatches())) == before
+    finally:
+        while len(functions()) > before[0]:
+            functions()[-1].__exit__(None, None, None)
+        while len(dispatches()) > before[1]:
+            dispatches()[-1].__exit__(None, None, None)
