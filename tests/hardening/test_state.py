@@ -24,9 +24,12 @@ from tests.hardening.state import diff, snapshot
 CELL_MAGICS = ["%%tensorinfo", "%%tensorinfo --deep", "%%tensorinfo --source -o rep", "%%autograd",
                "%%device cpu", "%%device meta", "%%device cpu -n 2 -r 1", "%%device --compare cpu meta"]
 LINE_MAGICS = ["%tensorinfo x", "%tensorinfo", "%autograd t", "%device", "%device model",
-               "%tensorinfo -o rep x", "%autograd -o rep t", "%device -o rep model"]
+               "%tensorinfo -o rep x", "%autograd -o rep t", "%device -o rep model",
+               "%tensorinfo big", "%tensorinfo --image img"]
 
 HELPERS = """
+big = torch.arange(1_100_000, dtype=torch.float32)  # statistics from a sample
+img = torch.linspace(0, 1, 3 * 16 * 16).reshape(3, 16, 16)
 class Odd(torch.Tensor):
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
