@@ -101,6 +101,12 @@ MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
         ("torchmagic.autograd.session", "user_names"),
         *_render_steps("autograd"),
     ]),
+    "%%autograd --jacobian --modules": ("%%autograd --jacobian --modules", True, [
+        ("torchmagic.autograd.jacobian", "jacobian_before"),
+        ("torchmagic.autograd.session", "group_modules"),
+        ("torchmagic.autograd.session", "explain"),
+        *_render_steps("autograd"),
+    ]),
     "%autograd t": ("%autograd t", False, [
         ("torchmagic.autograd.session", "tensor_report"),
         ("torchmagic.autograd.session", "walk"),
@@ -140,7 +146,7 @@ MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
 
 # steps only a failing cell reaches (covered by the user-error and KeyboardInterrupt tests)
 ONLY_ON_ERROR = {"note_error", "failed", "_drop_recorder_frames", "show_explanation",
-                 "explain_exception"}
+                 "explain_exception", "explain"}
 # a KeyboardInterrupt inside an IPython event callback escapes run_cell itself (IPython's
 # choice, not ours): the error explainer runs there
 NO_INTERRUPT = {"show_explanation", "explain_exception"}
@@ -272,3 +278,20 @@ def test_internal_failure_does_not_chain_onto_the_users_backward_error(
     err = res.error_in_exec
     assert type(err) is RuntimeError and "second time" in str(err)
     assert err.__context__ is None and "During handling" not in out, out
+
+
+def test_unresolvable_device_is_one_line_and_the_cell_does_not_run(
+    hip: Any, capture: Any, monkeypatch: Any
+) -> None:
+    """The one step where the cell cannot run as if torchmagic were not there: where to run
+    it is the magic's whole point (a %%device meta cell run on the CPU could allocate what
+    the user meant never to allocate).  One UsageError line, nothing run, state unchanged."""
+    from IPython.core.error import UsageError
+
+    before = snapshot(hip, [hip.user_ns["x"]])
+    _Injector(monkeypatch, "torchmagic.device.run", "resolve", Boom)
+    res, out = _run(hip, "%%device meta", True, "ran = True", capture)
+    assert isinstance(res.error_in_exec, UsageError) and "injected into resolve" in str(res.error_in_exec)
+    assert "Traceback" not in out and "ran" not in hip.user_ns
+    monkeypatch.undo()
+    assert diff(before, snapshot(hip, [hip.user_ns["x"]])) == []

@@ -17,6 +17,8 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager
 
+from IPython.core.error import UsageError
+
 from torchmagic.core.cell import Cell
 from torchmagic.core.guard import guarded
 from torchmagic.device.devices import ASYNC_DEVICE_TYPES, resolve
@@ -189,6 +191,22 @@ def _fill(run: DeviceRun, ops: OpTimer, watcher: Watcher, options: RunOptions) -
     run.recording_ms = watcher.recording_s * 1e3
 
 
+def _resolve(spec: str, fallback: str | None) -> tuple[str, Any, str | None]:
+    """``resolve`` with its own failures as one line: the cell is not run anywhere else.
+
+    (Running a ``%%device meta`` cell on the CPU instead could allocate what
+    the user meant never to allocate, so an unresolvable device stops here.)
+    """
+    try:
+        return (spec, *resolve(spec, fallback))
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - torchmagic's or torch's bug: one line, no traceback
+        raise UsageError(
+            f"%%device could not resolve {spec!r} ({type(exc).__name__}: {exc}); the cell did not run"
+        ) from None
+
+
 def run_cell(
     cell: Cell,
     devices: list[str],
@@ -203,7 +221,7 @@ def run_cell(
     caller shows the report and re-raises it).  ``announce`` is told each
     fallback notice before the cell runs.
     """
-    resolved = [(spec, *resolve(spec, fallback)) for spec in devices]
+    resolved = [_resolve(spec, fallback) for spec in devices]
     if announce is not None:
         for _spec, _device, notice in resolved:
             if notice:
