@@ -26,6 +26,8 @@ else is a torchmagic defect and fails the test.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -272,6 +274,7 @@ def _trace(deep: bool) -> Runner:
                 explanation.source = cell.line(explanation.line)
             _drop_recorder_frames(error)
         report = finish(rec, cell.lines, user_names(cell.locals), "table", explanation)
+        rec.fence.warn("recording the %%tensorinfo trace")
         return value, error, report
 
     return run
@@ -293,7 +296,9 @@ def _autograd(cell: Cell) -> tuple[Any, BaseException | None, Any]:
         value = cell.run([session.watch()])
     except Exception as exc:  # noqa: BLE001
         error = exc
-    return value, error, session.report(error=error)
+    report = session.report(error=error)
+    session.watcher.fence.warn("recording the %%autograd cell")
+    return value, error, report
 
 
 def _device(cell: Cell) -> tuple[Any, BaseException | None, Any]:
@@ -372,10 +377,15 @@ def run_once(runner: Runner, case: Case, render: bool = False) -> Outcome:
     """
     cell, ns = _make_cell(case)
     torch.manual_seed(SEED)
+    said = io.StringIO()  # torchmagic reports its own (fenced) failures as "torchmagic: ..." lines
     try:
-        _value, exc, report = runner(cell)
+        with contextlib.redirect_stderr(said):
+            _value, exc, report = runner(cell)
     except Exception as inner:  # noqa: BLE001 - raised by torchmagic, not by the op
         return Outcome(internal=f"torchmagic raised {type(inner).__name__}: {inner}")
+    own = [line for line in said.getvalue().splitlines() if line.startswith("torchmagic:")]
+    if own:
+        return Outcome(internal=own[0])
     leak = _state_leak()
     if leak:  # reading the results would go through the leftover mode
         return Outcome(internal=leak)

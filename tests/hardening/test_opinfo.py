@@ -173,6 +173,16 @@ def _fake(contexts: Any) -> S.Runner:
     return run
 
 
+class _BrokenStart:
+    """A recorder that fails to start: Cell.run runs the cell unrecorded and says so on stderr."""
+
+    def __enter__(self) -> None:
+        raise RuntimeError("cannot start")
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+
 def _raises(cell: Any) -> tuple[Any, BaseException | None, Any]:
     raise RuntimeError("torchmagic bug")
 
@@ -190,11 +200,12 @@ def _error_type_changed(cell: Any) -> tuple[Any, BaseException | None, Any]:
         (_fake(lambda: [_Contiguous()]), "transpose", "strides"),
         (_fake(lambda: [_OutOfPlace()]), "add", "in-place sample 0 [fake]: inputs after the call"),
         (_raises, "add", "torchmagic raised RuntimeError"),
+        (_fake(lambda: [_BrokenStart()]), "add", "torchmagic: starting _BrokenStart failed"),
         (_error_type_changed, "linalg.inv_ex", None),  # raises on nothing: no difference
         (_error_type_changed, "cat", "error ("),  # cat's error_inputs raise
         (_fake(lambda: [S._EmptyDispatchMode()]), "prod", "values differ"),  # not declared: a failure
     ],
-    ids=["rng", "values", "strides", "in-place", "raises", "no-error", "error-type", "undeclared-dispatch-mode"],
+    ids=["rng", "values", "strides", "in-place", "raises", "said-on-stderr", "no-error", "error-type", "undeclared-dispatch-mode"],
 )
 def test_checker_catches_a_bad_recorder(
     monkeypatch: pytest.MonkeyPatch, runner: S.Runner, op: str, expected: str | None
