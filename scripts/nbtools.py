@@ -1,0 +1,305 @@
+"""Run the example notebooks, cache them, export them and open them in Chromium.
+
+Shared by the notebook tests, the browser tests, ``scripts/screenshots.py``
+and anyone who wants to look at the examples as a reader would.  Executed
+notebooks are cached under ``out/executed/`` (ignored by git) keyed by a hash
+of the notebook and of torchmagic's sources, so the browser test and the
+screenshot script reuse what the notebook test just ran, and a stale cache is
+never used.
+
+Command line::
+
+    python scripts/nbtools.py                 # execute all examples, write out/html/*.html
+    python scripts/nbtools.py 01_tensors      # just one
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+OUT = ROOT / "out"
+EXECUTED = OUT / "executed"
+HTML_DIR = OUT / "html"
+RAISES = "raises-exception"
+CACHE_KEY = "torchmagic_cache_key"
+
+#: Magics torchmagic provides; a cell that starts with one of them is a "magic cell".
+TORCHMAGIC_MAGICS = ("tensorinfo", "autograd", "device")
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def examples() -> list[Path]:
+    """The example notebooks, in reading order."""
+    return sorted(EXAMPLES.glob("*.ipynb"))
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+# -- which magics a notebook uses ------------------------------------------------
+_MAGIC_LINE = re.compile(r"^\s*(%%?)([A-Za-z_]\w*)", re.M)
+
+
+def magic_uses(source: str) -> list[tuple[str, str]]:
+    """``[("cell" | "line", name), ...]`` for torchmagic magics in ``source``.
+
+    A ``%%name`` counts only on the first line (that is where IPython looks).
+    """
+    uses: list[tuple[str, str]] = []
+    for m in _MAGIC_LINE.finditer(source):
+        prefix, name = m.group(1), m.group(2)
+        if name not in TORCHMAGIC_MAGICS:
+            continue
+        if prefix == "%%":
+            if source[: m.start()].strip() == "":
+                uses.append(("cell", name))
+        else:
+            uses.append(("line", name))
+    return uses
+
+
+def missing_magics(nb: Any) -> list[str]:
+    """torchmagic magics the notebook uses that this checkout does not register."""
+    from torchmagic.magics import TorchMagics
+
+    have = TorchMagics.magics
+    missing: list[str] = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for kind, name in magic_uses(cell.source):
+            label = ("%%" if kind == "cell" else "%") + name
+            if name not in have[kind] and label not in missing:
+                missing.append(label)
+    return missing
+
+
+# -- execution and cache -----------------------------------------------------------
+def source_key(path: Path) -> str:
+    """Hash of the notebook and of every file the output depends on."""
+    h = hashlib.sha256()
+    h.update(path.read_bytes())
+    for f in sorted((ROOT / "torchmagic").rglob("*.py")):
+        h.update(str(f.relative_to(ROOT)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def kernel_env() -> dict[str, str]:
+    """The environment for example kernels: this checkout first on the path."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    env.setdefault("COLUMNS", "120")
+    return env
+
+
+def execute(path: Path, timeout: int = 300) -> Any:
+    """Execute ``path`` top to bottom in a fresh kernel; errors stay in the outputs."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        allow_errors=True,  # every cell runs; tests then judge each cell's outputs
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    # NotebookClient passes extra kwargs to the kernel manager's start_kernel.
+    client.execute(env=kernel_env())
+    return nb
+
+
+def cached_path(path: Path) -> Path:
+    return EXECUTED / path.name
+
+
+def load_cached(path: Path) -> Any | None:
+    """The cached executed notebook, if it was made from the current sources."""
+    import nbformat
+
+    out = cached_path(path)
+    if not out.exists():
+        return None
+    nb = nbformat.read(out, as_version=4)
+    if nb.metadata.get(CACHE_KEY) != source_key(path):
+        return None
+    return nb
+
+
+def execute_cached(path: Path, force: bool = False) -> Any:
+    """Execute ``path`` (or reuse a fresh cache) and store the result in the cache."""
+    import nbformat
+
+    if not force:
+        nb = load_cached(path)
+        if nb is not None:
+            return nb
+    key = source_key(path)
+    nb = execute(path)
+    nb.metadata[CACHE_KEY] = key
+    EXECUTED.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, cached_path(path))
+    return nb
+
+
+# -- judging outputs ---------------------------------------------------------------
+@dataclass
+class CellProblem:
+    index: int
+    source: str
+    problem: str
+
+    def __str__(self) -> str:
+        first = self.source.strip().splitlines()[0] if self.source.strip() else ""
+        return f"cell {self.index} ({first!r}): {self.problem}"
+
+
+_USAGE_ERROR = re.compile(r"^UsageError: .*$", re.M)
+
+
+def _error_text(out: Any) -> str:
+    if out.output_type == "error":
+        return strip_ansi("\n".join(out.get("traceback", [])) or f"{out.ename}: {out.evalue}")
+    return ""
+
+
+def cell_problems(nb: Any) -> list[CellProblem]:
+    """Everything wrong with an executed notebook's outputs.
+
+    * an untagged cell with an error output, or a traceback printed to a
+      stream (IPython prints event-callback failures that way and the cell
+      still counts as ``ok``);
+    * a cell tagged ``raises-exception`` that did not raise;
+    * a cell that calls a torchmagic magic (and is not meant to raise) with no
+      HTML report and plain-text fallback in its outputs.
+    """
+    problems: list[CellProblem] = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        tags = cell.metadata.get("tags", [])
+        raises = RAISES in tags
+        errors = [_error_text(o) for o in cell.outputs if o.output_type == "error"]
+        streams = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+        # IPython shows a UsageError as one stderr line, not as an error output.
+        errors += _USAGE_ERROR.findall(strip_ansi(streams))
+        if raises:
+            if not errors:
+                problems.append(CellProblem(i, cell.source, f"tagged {RAISES} but did not raise"))
+            continue
+        for err in errors:
+            problems.append(CellProblem(i, cell.source, "raised:\n" + err))
+        if "Traceback (most recent call last)" in streams or "Error in callback" in streams:
+            problems.append(CellProblem(i, cell.source, "printed a traceback:\n" + strip_ansi(streams)))
+        if magic_uses(cell.source) and not errors and not report_outputs(cell):
+            problems.append(CellProblem(i, cell.source, "no torchmagic report (text/html with a .tm block + text/plain)"))
+    return problems
+
+
+def report_outputs(cell: Any) -> list[dict[str, Any]]:
+    """The mime bundles in ``cell`` that are torchmagic reports."""
+    found = []
+    for o in cell.get("outputs", []):
+        if o.output_type not in ("display_data", "execute_result"):
+            continue
+        data = o.get("data", {})
+        html = data.get("text/html", "")
+        if isinstance(html, list):
+            html = "".join(html)
+        if 'class="tm ' in html and data.get("text/plain"):
+            found.append(dict(data))
+    return found
+
+
+# -- HTML export and the browser -------------------------------------------------------
+def export_html(nb: Any, theme: str = "light") -> str:
+    """The notebook as a JupyterLab-styled page (nbconvert's ``lab`` template)."""
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab", theme=theme)
+    body, _ = exporter.from_notebook_node(nb)
+    return str(body)
+
+
+def write_html(path: Path, nb: Any, theme: str = "light") -> Path:
+    HTML_DIR.mkdir(parents=True, exist_ok=True)
+    out = HTML_DIR / f"{path.stem}.{theme}.html"
+    out.write_text(export_html(nb, theme), encoding="utf-8")
+    return out
+
+
+def chromium_path() -> str | None:
+    """Debian's Chromium (or ``$TORCHMAGIC_CHROMIUM``), if installed."""
+    env = os.environ.get("TORCHMAGIC_CHROMIUM")
+    if env:
+        return env if Path(env).exists() else None
+    for candidate in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
+        if Path(candidate).exists():
+            return candidate
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def launch(playwright: Any) -> Any:
+    """Headless Chromium from the system (``playwright install`` is not needed)."""
+    exe = chromium_path()
+    if exe is None:
+        raise RuntimeError("Chromium not found: apt-get install -y chromium (or set TORCHMAGIC_CHROMIUM)")
+    return playwright.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
+
+
+def offline(page: Any) -> None:
+    """Serve only local files: the lab template links CDN scripts we do not need."""
+
+    def route(r: Any) -> None:
+        if r.request.url.startswith(("file:", "data:", "about:")):
+            r.continue_()
+        else:
+            r.abort()
+
+    page.route("**/*", route)
+
+
+def iter_examples(names: list[str]) -> Iterator[Path]:
+    for path in examples():
+        if not names or path.stem in names or path.name in names:
+            yield path
+
+
+def main(argv: list[str]) -> int:
+    bad = 0
+    for path in iter_examples(argv):
+        nb = execute_cached(path)
+        problems = cell_problems(nb)
+        for theme in ("light", "dark"):
+            out = write_html(path, nb, theme)
+        print(f"{path.name}: {len(problems)} problem(s); {out.parent}/{path.stem}.*.html")
+        for p in problems:
+            print("   ", p)
+        bad += bool(problems)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    raise SystemExit(main(sys.argv[1:]))
