@@ -46,6 +46,11 @@ class TorchMagics(Magics):
         super().__init__(shell=shell, **kwargs)
         self._hooks: list[tuple[str, Callable[..., Any]]] = []
 
+    @property
+    def ip(self) -> Any:
+        """The shell we are registered with (typed loosely: IPython 8 and 9 differ)."""
+        return self.shell
+
     # -- lifecycle -------------------------------------------------------------
     def install_hooks(self) -> None:
         """Register event callbacks (called once by the extension loader)."""
@@ -54,13 +59,13 @@ class TorchMagics(Magics):
         """Undo :meth:`install_hooks`; called on ``%unload_ext``."""
         for event, fn in self._hooks:
             try:
-                self.shell.events.unregister(event, fn)
+                self.ip.events.unregister(event, fn)
             except ValueError:
                 pass
         self._hooks.clear()
 
     def _register(self, event: str, fn: Callable[..., Any]) -> None:
-        self.shell.events.register(event, fn)
+        self.ip.events.register(event, fn)
         self._hooks.append((event, fn))
 
     # -- helpers ---------------------------------------------------------------
@@ -69,8 +74,8 @@ class TorchMagics(Magics):
         if out:
             if not out.isidentifier():
                 raise UsageError(f"-o needs a Python name, not {out!r}")
-            self.shell.user_ns[out] = report
-        show(report, self.shell)
+            self.ip.user_ns[out] = report
+        show(report, self.ip)
 
     def _info_options(self, **extra: Any) -> Any:
         from torchmagic.tensorinfo.inspect import InfoOptions
@@ -122,11 +127,11 @@ class TorchMagics(Magics):
         from torchmagic.tensorinfo.inspect import evaluate, inspect_many
         from torchmagic.tensorinfo.namespace import scan_namespace
 
-        ns = self.shell.user_ns
+        ns = self.ip.user_ns
         if not exprs:
             self._emit(scan_namespace(ns), args.out)
             return None
-        items = [(expr, evaluate(expr, self.shell)) for expr in exprs]
+        items = [(expr, evaluate(expr, self.ip)) for expr in exprs]
         report = inspect_many(items, namespace=ns, options=self._info_options(image=args.image))
         self._emit(report, args.out)
         return None
