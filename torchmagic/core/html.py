@@ -20,6 +20,12 @@ def esc(value: object) -> str:
 
 
 FG = "var(--jp-content-font-color1, var(--vscode-editor-foreground, #1f1f1f))"
+# Status colours are mixed 70/30 with the strongest text colour (black in light
+# themes, white in dark ones): JupyterLab's light --jp-warn-color1 alone is 2.7:1
+# on white and --jp-success-color1 4.1:1, below WCAG AA (4.5:1); the mix passes in
+# both themes (checked by tests/browser).  Browsers without color-mix() keep the
+# first declaration.
+FG0 = "var(--jp-content-font-color0, var(--vscode-editor-foreground, #000))"
 FG2 = "var(--jp-content-font-color2, var(--vscode-descriptionForeground, #555))"
 BG2 = "var(--jp-layout-color2, var(--vscode-editorWidget-background, #f3f3f3))"
 BORDER = "var(--jp-border-color2, var(--vscode-panel-border, #ccc))"
@@ -38,10 +44,10 @@ STYLE = f"""<style>
 .tm table.tm-table th {{ text-align: left; font-weight: 600; background: {BG2}; color: {FG}; }}
 .tm table.tm-table th, .tm table.tm-table td {{ border: 1px solid {BORDER}; padding: 2px 8px; vertical-align: top; }}
 .tm .tm-badge {{ display: inline-block; border: 1px solid {BORDER}; border-radius: 3px; padding: 0 4px; margin-right: 3px; }}
-.tm .tm-warn {{ color: {WARN}; }}
-.tm .tm-error {{ color: {ERROR}; }}
-.tm .tm-ok {{ color: {OK}; }}
-.tm .tm-accent {{ color: {ACCENT}; }}
+.tm .tm-warn {{ color: {WARN}; color: color-mix(in srgb, {WARN} 70%, {FG0}); }}
+.tm .tm-error {{ color: {ERROR}; color: color-mix(in srgb, {ERROR} 70%, {FG0}); }}
+.tm .tm-ok {{ color: {OK}; color: color-mix(in srgb, {OK} 70%, {FG0}); }}
+.tm .tm-accent {{ color: {ACCENT}; color: color-mix(in srgb, {ACCENT} 70%, {FG0}); }}
 .tm pre {{ margin: 2px 0; font-family: {MONO}; color: {FG}; background: transparent; }}
 .tm details > summary {{ cursor: pointer; }}
 </style>"""
