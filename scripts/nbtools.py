@@ -77,20 +77,53 @@ def magic_uses(source: str) -> list[tuple[str, str]]:
     return uses
 
 
-def missing_magics(nb: Any) -> list[str]:
-    """torchmagic magics the notebook uses that this checkout does not register."""
+#: The package that implements each magic form (a registered magic without its
+#: package is a placeholder that says "not available yet").
+AREAS = {
+    ("line", "tensorinfo"): "torchmagic.tensorinfo",
+    ("cell", "tensorinfo"): "torchmagic.trace",
+    ("line", "autograd"): "torchmagic.autograd",
+    ("cell", "autograd"): "torchmagic.autograd",
+    ("line", "device"): "torchmagic.device",
+    ("cell", "device"): "torchmagic.device",
+}
+
+
+def missing_in_sources(sources: list[str]) -> list[str]:
+    """torchmagic magics used in ``sources`` that this checkout does not provide yet."""
+    import importlib.util
+
     from torchmagic.magics import TorchMagics
 
     have = TorchMagics.magics
     missing: list[str] = []
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        for kind, name in magic_uses(cell.source):
+    for source in sources:
+        for kind, name in magic_uses(source):
             label = ("%%" if kind == "cell" else "%") + name
-            if name not in have[kind] and label not in missing:
+            area = AREAS.get((kind, name))
+            present = name in have[kind] and (area is None or importlib.util.find_spec(area) is not None)
+            if not present and label not in missing:
                 missing.append(label)
     return missing
+
+
+def missing_magics(nb: Any) -> list[str]:
+    """torchmagic magics the notebook uses that this checkout does not provide yet."""
+    return missing_in_sources([c.source for c in nb.cells if c.cell_type == "code"])
+
+
+_CODE_CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(.*?)^```", re.M | re.S)
+
+
+def markdown_code_cells(text: str) -> list[str]:
+    """The sources of the ``{code-cell}`` blocks of a MyST notebook page (options dropped)."""
+    cells = []
+    for m in _CODE_CELL.finditer(text):
+        lines = m.group(1).splitlines()
+        while lines and re.match(r"^:\w[\w-]*:", lines[0]):
+            lines.pop(0)
+        cells.append("\n".join(lines))
+    return cells
 
 
 # -- execution and cache -----------------------------------------------------------
@@ -147,16 +180,25 @@ def load_cached(path: Path) -> Any | None:
     return nb
 
 
-def execute_cached(path: Path, force: bool = False) -> Any:
-    """Execute ``path`` (or reuse a fresh cache) and store the result in the cache."""
+_RUN_HERE: set[str] = set()  # cache keys executed by this process
+
+
+def execute_cached(path: Path, this_process: bool = False) -> Any:
+    """Execute ``path``, or reuse the cache when it was made from the current sources.
+
+    With ``this_process=True`` only a cache written by this very process counts
+    (the notebook test uses that: in one pytest run the browser test and the
+    notebook test share one execution, but a run never trusts an older one).
+    """
     import nbformat
 
-    if not force:
+    key = source_key(path)
+    if not this_process or key in _RUN_HERE:
         nb = load_cached(path)
         if nb is not None:
             return nb
-    key = source_key(path)
     nb = execute(path)
+    _RUN_HERE.add(key)
     nb.metadata[CACHE_KEY] = key
     EXECUTED.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, cached_path(path))

@@ -64,7 +64,7 @@ def test_example_runs(path: Path) -> None:
     missing = nbtools.missing_magics(nb)
     if missing and not os.environ.get("CI"):
         pytest.skip(f"this checkout has no {', '.join(missing)} yet")
-    executed = nbtools.execute_cached(path, force=True)
+    executed = nbtools.execute_cached(path, this_process=True)
     problems = nbtools.cell_problems(executed)
     assert not problems, f"{path.name}:\n" + "\n\n".join(map(str, problems))
 
