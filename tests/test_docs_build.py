@@ -38,10 +38,16 @@ def _sphinx(src: Path, out: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.kernel
-def test_docs_build_strict() -> None:
+@pytest.fixture(scope="module")
+def build() -> subprocess.CompletedProcess[str]:
+    """One strict build of the real docs for this module's tests."""
     _need("sphinx", "myst_nb", "furo")
-    proc = _sphinx(DOCS, BUILD)
+    return _sphinx(DOCS, BUILD)
+
+
+@pytest.mark.kernel
+def test_docs_build_strict(build: subprocess.CompletedProcess[str]) -> None:
+    proc = build
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"docs build failed:\n{log[-6000:]}"
     assert not re.search(r"(^|: )WARNING: ", log, re.M), log
@@ -105,3 +111,46 @@ def test_strict_build_fails_on_broken_links_and_examples(tmp_path: Path) -> None
     )
     proc = _sphinx(src, tmp_path / "out2")
     assert proc.returncode != 0 and "ZeroDivisionError" in proc.stdout + proc.stderr
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_docs_reports_legible(build: subprocess.CompletedProcess[str], theme: str) -> None:
+    """Reports on the site follow furo's light and dark modes and stay readable."""
+    if build.returncode != 0:
+        pytest.skip("the docs did not build (see test_docs_build_strict)")
+    from scripts import nbtools
+    from tests.browser.pagecheck import SCREENSHOTS, probe, report_problems
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if sync_playwright is None or nbtools.chromium_path() is None:
+        msg = "Playwright or Chromium missing (apt-get install -y chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    pages = sorted(p for p in BUILD.rglob("*.html") if 'class="tm ' in p.read_text(encoding="utf-8"))
+    assert pages, "no page of the site shows a report"
+    problems: list[str] = []
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = nbtools.launch(pw)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            nbtools.offline(page)
+            for html in pages:
+                page.goto(html.resolve().as_uri(), wait_until="load")
+                page.evaluate("t => { document.body.dataset.theme = t; }", theme)
+                info = probe(page)
+                lum_ok = info["page_lum"] < 0.1 if theme == "dark" else info["page_lum"] > 0.8
+                name = html.relative_to(BUILD).as_posix()
+                if not lum_ok:
+                    problems.append(f"{name}: the {theme} mode did not apply ({info['page_bg']})")
+                for r in info["reports"]:
+                    problems += [f"{name} ({theme}): {p}" for p in report_problems(r)]
+            page.screenshot(path=str(SCREENSHOTS / f"docs-last-page.{theme}.png"))
+        finally:
+            browser.close()
+    assert not problems, "\n".join(problems[:40])

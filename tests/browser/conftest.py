@@ -17,10 +17,6 @@ import pytest
 
 from scripts import nbtools
 
-PROBE = (Path(__file__).parent / "probe.js").read_text(encoding="utf-8")
-SCREENSHOTS = nbtools.OUT / "screenshots"
-
-
 def _unavailable(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI is set, so the browser tests must run)")
@@ -61,9 +57,3 @@ def open_page(browser: Any) -> Iterator[Callable[..., Any]]:
     yield _open
     for p in pages:
         p.close()
-
-
-def probe(page: Any, root: str | None = None) -> dict[str, Any]:
-    """Measurements of every torchmagic report under the CSS selector ``root``."""
-    result: dict[str, Any] = page.evaluate(PROBE, root)
-    return result
