@@ -215,7 +215,7 @@ def sharing(name: str, obj: Any, namespace: Mapping[str, Any]) -> list[str]:
         elif both and other._base is obj:
             found.append(f"{what} `{other_name}` is a view of it (changing one changes the other)")
         elif both and obj._base is not None and obj._base is other._base:
-            found.append(f"a view of the same base tensor as `{other_name}` (changing one changes the other)")
+            found.append(f"a view of the same memory as `{other_name}` (changing one changes the other)")
         else:
             found.append(f"shares memory with {what} `{other_name}` (changing one changes the other)")
     return found
@@ -275,7 +275,10 @@ def inspect_module(name: str, module: Any) -> ModuleReport:
                 rows.append(ParamRow(name=pname, kind=kind, shape=tuple(int(s) for s in p.shape),
                                      dtype=dtype_name(p.dtype), device=str(p.device),
                                      requires_grad=bool(p.requires_grad), numel=int(p.numel()), nbytes=size))
-    first = repr(module).splitlines()[0] if repr(module) else type(module).__name__
+    lines = repr(module).splitlines()
+    children = len(list(module.children()))
+    # One-line reprs (Linear(in_features=3, ...)) say it all; multi-line ones get a count.
+    first = lines[0] if len(lines) == 1 else f"{type(module).__name__} with {children} child modules"
     return ModuleReport(name=name, type_name=type(module).__name__, rows=rows, total_params=total,
                         trainable_params=trainable, total_bytes=nbytes, devices=devices,
                         rows_shown=len(rows), summary=first[:120])
