@@ -136,11 +136,15 @@
   function svgs(report) {
     return [...report.querySelectorAll("svg")].filter((s) => !s.parentElement.closest("svg")).map((s) => {
       const box = rect(s);
-      const nodes = [...s.querySelectorAll(".node, .tm-node, [data-node]")].map((g) => {
-        const shape = g.matches("rect") ? g : g.querySelector("rect, ellipse, polygon, path");
+      // A node: an element marked as one, or a group holding a box (its own <rect>).
+      const nodes = [...s.querySelectorAll(".node, .tm-node, [data-node], g:has(> rect)")].map((g) => {
+        const shape = g.matches("rect") ? g : g.querySelector(":scope > rect, rect, ellipse, polygon");
         const label = [...g.querySelectorAll("text")];
+        const title = g.querySelector(":scope > title");
         return {
-          id: g.getAttribute("id") || g.getAttribute("data-node") || "",
+          id: g.getAttribute("id") || g.getAttribute("data-node") ||
+            (title ? title.textContent.trim().split("\n")[0].slice(0, 40) : "") ||
+            label.map((t) => t.textContent.trim()).join(" ").slice(0, 40),
           box: shape ? rect(shape) : rect(g),
           labels: label.map((t) => ({ text: t.textContent.trim().slice(0, 40), box: rect(t) })),
         };

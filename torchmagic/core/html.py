@@ -20,11 +20,12 @@ def esc(value: object) -> str:
 
 
 FG = "var(--jp-content-font-color1, var(--vscode-editor-foreground, #1f1f1f))"
-# Status colours are mixed 70/30 with the strongest text colour (black in light
-# themes, white in dark ones): JupyterLab's light --jp-warn-color1 alone is 2.7:1
-# on white and --jp-success-color1 4.1:1, below WCAG AA (4.5:1); the mix passes in
-# both themes (checked by tests/browser).  Browsers without color-mix() keep the
-# first declaration.
+# Status and muted colours are mixed with the strongest text colour (black in
+# light themes, white in dark ones): JupyterLab's light --jp-warn-color1 alone is
+# 2.7:1 on white, --jp-success-color1 4.1:1 and --jp-content-font-color2 4.4:1 on
+# its grey table rows, below WCAG AA (4.5:1); the mixes pass in both themes
+# (checked by tests/browser).  Browsers without color-mix() keep the first
+# declaration.
 FG0 = "var(--jp-content-font-color0, var(--vscode-editor-foreground, #000))"
 FG2 = "var(--jp-content-font-color2, var(--vscode-descriptionForeground, #555))"
 BG2 = "var(--jp-layout-color2, var(--vscode-editorWidget-background, #f3f3f3))"
@@ -38,7 +39,7 @@ MONO = "var(--jp-code-font-family, SFMono-Regular, Menlo, Consolas, monospace)"
 STYLE = f"""<style>
 .tm {{ color: {FG}; font-family: var(--jp-ui-font-family, sans-serif); font-size: 13px; line-height: 1.4; }}
 .tm .tm-title {{ font-weight: 600; margin: 4px 0; }}
-.tm .tm-muted {{ color: {FG2}; }}
+.tm .tm-muted {{ color: {FG2}; color: color-mix(in srgb, {FG2} 75%, {FG0}); }}
 .tm code, .tm .tm-mono {{ font-family: {MONO}; }}
 .tm table.tm-table {{ border-collapse: collapse; margin: 4px 0 8px 0; }}
 .tm table.tm-table th {{ text-align: left; font-weight: 600; background: {BG2}; color: {FG}; }}
