@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Int
 
 from torchmagic.core.args import parse_line
@@ -40,6 +40,25 @@ class TorchMagics(Magics):
     histogram_bins = Int(24, help="Number of bins in the value histogram.").tag(config=True)
     image_max_frames = Int(
         16, help="With --image, at most this many images/frames are drawn per tensor."
+    ).tag(config=True)
+
+    # -- %%device / %device ----------------------------------------------------
+    device_top_ops = Int(
+        10, help="%%device lists this many of the slowest (op, input shapes) groups."
+    ).tag(config=True)
+    device_top_tensors = Int(
+        5, help="%%device lists this many of the largest tensors the cell created."
+    ).tag(config=True)
+    device_op_events = Int(
+        512,
+        help="CUDA/MPS: pairs of timing events created before the recorded run for per-op "
+        "device times; ops beyond this many are counted but not timed.",
+    ).tag(config=True)
+    device_max_rows = Int(
+        50, help="%%device / %device model show at most this many transfer, sync-point or module rows."
+    ).tag(config=True)
+    device_repeats = Int(
+        3, help="%%device -n N without -r repeats the timing this many times (like %timeit -r)."
     ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
@@ -135,3 +154,125 @@ class TorchMagics(Magics):
         report = inspect_many(items, namespace=ns, options=self._info_options(image=args.image))
         self._emit(report, args.out)
         return None
+
+    @magic_arguments()
+    @argument("-n", dest="loops", type=int, default=None, metavar="N", help="Timed loops per repeat (clean runs after a warm-up run).")
+    @argument("-r", dest="repeats", type=int, default=None, metavar="R", help="Timed repeats (default: TorchMagics.device_repeats when -n is given).")
+    @argument("--compare", nargs="+", metavar="DEVICE", help="Run the cell on each device in turn and show times side by side.")
+    @argument("--fallback", metavar="DEVICE", help="Run here instead when the requested device is not available (with a notice).")
+    @argument("-o", "--out", metavar="NAME", help="Store the report object in the variable NAME.")
+    @argument("target", nargs="?", help="Cell form: the device. Line form: a model/tensor expression.")
+    @no_var_expand
+    @line_cell_magic
+    def device(self, line: str = "", cell: str | None = None) -> Any:
+        """Run a cell on a device and see what it cost; or show device facts.
+
+        Cell form::
+
+            %%device cuda                 # factories and modules built in the cell land on
+            x = torch.randn(4096, 4096)   # cuda (torch.device context; restored afterwards)
+            y = x @ x
+
+        shows, after the cell's output: wall time, device time from CUDA events
+        with one synchronisation at the end (not launch time), the slowest ops
+        (count, total, mean, shapes), peak and net memory and the largest tensors
+        created, every copy between host and device (line, direction, bytes) and
+        the lines that make Python wait for the GPU (``.item()``, ``.cpu()``,
+        ``.tolist()``, printing, ``nonzero``, ``if tensor:``).  Devices: ``cpu``,
+        ``cuda``, ``cuda:1``, ``mps``, ``meta``.
+
+        ::
+
+            %%device cuda -n 10 -r 5      # warm-up run (recorded), then 5 x 10 clean
+                                          # timed runs, like %timeit
+            %%device --compare cpu cuda   # run on each device; times side by side, speedup
+            %%device cuda --fallback cpu  # no GPU here? run on the CPU, with a notice
+            %%device cuda -o rep          # also keep the report as `rep` (rep.to_dict())
+
+        Line form::
+
+            %device                       # devices present, memory, CUDA/cuDNN versions,
+                                          # cudnn.benchmark/deterministic, TF32 settings
+            %device model                 # where every parameter and buffer of `model`
+                                          # lives: per device and per module (count, bytes)
+
+        With ``-n``/``-r`` or ``--compare`` the cell runs several times (the report
+        says how often): side effects happen each time.  The first run is recorded
+        (ops, transfers, memory), so its time includes torchmagic's recording; the
+        repeats run with nothing but the clock around them.  Options:
+        ``%config TorchMagics`` (``device_*``).
+        """
+        __tracebackhide__ = True
+        if cell is None:
+            return self._device_line(line)
+        args = parse_argstring(self.device, line)
+        if args.out and not args.out.isidentifier():
+            raise UsageError(f"-o needs a Python name, not {args.out!r}")
+        if args.compare and args.target:
+            raise UsageError("give one device or --compare DEVICE DEVICE..., not both")
+        devices = list(args.compare) if args.compare else [args.target] if args.target else []
+        if not devices:
+            raise UsageError("%%device needs a device: %%device cuda (or cpu, cuda:1, mps, meta), or --compare cpu cuda")
+        for flag, value in (("-n", args.loops), ("-r", args.repeats)):
+            if value is not None and value < 1:
+                raise UsageError(f"{flag} must be at least 1, not {value}")
+        from torchmagic.core.cell import Cell
+        from torchmagic.device.run import RunOptions, run_cell
+
+        repeat = args.loops is not None or args.repeats is not None
+        options = RunOptions(
+            loops=args.loops or 1,
+            repeats=args.repeats or (self.device_repeats if args.loops is not None else 1),
+            repeat=repeat,
+            top_ops=self.device_top_ops,
+            top_tensors=self.device_top_tensors,
+            op_events=self.device_op_events,
+            max_rows=self.device_max_rows,
+        )
+        compiled = Cell.compile(self.shell, cell, f"%%device {line}")
+        report, value, error = run_cell(
+            compiled, devices, options, fallback=args.fallback, compare=bool(args.compare), announce=_announce
+        )
+        self._emit(report, args.out)
+        if error is not None:
+            from torchmagic.core.cell import trim_traceback
+
+            raise error.with_traceback(trim_traceback(error.__traceback__, compiled.filename))
+        return value
+
+    def _device_line(self, line: str) -> None:
+        __tracebackhide__ = True
+        from torchmagic.device.info import device_info, model_map
+
+        args, exprs = parse_line(self.device, line)
+        if args.loops is not None or args.repeats is not None or args.compare or args.fallback:
+            raise UsageError("-n, -r, --compare and --fallback belong to the cell form: %%device cuda -n 10")
+        if not exprs:
+            self._emit(device_info(), args.out)
+            return None
+        if len(exprs) > 1:
+            raise UsageError("%device takes one model or tensor expression, e.g. %device model")
+        expr = exprs[0]
+        shell: Any = self.shell
+        try:
+            obj = shell.ev(expr)
+        except Exception as exc:
+            hint = ""
+            if expr.split(":")[0] in ("cpu", "cuda", "mps", "meta", "xpu"):
+                hint = f" (to run a cell on a device use the cell form: %%device {expr})"
+            raise UsageError(f"cannot evaluate {expr!r}: {type(exc).__name__}: {exc}{hint}") from None
+        report = model_map(obj, expr, max_rows=self.device_max_rows)
+        if report is None:
+            raise UsageError(
+                f"%device {expr}: expected an nn.Module, a tensor or a dict/list of tensors, "
+                f"got {type(obj).__name__}"
+            )
+        self._emit(report, args.out)
+        return None
+
+
+def _announce(notice: str) -> None:
+    """Say before the cell runs that it runs somewhere else than asked (--fallback)."""
+    import sys
+
+    print(f"torchmagic: {notice}", file=sys.stderr)

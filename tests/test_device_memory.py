@@ -1,0 +1,90 @@
+"""Memory: tracked storages (peak, net, views, other devices), allocator statistics."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import torch
+from tests.device_fakes import FakeCuda
+
+from torchmagic.device.memory import AllocatorStats, TensorTracker
+
+
+def test_peak_and_net_follow_creation_and_freeing() -> None:
+    tr = TensorTracker(top_k=3, device=torch.device("cpu"))
+    a = torch.empty(1000)  # 4000 B
+    tr.add(a, "aten.empty")
+    b = torch.empty(500)  # 2000 B
+    tr.add(b, "aten.empty")
+    assert (tr.live, tr.peak) == (6000, 6000)
+    del b
+    gc.collect()
+    assert (tr.live, tr.peak) == (4000, 6000)
+    largest = tr.finish({"a": a})
+    assert [t.nbytes for t in largest] == [4000, 2000]
+    assert largest[0].alive and largest[0].name == "a"
+    assert not largest[1].alive and largest[1].name == ""
+    assert largest[0].shape == (1000,) and largest[0].dtype == "float32"
+
+
+def test_views_and_inplace_results_are_not_new_memory() -> None:
+    tr = TensorTracker(device=torch.device("cpu"))
+    before = torch.empty(100)  # made before the "cell"
+    view_of_old = before[:10]
+    tr.add(view_of_old, "aten.slice", {int(before.untyped_storage()._cdata)})
+    assert tr.live == 0
+    new = torch.empty(100)
+    tr.add(new, "aten.empty")
+    tr.add(new, "aten.add_")  # in-place: same tensor
+    v = new.view(10, 10)
+    tr.add(v, "aten.view", {int(new.untyped_storage()._cdata)})
+    assert tr.live == 400
+    del new
+    gc.collect()
+    assert tr.live == 400  # the view keeps the storage alive
+    del v
+    gc.collect()
+    assert tr.live == 0 and tr.peak == 400
+    tr.finish()
+
+
+def test_other_devices_are_listed_but_not_counted() -> None:
+    tr = TensorTracker(device=torch.device("cpu"))
+    m = torch.empty(1000, device="meta")
+    tr.add(m, "aten._to_copy")
+    assert tr.live == 0
+    (rec,) = tr.finish({"m": m})
+    assert rec.device == "meta" and rec.nbytes == 4000 and rec.name == "m"
+
+
+def test_tracker_keeps_no_tensor_alive() -> None:
+    tr = TensorTracker(top_k=5)
+    t = torch.empty(10)
+    tr.add(t, "aten.empty")
+    ref = weakref.ref(t)
+    del t
+    gc.collect()
+    assert ref() is None
+    (rec,) = tr.finish()
+    assert not rec.alive
+
+
+def test_largest_line_comes_from_line_of() -> None:
+    tr = TensorTracker(top_k=1, line_of=lambda: (7, "y = x @ x"))
+    small, big = torch.empty(1), torch.empty(100)
+    tr.add(small, "aten.empty")
+    tr.add(big, "aten.mm")
+    (rec,) = tr.finish()
+    assert (rec.line, rec.source, rec.op, rec.nbytes) == (7, "y = x @ x", "aten.mm", 400)
+
+
+def test_allocator_stats_reset_peak_first_and_report_relative_numbers() -> None:
+    cuda = FakeCuda()
+    stats = AllocatorStats(cuda, "cuda:0")
+    stats.start()
+    assert cuda.kinds() == ["memory_allocated", "reset_peak"]
+    cuda.allocated, cuda.peak = 1500, 5000  # the cell: peak 4000 above, net +500
+    mem = stats.stop([])
+    assert (mem.before_bytes, mem.peak_bytes, mem.net_bytes) == (1000, 4000, 500)
+    assert mem.source == "allocator" and mem.device == "cuda:0"

@@ -1,0 +1,136 @@
+"""Which devices exist here, and turning a user's device string into one.
+
+``%%device cuda`` on a laptop must not end in an internal traceback: the user
+gets one line naming the devices that *are* available and the way out
+(``%%device cpu`` or ``--fallback cpu``).  Everything here only asks torch
+questions that are safe on a CPU-only build (``torch.cuda.is_available()``
+before any CUDA call).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from IPython.core.error import UsageError
+
+__all__ = [
+    "ASYNC_DEVICE_TYPES",
+    "SUPPORTED_TYPES",
+    "available_devices",
+    "parse_device",
+    "unavailable_reason",
+    "resolve",
+]
+
+#: Device types whose kernels run asynchronously to Python: on these, reading a
+#: value back (``.item()``, printing, ``.cpu()``) waits for all queued work.
+ASYNC_DEVICE_TYPES = frozenset({"cuda", "mps", "xpu", "hpu", "mtia"})
+
+#: Device types ``%%device`` knows how to run on.
+SUPPORTED_TYPES = ("cpu", "cuda", "mps", "xpu", "meta")
+
+
+def _cuda_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _mps_available() -> bool:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def _xpu_count() -> int:
+    import torch
+
+    xpu = getattr(torch, "xpu", None)
+    return int(xpu.device_count()) if xpu is not None and xpu.is_available() else 0
+
+
+def available_devices() -> list[str]:
+    """Devices a cell can run on here, e.g. ``['cpu', 'cuda:0', 'meta']``."""
+    out = ["cpu"]
+    out += [f"cuda:{i}" for i in range(_cuda_count())]
+    if _mps_available():
+        out.append("mps")
+    out += [f"xpu:{i}" for i in range(_xpu_count())]
+    out.append("meta")
+    return out
+
+
+def parse_device(spec: str) -> Any:
+    """``'cuda:1'`` -> ``torch.device('cuda', 1)``; anything else is one clear ``UsageError``."""
+    import torch
+
+    text = spec.strip()
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError, TypeError):
+        raise UsageError(
+            f"unknown device {text!r}: use one of cpu, cuda, cuda:N, mps, meta "
+            f"(available here: {', '.join(available_devices())})"
+        ) from None
+    if device.type not in SUPPORTED_TYPES:
+        raise UsageError(
+            f"%%device cannot run cells on {text!r}: supported are cpu, cuda, cuda:N, mps, "
+            f"xpu, meta (available here: {', '.join(available_devices())})"
+        )
+    return device
+
+
+def _build_note() -> str:
+    import torch
+
+    if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:
+        return f"torch {torch.__version__} is a CPU-only build"
+    return f"torch {torch.__version__} found no usable CUDA GPU"
+
+
+def unavailable_reason(device: Any) -> str | None:
+    """Why ``device`` cannot be used here (one sentence), or ``None`` if it can."""
+    kind, index = device.type, device.index
+    if kind in ("cpu", "meta"):
+        return None
+    if kind == "cuda":
+        count = _cuda_count()
+        if count == 0:
+            return f"CUDA is not available here ({_build_note()})"
+        if index is not None and index >= count:
+            return f"{device} does not exist: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})"
+        return None
+    if kind == "mps":
+        return None if _mps_available() else "MPS (Apple GPU) is not available here"
+    if kind == "xpu":
+        count = _xpu_count()
+        if count == 0:
+            return "XPU is not available here"
+        if index is not None and index >= count:
+            return f"{device} does not exist: this machine has {count} XPU device(s)"
+        return None
+    return f"{device} is not supported"  # pragma: no cover - parse_device filters these
+
+
+def resolve(spec: str, fallback: str | None = None) -> tuple[Any, str | None]:
+    """The device to run on and a notice when ``fallback`` replaced the requested one.
+
+    Without a usable device and without a fallback, raises one ``UsageError``
+    line that names the available devices and the way out.
+    """
+    device = parse_device(spec)
+    reason = unavailable_reason(device)
+    if reason is None:
+        return device, None
+    available = ", ".join(available_devices())
+    if fallback is None:
+        raise UsageError(
+            f"{reason}. Available devices: {available}. Use %%device cpu, "
+            f"or add --fallback cpu to run on the CPU when {device.type} is missing."
+        )
+    backup = parse_device(fallback)
+    backup_reason = unavailable_reason(backup)
+    if backup_reason is not None:
+        raise UsageError(f"{reason}, and the fallback too: {backup_reason}. Available: {available}")
+    return backup, f"{reason}: this cell ran on {backup} instead of {device} (--fallback {fallback})"

@@ -1,0 +1,106 @@
+"""Per-op times for the breakdown of the slowest operations.
+
+On the host clock an op's time is ``perf_counter`` around the call (CPU ops
+are synchronous).  On CUDA each op gets a start and an end event taken from a
+pool made *before* the cell runs; the times are read after the cell's single
+final synchronisation.  When the pool runs out, later ops are still counted
+but not timed (``OpStat.timed`` says how many were).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from torchmagic.device.report import OpStat
+from torchmagic.device.timing import Clock
+
+__all__ = ["OpTimer", "op_key"]
+
+
+def _shape_text(arg: Any) -> str | None:
+    shape = getattr(arg, "shape", None)
+    if shape is None or not hasattr(arg, "dtype"):
+        return None
+    return "(" + ", ".join(str(int(s)) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def op_key(func: Any, args: tuple[Any, ...]) -> tuple[str, str]:
+    """``('aten.mm', '(64, 64) (64, 64)')``: the op and its tensor inputs' shapes."""
+    packet = getattr(func, "overloadpacket", None)
+    name = str(getattr(packet, "__name__", "") or getattr(func, "__name__", func))
+    shapes: list[str] = []
+    for arg in args:
+        text = _shape_text(arg)
+        if text is None and isinstance(arg, (list, tuple)):
+            inner = [t for t in (_shape_text(a) for a in arg[:4]) if t is not None]
+            text = "[" + ", ".join(inner) + "]" if inner else None
+        if text is not None:
+            shapes.append(text)
+    return f"aten.{name}", " ".join(shapes)
+
+
+class OpTimer:
+    """Aggregates (op, shapes) -> count and time while the cell runs."""
+
+    def __init__(self, clock: Clock, pool_size: int = 512) -> None:
+        self.clock = clock
+        self.count = 0
+        self._groups: dict[tuple[str, str], list[Any]] = {}  # key -> [count, total_ns, [event pairs]]
+        self._pool: list[Any] = clock.new_events(2 * pool_size) if clock.has_events else []
+        self._next = 0
+
+    @property
+    def kind(self) -> str:
+        return "device" if self.clock.has_events else "cpu"
+
+    def begin(self) -> Any:
+        """A handle for the op about to run (an event index, a timestamp or ``None``)."""
+        if not self.clock.has_events:
+            return time.perf_counter_ns()
+        i = self._next
+        if i + 1 >= len(self._pool):
+            return None  # pool exhausted: counted, not timed
+        self._next = i + 2
+        self.clock.record(self._pool[i])
+        return i
+
+    def end(self, key: tuple[str, str], handle: Any) -> None:
+        if self.clock.has_events and handle is not None:
+            self.clock.record(self._pool[handle + 1])
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = [0, 0, []]
+        group[0] += 1
+        self.count += 1
+        if handle is None:
+            return
+        if self.clock.has_events:
+            group[2].append(handle)
+        else:
+            group[1] += time.perf_counter_ns() - handle
+            group[2].append(None)
+
+    def stats(self, top: int) -> list[OpStat]:
+        """The ``top`` groups by total time; call only after the device was synchronised."""
+        out: list[OpStat] = []
+        for (op, shapes), (count, total_ns, handles) in self._groups.items():
+            total = total_ns / 1e6
+            if self.clock.has_events:
+                total = sum(
+                    self.clock.elapsed_ms(self._pool[h], self._pool[h + 1]) or 0.0 for h in handles
+                )
+            timed = len(handles)
+            out.append(
+                OpStat(
+                    op=op,
+                    shapes=shapes,
+                    count=count,
+                    total_ms=total,
+                    mean_ms=total / timed if timed else 0.0,
+                    timed=timed,
+                )
+            )
+        out.sort(key=lambda s: (-s.total_ms, -s.count, s.op))
+        self._pool = []
+        return out[:top]
