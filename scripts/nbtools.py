@@ -284,10 +284,62 @@ def export_html(nb: Any, theme: str = "light") -> str:
     return str(body)
 
 
+#: VS Code's default "Dark Modern" colours, as its notebook webview exposes them.
+VSCODE_DARK = {
+    "--vscode-editor-background": "#1f1f1f",
+    "--vscode-editor-foreground": "#cccccc",
+    "--vscode-descriptionForeground": "#9d9d9d",
+    "--vscode-editorWidget-background": "#202020",
+    "--vscode-panel-border": "#2b2b2b",
+    "--vscode-errorForeground": "#f85149",
+    "--vscode-editorWarning-foreground": "#cca700",
+    "--vscode-textLink-foreground": "#4daafc",
+    "--vscode-testing-iconPassed": "#73c991",
+    "--vscode-font-family": "system-ui, sans-serif",
+}
+
+
+def vscode_html(nb: Any, colours: dict[str, str] = VSCODE_DARK) -> str:
+    """The notebook's HTML outputs on a page like VS Code's output webview.
+
+    VS Code does not define JupyterLab's ``--jp-*`` variables, so this checks the
+    ``--vscode-*`` fallbacks of our styles: each code cell becomes a
+    ``<section id="cell-id=...">`` holding its ``text/html`` outputs.
+    """
+    import html as _html
+
+    root = "; ".join(f"{k}: {v}" for k, v in colours.items())
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><style>",
+        f":root {{ {root}; }}",
+        "body { background: var(--vscode-editor-background); color: var(--vscode-editor-foreground);"
+        " font-family: var(--vscode-font-family); margin: 16px; }",
+        "pre.src { opacity: 0.8; }",
+        "</style></head><body>",
+    ]
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        parts.append(f'<section id="cell-id={_html.escape(cell.id)}"><pre class="src">{_html.escape(cell.source)}</pre>')
+        for o in cell.get("outputs", []):
+            data = o.get("data", {})
+            if "text/html" in data:
+                h = data["text/html"]
+                parts.append("<div class='output'>" + ("".join(h) if isinstance(h, list) else h) + "</div>")
+            elif "text/plain" in data or o.get("output_type") == "stream":
+                text = data.get("text/plain", o.get("text", ""))
+                parts.append(f"<pre>{_html.escape(strip_ansi(str(text)))}</pre>")
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
 def write_html(path: Path, nb: Any, theme: str = "light") -> Path:
+    """Write the page a reader would see: ``light``/``dark`` JupyterLab, or ``vscode-dark``."""
     HTML_DIR.mkdir(parents=True, exist_ok=True)
     out = HTML_DIR / f"{path.stem}.{theme}.html"
-    out.write_text(export_html(nb, theme), encoding="utf-8")
+    text = vscode_html(nb) if theme == "vscode-dark" else export_html(nb, theme)
+    out.write_text(text, encoding="utf-8")
     return out
 
 

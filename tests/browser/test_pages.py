@@ -23,7 +23,7 @@ from tests.browser.pagecheck import SCREENSHOTS, probe, report_problems
 
 pytestmark = pytest.mark.browser
 
-THEMES = ("light", "dark")
+THEMES = ("light", "dark", "vscode-dark")
 EXAMPLES = nbtools.examples()
 
 
@@ -43,7 +43,7 @@ def test_example_page(path: Path, theme: str, open_page: Any) -> None:
     html = nbtools.write_html(path, nb, theme)
     page = open_page(html)
     info = probe(page)
-    if theme == "dark":
+    if theme.endswith("dark"):
         assert info["page_lum"] < 0.1, f"the dark theme did not apply (page background {info['page_bg']})"
     else:
         assert info["page_lum"] > 0.8, f"the light theme did not apply (page background {info['page_bg']})"
