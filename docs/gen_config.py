@@ -95,7 +95,7 @@ def config_reference() -> str:
         "",
     ]
     for title, group in groups.items():
-        out += [f"## `{title}`" if title.startswith("%") else f"## {title}", ""]
+        out += ["## " + re.sub(r"(%%?\w+)", r"`\1`", title), ""]
         out += ["| option | type | default | meaning |", "|---|---|---|---|"]
         for name in group:
             t = traits[name]
@@ -113,13 +113,9 @@ def config_reference() -> str:
     return "\n".join(out)
 
 
-def _option_row(action: argparse.Action) -> str:
-    if action.option_strings:
-        flags = ", ".join(
-            f"{s} {action.metavar}" if action.metavar and action.nargs != 0 else s for s in action.option_strings
-        )
-    else:
-        flags = action.metavar or action.dest
+def _option_row(parser: argparse.ArgumentParser, action: argparse.Action) -> str:
+    # argparse's own spelling: "-o NAME, --out NAME", "--compare DEVICE [DEVICE ...]"
+    flags = argparse.HelpFormatter(parser.prog)._format_action_invocation(action)
     default = ""
     if action.option_strings and action.nargs != 0 and action.default not in (None, argparse.SUPPRESS):
         default = f" (default: {action.default!r})"
@@ -147,7 +143,7 @@ def magic_reference(name: str) -> str:
         for action in parser._actions:
             if isinstance(action, argparse._HelpAction):
                 continue
-            out.append(_option_row(action))
+            out.append(_option_row(parser, action))
         out.append("")
     doc = (inspect.getdoc(method) or "").strip()
     if doc.startswith("::"):  # magic_arguments puts the usage first as a reST literal block
