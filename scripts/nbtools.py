@@ -385,7 +385,7 @@ def main(argv: list[str]) -> int:
     for path in iter_examples(argv):
         nb = execute_cached(path)
         problems = cell_problems(nb)
-        for theme in ("light", "dark"):
+        for theme in ("light", "dark", "vscode-dark"):
             out = write_html(path, nb, theme)
         print(f"{path.name}: {len(problems)} problem(s); {out.parent}/{path.stem}.*.html")
         for p in problems:
