@@ -48,7 +48,7 @@ SHOTS = [
     Shot("autograd", "03_autograd", "aut-03"),
     Shot("autograd-accumulation", "03_autograd", "aut-07"),
     Shot("device", "04_devices", "dev-05"),
-    Shot("device-model", "04_devices", "dev-11"),
+    Shot("device-model", "04_devices", "dev-12"),
 ]
 
 
