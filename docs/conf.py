@@ -81,7 +81,8 @@ release = version = torchmagic.__version__
 extensions = ["myst_nb", "sphinx.ext.autodoc"]
 source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
 root_doc = "index"
-exclude_patterns = ["_build", "_generated", "jupyter_execute", "**.ipynb_checkpoints", "README.md"]
+# Guides written next to the magics (docs/<area>.md) are included into their magic's page.
+exclude_patterns = ["_build", "_generated", "jupyter_execute", "**.ipynb_checkpoints", "README.md", "autograd.md"]
 exclude_patterns += [f"{name}.md" for name in WAITING if name.startswith("magics/")]
 
 myst_enable_extensions = ["colon_fence", "deflist"]

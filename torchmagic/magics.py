@@ -14,7 +14,7 @@ from typing import Any, Callable
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Int
+from traitlets import Bool, Int
 
 from torchmagic.core.args import parse_line
 from torchmagic.core.report import Report, show
@@ -42,6 +42,43 @@ class TorchMagics(Magics):
         16, help="With --image, at most this many images/frames are drawn per tensor."
     ).tag(config=True)
 
+    # -- %%autograd / %autograd ------------------------------------------------
+    autograd_max_nodes = Int(
+        5000,
+        help="%%autograd reads at most this many nodes of a backward graph; the rest is "
+        "counted and reported instead of drawn.",
+    ).tag(config=True)
+    autograd_collapse = Bool(
+        True,
+        help="Fold long runs of identical blocks (e.g. 300 Linear+Tanh layers) into one box "
+        "in graphs larger than autograd_collapse_above nodes.",
+    ).tag(config=True)
+    autograd_collapse_above = Int(
+        120, help="Graphs with more nodes than this get their repeated blocks collapsed."
+    ).tag(config=True)
+    autograd_group_modules = Bool(
+        False,
+        help="Fold each nn.Module's parameters (weight, bias and their transposes) into the op "
+        "that uses them, so a model's graph shows one box per layer (same as --modules).",
+    ).tag(config=True)
+    autograd_min_repeats = Int(
+        4, help="A block must repeat at least this many times in a row to be collapsed."
+    ).tag(config=True)
+    autograd_value_elements = Int(
+        16,
+        help="Gradients with at most this many elements are shown value by value; larger ones "
+        "as shape and norm.",
+    ).tag(config=True)
+    autograd_max_calls = Int(
+        10,
+        help="backward() calls of one cell recorded in detail (graph, .grad before/after); later "
+        "calls are still checked for gradient accumulation.",
+    ).tag(config=True)
+    jacobian_max_elements = Int(
+        256,
+        help="--jacobian is computed when (output elements) x (leaf elements) is at most this.",
+    ).tag(config=True)
+
     # -- %%device / %device ----------------------------------------------------
     device_top_ops = Int(
         10, help="%%device lists this many of the slowest (op, input shapes) groups."
@@ -64,6 +101,7 @@ class TorchMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self._hooks: list[tuple[str, Callable[..., Any]]] = []
+        self._grad_ledger: Any = None  # torchmagic.autograd.ledger.GradLedger, made on first use
 
     @property
     def ip(self) -> Any:
@@ -253,7 +291,7 @@ class TorchMagics(Magics):
         if len(exprs) > 1:
             raise UsageError("%device takes one model or tensor expression, e.g. %device model")
         expr = exprs[0]
-        shell: Any = self.shell
+        shell: Any = self.ip
         try:
             obj = shell.ev(expr)
         except Exception as exc:
@@ -269,6 +307,143 @@ class TorchMagics(Magics):
             )
         self._emit(report, args.out)
         return None
+
+    # -- %%autograd ---------------------------------------------------------------
+    def _autograd_options(self, jacobian: bool = False) -> tuple[Any, Any]:
+        from torchmagic.autograd.session import GraphOptions
+        from torchmagic.autograd.watcher import WatchOptions
+
+        watch = WatchOptions(
+            value_elements=self.autograd_value_elements,
+            max_nodes=self.autograd_max_nodes,
+            max_calls=self.autograd_max_calls,
+            jacobian=jacobian,
+            jacobian_max_elements=self.jacobian_max_elements,
+            digits=self.precision,
+        )
+        graph = GraphOptions(
+            collapse=self.autograd_collapse,
+            collapse_above=self.autograd_collapse_above,
+            min_repeats=self.autograd_min_repeats,
+            modules=self.autograd_group_modules,
+        )
+        return watch, graph
+
+    @magic_arguments()
+    @argument("-o", "--out", metavar="NAME", help="Store the report object in the variable NAME.")
+    @argument(
+        "--jacobian",
+        action="store_true",
+        help="Also show the Jacobian of the output w.r.t. the leaves and the v·J that "
+        "backward() computed (small functions only, see jacobian_max_elements).",
+    )
+    @argument("--no-collapse", action="store_true", help="Draw every node, even repeated blocks.")
+    @argument(
+        "--modules",
+        action="store_true",
+        help="One box per layer: fold each module's parameters into the op that uses them.",
+    )
+    @argument("expressions", nargs="*", help="Line form: the tensor whose graph to show.")
+    @no_var_expand
+    @line_cell_magic
+    def autograd(self, line: str = "", cell: str | None = None) -> Any:
+        """Make autograd visible: the graph a cell built and what each backward() did.
+
+        Cell form: run the cell and show
+
+        * the backward graph it built (from tensors with a grad_fn the cell
+          assigned, and every tensor backward() was called on, back to the
+          leaves), drawn as SVG in notebooks and as a tree in terminals; hover
+          a box for shapes, saved tensors and gradients;
+        * every backward() / torch.autograd.grad call with each leaf's .grad
+          before -> after, and a warning when a gradient accumulated onto an
+          earlier one that was never zeroed (also across cells);
+        * what autograd did not track: torch.no_grad(), inference_mode(),
+          .detach() cuts, and in-place changes through .data after saving;
+        * autograd errors (second backward, in-place modification) in plain
+          words; the cell still fails with the original error.
+
+        Examples::
+
+            %%autograd
+            w = torch.tensor([1., 2.], requires_grad=True)
+            loss = (w * w).sum()
+            loss.backward()              # run the cell twice: accumulation warning
+
+            %%autograd --jacobian
+            x = torch.tensor([1., 2.], requires_grad=True)
+            y = x ** 2
+            y.backward(gradient=torch.tensor([1., 0.5]))   # shows J, v and v·J
+
+            %autograd loss                # line form: the graph leading to `loss`
+            %autograd -o r loss           # keep the report: r.svg, r.to_dot(), r.to_dict()
+            %autograd --modules loss      # one box per layer: parameters folded in
+
+        --jacobian runs extra backward passes through the graph (never
+        touching .grad); hooks you registered on tensors fire for them too.
+        Top-level ``await`` is not supported inside the cell.  Options:
+        ``%config TorchMagics`` (autograd_max_nodes, autograd_collapse,
+        autograd_collapse_above, autograd_min_repeats, autograd_group_modules,
+        autograd_value_elements, autograd_max_calls, jacobian_max_elements).
+        Large graphs: long runs of identical blocks are drawn as one box
+        (``--no-collapse`` draws everything) and at most autograd_max_nodes
+        nodes are read.
+        """
+        __tracebackhide__ = True
+        args, exprs = parse_line(self.autograd, line)
+        if args.out and not args.out.isidentifier():
+            raise UsageError(f"-o needs a Python name, not {args.out!r}")  # before the cell runs
+        watch, graph_opts = self._autograd_options(jacobian=args.jacobian)
+        if args.no_collapse:
+            graph_opts.collapse = False
+        if args.modules:
+            graph_opts.modules = True
+        shell: Any = self.ip
+        if cell is None:
+            from torchmagic.autograd.session import tensor_report
+
+            if len(exprs) != 1:
+                raise UsageError("%autograd needs one tensor, e.g. %autograd loss (or use %%autograd on a cell)")
+            try:  # like %tensorinfo / %device: a bad expression is one clear line
+                value = eval(compile(exprs[0], "<autograd>", "eval"), shell.user_global_ns, shell.user_ns)
+            except Exception as exc:
+                raise UsageError(
+                    f"%autograd: evaluating {exprs[0]!r} raised {type(exc).__name__}: {exc}"
+                ) from None
+            self._emit(tensor_report(exprs[0], value, shell.user_ns, watch, graph_opts), args.out)
+            return None
+        if exprs:
+            raise UsageError(f"%%autograd takes no expressions on its line (got {' '.join(exprs)!r})")
+        from torchmagic.autograd.session import AutogradSession
+        from torchmagic.autograd.ledger import GradLedger
+        from torchmagic.core.cell import Cell
+
+        if self._grad_ledger is None:
+            self._grad_ledger = GradLedger()
+        compiled = Cell.compile(shell, cell, f"%%autograd {line}".rstrip())
+        session = AutogradSession(
+            shell.user_ns, compiled.filename, compiled.lines, self._grad_ledger, watch,
+            graph_opts, source=cell,
+        )
+        try:
+            result = compiled.run([session.watch()])
+        except Exception as exc:
+            self._emit_autograd(session, exc, args.out)
+            raise
+        self._emit_autograd(session, None, args.out)
+        return result
+
+    def _emit_autograd(self, session: Any, error: BaseException | None, out: str | None) -> None:
+        """Show the report; a bug in torchmagic must not hide the cell's own result or error."""
+        try:
+            report = session.report(error=error)
+        except Exception as exc:  # noqa: BLE001
+            import sys
+
+            print(f"torchmagic: could not build the %%autograd report ({type(exc).__name__}: {exc})",
+                  file=sys.stderr)
+            return
+        self._emit(report, out)
 
 
 def _announce(notice: str) -> None:

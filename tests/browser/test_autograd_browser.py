@@ -1,0 +1,69 @@
+"""The autograd SVG as Chromium draws it: text fits its box, no boxes overlap, titles present."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CELL = """torch.manual_seed(0)
+model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+x = torch.randn(8, 3)
+a = torch.randn(3, requires_grad=True); b = torch.randn(3, requires_grad=True)
+h1 = a * b; h2 = b.exp() + a
+loss = ((model(x) - 1) ** 2).mean() + (h1 + h2).sin().sum() + h1.max()
+loss.backward()
+"""
+
+GEOMETRY = """() => [...document.querySelectorAll('svg g')].filter(g => g.querySelector('rect')).map(g => {
+  const r = g.querySelector('rect').getBoundingClientRect();
+  return {rect: [r.left, r.top, r.right, r.bottom],
+          texts: [...g.querySelectorAll('text')].map(t => { const b = t.getBoundingClientRect();
+                   return [b.left, b.top, b.right, b.bottom, t.textContent]; }),
+          title: (g.querySelector('title') || {}).textContent || ''};
+})"""
+
+
+def test_svg_geometry_in_chromium(ip: Any, tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if CHROMIUM is None:
+        pytest.skip("needs a Chromium binary (apt-get install -y chromium)")
+    ip.run_cell("import torch\nfrom torch import nn")
+    res = ip.run_cell("%%autograd -o r\n" + CELL)
+    assert res.error_in_exec is None
+    page_file = tmp_path / "autograd.html"
+    page_file.write_text(f"<html><body>{ip.user_ns['r'].to_html()}</body></html>", encoding="utf-8")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 2000})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(page_file.as_uri())
+            nodes = page.evaluate(GEOMETRY)
+            scripts = page.evaluate("() => document.querySelectorAll('script').length")
+        finally:
+            browser.close()
+    assert not errors and scripts == 0
+    assert len(nodes) > 15
+    for node in nodes:
+        left, top, right, bottom = node["rect"]
+        assert right > left and bottom > top
+        for tl, tt, tr, tb, text in node["texts"]:  # the label fits inside its box
+            assert tl >= left - 0.5 and tr <= right + 0.5, (text, node["rect"], (tl, tr))
+            assert tt >= top - 0.5 and tb <= bottom + 0.5, text
+        assert node["title"]  # hover details
+    rects = [n["rect"] for n in nodes]
+    for i, a in enumerate(rects):
+        for b in rects[i + 1:]:
+            overlap = a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+            assert not overlap, (a, b)

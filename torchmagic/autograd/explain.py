@@ -1,0 +1,125 @@
+"""Autograd's error messages, said in plain words with the user's tensor names.
+
+Pure functions: they get the error text plus what the collector found out
+(which tensor ``backward()`` was called on, which tensors match the shape and
+version in the message) and return an :class:`Explanation`.  The original
+exception is re-raised unchanged by the magic; this only adds understanding.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+from torchmagic.autograd.report import Explanation
+
+__all__ = ["explain", "parse_inplace"]
+
+_INPLACE_RE = re.compile(
+    r"\[(?P<type>[\w.]+) \[(?P<shape>[\d, ]*)\]\](?:, which is output (?P<out>\d+) of "
+    r"(?P<op>\w+),)? is at version (?P<now>\d+); expected version (?P<then>\d+)"
+)
+
+
+def parse_inplace(message: str) -> dict[str, str] | None:
+    """Fields of autograd's in-place error: type, shape, op, now, then (None if not one)."""
+    m = _INPLACE_RE.search(message)
+    if m is None:
+        return None
+    return {k: (v or "") for k, v in m.groupdict().items()}
+
+
+def _names(names: Sequence[str]) -> str:
+    quoted = [f"`{n}`" for n in names]
+    if len(quoted) <= 1:
+        return "".join(quoted)
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+def explain(message: str, root: str = "", suspects: Sequence[str] = (), saved_by: str = "") -> Explanation | None:
+    """An explanation of ``message`` (the exception text), or None if it is not autograd's."""
+    first = message.strip().splitlines()[0] if message.strip() else ""
+    root_txt = f"`{root}`" if root else "the tensor"
+    if "backward through the graph a second time" in message:
+        return Explanation(
+            kind="second-backward",
+            error=first,
+            plain=(
+                f"{root_txt}.backward() needs the intermediate values autograd saved while "
+                f"{root_txt} was computed{f' (for {saved_by})' if saved_by else ''}. The first "
+                "backward() through this graph freed them to save memory, so a second "
+                "backward() through the same graph has nothing to work with."
+            ),
+            fix=(
+                f"Recompute {root_txt} (run the forward pass again) before each backward(), "
+                "which is what a training loop does; or, if you really need two backward passes "
+                "through one graph, pass retain_graph=True to the first one."
+            ),
+            tensors=(root,) if root else (),
+        )
+    info = parse_inplace(message)
+    if info is not None or "modified by an inplace operation" in message:
+        shape = f"({info['shape']})" if info and info["shape"] else ""
+        op = info["op"] if info and info["op"] else ""
+        now, then = (info["now"], info["then"]) if info else ("?", "?")
+        who = _names(suspects) if suspects else f"a tensor of shape {shape or '?'}"
+        made_by = f" (it is the output of {op})" if op else ""
+        return Explanation(
+            kind="inplace",
+            error=first,
+            plain=(
+                f"Autograd saved {who}{made_by} during the forward pass because it needs its "
+                f"value to compute gradients. Afterwards the tensor was changed in place "
+                f"(e.g. `+=`, `.add_()`, `x[0] = ...`, `relu_()`): its version counter went from "
+                f"{then} to {now}. The saved value is gone, so backward() refuses to compute a "
+                "wrong gradient."
+            ),
+            fix=(
+                "Use the out-of-place form (`x = x + 1` instead of `x += 1`, `torch.relu(x)` "
+                "instead of `x.relu_()`), or `.clone()` the tensor before changing it."
+            ),
+            tensors=tuple(suspects),
+        )
+    if "does not require grad and does not have a grad_fn" in message:
+        return Explanation(
+            kind="no-grad",
+            error=first,
+            plain=(
+                f"{root_txt} is not connected to any tensor with requires_grad=True: it was "
+                "computed under torch.no_grad() / inference_mode(), from .detach()ed tensors, "
+                "or from tensors that never required grad. There is no graph to go back through."
+            ),
+            fix=(
+                "Create the parameters with requires_grad=True (or use nn.Parameter) and compute "
+                f"{root_txt} outside torch.no_grad(), without .detach()."
+            ),
+            tensors=(root,) if root else (),
+        )
+    if "grad can be implicitly created only for scalar outputs" in message:
+        return Explanation(
+            kind="non-scalar",
+            error=first,
+            plain=(
+                f"{root_txt} has more than one element, so backward() does not know how to "
+                "weigh them: it computes v·J (vector–Jacobian product) and needs the vector v."
+            ),
+            fix=(
+                f"Reduce to a scalar first ({root_txt}.sum().backward() or .mean()), or pass the "
+                f"weights: {root_txt}.backward(gradient=torch.ones_like({root or 'out'}))."
+            ),
+            tensors=(root,) if root else (),
+        )
+    if "leaf Variable that requires grad is being used in an in-place operation" in message:
+        return Explanation(
+            kind="leaf-inplace",
+            error=first,
+            plain=(
+                "A leaf tensor with requires_grad=True (a parameter) was changed in place while "
+                "autograd was recording; its gradient would then be meaningless."
+            ),
+            fix=(
+                "Update parameters inside `with torch.no_grad():` (as optimizers do), "
+                "or use an out-of-place operation."
+            ),
+        )
+    return None

@@ -1,0 +1,345 @@
+"""Watch a running cell for ``backward()`` calls and for what escapes autograd.
+
+A :class:`torch.overrides.TorchFunctionMode` sees every ``Tensor.backward``,
+``torch.autograd.backward`` and ``torch.autograd.grad`` call (recorded by
+:class:`~torchmagic.autograd.backward.BackwardRecorder`), every ``.detach()``
+and ``.data`` access and every op run with grad disabled.  Nothing here keeps
+a tensor, a ``grad_fn`` or a saved tensor: leaves are held only for the
+duration of one call, everything else is weak references or plain data.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import weakref
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any, Mapping
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+from torchmagic.autograd.backward import BackwardRecorder
+from torchmagic.autograd.graph import FREED, Graph
+from torchmagic.autograd.ledger import GradLedger
+from torchmagic.autograd.report import BackwardCall, Note, Untracked
+from torchmagic.core.names import user_names
+
+__all__ = ["WatchOptions", "WatchLog", "AutogradWatcher"]
+
+_TORCH_DIR = os.path.dirname(torch.__file__)
+_HERE = os.path.dirname(os.path.dirname(__file__))
+_DATA_GET = getattr(torch._C.TensorBase.__dict__["data"], "__get__")  # what TF sees for `.data`
+_DATA_SET = getattr(torch._C.TensorBase.__dict__["data"], "__set__")  # ... for `t.data = other`
+_BACKWARDS = {  # what the mode sees -> how the report names the call
+    torch.Tensor.backward: "backward",
+    torch.autograd.backward: "torch.autograd.backward",
+    torch.autograd.grad: "torch.autograd.grad",
+}
+_INPLACE_DUNDER = {"__iadd__", "__isub__", "__imul__", "__itruediv__", "__ifloordiv__",
+                   "__imod__", "__ipow__", "__iand__", "__ior__", "__ixor__", "__setitem__"}
+_MAX_EVENTS = 50
+_SKIP_DIRS = tuple(
+    os.path.join(_TORCH_DIR, *parts) for parts in (("optim",), ("nn", "init.py"), ("nn", "utils"))
+)
+
+
+def _func_name(func: Any) -> str:
+    name = getattr(func, "__name__", None) or str(func)
+    return name
+
+
+def _is_inplace(name: str) -> bool:
+    return name in _INPLACE_DUNDER or (name.endswith("_") and not name.endswith("__"))
+
+
+@dataclass
+class WatchOptions:
+    value_elements: int = 16  # show every value of tensors up to this size
+    max_nodes: int = 5000
+    max_calls: int = 10  # backward calls recorded in detail
+    jacobian: bool = False
+    jacobian_max_elements: int = 256
+    digits: int = 4
+
+
+@dataclass
+class _DataRef:
+    source: weakref.ref[Any]
+    name: str
+    line: int
+
+
+@dataclass
+class WatchLog:
+    """What the watcher saw, as plain data (plus weakrefs for naming at the end)."""
+
+    calls: list[BackwardCall] = field(default_factory=list)
+    calls_total: int = 0
+    graphs: list[Graph] = field(default_factory=list)  # graph read before each detailed call
+    untracked: list[Untracked] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    jacobians: list[Any] = field(default_factory=list)
+    errors: list[tuple[BaseException, Graph | None, str]] = field(default_factory=list)
+    roots: list[weakref.ref[Any]] = field(default_factory=list)
+    cuts: dict[int, tuple[weakref.ref[Any], str]] = field(default_factory=dict)
+    outputs: dict[int, weakref.ref[Any]] = field(default_factory=dict)  # untracked outputs
+    saved_cache: dict[tuple[int, str], Any] = field(default_factory=dict)
+    op_grads: dict[tuple[int, str], str] = field(default_factory=dict)  # gradient reaching each op
+
+
+class AutogradWatcher(BackwardRecorder, TorchFunctionMode):
+    """The torch function mode active while an ``%%autograd`` cell runs."""
+
+    def __init__(
+        self,
+        filename: str,
+        lines: list[str],
+        namespace: Mapping[str, Any],
+        ledger: GradLedger,
+        options: WatchOptions,
+        run: int = 0,
+        cell_key: str = "",
+    ) -> None:
+        super().__init__()
+        self.filename = filename
+        self.lines = lines
+        self.ns = namespace
+        self.ledger = ledger
+        self.options = options
+        self.run = run
+        self.cell_key = cell_key
+        self.log = WatchLog()
+        self._data: dict[int, tuple[weakref.ref[Any], _DataRef]] = {}
+        self._untracked_keys: dict[tuple[str, int, str], int] = {}
+
+    # -- where in the cell ------------------------------------------------------
+    def _cell_frame(self) -> FrameType | None:
+        """The cell's frame if the op was called from the cell (through torch.nn), else None.
+
+        Ops run by optimizers, ``nn.init`` and ``nn.utils`` are their own business
+        (they work under ``no_grad`` on purpose), so they do not count.
+        """
+        frame: FrameType | None = sys._getframe(1)
+        while frame is not None:
+            fname = frame.f_code.co_filename
+            if fname == self.filename:
+                return frame
+            if fname.startswith(_HERE):
+                frame = frame.f_back
+                continue
+            if fname.startswith(_TORCH_DIR):
+                if fname.startswith(_SKIP_DIRS):
+                    return None
+                frame = frame.f_back
+                continue
+            return None
+        return None
+
+    def _line_of_call(self) -> int:
+        frame: FrameType | None = sys._getframe(1)
+        while frame is not None:
+            if frame.f_code.co_filename == self.filename:
+                return frame.f_lineno
+            frame = frame.f_back
+        return 0
+
+    def _source(self, line: int) -> str:
+        return self.lines[line - 1].strip() if 1 <= line <= len(self.lines) else ""
+
+    def _names(self) -> dict[int, str]:
+        """``id(tensor) -> name`` from the namespace and the cell's local frames."""
+        names = user_names(self.ns)
+        frame: FrameType | None = sys._getframe(1)
+        while frame is not None:
+            if frame.f_code.co_filename == self.filename and frame.f_locals is not self.ns:
+                for k, v in list(frame.f_locals.items()):
+                    if isinstance(v, torch.Tensor) and not k.startswith("_"):
+                        names.setdefault(id(v), k)
+            frame = frame.f_back
+        return names
+
+    # -- the mode ---------------------------------------------------------------
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
+    ) -> Any:
+        __tracebackhide__ = True
+        kwargs = dict(kwargs or {})
+        if torch.compiler.is_compiling():
+            return func(*args, **kwargs)
+        kind = _BACKWARDS.get(func)
+        if kind is not None:
+            return self._on_backward(kind, func, args, kwargs)
+        if func is _DATA_GET or func == _DATA_GET:
+            out = func(*args, **kwargs)
+            try:
+                self._on_data(args[0], out)
+            except Exception:  # noqa: BLE001 - recording must never break the user's op
+                pass
+            return out
+        if func == _DATA_SET and args and isinstance(args[0], torch.Tensor):
+            try:
+                self._on_data_set(args[0])
+            except Exception:  # noqa: BLE001
+                pass
+        elif self._data and args and isinstance(args[0], torch.Tensor):
+            try:
+                self._check_data_inplace(func, args[0])
+            except Exception:  # noqa: BLE001
+                pass
+        grad_off = not torch.is_grad_enabled()
+        if not grad_off and _func_name(func) != "detach":
+            return func(*args, **kwargs)
+        out = func(*args, **kwargs)
+        try:
+            self._on_untracked(func, args, kwargs, out, grad_off)
+        except Exception:  # noqa: BLE001 - recording must never break the user's op
+            pass
+        return out
+
+    # -- not tracked ------------------------------------------------------------
+    def _on_untracked(self, func: Any, args: Any, kwargs: Any, out: Any, grad_off: bool) -> None:
+        name = _func_name(func)
+        if name in {"_set_grad_enabled", "__get__", "__set__", "__repr__", "__format__"}:
+            return
+        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+        if not any(t.requires_grad for t in tensors):
+            return
+        frame = self._cell_frame()
+        if frame is None or (grad_off and _in_custom_function(frame)):
+            return
+        line = frame.f_lineno
+        if grad_off:
+            kind = "inference_mode" if torch.is_inference_mode_enabled() else "no_grad"
+        else:
+            kind = "detach"
+        key = (kind, line, name)
+        if key in self._untracked_keys:
+            idx = self._untracked_keys[key]
+            old = self.log.untracked[idx]
+            self.log.untracked[idx] = Untracked(
+                old.kind, old.line, old.source, old.op, old.inputs, old.output, old.count + 1
+            )
+            return
+        if len(self.log.untracked) >= _MAX_EVENTS:
+            return
+        names = self._names()
+        inputs = tuple(names.get(id(t), "") or "a tensor" for t in tensors if t.requires_grad)
+        self._untracked_keys[key] = len(self.log.untracked)
+        self.log.untracked.append(Untracked(kind, line, self._source(line), name, inputs))
+        if isinstance(out, torch.Tensor):
+            self.log.outputs[len(self.log.untracked) - 1] = weakref.ref(out)
+            if kind == "detach":
+                self.log.cuts[id(out)] = (weakref.ref(out), f"{inputs[0]}.detach() (line {line})")
+
+    def _on_data(self, source: Any, out: Any) -> None:
+        if not isinstance(source, torch.Tensor) or not source.requires_grad:
+            return
+        frame = self._cell_frame()
+        if frame is None:
+            return
+        line = frame.f_lineno
+        name = self._names().get(id(source), "a tensor")
+        self._data[id(out)] = (weakref.ref(out), _DataRef(weakref.ref(source), name, line))
+        key = ("data", line, "data")
+        if key not in self._untracked_keys and len(self.log.untracked) < _MAX_EVENTS:
+            self._untracked_keys[key] = len(self.log.untracked)
+            self.log.untracked.append(
+                Untracked("data", line, self._source(line), ".data", (name,))
+            )
+
+    def _check_data_inplace(self, func: Any, target: Any) -> None:
+        entry = self._data.get(id(target))
+        if entry is None or entry[0]() is not target:
+            return
+        name = _func_name(func)
+        if not _is_inplace(name):
+            return
+        ref = entry[1]
+        source = ref.source()
+        if source is None:
+            return
+        self._warn_data(ref.name, source, f"modified in place ({name}")
+
+    def _on_data_set(self, target: Any) -> None:
+        """``t.data = other`` swaps the values autograd may have saved for ``t``."""
+        if not target.requires_grad or self._cell_frame() is None:
+            return
+        name = self._names().get(id(target), "a tensor")
+        self._warn_data(name, target, "replaced (.data = ...")
+
+    def _warn_data(self, name: str, source: Any, what: str) -> None:
+        saved_by = self._saved_by(source)
+        if not saved_by:
+            return
+        line = self._line_of_call()
+        self.log.notes.append(Note(
+            kind="data-inplace",
+            line=line,
+            subject=name,
+            message=(
+                f"{name}.data was {what}, line {line}) after autograd saved {name} for "
+                f"{saved_by}. .data hides the change from autograd, so the next backward() "
+                "through that graph silently uses the new values: the gradient will be wrong "
+                "and nothing raises."
+            ),
+            fix=(
+                f"Change {name} before the forward pass or after backward(), inside "
+                f"`with torch.no_grad():` and without .data; {name}.detach() instead of "
+                ".data would at least raise an error here."
+            ),
+        ))
+
+    def _saved_by(self, source: Any) -> str:
+        """Which backward node of a live graph saved (a view of) ``source``."""
+        try:
+            storage = source.untyped_storage().data_ptr()
+        except Exception:  # noqa: BLE001
+            return ""
+        starts: list[Any] = [t.grad_fn for t in _tensors_in(self.ns) if t.grad_fn is not None]
+        for ref in self.log.roots:
+            t = ref()
+            if t is not None and t.grad_fn is not None:
+                starts.append(t.grad_fn)
+        seen: set[int] = set()
+        stack = starts
+        budget = self.options.max_nodes
+        while stack and budget > 0:
+            fn = stack.pop()
+            if id(fn) in seen:
+                continue
+            seen.add(id(fn))
+            budget -= 1
+            freed = False
+            for attr in dir(fn):
+                if not attr.startswith("_saved_"):
+                    continue
+                try:
+                    value = getattr(fn, attr)
+                except RuntimeError as exc:  # freed by a backward, or stale
+                    freed = FREED in str(exc)
+                    if freed:
+                        break
+                    continue
+                except Exception:  # noqa: BLE001
+                    continue
+                if isinstance(value, torch.Tensor) and value.layout == torch.strided:
+                    try:
+                        if value.untyped_storage().data_ptr() == storage:
+                            return fn.name()
+                    except Exception:  # noqa: BLE001
+                        continue
+            if not freed:  # a backward ran through here: everything above is freed too
+                stack.extend(c for c, _ in fn.next_functions if c is not None)
+        return ""
+
+def _in_custom_function(frame: FrameType) -> bool:
+    """True inside an ``autograd.Function``'s forward/backward, which run without grad by design."""
+    return frame.f_code.co_name in {"forward", "backward", "setup_context", "jvp", "vjp"} and (
+        "ctx" in frame.f_code.co_varnames[: frame.f_code.co_argcount]
+    )
+
+
+def _tensors_in(ns: Mapping[str, Any]) -> list[Any]:
+    return [v for k, v in list(ns.items()) if isinstance(v, torch.Tensor) and not k.startswith("_")]
