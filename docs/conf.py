@@ -2,7 +2,7 @@
 
 Build offline, strictly (warnings are errors):
 
-    python -m sphinx -W --keep-going -b html docs out/docs/html
+    python -m sphinx -W --keep-going -j auto -b html docs out/docs/html
 
 Pages are MyST Markdown; pages with ``{code-cell}`` blocks and the example
 notebooks are executed by myst-nb in a real kernel at build time, so every

@@ -34,7 +34,7 @@ def _need(*modules: str) -> None:
 def _sphinx(src: Path, out: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-T", "-E", "-a", "-q", "-b", "html", str(src), str(out)]
+    cmd = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-T", "-E", "-a", "-q", "-j", "auto", "-b", "html", str(src), str(out)]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
