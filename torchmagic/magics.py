@@ -26,6 +26,8 @@ __all__ = ["TorchMagics"]
 class TorchMagics(Magics):
     """torchmagic's magics and their options (``%config TorchMagics``)."""
 
+    shell: Any  # always set: the extension loader passes the shell
+
     # -- %tensorinfo ---------------------------------------------------------
     stats_max_elements = Int(
         1_000_000,
@@ -40,6 +42,27 @@ class TorchMagics(Magics):
     histogram_bins = Int(24, help="Number of bins in the value histogram.").tag(config=True)
     image_max_frames = Int(
         16, help="With --image, at most this many images/frames are drawn per tensor."
+    ).tag(config=True)
+
+    # -- %%tensorinfo (cell trace) and the error explainer --------------------
+    trace_max_rows = Int(
+        200,
+        help="%%tensorinfo shows at most this many rows (distinct op sites); further ops "
+        "are counted in the summary line, so huge loops stay readable and memory stays bounded.",
+    ).tag(config=True)
+    trace_max_shapes = Int(
+        4,
+        help="Per row, how many distinct input/output shape combinations are listed; "
+        "further ones are counted as '… n more with other shapes'.",
+    ).tag(config=True)
+    trace_max_aten = Int(
+        40, help="With --deep, at most this many distinct aten ops are listed under one op."
+    ).tag(config=True)
+    explain_errors = Bool(
+        True,
+        help="When a cell fails inside a torch op, show which operands (by name, with shapes) "
+        "and which dims clash, plus hints for common mistakes, under the traceback. "
+        "Reads the failing frames only: nothing is re-run.  Set False to turn it off.",
     ).tag(config=True)
 
     # -- %%autograd / %autograd ------------------------------------------------
@@ -111,6 +134,16 @@ class TorchMagics(Magics):
     # -- lifecycle -------------------------------------------------------------
     def install_hooks(self) -> None:
         """Register event callbacks (called once by the extension loader)."""
+        self._register("post_run_cell", self._explain_error)
+
+    def _explain_error(self, result: Any) -> None:
+        """post_run_cell: explain a failing cell's torch error (see ``explain_errors``)."""
+        exc = getattr(result, "error_in_exec", None)
+        if exc is None or not self.explain_errors:
+            return
+        from torchmagic.trace.failing import show_explanation
+
+        show_explanation(exc, self.shell)
 
     def remove_hooks(self) -> None:
         """Undo :meth:`install_hooks`; called on ``%unload_ext``."""
@@ -146,6 +179,27 @@ class TorchMagics(Magics):
             **extra,
         )
 
+    def _trace_cell(self, line: str, cell: str, args: Any, exprs: list[str]) -> Any:
+        __tracebackhide__ = True
+        from torchmagic.trace.run import TraceOptions, trace_cell
+
+        if exprs:
+            raise UsageError(f"%%tensorinfo takes options only, not {' '.join(exprs)!r}")
+        if args.max_rows is not None and args.max_rows < 1:
+            raise UsageError("--max-rows needs a positive number")
+        if args.out and not args.out.isidentifier():
+            raise UsageError(f"-o needs a Python name, not {args.out!r}")
+        options = TraceOptions(
+            deep=args.deep,
+            view="source" if args.source else "table",
+            max_rows=args.max_rows or self.trace_max_rows,
+            max_shapes=self.trace_max_shapes,
+            max_children=self.trace_max_aten,
+        )
+        return trace_cell(
+            self.shell, cell, f"%%tensorinfo {line}".rstrip(), options, lambda r: self._emit(r, args.out)
+        )
+
     # -- magics ------------------------------------------------------------------
     @magic_arguments()
     @argument("-o", "--out", metavar="NAME", help="Store the report object in the variable NAME.")
@@ -153,6 +207,19 @@ class TorchMagics(Magics):
         "--image",
         action="store_true",
         help="Also draw tensors that are pictures: (H, W), (C, H, W), (N, C, H, W), (N, T, C, H, W).",
+    )
+    @argument("--deep", action="store_true", help="Cell form: also list the aten ops under each op.")
+    @argument(
+        "--source",
+        action="store_true",
+        help="Cell form: show the cell's source annotated with the shapes each line produced.",
+    )
+    @argument(
+        "--max-rows",
+        type=int,
+        metavar="N",
+        default=None,
+        help="Cell form: show at most N rows (default: TorchMagics.trace_max_rows).",
     )
     @argument("expressions", nargs="*", help="Names or Python expressions to inspect.")
     @no_var_expand
@@ -171,6 +238,32 @@ class TorchMagics(Magics):
             %tensorinfo                    # every tensor and module in the namespace
             %tensorinfo -o r x             # also store the report as `r`
 
+        Cell form: run the cell as usual (same results, variables, output and
+        errors) and list every torch operation its lines ran, in order: line,
+        sub-expression, op, input and output shapes/dtypes/devices with
+        variable names, views vs new tensors, in-place ops (with a warning when
+        autograd saved the tensor), ``-1`` resolved, dtype promotion and a
+        broadcasting diagram whenever operand shapes differ.  Ops repeated in
+        a loop fold into one row with a count.  If the cell fails in a torch
+        op, the failing line and each operand's shape are explained above the
+        usual traceback::
+
+            %%tensorinfo
+            x = torch.randn(4, 3)
+            w = torch.randn(5, 3)
+            y = x @ w.T + torch.ones(5)     # matmul, then add (broadcast (4, 5) + (5,))
+            y.view(2, -1)                   # view: -1 → 10
+
+            %%tensorinfo --source           # the cell annotated: `y = ...  # (4, 5)`
+            %%tensorinfo --deep             # plus the aten ops under each op
+            %%tensorinfo --max-rows 50 -o t # cap the rows; keep the report as `t`
+
+        Errors in any cell get the same explanation once the extension is
+        loaded (``%config TorchMagics.explain_errors = False`` turns it off).
+        Row caps: ``TorchMagics.trace_max_rows`` / ``trace_max_shapes``.
+        Ops made by reprs, printing, ``len``/iteration and property reads are
+        not listed; code inside ``torch.compile`` runs compiled, untraced.
+
         Expressions are separated by spaces; spaces inside brackets and around
         operators are fine (``o[:, 1]``, ``a + b``).  NumPy arrays, Python
         numbers and nested lists are explained too (what ``torch.from_numpy``
@@ -180,7 +273,7 @@ class TorchMagics(Magics):
         __tracebackhide__ = True
         args, exprs = parse_line(self.tensorinfo, line)
         if cell is not None:
-            raise UsageError("%%tensorinfo (the cell trace) is not available yet")
+            return self._trace_cell(line, cell, args, exprs)
         from torchmagic.tensorinfo.inspect import evaluate, inspect_many
         from torchmagic.tensorinfo.namespace import scan_namespace
 

@@ -1,0 +1,245 @@
+"""Benchmark ``%%tensorinfo`` against bare cells, an empty TorchFunctionMode and TorchSnooper.
+
+Run (TorchSnooper needs a setuptools that still ships ``pkg_resources``;
+install the ``bench`` extra, ideally in a throwaway venv)::
+
+    python benchmarks/bench_trace.py            # prints a table; --quick for a smoke run
+
+Every cell runs through a real in-process IPython shell (``run_cell``), the
+same path a notebook uses, so the numbers include IPython's own per-cell
+cost, torchmagic's report rendering (output captured) and, for TorchSnooper,
+its per-line tracing with output written to an in-memory stream.  Times are
+medians of several runs.  Workloads:
+
+(a) 10,000 small elementwise ops in a loop;
+(b) one MLP training step (zero_grad, forward, loss, backward, step), and the
+    same step 100 times in a loop (b100: per-cell costs amortised);
+(c) ten 1024×1024 matmuls.
+
+Plus per-op recording overhead, measured two ways: inside the same cell
+workload (a), and in a function-level micro-benchmark (no IPython).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import platform
+import re
+import statistics
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+from torch.overrides import TorchFunctionMode  # noqa: E402
+
+N_ELEMENTWISE = 10_000
+
+SETUP = """\
+import torch
+torch.manual_seed(0)
+x_small = torch.ones(8)
+model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
+opt = torch.optim.SGD(model.parameters(), lr=0.01)
+xb = torch.randn(32, 64)
+yb = torch.randint(0, 10, (32,))
+ma = torch.randn(1024, 1024)
+mb = torch.randn(1024, 1024)
+"""
+
+WORKLOADS = {
+    "a_elementwise": f"for i in range({N_ELEMENTWISE}):\n    y = x_small + 1\n",
+    "b_mlp_step": (
+        "opt.zero_grad()\n"
+        "loss = torch.nn.functional.cross_entropy(model(xb), yb)\n"
+        "loss.backward()\n"
+        "opt.step()\n"
+    ),
+    "b100_mlp_100_steps": (
+        "for i in range(100):\n"
+        "    opt.zero_grad()\n"
+        "    loss = torch.nn.functional.cross_entropy(model(xb), yb)\n"
+        "    loss.backward()\n"
+        "    opt.step()\n"
+    ),
+    "c_matmul": "for i in range(10):\n    mc = ma @ mb\n",
+}
+
+
+class EmptyMode(TorchFunctionMode):
+    """The floor any TorchFunctionMode pays: call through, record nothing."""
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        return func(*args, **(kwargs or {}))
+
+
+def _shell() -> Any:
+    from IPython.testing import globalipapp
+
+    globalipapp.start_ipython()
+    ip = globalipapp.get_ipython()
+    ip.run_line_magic("load_ext", "torchmagic")
+    ip.user_ns["EmptyMode"] = EmptyMode
+    ip.run_cell(SETUP)
+    return ip
+
+
+_HISTORY = re.compile(r"_i+\d*|_\d+|_+")
+
+
+def _forget_history(ip: Any) -> None:
+    """Drop IPython's per-cell history variables so every run sees the same namespace.
+
+    TorchSnooper reports every global of a cell-level frame: without this its
+    time grows with the number of cells run before, and the order of the
+    measurements would matter.
+    """
+    for k in [k for k in ip.user_ns if _HISTORY.fullmatch(k)]:
+        del ip.user_ns[k]
+
+
+def _timed(ip: Any, cell: str, repeat: int) -> list[float]:
+    from IPython.utils.capture import capture_output
+
+    times = []
+    for _ in range(repeat):
+        _forget_history(ip)
+        with capture_output():
+            t0 = time.perf_counter()
+            res = ip.run_cell(cell)
+            times.append(time.perf_counter() - t0)
+        if res.error_in_exec is not None:
+            raise RuntimeError(f"benchmark cell failed: {res.error_in_exec!r}\n{cell}")
+    return times
+
+
+def _variants(body: str) -> dict[str, str | None]:
+    indented = textwrap.indent(body, "    ")
+    try:
+        import torchsnooper  # noqa: F401
+
+        snoop: str | None = (
+            "import torchsnooper, io\n"
+            "with torchsnooper.snoop(output=io.StringIO()):\n" + indented
+        )
+    except Exception as exc:  # pragma: no cover - depends on the environment
+        print(f"# TorchSnooper unavailable ({type(exc).__name__}: {exc}); install the bench extra", file=sys.stderr)
+        snoop = None
+    return {
+        "bare": body,
+        "empty_tf": "with EmptyMode():\n" + indented,
+        "tensorinfo": "%%tensorinfo\n" + body,
+        "torchsnooper": snoop,
+    }
+
+
+def micro_per_op(n: int = 20_000) -> dict[str, float]:
+    """µs per op for ``a + b`` in a function: bare, empty mode, recorder (best of 5)."""
+    from torchmagic.trace.recorder import Recorder
+
+    a, b = torch.ones(10, 1), torch.ones(1, 10)
+    code = compile("def run(n):\n    for _ in range(n):\n        c = a + b\n", "<bench-cell>", "exec")
+    ns: dict[str, Any] = {"a": a, "b": b}
+    exec(code, ns)
+    run: Callable[[int], None] = ns["run"]
+
+    def best(make: Callable[[], Any]) -> float:
+        out = []
+        for _ in range(5):
+            with make():
+                t0 = time.perf_counter()
+                run(n)
+                out.append(time.perf_counter() - t0)
+        return min(out) / n * 1e6
+
+    return {
+        "bare": best(contextlib.nullcontext),
+        "empty_tf": best(EmptyMode),
+        "recorder": best(lambda: Recorder("<bench-cell>")),
+    }
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"Python {platform.python_version()}, {platform.system()}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (smoke run)")
+    opts = parser.parse_args()
+    repeat = {"a_elementwise": 3, "b_mlp_step": 30, "b100_mlp_100_steps": 5, "c_matmul": 7}
+    snoop_repeat = {"a_elementwise": 1, "b_mlp_step": 5, "b100_mlp_100_steps": 3, "c_matmul": 3}
+    if opts.quick:
+        repeat = {k: 2 for k in repeat}
+        snoop_repeat = {k: 1 for k in snoop_repeat}
+
+    print(f"# machine: {machine()}")
+    ip = _shell()
+    results: dict[str, dict[str, float]] = {}
+    best: dict[str, dict[str, float]] = {}
+    for name, body in WORKLOADS.items():
+        variants = _variants(body)
+        # warm up each variant once (imports, allocator, caches)
+        for label, cell in variants.items():
+            if cell is not None and not (label == "torchsnooper" and name == "a_elementwise"):
+                _timed(ip, cell, 1)  # (TorchSnooper on (a) takes minutes: measured once, cold)
+        # interleave the variants round by round, so a noisy neighbour hits them alike
+        times: dict[str, list[float]] = {label: [] for label, cell in variants.items() if cell is not None}
+        for r in range(repeat[name]):
+            for label, cell in variants.items():
+                if cell is None or (label == "torchsnooper" and r >= snoop_repeat[name]):
+                    continue
+                times[label] += _timed(ip, cell, 1)
+        results[name] = {label: statistics.median(v) for label, v in times.items()}
+        best[name] = {label: min(v) for label, v in times.items()}
+
+    print("\n| workload | bare | empty TF mode | %%tensorinfo | TorchSnooper | %%tensorinfo / bare | TorchSnooper / %%tensorinfo |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        snoop = r.get("torchsnooper")
+        print(
+            f"| {name} | {r['bare'] * 1e3:.2f} ms | {r['empty_tf'] * 1e3:.2f} ms | {r['tensorinfo'] * 1e3:.2f} ms | "
+            + (f"{snoop * 1e3:.1f} ms" if snoop else "n/a")
+            + f" | {r['tensorinfo'] / r['bare']:.3f}× | "
+            + (f"{snoop / r['tensorinfo']:.1f}×" if snoop else "n/a")
+            + " |"
+        )
+    a = results["a_elementwise"]
+    cell_per_op = (a["tensorinfo"] - a["empty_tf"]) / N_ELEMENTWISE * 1e6
+    print(f"\nper-op recording overhead vs empty TorchFunctionMode, in cell (a): {cell_per_op:.2f} µs")
+    micro = micro_per_op()
+    print(
+        "micro (µs per `a + b`, best of 5): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in micro.items())
+        + f"; recorder − empty = {micro['recorder'] - micro['empty_tf']:.2f} µs"
+    )
+    print("\nbest-of-N (least disturbed run) per variant:")
+    for name, r in best.items():
+        print(f"  {name}: " + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in r.items())
+              + f"; %%tensorinfo / bare {r['tensorinfo'] / r['bare']:.3f}×")
+    c, cb = results["c_matmul"], best["c_matmul"]
+    print(f"(c) matmul: %%tensorinfo vs bare: median {100 * (c['tensorinfo'] / c['bare'] - 1):+.2f}%, "
+          f"best {100 * (cb['tensorinfo'] / cb['bare'] - 1):+.2f}%")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""%%tensorinfo and the default error explainer in a real Jupyter kernel."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytestmark = pytest.mark.kernel
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def test_cell_trace_displays_html_and_text(kernel):
+    out = kernel.run(
+        "%%tensorinfo\nimport torch\nx = torch.ones(2, 3)\ny = x + torch.arange(3)\ny.sum()"
+    )
+    assert out.status == "ok", out.error
+    bundles = [d for d in out.displays if "text/html" in d]
+    assert bundles, out.displays
+    html, text = bundles[0]["text/html"], bundles[0]["text/plain"]
+    assert "tm-trace" in html and "arange" in html
+    assert "add" in text and "(2, 3)" in text
+    # the last expression still comes back as Out[N], after the report
+    assert out.results and "tensor(" in out.results[0]["text/plain"]
+
+
+def test_cell_trace_error_fails_cell_and_explains(kernel):
+    out = kernel.run("%%tensorinfo\na = torch.ones(2, 3)\nb = torch.ones(5, 4)\nc = a @ b")
+    assert out.status == "error"
+    assert out.error is not None and out.error["ename"] == "RuntimeError"
+    htmls = [d["text/html"] for d in out.displays if "text/html" in d]
+    assert any("inner dims 3 ≠ 5" in h for h in htmls)
+    # shown once, by the trace: the default explainer does not repeat it
+    assert sum("inner dims" in d.get("text/plain", "") for d in out.displays) == 1
+
+
+def test_default_explainer_in_kernel(kernel):
+    out = kernel.run("p = torch.ones(2, 3)\nq = torch.ones(4)\np + q")
+    assert out.status == "error"
+    assert out.error["ename"] == "RuntimeError"
+    explained = [d for d in out.displays if "torchmagic explains" in d.get("text/plain", "")]
+    assert explained, out.displays
+    assert "text/html" in explained[0]
+    assert "p is (2, 3)" in explained[0]["text/plain"]
+    tb = ANSI.sub("", "\n".join(out.error["traceback"]))
+    assert "must match the size" in tb  # the original error is untouched
+
+
+def test_default_explainer_can_be_turned_off(kernel):
+    assert kernel.run("%config TorchMagics.explain_errors = False").status == "ok"
+    try:
+        out = kernel.run("torch.ones(2, 3) @ torch.ones(4, 5)")
+        assert out.status == "error"
+        assert not any("torchmagic explains" in d.get("text/plain", "") for d in out.displays)
+    finally:
+        kernel.run("%config TorchMagics.explain_errors = True")

@@ -1,0 +1,618 @@
+"""Record every torch op a cell's own lines run, cheaply and without keeping tensors.
+
+A :class:`TorchFunctionMode` sees each user-level call (``a + b``,
+``x.view(3, -1)``, ``F.linear`` inside ``nn.Linear``).  For each call we walk
+up to the cell's frame (ops not reached from the cell — reprs, iteration,
+torchmagic itself, other files — pass straight through), and aggregate by
+*site*: the cell instruction, the library frame it ran in, and the op.  The
+expensive work (reading the sub-expression, operand metadata, broadcasting,
+view checks) happens once per site and once per distinct set of shapes; a
+repeated op in a loop only bumps counters.  Rows and shape variants are
+capped, so the log stays bounded for millions of ops.
+
+Records hold strings, int tuples and weakrefs only.  ``--deep`` pushes a
+:class:`TorchDispatchMode` under the function mode and counts the aten ops
+each user-level op decomposes into.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import weakref
+from dataclasses import replace
+from typing import Any, Callable
+
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from torchmagic.core.meta import dtype_name
+from torchmagic.trace.broadcast import align, needs_diagram
+from torchmagic.trace.explain import FailedOp, explain
+from torchmagic.trace.annotate import annotate
+from torchmagic.trace.report import INPLACE, NEW, NONE, SAME, VIEW, Explanation, Operand, OpRow, TraceReport, Variant
+from torchmagic.trace.source import Site, operand, site_of
+
+__all__ = ["Recorder", "FuncInfo", "func_info", "finish"]
+
+_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Calls made on the user's behalf by Python itself, not ops they wrote.
+SKIP_OPS = frozenset(
+    "__len__ __iter__ __repr__ __str__ __format__ __hash__ __bool__ __index__ __int__ "
+    "__float__ __complex__ __array__ __array_wrap__ __contains__ __reduce_ex__ __deepcopy__ "
+    "__dir__ __getstate__ __setstate__ __reversed__ __get__ __set__ __delete__ _set_grad_enabled".split()
+)
+# Ops that library code runs for bookkeeping: hidden when not written on the cell's line itself.
+LIBRARY_NOISE = frozenset(
+    "dim size stride numel nelement is_contiguous element_size data_ptr is_floating_point "
+    "is_complex get_device storage_offset untyped_storage device is_grad_enabled "
+    "is_inference_mode_enabled".split()
+)
+# Library frames whose ops are set-up, not computation (module construction, weight init).
+SETUP_FRAMES = frozenset({"__init__", "reset_parameters", "_init_weights", "__setstate__"})
+# Frames whose ops are display or iteration machinery.
+SKIP_FRAMES = frozenset(
+    "__repr__ __str__ __format__ __iter__ __len__ __contains__ __hash__ __reversed__ __array__ "
+    "_repr_pretty_ _repr_html_ _repr_markdown_ _repr_latex_ _repr_mimebundle_ __rich__ "
+    "__rich_repr__ __rich_console__ _tensor_str __bool__".split()
+)
+# Property getters that are ops a learner writes (all views).
+VIEW_PROPS = frozenset({"data", "T", "mT", "H", "mH", "real", "imag"})
+# Ops that may return a view of their first input (checked on each new shape variant).
+MAYBE_VIEW = frozenset(
+    "view view_as reshape reshape_as __getitem__ transpose t permute squeeze unsqueeze expand "
+    "expand_as narrow select unfold flatten unflatten split chunk unbind data detach as_strided "
+    "diagonal movedim moveaxis swapaxes swapdims T mT H mH real imag contiguous to type float "
+    "double half int long bool cpu cuda view_as_real view_as_complex tensor_split hsplit vsplit "
+    "alias squeeze_ unsqueeze_ transpose_ t_ detach_".split()
+)
+_RESHAPE = frozenset({"view", "reshape"})
+_DUNDER_ATEN = {
+    "__add__": "add", "__radd__": "add", "__iadd__": "add_", "__sub__": "sub", "__rsub__": "sub",
+    "__isub__": "sub_", "__mul__": "mul", "__rmul__": "mul", "__imul__": "mul_",
+    "__truediv__": "div", "__rtruediv__": "div", "__itruediv__": "div_", "__div__": "div",
+    "__floordiv__": "floor_divide", "__rfloordiv__": "floor_divide", "__mod__": "remainder",
+    "__rmod__": "remainder", "__pow__": "pow", "__rpow__": "pow", "__ipow__": "pow_",
+    "__and__": "bitwise_and", "__rand__": "bitwise_and", "__or__": "bitwise_or", "__ror__": "bitwise_or",
+    "__xor__": "bitwise_xor", "__rxor__": "bitwise_xor", "__lshift__": "bitwise_left_shift",
+    "__rshift__": "bitwise_right_shift", "__eq__": "eq", "__ne__": "ne", "__lt__": "lt", "__le__": "le",
+    "__gt__": "gt", "__ge__": "ge", "__neg__": "neg", "__abs__": "abs", "__invert__": "bitwise_not",
+}
+_INPLACE_DUNDER = frozenset({"__iadd__", "__isub__", "__imul__", "__itruediv__", "__ipow__", "__setitem__",
+                             "__iand__", "__ior__", "__ixor__", "__ifloordiv__", "__imod__"})
+
+
+class FuncInfo:
+    """What we know about one torch callable, computed once."""
+
+    __slots__ = ("name", "skip", "pointwise", "inplace", "maybe_view", "reshape")
+
+    def __init__(self, name: str, skip: bool, pointwise: bool, inplace: bool) -> None:
+        self.name = name
+        self.skip = skip
+        self.pointwise = pointwise
+        self.inplace = inplace
+        self.maybe_view = name in MAYBE_VIEW
+        self.reshape = name in _RESHAPE
+
+
+def _is_pointwise(name: str) -> bool:
+    base = _DUNDER_ATEN.get(name, name)
+    try:
+        packet = getattr(torch.ops.aten, base)
+        return any(torch.Tag.pointwise in getattr(packet, ov).tags for ov in packet.overloads())
+    except Exception:
+        return False
+
+
+def func_info(func: Callable[..., Any]) -> FuncInfo:
+    name = getattr(func, "__name__", None) or type(func).__name__
+    if name == "__get__":  # a property getter: keep the few that are ops (.T, .data)
+        prop = getattr(getattr(func, "__self__", None), "__name__", "")
+        if prop in VIEW_PROPS:
+            return FuncInfo(prop, False, False, False)
+        return FuncInfo(prop or name, True, False, False)
+    inplace = name in _INPLACE_DUNDER or (name.endswith("_") and not name.endswith("__") and not name.startswith("_"))
+    return FuncInfo(name, name in SKIP_OPS, _is_pointwise(name), inplace)
+
+
+class _Var:
+    """One distinct input/output signature of a row (internal, mutable)."""
+
+    __slots__ = ("inputs", "outputs", "count", "effect", "notes", "broadcast")
+
+    def __init__(self) -> None:
+        self.inputs: list[tuple[Operand, Any, str]] = []  # operand, weakref or None, pre-cell name
+        self.outputs: list[tuple[Operand, Any]] = []
+        self.count = 1
+        self.effect = NEW
+        self.notes: list[str] = []
+        self.broadcast: Any = None
+
+
+class _Row:
+    __slots__ = ("index", "line", "op", "info", "site", "via", "count", "variants", "other", "warnings",
+                 "children", "children_other", "via_refs")
+
+    def __init__(self, index: int, line: int, info: FuncInfo, site: Site, via: str) -> None:
+        self.index = index
+        self.line = line
+        self.op = info.name
+        self.info = info
+        self.site = site
+        self.via = via
+        self.count = 0
+        self.variants: dict[Any, _Var] = {}
+        self.other = 0
+        self.warnings: list[str] = []
+        self.children: dict[str, int] = {}
+        self.children_other = 0
+        self.via_refs: list[tuple[Any, str]] = []  # weakrefs to tensors passed by name to the library call
+
+
+_SKIPPED = object()
+
+
+class _FunctionMode(TorchFunctionMode):
+    def __init__(self, rec: "Recorder") -> None:
+        super().__init__()
+        self.rec = rec
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        __tracebackhide__ = True
+        if kwargs is None:
+            kwargs = {}
+        rec = self.rec
+        if _is_compiling():
+            return func(*args, **kwargs)
+        try:
+            row = rec.before(func, args, sys._getframe(1))
+        except Exception:
+            row = None
+        if row is None:
+            return func(*args, **kwargs)
+        if row.info.inplace and rec._saved:
+            try:
+                rec._check_inplace(row, args)  # before the op: the saving node is still reachable
+            except Exception:
+                pass
+        stack = rec.stack
+        stack.append(row)
+        try:
+            out = func(*args, **kwargs)
+        except BaseException as exc:
+            rec.failed(row, args, kwargs, exc)
+            raise
+        finally:
+            stack.pop()
+        try:
+            rec.after(row, args, kwargs, out)
+        except Exception:
+            pass
+        return out
+
+
+class _DispatchMode(TorchDispatchMode):
+    """``--deep``: count aten ops under the user-level op that is running."""
+
+    def __init__(self, rec: "Recorder") -> None:
+        super().__init__()
+        self.rec = rec
+        self.names: dict[Any, str] = {}
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        stack = self.rec.stack
+        if stack:
+            row = stack[-1]
+            name = self.names.get(func)
+            if name is None:
+                name = self.names[func] = "aten." + func.__name__.removesuffix(".default")
+            if name in row.children or len(row.children) < self.rec.max_children:
+                row.children[name] = row.children.get(name, 0) + 1
+            else:
+                row.children_other += 1
+        return func(*args, **(kwargs or {}))
+
+
+def _is_compiling() -> bool:
+    return bool(torch.compiler.is_compiling())
+
+
+class Recorder:
+    """Context manager recording the ops that frames of ``filename`` run.
+
+    ``names`` maps ``id(tensor) -> name`` for tensors that existed before
+    (see :func:`torchmagic.core.names.user_names`).
+    """
+
+    def __init__(
+        self,
+        filename: str,
+        names: dict[int, str] | None = None,
+        deep: bool = False,
+        max_rows: int = 200,
+        max_variants: int = 4,
+        max_children: int = 40,
+    ) -> None:
+        self.filename = filename
+        self.names = names or {}
+        self.deep = deep
+        self.max_rows = max_rows
+        self.max_variants = max_variants
+        self.max_children = max_children
+        self.rows: dict[Any, _Row] = {}
+        self.ordered: list[_Row] = []
+        self.total = 0
+        self.dropped = 0
+        self.stack: list[_Row] = []
+        self.error: Explanation | None = None
+        self.error_id: int | None = None
+        self.seconds = 0.0
+        self._funcs: dict[Any, FuncInfo] = {}
+        self._saved: dict[int, tuple[Any, int, str, str, Any, int]] = {}
+        self._saved_attrs: dict[type, tuple[str, ...]] = {}
+        self._modes: list[Any] = []
+        self._t0 = 0.0
+
+    # -- context manager -------------------------------------------------------
+    def __enter__(self) -> "Recorder":
+        fmode = _FunctionMode(self)
+        fmode.__enter__()
+        self._modes = [fmode]
+        try:
+            if self.deep:
+                dmode = _DispatchMode(self)
+                dmode.__enter__()
+                self._modes.append(dmode)
+        except BaseException:
+            self._exit_modes()
+            raise
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.seconds = time.perf_counter() - self._t0
+        self._exit_modes()
+        self.stack.clear()
+        self._saved.clear()
+
+    def _exit_modes(self) -> None:
+        while self._modes:
+            self._modes.pop().__exit__(None, None, None)
+
+    # -- recording ----------------------------------------------------------------
+    def before(self, func: Any, args: Any, frame: Any) -> _Row | None:
+        """Find (or make) the row for this call; None means: not a user op, pass through."""
+        info = self._funcs.get(func)
+        if info is None:
+            info = self._funcs[func] = func_info(func)
+        if info.skip:
+            return None
+        fn = self.filename
+        f = frame
+        depth = 0
+        while f.f_code.co_filename != fn:
+            code = f.f_code
+            if code.co_name in SKIP_FRAMES or code.co_name in SETUP_FRAMES or code.co_filename.startswith(_PKG_DIR):
+                return None
+            f = f.f_back
+            if f is None:
+                return None
+            depth += 1
+        if f.f_code.co_name in SKIP_FRAMES:
+            return None
+        if depth:
+            if depth <= 2 and frame.f_code.co_name == "handle_torch_function":
+                depth = 0  # a Python-level torch function (Tensor.backward, F.softmax) called on this line
+            elif info.name in LIBRARY_NOISE or (info.name.startswith("_") and not info.name.startswith("__")):
+                return None
+        key = (f.f_code, f.f_lasti, func) if depth == 0 else (f.f_code, f.f_lasti, func, frame.f_code, frame.f_lasti)
+        row = self.rows.get(key)
+        if row is None:
+            if len(self.ordered) >= self.max_rows:
+                self.total += 1
+                self.dropped += 1
+                return None
+            site = site_of(f, info.name, len(args), depth == 0)
+            row = _Row(len(self.ordered), f.f_lineno, info, site, site.expression if depth else "")
+            for name in site.call_names[:4]:
+                value = f.f_locals.get(name, f.f_globals.get(name))
+                if isinstance(value, torch.Tensor):
+                    row.via_refs.append((weakref.ref(value), name))
+            self.rows[key] = row
+            self.ordered.append(row)
+        row.count += 1
+        self.total += 1
+        return row
+
+    def after(self, row: _Row, args: Any, kwargs: Any, out: Any) -> None:
+        sig = _signature(args, kwargs, out)
+        var = row.variants.get(sig)
+        if var is not None:
+            var.count += 1
+        elif len(row.variants) < self.max_variants:
+            row.variants[sig] = self._variant(row, args, kwargs, out)
+        else:
+            row.other += 1
+        if type(out) is torch.Tensor or isinstance(out, torch.Tensor):
+            if out.grad_fn is not None:
+                self._track_saved(row, args, out)
+
+    def failed(self, row: _Row, args: Any, kwargs: Any, exc: BaseException) -> None:
+        """The op raised: explain it in terms of its operands (never raises itself)."""
+        if not isinstance(exc, Exception):
+            return
+        try:
+            operands = [op for op, _, _ in self._inputs(row, args, kwargs)]
+            extra: dict[str, Any] = {}
+            if row.info.reshape:
+                extra["shape"] = _requested_shape(args)
+            if "dim" in kwargs:
+                extra["dim"] = kwargs["dim"]
+            elif row.op in ("cat", "stack", "concat", "concatenate") and len(args) > 1 and isinstance(args[1], int):
+                extra["dim"] = args[1]
+            failed = FailedOp(
+                op=row.op,
+                operands=operands,
+                expression=row.site.expression,
+                line=row.line,
+                extra=extra,
+            )
+            if not row.variants:
+                var = _Var()
+                var.inputs = self._inputs(row, args, kwargs)
+                var.effect = "error"
+                row.variants[("error",)] = var
+            self.error = explain(failed, type(exc).__name__, str(exc))
+            self.error_id = id(exc)
+        except Exception:
+            pass
+
+    # -- per-variant detail (once per distinct shapes) ----------------------------
+    def _label(self, row: _Row, i: int) -> str:
+        texts = row.site.arg_texts
+        return texts[i] if i < len(texts) else ""
+
+    def _inputs(self, row: _Row, args: Any, kwargs: Any) -> list[tuple[Operand, Any, str]]:
+        items: list[tuple[Operand, Any, str]] = []
+        names = self.names
+        for i, a in enumerate(args):
+            text = self._label(row, i)
+            if isinstance(a, torch.Tensor):
+                pre = names.get(id(a), "")
+                if not (text or pre):
+                    pre = next((n for ref, n in row.via_refs if ref() is a), "")
+                items.append((operand(a, text or pre, named=_is_name(text or pre)), weakref.ref(a), pre))
+            elif isinstance(a, (list, tuple)) and a and all(isinstance(t, torch.Tensor) for t in a):
+                elts = row.site.elts.get(i, [])
+                for j, t in enumerate(a):
+                    pre = names.get(id(t), "")
+                    label = elts[j] if j < len(elts) else (pre or (f"{text}[{j}]" if text else f"#{j}"))
+                    items.append((operand(t, label, named=_is_name(label)), weakref.ref(t), pre))
+            elif row.info.pointwise and isinstance(a, (bool, int, float, complex)):
+                items.append((operand(a, text or repr(a)), None, ""))
+        for k, v in kwargs.items():
+            if isinstance(v, torch.Tensor):
+                pre = names.get(id(v), "")
+                items.append((operand(v, pre or k, named=bool(pre)), weakref.ref(v), pre))
+        return items
+
+    def _variant(self, row: _Row, args: Any, kwargs: Any, out: Any) -> _Var:
+        var = _Var()
+        var.inputs = self._inputs(row, args, kwargs)
+        outs = list(out) if isinstance(out, (list, tuple)) else [out]
+        tensors_out = [o for o in outs if isinstance(o, torch.Tensor)]
+        label = "" if row.via else (row.site.target or row.site.expression)
+        for j, o in enumerate(tensors_out[:8]):
+            lab = label if len(tensors_out) == 1 else f"{label}[{j}]"
+            var.outputs.append((operand(o, lab, named=_is_name(lab)), weakref.ref(o)))
+        info = row.info
+        first = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        if not tensors_out:
+            var.effect = INPLACE if info.inplace else NONE
+        elif info.inplace:
+            var.effect = INPLACE
+        elif first is not None and info.maybe_view:
+            o0 = tensors_out[0]
+            if o0 is first:
+                var.effect = SAME
+            elif _shares_storage(o0, first):
+                var.effect = VIEW
+        if info.reshape and tensors_out:
+            req = _requested_shape(args)
+            if -1 in req:
+                got = tuple(tensors_out[0].shape)
+                if len(got) == len(req):
+                    k = req.index(-1)
+                    var.notes.append(f"-1 → {got[k]}")
+        ops_in = [op for op, _, _ in var.inputs if op.kind in ("tensor", "scalar")]
+        if info.pointwise and len(ops_in) >= 2:
+            shapes = [op.shape or () for op in ops_in]
+            if needs_diagram(shapes):
+                var.broadcast = align([(op.label, op.shape or ()) for op in ops_in])
+        if tensors_out and info.pointwise and len(ops_in) >= 2:
+            in_dtypes = {op.dtype for op in ops_in if op.kind == "tensor"}
+            out_dtype = dtype_name(tensors_out[0].dtype)
+            if out_dtype != "bool" and (len(in_dtypes) > 1 or (in_dtypes and out_dtype not in in_dtypes)):
+                all_dtypes = list(dict.fromkeys(op.dtype for op in ops_in))
+                var.notes.append(" + ".join(all_dtypes) + f" → {out_dtype}")
+        return var
+
+    # -- in-place on tensors autograd saved -------------------------------------------
+    def _track_saved(self, row: _Row, args: Any, out: Any) -> None:
+        node = out.grad_fn
+        attrs = self._saved_attrs.get(type(node))
+        if attrs is None:
+            attrs = tuple(a for a in dir(node) if a.startswith("_saved_"))
+            self._saved_attrs[type(node)] = attrs
+        if not attrs:
+            return
+        saved = self._saved
+        out_ref = weakref.ref(out)
+        for attr in attrs:
+            if attr == "_saved_result":
+                t = out
+            else:
+                try:
+                    t = getattr(node, attr)
+                except Exception:
+                    continue
+                if not isinstance(t, torch.Tensor):
+                    continue
+            saved.pop(id(t), None)
+            saved[id(t)] = (weakref.ref(t), t._version, type(node).__name__, attr, out_ref, row.line)
+        while len(saved) > 4096:
+            saved.pop(next(iter(saved)))
+
+    def _check_inplace(self, row: _Row, args: Any) -> None:
+        target = args[0] if args else None
+        if not isinstance(target, torch.Tensor):
+            return
+        entry = self._saved.get(id(target))
+        if entry is None:
+            return
+        ref, version, node_name, attr, out_ref, line = entry
+        if ref() is not target or target._version != version:
+            return  # a different tensor now, or already modified (warned then)
+        out = out_ref()
+        if out is None or out.grad_fn is None:
+            return
+        try:
+            getattr(out.grad_fn, attr)  # raises once backward has freed the saved tensors
+        except Exception:
+            return
+        del self._saved[id(target)]
+        label = self._label(row, 0) or self.names.get(id(target), "") or "this tensor"
+        msg = (
+            f"{label} was saved for backward by {node_name} (line {line}); modifying it in place "
+            f"makes backward() fail ('modified by an inplace operation')"
+        )
+        if msg not in row.warnings and len(row.warnings) < 4:
+            row.warnings.append(msg)
+
+
+def _is_name(text: str) -> bool:
+    return bool(text) and all(p.isidentifier() or p.isdigit() for p in text.split("."))
+
+
+def _requested_shape(args: Any) -> tuple[int, ...]:
+    rest = args[1:]
+    if len(rest) == 1 and isinstance(rest[0], (tuple, list, torch.Size)):
+        rest = rest[0]
+    try:
+        return tuple(int(d) for d in rest)
+    except (TypeError, ValueError):
+        return ()
+
+
+def _shares_storage(a: Any, b: Any) -> bool:
+    try:
+        pa = a.untyped_storage().data_ptr()
+        return pa != 0 and pa == b.untyped_storage().data_ptr()
+    except Exception:
+        return False
+
+
+def _signature(args: Any, kwargs: Any, out: Any) -> Any:
+    """Shapes and dtypes of tensor inputs and outputs: one variant per distinct value."""
+    parts: list[Any] = []
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            parts.append(a.shape)
+            parts.append(a.dtype)
+        elif type(a) is list or type(a) is tuple:
+            for t in a:
+                if isinstance(t, torch.Tensor):
+                    parts.append(t.shape)
+        elif type(a) is float or type(a) is int:
+            parts.append(type(a))
+    if kwargs:
+        for v in kwargs.values():
+            if isinstance(v, torch.Tensor):
+                parts.append(v.shape)
+    if isinstance(out, torch.Tensor):
+        parts.append(out.shape)
+        parts.append(out.dtype)
+    elif type(out) is tuple or type(out) is list:
+        for t in out[:4]:
+            if isinstance(t, torch.Tensor):
+                parts.append(t.shape)
+    return tuple(parts)
+
+
+def _final_input(op: Operand, ref: Any, pre: str, post: dict[int, str], i: int) -> Operand:
+    if op.named or op.kind != "tensor":
+        return op if op.label else replace(op, label=f"arg{i}")
+    t = ref() if ref is not None else None
+    if t is not None and id(t) in post:
+        return replace(op, label=post[id(t)], named=True)
+    if op.label:
+        return op
+    return replace(op, label=pre or f"arg{i}", named=bool(pre))
+
+
+def _final_output(op: Operand, ref: Any, row: _Row, post: dict[int, str]) -> Operand:
+    if row.site.target and not row.via:
+        return op
+    t = ref() if ref is not None else None
+    if t is not None and id(t) in post:
+        return replace(op, label=post[id(t)], named=True)
+    return op
+
+
+def finish(
+    rec: Recorder,
+    lines: list[str],
+    post_names: dict[int, str],
+    view: str = "table",
+    error: Explanation | None = None,
+) -> TraceReport:
+    """Turn the recorder's rows into a :class:`TraceReport` (names resolved now, after the cell)."""
+    rows: list[OpRow] = []
+    tops: set[int] = set()
+    for r in rec.ordered:
+        variants = []
+        for var in r.variants.values():
+            inputs = tuple(_final_input(op, ref, pre, post_names, i) for i, (op, ref, pre) in enumerate(var.inputs))
+            outputs = tuple(_final_output(op, ref, r, post_names) for op, ref in var.outputs)
+            bc = var.broadcast
+            if bc is not None:  # relabel the diagram with the final names
+                labels = [o.label for o in inputs if o.kind in ("tensor", "scalar")]
+                if len(labels) == len(bc.operands):
+                    bc = align([(lab, o.shape) for lab, o in zip(labels, bc.operands)])
+            variants.append(Variant(inputs, outputs, var.count, var.effect, tuple(var.notes), bc))
+        line = r.line
+        rows.append(
+            OpRow(
+                index=r.index,
+                line=line,
+                source=lines[line - 1].strip() if 0 < line <= len(lines) else "",
+                expression=r.site.expression,
+                op=r.op,
+                via=r.via,
+                count=r.count,
+                variants=variants,
+                other_count=r.other,
+                warnings=list(r.warnings),
+                children=sorted(r.children.items(), key=lambda kv: -kv[1]),
+                children_other=r.children_other,
+            )
+        )
+        if r.site.top:
+            tops.add(r.index)
+    return TraceReport(
+        rows=rows,
+        total_ops=rec.total,
+        distinct_ops=len({r.op for r in rows}),
+        dropped_ops=rec.dropped,
+        seconds=rec.seconds,
+        deep=rec.deep,
+        view=view,
+        annotated=annotate(lines, rows, tops),
+        error=error,
+        max_rows=rec.max_rows,
+        default_dtype=dtype_name(torch.get_default_dtype()),
+    )

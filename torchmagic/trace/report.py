@@ -1,0 +1,152 @@
+"""The plain data a cell trace and an error explanation are made of.
+
+Everything here is str, int, float, bool, tuples and nested dataclasses: no
+tensors, frames or autograd nodes, so a report can be kept (``-o NAME``),
+serialised (``to_dict()``) and rendered long after the cell's tensors are
+gone.  Both renderers (``render`` for traces, ``render_error`` for the
+explanation shown under a failing cell) read only these classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torchmagic.core.meta import fmt_shape
+from torchmagic.core.report import Report
+from torchmagic.trace.broadcast import Alignment
+
+__all__ = [
+    "Operand",
+    "Variant",
+    "OpRow",
+    "AnnotatedLine",
+    "Explanation",
+    "TraceReport",
+    "ErrorReport",
+]
+
+# What an op did with memory.
+NEW = "new"  # a new tensor with its own storage
+VIEW = "view"  # shares storage with an input
+INPLACE = "in-place"  # modified an input
+SAME = "same"  # returned an input unchanged (e.g. .contiguous() on a contiguous tensor)
+NONE = ""  # no tensor output
+
+
+@dataclass(frozen=True)
+class Operand:
+    """One input or output of an op, as the user would name it."""
+
+    label: str  # variable name, sub-expression text, or the value for scalars
+    kind: str  # "tensor", "scalar" (Python number), "tensors" (a list of them), "value"
+    shape: tuple[int, ...] | None = None
+    dtype: str = ""
+    device: str = ""
+    named: bool = False  # label is a variable name (not an expression)
+    requires_grad: bool = False
+
+    def short(self) -> str:
+        """``x (2, 3) float32`` (device added when not the CPU)."""
+        if self.kind == "tensor" and self.shape is not None:
+            text = f"{fmt_shape(self.shape)} {self.dtype}"
+            if self.device and self.device != "cpu":
+                text += f" {self.device}"
+            return text
+        if self.kind == "scalar":
+            return f"scalar {self.dtype}".rstrip()
+        return self.kind
+
+
+@dataclass
+class Variant:
+    """One distinct set of input/output shapes seen for a row (a loop may see several)."""
+
+    inputs: tuple[Operand, ...]
+    outputs: tuple[Operand, ...]
+    count: int = 1
+    effect: str = NEW
+    notes: tuple[str, ...] = ()  # "-1 → 4", "int64 + float32 → float32", ...
+    broadcast: Alignment | None = None
+
+
+@dataclass
+class OpRow:
+    """Every execution of one op at one place of the cell, aggregated."""
+
+    index: int
+    line: int  # as in the notebook: the %%tensorinfo line is 1, the body starts at 2
+    source: str  # that line's text
+    expression: str  # the sub-expression that ran the op, e.g. "x @ w.T" or "lin(x)"
+    op: str  # "matmul", "view", "__getitem__", "linear", ...
+    via: str = ""  # the library call it happened in ("lin(x)") when not on the line itself
+    count: int = 1
+    variants: list[Variant] = field(default_factory=list)
+    other_count: int = 0  # executions whose shapes were beyond the per-row cap
+    warnings: list[str] = field(default_factory=list)
+    children: list[tuple[str, int]] = field(default_factory=list)  # --deep: aten op, count
+    children_other: int = 0
+
+
+@dataclass(frozen=True)
+class AnnotatedLine:
+    """One cell line with the shapes it produced as a trailing comment."""
+
+    line: int
+    text: str
+    comment: str = ""
+
+
+@dataclass
+class Explanation:
+    """Why a line failed, in terms of the operands the user wrote."""
+
+    kind: str  # broadcast, matmul, linear, view, cat, stack, device, dtype, index, hint, op
+    title: str  # the one-line explanation
+    exc_type: str
+    message: str  # the exception's first line
+    line: int | None = None
+    source: str = ""
+    expression: str = ""
+    op: str = ""
+    operands: tuple[Operand, ...] = ()
+    details: tuple[str, ...] = ()
+    broadcast: Alignment | None = None
+    hint: str = ""
+
+
+@dataclass
+class TraceReport(Report):
+    """What ``%%tensorinfo`` shows for a cell."""
+
+    _renderer = "torchmagic.trace.render"
+
+    rows: list[OpRow]
+    total_ops: int
+    distinct_ops: int
+    dropped_ops: int  # ops not shown because the row cap was reached
+    seconds: float
+    deep: bool = False
+    view: str = "table"  # or "source" (the annotated source only)
+    annotated: list[AnnotatedLine] = field(default_factory=list)
+    error: Explanation | None = None
+    max_rows: int = 0
+    default_dtype: str = "float32"  # dtypes equal to this are not repeated in the terminal view
+
+    def summary(self) -> str:
+        """``'12 ops (5 distinct) in 3 rows · 1.2 ms'``."""
+        text = f"{self.total_ops} op{'s' if self.total_ops != 1 else ''}"
+        text += f" ({self.distinct_ops} distinct) in {len(self.rows)} row{'s' if len(self.rows) != 1 else ''}"
+        if self.dropped_ops:
+            text += f", {self.dropped_ops} more beyond the {self.max_rows}-row cap"
+        ms = self.seconds * 1000
+        text += f" · {ms:.1f} ms" if ms >= 1 else f" · {ms * 1000:.0f} µs"
+        return text
+
+
+@dataclass
+class ErrorReport(Report):
+    """The explanation shown under any failing cell (default-on explainer)."""
+
+    _renderer = "torchmagic.trace.render_error"
+
+    explanation: Explanation

@@ -1,0 +1,170 @@
+"""Source-level facts about an op: its sub-expression, operand texts, assignment.
+
+The ``executing`` package maps a frame's current bytecode instruction to the
+AST node running it, so ``y = (x + 1) @ w.T`` gives ``x + 1`` for the add and
+``(x + 1) @ w.T`` for the matmul.  From that node we read the text of each
+operand (``w.T``), and the name an op's result is assigned to (``y``).  Only
+called once per distinct op site, never per execution.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+from torchmagic.core.meta import device_name, dtype_name
+
+__all__ = ["Site", "site_of", "operand", "value_operands"]
+
+_MAX_TEXT = 80
+
+
+class Site:
+    """What the source says about one instruction (all strings)."""
+
+    __slots__ = ("expression", "arg_texts", "elts", "target", "top", "call_names")
+
+    def __init__(self, expression: str = "", arg_texts: list[str] | None = None,
+                 target: str = "", top: bool = False) -> None:
+        self.expression = expression
+        self.arg_texts = arg_texts or []
+        self.elts: dict[int, list[str]] = {}  # arg index -> texts of a literal list/tuple's items
+        self.call_names: list[str] = []  # plain-name arguments of the library call (``lin(x)`` -> x)
+        self.target = target  # the name the result is assigned to, if the op is the whole RHS
+        self.top = top  # the op is the outermost expression of its statement
+
+
+_LINES: dict[str, list[str]] = {}
+
+
+def _segment(source: str, node: ast.AST) -> str | None:
+    """``ast.get_source_segment`` without re-splitting the source on every call."""
+    lines = _LINES.get(source)
+    if lines is None:
+        if len(_LINES) > 8:
+            _LINES.clear()
+        lines = _LINES[source] = source.splitlines(keepends=True)
+    try:
+        l0, l1 = node.lineno - 1, node.end_lineno - 1  # type: ignore[attr-defined]
+        c0, c1 = node.col_offset, node.end_col_offset  # type: ignore[attr-defined]
+    except AttributeError:
+        return None
+    if l1 is None or c1 is None or l1 >= len(lines):
+        return None
+    if l0 == l1:
+        return lines[l0].encode()[c0:c1].decode(errors="replace")
+    first = lines[l0].encode()[c0:].decode(errors="replace")
+    last = lines[l1].encode()[:c1].decode(errors="replace")
+    return first + "".join(lines[l0 + 1 : l1]) + last
+
+
+def _text(source: str, node: ast.AST | None) -> str:
+    if node is None:
+        return ""
+    seg = _segment(source, node)
+    if seg is None:
+        try:
+            seg = ast.unparse(node)
+        except Exception:  # pragma: no cover - unparse handles every node type we pass
+            return ""
+    seg = " ".join(seg.split())
+    return seg if len(seg) <= _MAX_TEXT else seg[: _MAX_TEXT - 1] + "…"
+
+
+def _arg_nodes(node: ast.AST, op: str, nargs: int) -> list[ast.AST | None]:
+    """AST nodes of the op's positional args, in the order torch received them."""
+    if isinstance(node, ast.BinOp):
+        pair: list[ast.AST | None] = [node.left, node.right]
+        return pair[::-1] if op.startswith("__r") and op != "__repr__" else pair
+    if isinstance(node, ast.AugAssign):
+        return [node.target, node.value]
+    if isinstance(node, ast.Compare) and len(node.comparators) == 1:
+        return [node.left, node.comparators[0]]
+    if isinstance(node, ast.UnaryOp):
+        return [node.operand]
+    if isinstance(node, ast.Subscript):
+        parent = getattr(node, "parent", None)
+        if isinstance(parent, ast.Assign) and node in parent.targets:
+            return [node.value, node.slice, parent.value]
+        return [node.value, node.slice]
+    if isinstance(node, ast.Attribute):
+        return [node.value]
+    if isinstance(node, ast.Call):
+        args: list[ast.AST | None] = list(node.args)
+        if any(isinstance(a, ast.Starred) for a in args):
+            return []
+        if isinstance(node.func, ast.Attribute) and len(args) + 1 == nargs:
+            return [node.func.value, *args]  # method call: self comes first
+        return args
+    return []
+
+
+def site_of(frame: Any, op: str, nargs: int, direct: bool) -> Site:
+    """Read the sub-expression at ``frame``'s current instruction.
+
+    ``direct`` is False when the op ran inside a library call made on this
+    line (``lin(x)``): the expression is then the call, and operand texts are
+    not mapped (the call's arguments are not the op's).
+    """
+    try:
+        import executing
+
+        ex = executing.Source.executing(frame)
+        node = ex.node
+        source = ex.source.text
+    except Exception:
+        return Site()
+    if node is None:
+        return Site()
+    site = Site(expression=_text(source, node))
+    parent = getattr(node, "parent", None)
+    if isinstance(parent, (ast.Assign, ast.AnnAssign)) and parent.value is node:
+        targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
+        site.target = ", ".join(_text(source, t) for t in targets)
+    elif isinstance(node, ast.AugAssign):
+        site.target = _text(source, node.target)
+    site.top = isinstance(parent, ast.stmt) or isinstance(node, ast.stmt)
+    if not direct and isinstance(node, ast.Call):
+        site.call_names = [a.id for a in node.args if isinstance(a, ast.Name)]
+    if direct:
+        nodes = _arg_nodes(node, op, nargs)
+        site.arg_texts = [_text(source, n) for n in nodes]
+        for i, n in enumerate(nodes):
+            if isinstance(n, (ast.List, ast.Tuple)):
+                site.elts[i] = [_text(source, e) for e in n.elts]
+    return site
+
+
+def operand(value: Any, label: str, named: bool = False) -> Any:
+    """An :class:`~torchmagic.trace.report.Operand` for one argument value."""
+    import torch
+
+    from torchmagic.trace.report import Operand
+
+    if isinstance(value, torch.Tensor):
+        return Operand(
+            label=label,
+            kind="tensor",
+            shape=tuple(int(s) for s in value.shape),
+            dtype=dtype_name(value.dtype),
+            device=device_name(value.device),
+            named=named,
+            requires_grad=bool(value.requires_grad),
+        )
+    if isinstance(value, (bool, int, float, complex)):
+        return Operand(label=label or repr(value), kind="scalar", shape=(), dtype=type(value).__name__, named=named)
+    return Operand(label=label or type(value).__name__, kind="value", named=named)
+
+
+def value_operands(values: list[tuple[str, bool, Any]]) -> list[Any]:
+    """Operands for ``(label, named, value)`` items; lists of tensors are spread out."""
+    import torch
+
+    out = []
+    for label, named, value in values:
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, torch.Tensor) for v in value):
+            for i, v in enumerate(value):
+                out.append(operand(v, f"{label}[{i}]" if label else f"#{i}"))
+        else:
+            out.append(operand(value, label, named))
+    return out
