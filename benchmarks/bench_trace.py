@@ -193,6 +193,7 @@ def main() -> None:
         snoop_repeat = {k: 1 for k in snoop_repeat}
 
     print(f"# machine: {machine()}")
+    print(f"# load average at start (1/5/15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     ip = _shell()
     results: dict[str, dict[str, float]] = {}
     best: dict[str, dict[str, float]] = {}
@@ -237,6 +238,7 @@ def main() -> None:
         print(f"  {name}: " + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in r.items())
               + f"; %%tensorinfo / bare {r['tensorinfo'] / r['bare']:.3f}×")
     c, cb = results["c_matmul"], best["c_matmul"]
+    print(f"# load average at end (1/5/15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"(c) matmul: %%tensorinfo vs bare: median {100 * (c['tensorinfo'] / c['bare'] - 1):+.2f}%, "
           f"best {100 * (cb['tensorinfo'] / cb['bare'] - 1):+.2f}%")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 
 def _ours(ip):
     return [cb for cb in ip.events.callbacks["post_run_cell"] if getattr(cb, "__name__", "") == "_explain_error"]
@@ -50,3 +52,21 @@ def test_explainer_never_imports_torch(monkeypatch):
     except RuntimeError as exc:
         assert explain_exception(exc, None) is None
     assert "torch" not in sys.modules
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "%%device cpu\nc = torch.ones(3) + m",
+        "%%autograd\nw = torch.ones(3, requires_grad=True)\nw.add_(1)",
+        "%%tensorinfo\nc = torch.ones(3) + m",
+    ],
+)
+def test_not_repeated_under_torchmagic_cell_magics(ip, capture, cell):
+    """Those magics show their own explanation; the default explainer stays quiet."""
+    ip.run_cell("import torch\nm = torch.ones(3, device='meta')")
+    with capture() as cap:
+        res = ip.run_cell(cell)
+    assert isinstance(res.error_in_exec, RuntimeError)
+    assert "torchmagic explains" not in cap.stdout
+

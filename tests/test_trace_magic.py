@@ -89,6 +89,7 @@ def test_no_output_value_for_statement_cells(ip, capture):
         ("raise ValueError('mine')", ValueError),
         ("torch.ones(2, 3).shape()", TypeError),
         ("undefined_name + 1", NameError),
+        ("x = (", SyntaxError),
     ],
 )
 def test_errors_still_fail_the_cell(ip, capture, body, exc):

@@ -141,6 +141,10 @@ class TorchMagics(Magics):
         exc = getattr(result, "error_in_exec", None)
         if exc is None or not self.explain_errors:
             return
+        raw = (getattr(getattr(result, "info", None), "raw_cell", "") or "").lstrip()
+        words = raw[2:].split(None, 1) if raw.startswith("%%") else []
+        if words and words[0] in self.magics["cell"]:
+            return  # torchmagic's own cell magics explain their errors in their report
         from torchmagic.trace.failing import show_explanation
 
         show_explanation(exc, self.shell)

@@ -41,7 +41,8 @@ def trace_cell(
     from torchmagic.core.cell import Cell
     from torchmagic.core.names import user_names
     from torchmagic.trace.failing import explain_exception, mark_explained
-    from torchmagic.trace.recorder import Recorder, finish
+    from torchmagic.trace.build import finish
+    from torchmagic.trace.recorder import Recorder
 
     cell = Cell.compile(shell, body, header)
     rec = Recorder(
