@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from torchmagic.core.meta import device_name, dtype_name
+from torchmagic.core.meta import device_name, dtype_name, shape_of
 
 __all__ = ["Site", "site_of", "operand", "value_operands"]
 
@@ -145,7 +145,7 @@ def operand(value: Any, label: str, named: bool = False) -> Any:
         return Operand(
             label=label,
             kind="tensor",
-            shape=tuple(int(s) for s in value.shape),
+            shape=shape_of(value),
             dtype=dtype_name(value.dtype),
             device=device_name(value.device),
             named=named,
