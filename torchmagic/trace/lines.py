@@ -37,13 +37,21 @@ class Line:
     def add(self, piece: Piece, style: str = "") -> "Line":
         """Append literal text (``str``, with ``style``), a ``(text, style)`` pair or another line."""
         if isinstance(piece, Line):
-            self.parts.extend(piece.parts)
+            for text, st in piece.parts:
+                self._put(text, st)
         elif isinstance(piece, tuple):
             if piece[0]:
-                self.parts.append((strip_control_codes(piece[0]), piece[1]))
+                self._put(strip_control_codes(piece[0]), piece[1])
         elif piece:
-            self.parts.append((strip_control_codes(str(piece)), style))
+            self._put(strip_control_codes(str(piece)), style)
         return self
+
+    def _put(self, text: str, style: str) -> None:
+        parts = self.parts
+        if parts and parts[-1][1] == style:  # one segment per run of one style
+            parts[-1] = (parts[-1][0] + text, style)
+        else:
+            parts.append((text, style))
 
     @property
     def plain(self) -> str:
@@ -72,7 +80,7 @@ class Block:
 
     def __rich_console__(self, console: Any, options: Any) -> Iterator[Segment]:
         width = options.max_width
-        get_style = console.get_style
+        styles: dict[str, Any] = {"": None}
         newline = Segment.line()
         for line in self.lines:
             plain = line.plain
@@ -85,7 +93,10 @@ class Block:
                 continue
             for parts in rows:
                 for piece, style in parts:
-                    yield Segment(piece, get_style(style) if style else None)
+                    st = styles.get(style, False)
+                    if st is False:
+                        st = styles[style] = console.get_style(style)
+                    yield Segment(piece, st)
                 yield newline
 
     def __rich_measure__(self, console: Any, options: Any) -> Any:
@@ -96,7 +107,7 @@ class Block:
 
 def _wrap(line: Line, plain: str, width: int) -> list[list[tuple[str, str]]] | None:
     """Word-wrap ``line`` to ``width`` the way ``Text.wrap`` does; None where only rich can."""
-    if cell_len(plain) <= width:
+    if (len(plain) if plain.isascii() else cell_len(plain)) <= width:
         return [line.parts]
     try:
         from rich._wrap import divide_line
@@ -112,7 +123,7 @@ def _wrap(line: Line, plain: str, width: int) -> list[list[tuple[str, str]]] | N
             stripped = chunk.rstrip()
             end -= min(len(chunk) - len(stripped), len(chunk) - width)
             chunk = plain[start:end]
-        if cell_len(chunk) > width:
+        if not chunk.isascii() and cell_len(chunk) > width:
             return None
         row: list[tuple[str, str]] = []
         while i < len(parts) and pos < end:
