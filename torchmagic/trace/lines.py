@@ -81,6 +81,7 @@ class Block:
     def __rich_console__(self, console: Any, options: Any) -> Iterator[Segment]:
         width = options.max_width
         styles: dict[str, Any] = {"": None}
+        plain_only = console.color_system is None  # text/plain, pipes: styles are not drawn
         newline = Segment.line()
         for line in self.lines:
             plain = line.plain
@@ -90,6 +91,11 @@ class Block:
                 rich_text.end = ""
                 yield from console.render(rich_text, options)
                 yield newline
+                continue
+            if plain_only:  # no colours: styles would be dropped anyway, one segment per row
+                for parts in rows:
+                    yield Segment("".join(piece for piece, _ in parts))
+                    yield newline
                 continue
             for parts in rows:
                 for piece, style in parts:
@@ -107,7 +113,7 @@ class Block:
 
 def _wrap(line: Line, plain: str, width: int) -> list[list[tuple[str, str]]] | None:
     """Word-wrap ``line`` to ``width`` the way ``Text.wrap`` does; None where only rich can."""
-    if (len(plain) if plain.isascii() else cell_len(plain)) <= width:
+    if (len(plain) if plain.isascii() and plain.isprintable() else cell_len(plain)) <= width:
         return [line.parts]
     try:
         from rich._wrap import divide_line
@@ -123,7 +129,7 @@ def _wrap(line: Line, plain: str, width: int) -> list[list[tuple[str, str]]] | N
             stripped = chunk.rstrip()
             end -= min(len(chunk) - len(stripped), len(chunk) - width)
             chunk = plain[start:end]
-        if not chunk.isascii() and cell_len(chunk) > width:
+        if not (chunk.isascii() and chunk.isprintable()) and cell_len(chunk) > width:
             return None
         row: list[tuple[str, str]] = []
         while i < len(parts) and pos < end:
