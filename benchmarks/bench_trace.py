@@ -193,7 +193,7 @@ def main() -> None:
     opts = parser.parse_args()
     torch.set_num_threads(opts.threads)
     repeat = {"a_elementwise": 3, "b_mlp_step": 60, "b100_mlp_100_steps": 5, "c_matmul": 7}
-    snoop_repeat = {"a_elementwise": 1, "b_mlp_step": 10, "b100_mlp_100_steps": 3, "c_matmul": 3}
+    snoop_repeat = {"a_elementwise": 1, "b_mlp_step": 30, "b100_mlp_100_steps": 3, "c_matmul": 3}
     if opts.quick:
         repeat = {k: 2 for k in repeat}
         snoop_repeat = {k: 1 for k in snoop_repeat}

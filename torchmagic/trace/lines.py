@@ -36,14 +36,20 @@ class Line:
 
     def add(self, piece: Piece, style: str = "") -> "Line":
         """Append literal text (``str``, with ``style``), a ``(text, style)`` pair or another line."""
-        if isinstance(piece, Line):
+        if type(piece) is str:
+            text = piece
+        elif isinstance(piece, Line):
             for text, st in piece.parts:
                 self._put(text, st)
+            return self
         elif isinstance(piece, tuple):
-            if piece[0]:
-                self._put(strip_control_codes(piece[0]), piece[1])
-        elif piece:
-            self._put(strip_control_codes(str(piece)), style)
+            text, style = piece
+        else:
+            text = str(piece)
+        if text:
+            if not text.isprintable():  # rare: only then pay for the translation
+                text = strip_control_codes(text)
+            self._put(text, style)
         return self
 
     def _put(self, text: str, style: str) -> None:
