@@ -121,9 +121,11 @@ def _timed(ip: Any, cell: str, repeat: int) -> list[float]:
     return times
 
 
-def _variants(body: str) -> dict[str, str | None]:
+def _variants(body: str, snooper: bool = True) -> dict[str, str | None]:
     indented = textwrap.indent(body, "    ")
     try:
+        if not snooper:
+            raise ImportError("skipped (--no-snooper)")
         import torchsnooper  # noqa: F401
 
         snoop: str | None = (
@@ -188,6 +190,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=sorted(WORKLOADS), metavar="WORKLOAD",
                         help=f"run only these workloads ({', '.join(WORKLOADS)})")
     parser.add_argument("--repeat", type=int, default=0, help="rounds per workload (default: per-workload)")
+    parser.add_argument("--no-snooper", action="store_true", help="skip TorchSnooper (it takes minutes on (a))")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads for every variant (default 1: steadier numbers)")
     opts = parser.parse_args()
@@ -208,7 +211,7 @@ def main() -> None:
     results: dict[str, dict[str, float]] = {}
     best: dict[str, dict[str, float]] = {}
     for name, body in workloads.items():
-        variants = _variants(body)
+        variants = _variants(body, snooper=not opts.no_snooper)
         # warm up each variant once (imports, allocator, caches)
         for label, cell in variants.items():
             if cell is not None and not (label == "torchsnooper" and name == "a_elementwise"):
@@ -244,7 +247,7 @@ def main() -> None:
         a = results["a_elementwise"]
         cell_per_op = (a["tensorinfo"] - a["empty_tf"]) / N_ELEMENTWISE * 1e6
         print(f"\nper-op recording overhead vs empty TorchFunctionMode, in cell (a): {cell_per_op:.2f} µs")
-    if not opts.only:
+    if not opts.only or "a_elementwise" in opts.only:
         micro = micro_per_op()
         print(
             "micro (µs per `a + b`, best of 5): "
