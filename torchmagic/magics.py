@@ -16,7 +16,8 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Int
 
-from torchmagic.core.args import parse_line
+from torchmagic.core.args import parse_line, parse_options
+from torchmagic.core.guard import guarded, internal_failure
 from torchmagic.core.report import Report, show
 
 __all__ = ["TorchMagics"]
@@ -147,7 +148,8 @@ class TorchMagics(Magics):
             return  # torchmagic's own cell magics explain their errors in their report
         from torchmagic.trace.failing import show_explanation
 
-        show_explanation(exc, self.shell)
+        with guarded("explaining the error"):  # a callback traceback would bury the user's error
+            show_explanation(exc, self.shell)
 
     def remove_hooks(self) -> None:
         """Undo :meth:`install_hooks`; called on ``%unload_ext``."""
@@ -164,12 +166,17 @@ class TorchMagics(Magics):
 
     # -- helpers ---------------------------------------------------------------
     def _emit(self, report: Report, out: str | None) -> None:
-        """Show the report, and store it as ``out`` in the user namespace if asked."""
+        """Show the report, and store it as ``out`` in the user namespace if asked.
+
+        A rendering failure is one ``torchmagic:`` line (core.guard), never a
+        traceback that would fail or hide the cell's own result.
+        """
         if out:
             if not out.isidentifier():
                 raise UsageError(f"-o needs a Python name, not {out!r}")
             self.ip.user_ns[out] = report
-        show(report, self.ip)
+        with guarded(f"showing the {_magic_name(report)} report"):
+            show(report, self.ip)
 
     def _info_options(self, **extra: Any) -> Any:
         from torchmagic.tensorinfo.inspect import InfoOptions
@@ -283,11 +290,13 @@ class TorchMagics(Magics):
 
         ns = self.ip.user_ns
         if not exprs:
-            self._emit(scan_namespace(ns), args.out)
+            with guarded("building the %tensorinfo report"):
+                self._emit(scan_namespace(ns), args.out)
             return None
         items = [(expr, evaluate(expr, self.ip)) for expr in exprs]
-        report = inspect_many(items, namespace=ns, options=self._info_options(image=args.image))
-        self._emit(report, args.out)
+        with guarded("building the %tensorinfo report"):
+            report = inspect_many(items, namespace=ns, options=self._info_options(image=args.image))
+            self._emit(report, args.out)
         return None
 
     @magic_arguments()
@@ -340,7 +349,7 @@ class TorchMagics(Magics):
         __tracebackhide__ = True
         if cell is None:
             return self._device_line(line)
-        args = parse_argstring(self.device, line)
+        args = parse_options(self.device, line)
         if args.out and not args.out.isidentifier():
             raise UsageError(f"-o needs a Python name, not {args.out!r}")
         if args.compare and args.target:
@@ -383,7 +392,8 @@ class TorchMagics(Magics):
         if args.loops is not None or args.repeats is not None or args.compare or args.fallback:
             raise UsageError("-n, -r, --compare and --fallback belong to the cell form: %%device cuda -n 10")
         if not exprs:
-            self._emit(device_info(), args.out)
+            with guarded("building the %device report"):
+                self._emit(device_info(), args.out)
             return None
         if len(exprs) > 1:
             raise UsageError("%device takes one model or tensor expression, e.g. %device model")
@@ -396,13 +406,14 @@ class TorchMagics(Magics):
             if expr.split(":")[0] in ("cpu", "cuda", "mps", "meta", "xpu"):
                 hint = f" (to run a cell on a device use the cell form: %%device {expr})"
             raise UsageError(f"cannot evaluate {expr!r}: {type(exc).__name__}: {exc}{hint}") from None
-        report = model_map(obj, expr, max_rows=self.device_max_rows)
-        if report is None:
-            raise UsageError(
-                f"%device {expr}: expected an nn.Module, a tensor or a dict/list of tensors, "
-                f"got {type(obj).__name__}"
-            )
-        self._emit(report, args.out)
+        with guarded(f"building the %device {expr} report"):
+            report = model_map(obj, expr, max_rows=self.device_max_rows)
+            if report is None:
+                raise UsageError(
+                    f"%device {expr}: expected an nn.Module, a tensor or a dict/list of tensors, "
+                    f"got {type(obj).__name__}"
+                )
+            self._emit(report, args.out)
         return None
 
     # -- %%autograd ---------------------------------------------------------------
@@ -507,7 +518,8 @@ class TorchMagics(Magics):
                 raise UsageError(
                     f"%autograd: evaluating {exprs[0]!r} raised {type(exc).__name__}: {exc}"
                 ) from None
-            self._emit(tensor_report(exprs[0], value, shell.user_ns, watch, graph_opts), args.out)
+            with guarded("building the %autograd report"):
+                self._emit(tensor_report(exprs[0], value, shell.user_ns, watch, graph_opts), args.out)
             return None
         if exprs:
             raise UsageError(f"%%autograd takes no expressions on its line (got {' '.join(exprs)!r})")
@@ -518,10 +530,16 @@ class TorchMagics(Magics):
         if self._grad_ledger is None:
             self._grad_ledger = GradLedger()
         compiled = Cell.compile(shell, cell, f"%%autograd {line}".rstrip())
-        session = AutogradSession(
-            shell.user_ns, compiled.filename, compiled.lines, self._grad_ledger, watch,
-            graph_opts, source=cell,
-        )
+        session: Any = None
+        try:
+            session = AutogradSession(
+                shell.user_ns, compiled.filename, compiled.lines, self._grad_ledger, watch,
+                graph_opts, source=cell,
+            )
+        except Exception as exc:  # noqa: BLE001 - cannot record: run the cell as if we were not here
+            internal_failure("starting the %%autograd recording", exc)
+        if session is None:  # outside the except block: the cell's errors must not chain to ours
+            return compiled.run()
         try:
             result = compiled.run([session.watch()])
         except Exception as exc:
@@ -532,15 +550,9 @@ class TorchMagics(Magics):
 
     def _emit_autograd(self, session: Any, error: BaseException | None, out: str | None) -> None:
         """Show the report; a bug in torchmagic must not hide the cell's own result or error."""
-        try:
-            report = session.report(error=error)
-        except Exception as exc:  # noqa: BLE001
-            import sys
-
-            print(f"torchmagic: could not build the %%autograd report ({type(exc).__name__}: {exc})",
-                  file=sys.stderr)
-            return
-        self._emit(report, out)
+        with guarded("building the %%autograd report"):
+            self._emit(session.report(error=error), out)
+        session.watcher.fence.warn("recording the %%autograd cell")
 
 
 def _announce(notice: str) -> None:
@@ -548,3 +560,8 @@ def _announce(notice: str) -> None:
     import sys
 
     print(f"torchmagic: {notice}", file=sys.stderr)
+
+
+def _magic_name(report: Report) -> str:
+    """The magic a report belongs to, for one-line failure messages."""
+    return str(getattr(report, "title", "") or type(report).__name__)

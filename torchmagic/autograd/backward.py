@@ -88,10 +88,12 @@ class BackwardRecorder:
         """
         __tracebackhide__ = True
         self.log.calls_total += 1
+        call: _Call | None = None
         try:
             call = self._before_backward(kind, args, kwargs)
         except Exception as exc:  # noqa: BLE001 - never let bookkeeping change the user's run
             self._internal(exc)
+        if call is None:  # outside the except block: a failing backward must not chain to ours
             return func(*args, **kwargs)
         try:
             result = func(*args, **kwargs)

@@ -24,6 +24,7 @@ from torchmagic.autograd.backward import BackwardRecorder
 from torchmagic.autograd.graph import FREED, Graph
 from torchmagic.autograd.ledger import GradLedger
 from torchmagic.autograd.report import BackwardCall, Note, Untracked
+from torchmagic.core.guard import Fence
 from torchmagic.core.names import user_names
 
 __all__ = ["WatchOptions", "WatchLog", "AutogradWatcher"]
@@ -111,6 +112,7 @@ class AutogradWatcher(BackwardRecorder, TorchFunctionMode):
         self.run = run
         self.cell_key = cell_key
         self.log = WatchLog()
+        self.fence = Fence()  # our own recording failures, said once after the cell
         self._data: dict[int, tuple[weakref.ref[Any], _DataRef]] = {}
         self._untracked_keys: dict[tuple[str, int, str], int] = {}
 
@@ -175,27 +177,27 @@ class AutogradWatcher(BackwardRecorder, TorchFunctionMode):
             out = func(*args, **kwargs)
             try:
                 self._on_data(args[0], out)
-            except Exception:  # noqa: BLE001 - recording must never break the user's op
-                pass
+            except Exception as exc:  # noqa: BLE001 - recording must never break the user's op
+                self.fence.fail(exc)
             return out
         if func == _DATA_SET and args and isinstance(args[0], torch.Tensor):
             try:
                 self._on_data_set(args[0])
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception as exc:  # noqa: BLE001
+                self.fence.fail(exc)
         elif self._data and args and isinstance(args[0], torch.Tensor):
             try:
                 self._check_data_inplace(func, args[0])
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception as exc:  # noqa: BLE001
+                self.fence.fail(exc)
         grad_off = not torch.is_grad_enabled()
         if not grad_off and _func_name(func) != "detach":
             return func(*args, **kwargs)
         out = func(*args, **kwargs)
         try:
             self._on_untracked(func, args, kwargs, out, grad_off)
-        except Exception:  # noqa: BLE001 - recording must never break the user's op
-            pass
+        except Exception as exc:  # noqa: BLE001 - recording must never break the user's op
+            self.fence.fail(exc)
         return out
 
     # -- not tracked ------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import parse_argstring
 
-__all__ = ["parse_line", "split_expressions"]
+__all__ = ["parse_line", "parse_options", "split_expressions"]
 
 _OPERATOR_START = tuple("+-*/@%<>=!&|^.,:)]}")
 _OPERATOR_END = tuple("+-*/@%<>=!&|^.,:([{")
@@ -52,8 +52,20 @@ def parse_line(func: Callable[..., Any], line: str) -> tuple[argparse.Namespace,
     rest = line.strip()
     for word in words[:i]:
         rest = rest[rest.index(word) + len(word) :]
-    args = parse_argstring(func, " ".join(opts))
+    args = parse_options(func, " ".join(opts))
     return args, split_expressions(rest)
+
+
+def parse_options(func: Callable[..., Any], line: str) -> argparse.Namespace:
+    """``parse_argstring`` whose shell-style splitting errors are one ``UsageError`` line.
+
+    IPython splits the line with ``shlex``, which raises a bare ``ValueError``
+    ("No closing quotation") for ``-o '``; the user should see a usage error.
+    """
+    try:
+        return parse_argstring(func, line)
+    except ValueError as exc:
+        raise UsageError(f"cannot parse the options {line.strip()!r}: {exc}") from None
 
 
 def _pieces(text: str) -> list[str]:

@@ -15,7 +15,7 @@ import ast
 import contextlib
 from dataclasses import dataclass
 from types import CodeType, TracebackType
-from typing import Any, ContextManager, Iterable
+from typing import Any, ContextManager, Iterable, Literal
 
 __all__ = ["Cell", "trim_traceback"]
 
@@ -75,17 +75,97 @@ class Cell:
         traceback trimmed to start at the cell, so the cell fails as usual.
         """
         __tracebackhide__ = True
+        left: _UserModes = ([], [])
         try:
             with contextlib.ExitStack() as stack:
                 for cm in contexts:
-                    stack.enter_context(cm)
-                exec(self.body, self.globals, self.locals)
-                if self.last is not None:
-                    return eval(self.last, self.globals, self.locals)
-                return None
+                    stack.enter_context(_Fenced(cm))
+                depths = _mode_depths()
+                try:
+                    exec(self.body, self.globals, self.locals)
+                    if self.last is not None:
+                        return eval(self.last, self.globals, self.locals)
+                    return None
+                finally:  # modes the cell entered and left on: lift them off ours first
+                    left = _lift_modes(depths)
         except BaseException as exc:
             exc.__traceback__ = trim_traceback(exc.__traceback__, self.filename)
             raise
+        finally:  # ...and put them back once ours are gone, where the user left them
+            _restore_modes(left)
+
+
+_UserModes = tuple[list[Any], list[Any]]
+
+
+def _mode_depths() -> tuple[int, int]:
+    import torch
+
+    return torch._C._len_torch_function_stack(), torch._C._len_torch_dispatch_stack()
+
+
+def _lift_modes(depths: tuple[int, int]) -> _UserModes:
+    """Pop the function/dispatch modes pushed above ``depths`` (the cell's own, left on).
+
+    Without this, exiting our modes would pop the user's instead (mode exit
+    pops the top of the stack) and leave torchmagic's recorder on for good.
+    """
+    import torch
+    from torch.utils._python_dispatch import _pop_mode
+
+    functions: list[Any] = []
+    dispatches: list[Any] = []
+    while torch._C._len_torch_function_stack() > depths[0]:
+        functions.append(torch._C._pop_torch_function_stack())
+    while torch._C._len_torch_dispatch_stack() > depths[1]:
+        dispatches.append(_pop_mode())
+    return functions, dispatches
+
+
+def _restore_modes(left: _UserModes) -> None:
+    import torch
+    from torch.utils._python_dispatch import _push_mode
+
+    functions, dispatches = left
+    for mode in reversed(functions):
+        torch._C._push_on_torch_function_stack(mode)
+    for mode in reversed(dispatches):
+        _push_mode(mode)
+
+
+class _Fenced:
+    """Enter/exit one of torchmagic's context managers without letting its bugs reach the cell.
+
+    A context that fails to start is skipped (one ``torchmagic:`` line; the
+    cell runs unrecorded); one that fails while exiting never replaces the
+    cell's own exception or result.  KeyboardInterrupt passes through.
+    """
+
+    def __init__(self, cm: ContextManager[Any]) -> None:
+        self.cm = cm
+        self.entered = False
+
+    def __enter__(self) -> None:
+        try:
+            self.cm.__enter__()
+        except Exception as exc:  # noqa: BLE001
+            from torchmagic.core.guard import internal_failure
+
+            internal_failure(f"starting {type(self.cm).__name__}", exc)
+            return
+        self.entered = True
+
+    def __exit__(self, *exc_info: Any) -> Literal[False]:
+        if not self.entered:
+            return False
+        self.entered = False
+        try:
+            self.cm.__exit__(*exc_info)
+        except Exception as exc:  # noqa: BLE001
+            from torchmagic.core.guard import internal_failure
+
+            internal_failure(f"stopping {type(self.cm).__name__}", exc)
+        return False  # never swallow the cell's exception
 
 
 def trim_traceback(tb: TracebackType | None, filename: str) -> TracebackType | None:

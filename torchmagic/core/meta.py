@@ -63,11 +63,25 @@ def device_name(device: Any) -> str:
     return str(device)
 
 
+def shape_of(t: Any) -> tuple[int, ...]:
+    """``t.shape`` as ints; a nested tensor's ragged dimensions are -1 (its ``.shape`` raises)."""
+    try:
+        return tuple(int(s) for s in t.shape)
+    except RuntimeError:
+        sizes = []
+        for dim in range(t.dim()):
+            try:
+                sizes.append(int(t.size(dim)))
+            except RuntimeError:
+                sizes.append(-1)
+        return tuple(sizes)
+
+
 def tensor_meta(t: Any) -> TensorMeta:
     """Read the metadata of ``t`` without touching its values (safe on meta/fake tensors)."""
     grad_fn = t.grad_fn
     return TensorMeta(
-        shape=tuple(int(s) for s in t.shape),
+        shape=shape_of(t),
         dtype=dtype_name(t.dtype),
         device=device_name(t.device),
         requires_grad=bool(t.requires_grad),

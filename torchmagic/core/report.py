@@ -115,7 +115,9 @@ def show(report: Report, shell: Any = None) -> None:
     if in_kernel(shell):
         from IPython.display import display
 
-        display(report)
+        # Render here, not in IPython's formatter: a renderer failure then reaches
+        # the caller (which reports it in one line) instead of a formatter traceback.
+        display(report._repr_mimebundle_(), raw=True)
         return
     from rich.console import Console
 

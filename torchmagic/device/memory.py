@@ -16,7 +16,7 @@ import heapq
 import weakref
 from typing import Any, Callable, Mapping
 
-from torchmagic.core.meta import dtype_name
+from torchmagic.core.meta import dtype_name, shape_of
 from torchmagic.core.names import user_names
 from torchmagic.device.report import CreatedTensor, MemoryStats
 
@@ -99,7 +99,7 @@ class TensorTracker:
             return
         line, source = self.line_of()
         rec = CreatedTensor(
-            shape=tuple(int(s) for s in t.shape),
+            shape=shape_of(t),
             dtype=dtype_name(t.dtype),
             device=str(t.device),
             nbytes=nbytes,

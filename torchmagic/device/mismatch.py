@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Mapping
 
-from torchmagic.core.meta import dtype_name, fmt_shape
+from torchmagic.core.meta import dtype_name, fmt_shape, shape_of
 from torchmagic.core.names import user_names
 from torchmagic.device.report import Mismatch, Operand
 
@@ -76,7 +76,7 @@ def explain(
     ops = [
         Operand(
             name=names.get(id(t), role),
-            shape=tuple(int(s) for s in t.shape),
+            shape=shape_of(t),
             dtype=dtype_name(t.dtype),
             device=str(t.device),
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from torchmagic.core.meta import shape_of
 from torchmagic.device.report import OpStat
 from torchmagic.device.timing import Clock
 
@@ -19,7 +20,10 @@ __all__ = ["OpTimer", "op_key"]
 
 
 def _shape_text(arg: Any) -> str | None:
-    shape = getattr(arg, "shape", None)
+    try:
+        shape = getattr(arg, "shape", None)
+    except RuntimeError:  # a nested tensor: ragged dims are -1
+        shape = shape_of(arg)
     if shape is None or not hasattr(arg, "dtype"):
         return None
     return "(" + ", ".join(str(int(s)) for s in shape) + ("," if len(shape) == 1 else "") + ")"
@@ -46,7 +50,7 @@ class OpTimer:
     def __init__(self, clock: Clock, pool_size: int = 512) -> None:
         self.clock = clock
         self.count = 0
-        self._groups: dict[tuple[str, str], list[Any]] = {}  # key -> [count, total_ns, [event pairs]]
+        self._groups: dict[tuple[str, str], list[Any]] = {}  # key -> [count, total_ns, [event pairs], timed]
         self._pool: list[Any] = clock.new_events(2 * pool_size) if clock.has_events else []
         self._next = 0
 
@@ -70,27 +74,26 @@ class OpTimer:
             self.clock.record(self._pool[handle + 1])
         group = self._groups.get(key)
         if group is None:
-            group = self._groups[key] = [0, 0, []]
+            group = self._groups[key] = [0, 0, [], 0]
         group[0] += 1
         self.count += 1
         if handle is None:
             return
+        group[3] += 1
         if self.clock.has_events:
-            group[2].append(handle)
-        else:
+            group[2].append(handle)  # bounded by the event pool
+        else:  # a running total: memory stays constant however many ops run
             group[1] += time.perf_counter_ns() - handle
-            group[2].append(None)
 
     def stats(self, top: int) -> list[OpStat]:
         """The ``top`` groups by total time; call only after the device was synchronised."""
         out: list[OpStat] = []
-        for (op, shapes), (count, total_ns, handles) in self._groups.items():
+        for (op, shapes), (count, total_ns, handles, timed) in self._groups.items():
             total = total_ns / 1e6
             if self.clock.has_events:
                 total = sum(
                     self.clock.elapsed_ms(self._pool[h], self._pool[h + 1]) or 0.0 for h in handles
                 )
-            timed = len(handles)
             out.append(
                 OpStat(
                     op=op,

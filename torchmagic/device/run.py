@@ -17,7 +17,10 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager
 
+from IPython.core.error import UsageError
+
 from torchmagic.core.cell import Cell
+from torchmagic.core.guard import guarded
 from torchmagic.device.devices import ASYNC_DEVICE_TYPES, resolve
 from torchmagic.device.memory import AllocatorStats, TensorTracker, allocator_for, tracked_stats
 from torchmagic.device.ops import OpTimer
@@ -94,7 +97,8 @@ def run_on(
     clock = clock if clock is not None else clock_for(device)
     stats = allocator_for(device) if allocator is True else (allocator or None)
     tracker = TensorTracker(options.top_tensors, device=device)
-    prime()
+    with guarded("warming up the %%device recorder"):
+        prime()
     ops = OpTimer(clock, options.op_events)  # its event pool is created here, ahead of the run
     watcher = Watcher(
         cell.filename,
@@ -108,19 +112,75 @@ def run_on(
     )
     run = DeviceRun(device=str(device), requested=requested or str(device), notice=notice)
     outcome = Outcome(run=run)
-    if stats is not None:
-        stats.start()
+    fence = watcher.fence
+    mine: list[BaseException] = []  # exceptions that came out of the cell itself
+    got: list[Any] = []  # the cell's value, kept even if our timing fails after it
+
+    def first() -> Any:
+        try:
+            got.append(cell.run([default_device(device), watcher]))
+        except Exception as exc:
+            mine.append(exc)
+            raise
+        return got[0]
+
     try:
-        outcome.value, run.first = timed_run(
-            lambda: cell.run([default_device(device), watcher]), clock
-        )
-    except Exception as exc:  # the user's error: reported, then re-raised by the caller
-        outcome.error = exc
-        run.error = _error_line(exc)
-        run.mismatch = watcher.mismatch_for(exc)
+        if stats is not None:
+            stats.start()
+        outcome.value, run.first = timed_run(first, clock)
+    except Exception as exc:
+        if mine and exc is mine[-1]:  # the user's error: reported, then re-raised by the caller
+            outcome.error = exc
+            run.error = _error_line(exc)
+            try:
+                run.mismatch = watcher.mismatch_for(exc)
+            except Exception as internal:  # noqa: BLE001
+                fence.fail(internal)
+        elif mine:  # the cell failed, then our timing did: the user's error wins
+            outcome.error = mine[-1]
+            run.error = _error_line(mine[-1])
+            fence.fail(exc)
+        else:  # torchmagic failed before or after a cell that succeeded
+            outcome.value = got[0] if got else None
+            fence.fail(exc)
     finally:
-        largest = tracker.finish(cell.locals)
-        watcher.mismatch_for(_NO_ERROR)  # forget errors the cell caught itself
+        largest: list[Any] = []
+        try:
+            largest = tracker.finish(cell.locals)
+            watcher.mismatch_for(_NO_ERROR)  # forget errors the cell caught itself
+        except Exception as exc:  # noqa: BLE001 - never replaces the user's error
+            fence.fail(exc)
+    try:
+        _fill(run, ops, watcher, options)
+        run.memory = stats.stop(largest) if stats is not None else tracked_stats(device, tracker, largest)
+    except Exception as exc:  # noqa: BLE001
+        fence.fail(exc)
+    if outcome.error is not None or not options.repeat:
+        fence.warn("recording the %%device run")
+        return outcome
+
+    def once() -> Any:
+        try:
+            return cell.run()
+        except Exception as exc:
+            mine.append(exc)
+            raise
+
+    try:
+        with default_device(device):
+            outcome.value, run.repeats = timed_repeats(once, clock, options.loops, options.repeats)
+    except Exception as exc:
+        if mine and exc is mine[-1]:
+            outcome.error = exc
+            run.error = _error_line(exc) + " (in a repeat run)"
+        else:
+            fence.fail(exc)
+    fence.warn("recording the %%device run")
+    return outcome
+
+
+def _fill(run: DeviceRun, ops: OpTimer, watcher: Watcher, options: RunOptions) -> None:
+    """Copy what the watcher and op timer recorded into the report (plain data)."""
     run.op_count = ops.count
     run.ops = ops.stats(options.top_ops)
     run.op_time_kind = ops.kind
@@ -129,20 +189,22 @@ def run_on(
     run.transfer_bytes = watcher.transfer_bytes
     run.syncs = watcher.sync_rows()
     run.recording_ms = watcher.recording_s * 1e3
-    run.memory = stats.stop(largest) if stats is not None else tracked_stats(device, tracker, largest)
-    if outcome.error is not None or not options.repeat:
-        return outcome
 
-    def once() -> Any:
-        return cell.run()
 
+def _resolve(spec: str, fallback: str | None) -> tuple[str, Any, str | None]:
+    """``resolve`` with its own failures as one line: the cell is not run anywhere else.
+
+    (Running a ``%%device meta`` cell on the CPU instead could allocate what
+    the user meant never to allocate, so an unresolvable device stops here.)
+    """
     try:
-        with default_device(device):
-            outcome.value, run.repeats = timed_repeats(once, clock, options.loops, options.repeats)
-    except Exception as exc:
-        outcome.error = exc
-        run.error = _error_line(exc) + " (in a repeat run)"
-    return outcome
+        return (spec, *resolve(spec, fallback))
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - torchmagic's or torch's bug: one line, no traceback
+        raise UsageError(
+            f"%%device could not resolve {spec!r} ({type(exc).__name__}: {exc}); the cell did not run"
+        ) from None
 
 
 def run_cell(
@@ -159,7 +221,7 @@ def run_cell(
     caller shows the report and re-raises it).  ``announce`` is told each
     fallback notice before the cell runs.
     """
-    resolved = [(spec, *resolve(spec, fallback)) for spec in devices]
+    resolved = [_resolve(spec, fallback) for spec in devices]
     if announce is not None:
         for _spec, _device, notice in resolved:
             if notice:

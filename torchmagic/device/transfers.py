@@ -27,7 +27,8 @@ from typing import Any, Mapping
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from torchmagic.core.meta import dtype_name
+from torchmagic.core.guard import Fence
+from torchmagic.core.meta import dtype_name, shape_of
 from torchmagic.device.devices import ASYNC_DEVICE_TYPES
 from torchmagic.device.memory import TensorTracker
 from torchmagic.device.mismatch import explain, tensor_operands
@@ -149,33 +150,46 @@ class _UserMode(TorchFunctionMode):
         if torch.compiler.is_compiling():
             return func(*args, **kwargs)
         w = self.w
-        name = _name(func)
         t0 = time.perf_counter()
-        sync_why = _SYNC_METHODS.get(name)
-        flagged = False
-        if sync_why is not None and args and isinstance(args[0], torch.Tensor):
-            dev = args[0].device
-            if dev.type in w.sync_types:
-                label = "print" if name in _PRINT_NAMES else name.strip("_")
-                w.note_sync(label, str(dev), sync_why)
-                flagged = True
-        # torch.tensor(data, device=...) copies host data without an aten copy op we
-        # could see; from a tensor, the aten copy (if any) is seen by the dispatch mode
-        ctor = name in _TENSOR_CTORS and not (args and isinstance(args[0], torch.Tensor))
-        w.user_ops.append((name, flagged, ctor))
+        pushed = ctor = False
+        name = ""
+        try:  # bookkeeping is fenced: a failure here must never change the user's op
+            name = _name(func)
+            sync_why = _SYNC_METHODS.get(name)
+            flagged = False
+            if sync_why is not None and args and isinstance(args[0], torch.Tensor):
+                dev = args[0].device
+                if dev.type in w.sync_types:
+                    label = "print" if name in _PRINT_NAMES else name.strip("_")
+                    w.note_sync(label, str(dev), sync_why)
+                    flagged = True
+            # torch.tensor(data, device=...) copies host data without an aten copy op we
+            # could see; from a tensor, the aten copy (if any) is seen by the dispatch mode
+            ctor = name in _TENSOR_CTORS and not (args and isinstance(args[0], torch.Tensor))
+            w.user_ops.append((name, flagged, ctor))
+            pushed = True
+        except Exception as exc:  # noqa: BLE001
+            w.fence.fail(exc)
         w.recording_s += time.perf_counter() - t0
         try:
             out = func(*args, **kwargs)
         except Exception as exc:
             t1 = time.perf_counter()
-            w.note_error(exc, name, args, kwargs)
+            try:
+                w.note_error(exc, name, args, kwargs)
+            except Exception as internal:  # noqa: BLE001 - the user's error stays the user's
+                w.fence.fail(internal)
             w.recording_s += time.perf_counter() - t1
             raise
         finally:
-            w.user_ops.pop()
+            if pushed:
+                w.user_ops.pop()
         if ctor and isinstance(out, torch.Tensor) and out.device.type != "cpu":
             t1 = time.perf_counter()
-            w.note_transfer(f"torch.{name}", "cpu", str(out.device), out)
+            try:
+                w.note_transfer(f"torch.{name}", "cpu", str(out.device), out)
+            except Exception as exc:  # noqa: BLE001
+                w.fence.fail(exc)
             w.recording_s += time.perf_counter() - t1
         return out
 
@@ -184,6 +198,17 @@ class _AtenMode(TorchDispatchMode):
     def __init__(self, watcher: Watcher) -> None:
         super().__init__()
         self.w = watcher
+
+    @classmethod
+    def ignore_compile_internals(cls) -> bool:
+        """Let torch.compile'd code run compiled (and be timed as it really runs).
+
+        Without this, dynamo skips compiled functions under a dispatch mode and
+        (torch 2.13) keeps skipping them after the cell: the user's compiled
+        function would silently run eager from then on, and a later call under
+        a function mode could even return different values.
+        """
+        return True
 
     def __torch_dispatch__(
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
@@ -194,11 +219,29 @@ class _AtenMode(TorchDispatchMode):
         w = self.w
         t0 = time.perf_counter()
         kwargs = kwargs or {}
-        key = op_key(func, args)
-        handle = w.ops.begin()
+        key: tuple[str, str] | None = None
+        handle: Any = None
+        try:  # fenced bookkeeping: see _UserMode
+            key = op_key(func, args)
+            handle = w.ops.begin()
+        except Exception as exc:  # noqa: BLE001
+            w.fence.fail(exc)
+            key = None
         t1 = time.perf_counter()
         out = func(*args, **kwargs)
         t2 = time.perf_counter()
+        if key is not None:
+            try:
+                self._record(func, args, key, handle, out)
+            except Exception as exc:  # noqa: BLE001
+                w.fence.fail(exc)
+        w.recording_s += (t1 - t0) + (time.perf_counter() - t2)
+        return out
+
+    def _record(self, func: Any, args: tuple[Any, ...], key: tuple[str, str], handle: Any, out: Any) -> None:
+        import torch
+
+        w = self.w
         w.ops.end(key, handle)
         base = _aten_base(func)
         if base in _COPY_ATEN and isinstance(out, torch.Tensor):
@@ -225,8 +268,6 @@ class _AtenMode(TorchDispatchMode):
                     if inputs is None:
                         inputs = _storage_keys(args)
                     w.tracker.add(item, key[0], inputs)
-        w.recording_s += (t1 - t0) + (time.perf_counter() - t2)
-        return out
 
 
 class Watcher:
@@ -263,6 +304,7 @@ class Watcher:
         self.syncs: dict[tuple[int, str, str], list[Any]] = {}
         self._mismatches: list[tuple[BaseException, Mismatch]] = []
         self.recording_s = 0.0
+        self.fence = Fence()  # failures of our own bookkeeping, said once after the cell
         self._modes: list[Any] = []
         if tracker is not None:
             tracker.line_of = self.line
@@ -318,7 +360,7 @@ class Watcher:
         if rec is None:
             if len(self.transfers) >= self.max_rows:
                 return
-            self.transfers[key] = [0, 0, tuple(int(s) for s in out.shape), dtype_name(out.dtype)]
+            self.transfers[key] = [0, 0, shape_of(out), dtype_name(out.dtype)]
             rec = self.transfers[key]
         rec[0] += 1
         rec[1] += nbytes

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from torchmagic.core.meta import dtype_name, fmt_shape
+from torchmagic.core.meta import dtype_name, fmt_shape, shape_of
 from torchmagic.core.names import is_user_name
 from torchmagic.tensorinfo.report import NamespaceReport, NamespaceRow
 
@@ -21,7 +21,7 @@ def _tensor_row(name: str, t: Any, kind: str) -> NamespaceRow:
     grad = ""
     if t.requires_grad:
         grad = "grad set" if t.is_leaf and t.grad is not None else "requires grad"
-    return NamespaceRow(name=name, kind=kind, shape=fmt_shape(tuple(t.shape)), dtype=dtype_name(t.dtype),
+    return NamespaceRow(name=name, kind=kind, shape=fmt_shape(shape_of(t)), dtype=dtype_name(t.dtype),
                         device=str(t.device), nbytes=int(t.numel() * t.element_size()), grad=grad)
 
 

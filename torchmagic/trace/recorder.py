@@ -27,7 +27,8 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from torchmagic.core.meta import dtype_name
+from torchmagic.core.guard import Fence
+from torchmagic.core.meta import dtype_name, shape_of
 from torchmagic.trace.broadcast import align, needs_diagram
 from torchmagic.trace.explain import FailedOp, explain
 from torchmagic.trace.report import INPLACE, NEW, NONE, SAME, VIEW, Explanation, Operand
@@ -183,30 +184,34 @@ class _FunctionMode(TorchFunctionMode):
         rec = self.rec
         if _is_compiling():
             return func(*args, **kwargs)
-        try:
+        try:  # our bookkeeping is fenced: it never changes the user's op or its error
             row = rec.before(func, args, sys._getframe(1))
-        except Exception:
+        except Exception as exc:
+            rec.fence.fail(exc)
             row = None
         if row is None:
             return func(*args, **kwargs)
         if row.info.inplace and rec._saved:
             try:
                 rec._check_inplace(row, args)  # before the op: the saving node is still reachable
-            except Exception:
-                pass
+            except Exception as exc:
+                rec.fence.fail(exc)
         stack = rec.stack
         stack.append(row)
         try:
             out = func(*args, **kwargs)
         except BaseException as exc:
-            rec.failed(row, args, kwargs, exc)
+            try:
+                rec.failed(row, args, kwargs, exc)
+            except Exception as internal:  # the user's exception stays the user's
+                rec.fence.fail(internal)
             raise
         finally:
             stack.pop()
         try:
             rec.after(row, args, kwargs, out)
-        except Exception:
-            pass
+        except Exception as exc:
+            rec.fence.fail(exc)
         return out
 
 
@@ -218,18 +223,28 @@ class _DispatchMode(TorchDispatchMode):
         self.rec = rec
         self.names: dict[Any, str] = {}
 
+    @classmethod
+    def ignore_compile_internals(cls) -> bool:
+        """torch.compile'd code runs compiled under ``--deep`` (see device.transfers._AtenMode)."""
+        return True
+
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         stack = self.rec.stack
         if stack:
-            row = stack[-1]
-            name = self.names.get(func)
-            if name is None:
-                name = self.names[func] = "aten." + func.__name__.removesuffix(".default")
-            if name in row.children or len(row.children) < self.rec.max_children:
-                row.children[name] = row.children.get(name, 0) + 1
-            else:
-                row.children_other += 1
+            try:
+                self._count(stack[-1], func)
+            except Exception as exc:  # fenced, like the function mode
+                self.rec.fence.fail(exc)
         return func(*args, **(kwargs or {}))
+
+    def _count(self, row: _Row, func: Any) -> None:
+        name = self.names.get(func)
+        if name is None:
+            name = self.names[func] = "aten." + func.__name__.removesuffix(".default")
+        if name in row.children or len(row.children) < self.rec.max_children:
+            row.children[name] = row.children.get(name, 0) + 1
+        else:
+            row.children_other += 1
 
 
 def _is_compiling() -> bool:
@@ -270,6 +285,7 @@ class Recorder:
         self._saved: dict[int, tuple[Any, int, str, str, Any, int]] = {}
         self._modes: list[Any] = []
         self._t0 = 0.0
+        self.fence = Fence()  # failures of our own bookkeeping, said once after the cell
 
     # -- context manager -------------------------------------------------------
     def __enter__(self) -> "Recorder":
@@ -438,7 +454,7 @@ class Recorder:
         if info.reshape and tensors_out:
             req = _requested_shape(args)
             if -1 in req:
-                got = tuple(tensors_out[0].shape)
+                got = shape_of(tensors_out[0])
                 if len(got) == len(req):
                     k = req.index(-1)
                     var.notes.append(f"-1 → {got[k]}")
@@ -531,6 +547,16 @@ def _shares_storage(a: Any, b: Any) -> bool:
 
 def _signature(args: Any, kwargs: Any, out: Any) -> Any:
     """Shapes and dtypes of tensor inputs and outputs: one variant per distinct value."""
+    try:
+        return _plain_signature(args, kwargs, out)
+    except RuntimeError:  # a nested tensor: .shape raises, its sizes need shape_of
+        return tuple(
+            (shape_of(a), a.dtype) if isinstance(a, torch.Tensor) else type(a)
+            for a in (*args, *(kwargs or {}).values(), out)
+        )
+
+
+def _plain_signature(args: Any, kwargs: Any, out: Any) -> Any:
     parts: list[Any] = []
     for a in args:
         if isinstance(a, torch.Tensor):

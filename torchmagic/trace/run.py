@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from torchmagic.core.guard import guarded, internal_failure
 from torchmagic.trace.report import Explanation, TraceReport
 
 __all__ = ["TraceOptions", "trace_cell"]
@@ -45,31 +46,41 @@ def trace_cell(
     from torchmagic.trace.recorder import Recorder
 
     cell = Cell.compile(shell, body, header)
-    rec = Recorder(
-        cell.filename,
-        names=user_names(shell.user_ns),
-        deep=options.deep,
-        max_rows=options.max_rows,
-        max_variants=options.max_shapes,
-        max_children=options.max_children,
-    )
+    rec: Any = None
+    try:
+        rec = Recorder(
+            cell.filename,
+            names=user_names(shell.user_ns),
+            deep=options.deep,
+            max_rows=options.max_rows,
+            max_variants=options.max_shapes,
+            max_children=options.max_children,
+        )
+    except Exception as exc:  # cannot record: run the cell as if torchmagic were not here
+        internal_failure("starting the %%tensorinfo trace", exc)
+    if rec is None:  # outside the except block: the cell's errors must not chain to ours
+        return cell.run()
     try:
         result = cell.run([rec])
     except BaseException as exc:
         error: Explanation | None = None
-        if isinstance(exc, Exception):
-            error = rec.error if rec.error_id == id(exc) else explain_exception(exc, shell)
-            if error is not None:
-                mark_explained(exc)
-                if error.line is not None and not error.source:
-                    error.source = cell.line(error.line)
-        _drop_recorder_frames(exc)
-        try:
+        # Everything below is ours: it must never replace or hide the user's exception.
+        with guarded("explaining the error in the %%tensorinfo report"):
+            if isinstance(exc, Exception):
+                error = rec.error if rec.error_id == id(exc) else explain_exception(exc, shell)
+                if error is not None:
+                    mark_explained(exc)
+                    if error.line is not None and not error.source:
+                        error.source = cell.line(error.line)
+        with guarded("cleaning the traceback"):
+            _drop_recorder_frames(exc)
+        with guarded("building the %%tensorinfo report"):
             emit(finish(rec, cell.lines, user_names(shell.user_ns), options.view, error))
-        except Exception:  # showing the report must never hide the user's error
-            pass
+        rec.fence.warn("recording the %%tensorinfo trace")
         raise
-    emit(finish(rec, cell.lines, user_names(shell.user_ns), options.view, None))
+    with guarded("building the %%tensorinfo report"):
+        emit(finish(rec, cell.lines, user_names(shell.user_ns), options.view, None))
+    rec.fence.warn("recording the %%tensorinfo trace")
     return result
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from torchmagic.core.meta import device_name, dtype_name
+from torchmagic.core.meta import device_name, dtype_name, shape_of
 from torchmagic.trace.report import Operand
 
 __all__ = ["Site", "site_of", "operand", "value_operands"]
@@ -209,8 +209,7 @@ def operand(value: Any, label: str, named: bool = False) -> Any:
             if len(_DEVICES) > 64:
                 _DEVICES.clear()
             device = _DEVICES[dev] = device_name(dev)
-        return Operand(label, "tensor", tuple(map(int, value.shape)), dtype, device, named,
-                       bool(value.requires_grad))
+        return Operand(label, "tensor", shape_of(value), dtype, device, named, bool(value.requires_grad))
     if isinstance(value, (bool, int, float, complex)):
         return Operand(label=label or repr(value), kind="scalar", shape=(), dtype=type(value).__name__, named=named)
     return Operand(label=label or type(value).__name__, kind="value", named=named)
