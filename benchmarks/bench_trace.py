@@ -121,9 +121,11 @@ def _timed(ip: Any, cell: str, repeat: int) -> list[float]:
     return times
 
 
-def _variants(body: str) -> dict[str, str | None]:
+def _variants(body: str, snooper: bool = True) -> dict[str, str | None]:
     indented = textwrap.indent(body, "    ")
     try:
+        if not snooper:
+            raise ImportError("skipped (--no-snooper)")
         import torchsnooper  # noqa: F401
 
         snoop: str | None = (
@@ -185,29 +187,41 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (smoke run)")
+    parser.add_argument("--only", nargs="+", choices=sorted(WORKLOADS), metavar="WORKLOAD",
+                        help=f"run only these workloads ({', '.join(WORKLOADS)})")
+    parser.add_argument("--repeat", type=int, default=0, help="rounds per workload (default: per-workload)")
+    parser.add_argument("--no-snooper", action="store_true", help="skip TorchSnooper (it takes minutes on (a))")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads for every variant (default 1: steadier numbers)")
     opts = parser.parse_args()
-    repeat = {"a_elementwise": 3, "b_mlp_step": 30, "b100_mlp_100_steps": 5, "c_matmul": 7}
-    snoop_repeat = {"a_elementwise": 1, "b_mlp_step": 5, "b100_mlp_100_steps": 3, "c_matmul": 3}
+    torch.set_num_threads(opts.threads)
+    repeat = {"a_elementwise": 3, "b_mlp_step": 60, "b100_mlp_100_steps": 5, "c_matmul": 7}
+    snoop_repeat = {"a_elementwise": 1, "b_mlp_step": 30, "b100_mlp_100_steps": 3, "c_matmul": 3}
     if opts.quick:
         repeat = {k: 2 for k in repeat}
         snoop_repeat = {k: 1 for k in snoop_repeat}
+    if opts.repeat:
+        repeat = {k: opts.repeat for k in repeat}
+        snoop_repeat = {k: opts.repeat for k in snoop_repeat}
+    workloads = {k: v for k, v in WORKLOADS.items() if not opts.only or k in opts.only}
 
     print(f"# machine: {machine()}")
     print(f"# load average at start (1/5/15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     ip = _shell()
     results: dict[str, dict[str, float]] = {}
     best: dict[str, dict[str, float]] = {}
-    for name, body in WORKLOADS.items():
-        variants = _variants(body)
+    for name, body in workloads.items():
+        variants = _variants(body, snooper=not opts.no_snooper)
         # warm up each variant once (imports, allocator, caches)
         for label, cell in variants.items():
             if cell is not None and not (label == "torchsnooper" and name == "a_elementwise"):
                 _timed(ip, cell, 1)  # (TorchSnooper on (a) takes minutes: measured once, cold)
         # interleave the variants round by round, so a noisy neighbour hits them alike
         times: dict[str, list[float]] = {label: [] for label, cell in variants.items() if cell is not None}
+        every = max(1, repeat[name] // max(1, snoop_repeat[name]))  # spread TorchSnooper's runs evenly
         for r in range(repeat[name]):
             for label, cell in variants.items():
-                if cell is None or (label == "torchsnooper" and r >= snoop_repeat[name]):
+                if cell is None or (label == "torchsnooper" and r % every):
                     continue
                 times[label] += _timed(ip, cell, 1)
         results[name] = {label: statistics.median(v) for label, v in times.items()}
@@ -224,24 +238,31 @@ def main() -> None:
             + (f"{snoop / r['tensorinfo']:.1f}×" if snoop else "n/a")
             + " |"
         )
-    a = results["a_elementwise"]
-    cell_per_op = (a["tensorinfo"] - a["empty_tf"]) / N_ELEMENTWISE * 1e6
-    print(f"\nper-op recording overhead vs empty TorchFunctionMode, in cell (a): {cell_per_op:.2f} µs")
-    micro = micro_per_op()
-    print(
-        "micro (µs per `a + b`, best of 5): "
-        + ", ".join(f"{k} {v:.2f}" for k, v in micro.items())
-        + f"; recorder − empty = {micro['recorder'] - micro['empty_tf']:.2f} µs"
-    )
+    if "b_mlp_step" in results and "torchsnooper" in results["b_mlp_step"]:
+        b, bb = results["b_mlp_step"], best["b_mlp_step"]
+        print(f"\n(b) one MLP step: TorchSnooper / %%tensorinfo = {b['torchsnooper'] / b['tensorinfo']:.1f}× "
+              f"(medians: {b['torchsnooper'] * 1e3:.2f} ms / {b['tensorinfo'] * 1e3:.2f} ms; "
+              f"best runs: {bb['torchsnooper'] / bb['tensorinfo']:.1f}×); target ≥ 10×")
+    if "a_elementwise" in results:
+        a = results["a_elementwise"]
+        cell_per_op = (a["tensorinfo"] - a["empty_tf"]) / N_ELEMENTWISE * 1e6
+        print(f"\nper-op recording overhead vs empty TorchFunctionMode, in cell (a): {cell_per_op:.2f} µs")
+    if not opts.only or "a_elementwise" in opts.only:
+        micro = micro_per_op()
+        print(
+            "micro (µs per `a + b`, best of 5): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in micro.items())
+            + f"; recorder − empty = {micro['recorder'] - micro['empty_tf']:.2f} µs"
+        )
     print("\nbest-of-N (least disturbed run) per variant:")
     for name, r in best.items():
         print(f"  {name}: " + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in r.items())
               + f"; %%tensorinfo / bare {r['tensorinfo'] / r['bare']:.3f}×")
-    c, cb = results["c_matmul"], best["c_matmul"]
     print(f"# load average at end (1/5/15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"(c) matmul: %%tensorinfo vs bare: median {100 * (c['tensorinfo'] / c['bare'] - 1):+.2f}%, "
-          f"best {100 * (cb['tensorinfo'] / cb['bare'] - 1):+.2f}%")
-
+    if "c_matmul" in results:
+        c, cb = results["c_matmul"], best["c_matmul"]
+        print(f"(c) matmul: %%tensorinfo vs bare: median {100 * (c['tensorinfo'] / c['bare'] - 1):+.2f}%, "
+              f"best {100 * (cb['tensorinfo'] / cb['bare'] - 1):+.2f}%")
 
 if __name__ == "__main__":
     main()

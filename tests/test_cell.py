@@ -80,3 +80,16 @@ def test_trim_keeps_whole_traceback_without_cell_frames() -> None:
     except RuntimeError as exc:
         tb = exc.__traceback__
     assert trim_traceback(tb, "<no such cell>") is tb
+
+
+def test_cell_lineno_finds_the_innermost_cell_frame(ip: Any) -> None:
+    import sys
+
+    from torchmagic.core.cell import cell_lineno
+
+    seen: list[int] = []
+    ip.user_ns["where"] = lambda: seen.append(cell_lineno(cell.filename, sys._getframe(0)))
+    cell = Cell.compile(ip, "x = 1\n\nwhere()", "%%test")
+    cell.run()
+    assert seen == [4]  # file line 4: the magic line, x = 1, blank, where()
+    assert cell_lineno("<not a cell>", sys._getframe(0)) == 0

@@ -16,6 +16,14 @@ from __future__ import annotations
 
 from typing import Any
 
+# The area subpackages share their names with the API functions below.  Python
+# binds a subpackage as an attribute of its parent when it is first imported,
+# which would replace ``torchmagic.tensorinfo`` (the function) with the module
+# the first time a magic imports ``torchmagic.tensorinfo.inspect``.  Importing
+# them here first (their ``__init__`` files are empty, so this is cheap and
+# imports no torch) lets the ``def`` below win for good.
+from . import tensorinfo as _tensorinfo_package  # noqa: F401,E402
+
 __version__ = "0.1.0"
 __all__ = ["tensorinfo", "load_ipython_extension", "unload_ipython_extension", "__version__"]
 

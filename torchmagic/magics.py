@@ -16,7 +16,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Int
 
-from torchmagic.core.args import parse_line, parse_options
+from torchmagic.core.args import evaluate, parse_line, parse_options
 from torchmagic.core.guard import guarded, internal_failure
 from torchmagic.core.report import Report, show
 
@@ -171,9 +171,7 @@ class TorchMagics(Magics):
         A rendering failure is one ``torchmagic:`` line (core.guard), never a
         traceback that would fail or hide the cell's own result.
         """
-        if out:
-            if not out.isidentifier():
-                raise UsageError(f"-o needs a Python name, not {out!r}")
+        if out:  # a valid name: core.args.parse_options checked it
             self.ip.user_ns[out] = report
         with guarded(f"showing the {_magic_name(report)} report"):
             show(report, self.ip)
@@ -198,8 +196,6 @@ class TorchMagics(Magics):
             raise UsageError(f"%%tensorinfo takes options only, not {' '.join(exprs)!r}")
         if args.max_rows is not None and args.max_rows < 1:
             raise UsageError("--max-rows needs a positive number")
-        if args.out and not args.out.isidentifier():
-            raise UsageError(f"-o needs a Python name, not {args.out!r}")
         options = TraceOptions(
             deep=args.deep,
             view="source" if args.source else "table",
@@ -285,7 +281,7 @@ class TorchMagics(Magics):
         args, exprs = parse_line(self.tensorinfo, line)
         if cell is not None:
             return self._trace_cell(line, cell, args, exprs)
-        from torchmagic.tensorinfo.inspect import evaluate, inspect_many
+        from torchmagic.tensorinfo.inspect import inspect_many
         from torchmagic.tensorinfo.namespace import scan_namespace
 
         ns = self.ip.user_ns
@@ -293,7 +289,7 @@ class TorchMagics(Magics):
             with guarded("building the %tensorinfo report"):
                 self._emit(scan_namespace(ns), args.out)
             return None
-        items = [(expr, evaluate(expr, self.ip)) for expr in exprs]
+        items = [(expr, evaluate(expr, self.ip, "%tensorinfo")) for expr in exprs]
         with guarded("building the %tensorinfo report"):
             report = inspect_many(items, namespace=ns, options=self._info_options(image=args.image))
             self._emit(report, args.out)
@@ -350,8 +346,6 @@ class TorchMagics(Magics):
         if cell is None:
             return self._device_line(line)
         args = parse_options(self.device, line)
-        if args.out and not args.out.isidentifier():
-            raise UsageError(f"-o needs a Python name, not {args.out!r}")
         if args.compare and args.target:
             raise UsageError("give one device or --compare DEVICE DEVICE..., not both")
         devices = list(args.compare) if args.compare else [args.target] if args.target else []
@@ -400,12 +394,11 @@ class TorchMagics(Magics):
         expr = exprs[0]
         shell: Any = self.ip
         try:
-            obj = shell.ev(expr)
-        except Exception as exc:
-            hint = ""
-            if expr.split(":")[0] in ("cpu", "cuda", "mps", "meta", "xpu"):
-                hint = f" (to run a cell on a device use the cell form: %%device {expr})"
-            raise UsageError(f"cannot evaluate {expr!r}: {type(exc).__name__}: {exc}{hint}") from None
+            obj = evaluate(expr, shell, "%device")
+        except UsageError as exc:
+            if expr.split(":")[0] not in ("cpu", "cuda", "mps", "meta", "xpu"):
+                raise
+            raise UsageError(f"{exc} (to run a cell on a device use the cell form: %%device {expr})") from None
         with guarded(f"building the %device {expr} report"):
             report = model_map(obj, expr, max_rows=self.device_max_rows)
             if report is None:
@@ -499,8 +492,6 @@ class TorchMagics(Magics):
         """
         __tracebackhide__ = True
         args, exprs = parse_line(self.autograd, line)
-        if args.out and not args.out.isidentifier():
-            raise UsageError(f"-o needs a Python name, not {args.out!r}")  # before the cell runs
         watch, graph_opts = self._autograd_options(jacobian=args.jacobian)
         if args.no_collapse:
             graph_opts.collapse = False
@@ -512,12 +503,7 @@ class TorchMagics(Magics):
 
             if len(exprs) != 1:
                 raise UsageError("%autograd needs one tensor, e.g. %autograd loss (or use %%autograd on a cell)")
-            try:  # like %tensorinfo / %device: a bad expression is one clear line
-                value = eval(compile(exprs[0], "<autograd>", "eval"), shell.user_global_ns, shell.user_ns)
-            except Exception as exc:
-                raise UsageError(
-                    f"%autograd: evaluating {exprs[0]!r} raised {type(exc).__name__}: {exc}"
-                ) from None
+            value = evaluate(exprs[0], shell, "%autograd")
             with guarded("building the %autograd report"):
                 self._emit(tensor_report(exprs[0], value, shell.user_ns, watch, graph_opts), args.out)
             return None

@@ -24,6 +24,7 @@ from torchmagic.autograd.backward import BackwardRecorder
 from torchmagic.autograd.graph import FREED, Graph
 from torchmagic.autograd.ledger import GradLedger
 from torchmagic.autograd.report import BackwardCall, Note, Untracked
+from torchmagic.core.cell import cell_lineno
 from torchmagic.core.guard import Fence
 from torchmagic.core.names import user_names
 
@@ -140,12 +141,7 @@ class AutogradWatcher(BackwardRecorder, TorchFunctionMode):
         return None
 
     def _line_of_call(self) -> int:
-        frame: FrameType | None = sys._getframe(1)
-        while frame is not None:
-            if frame.f_code.co_filename == self.filename:
-                return frame.f_lineno
-            frame = frame.f_back
-        return 0
+        return cell_lineno(self.filename, sys._getframe(1))
 
     def _source(self, line: int) -> str:
         return self.lines[line - 1].strip() if 1 <= line <= len(self.lines) else ""

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import parse_argstring
 
-__all__ = ["parse_line", "parse_options", "split_expressions"]
+__all__ = ["parse_line", "parse_options", "evaluate", "split_expressions"]
 
 _OPERATOR_START = tuple("+-*/@%<>=!&|^.,:)]}")
 _OPERATOR_END = tuple("+-*/@%<>=!&|^.,:([{")
@@ -63,9 +63,29 @@ def parse_options(func: Callable[..., Any], line: str) -> argparse.Namespace:
     ("No closing quotation") for ``-o '``; the user should see a usage error.
     """
     try:
-        return parse_argstring(func, line)
+        args = parse_argstring(func, line)
     except ValueError as exc:
         raise UsageError(f"cannot parse the options {line.strip()!r}: {exc}") from None
+    out = getattr(args, "out", None)
+    if out is not None and not out.isidentifier():  # checked before any cell runs
+        raise UsageError(f"-o needs a Python name, not {out!r}")
+    return args
+
+
+def evaluate(expr: str, shell: Any, magic: str) -> Any:
+    """Evaluate a line magic's expression in the user namespace.
+
+    Any failure is one clear ``UsageError`` line naming the magic, the
+    expression and the user's exception, never a traceback from torchmagic.
+    """
+    try:
+        return eval(compile(expr, f"<{magic.lstrip('%')}>", "eval"), shell.user_global_ns, shell.user_ns)
+    except NameError as exc:
+        raise UsageError(f"{magic}: {exc}") from None
+    except SyntaxError as exc:
+        raise UsageError(f"{magic}: {expr!r} is not valid Python: {exc.msg}") from None
+    except Exception as exc:  # the user's expression failed: say so in one line
+        raise UsageError(f"{magic}: evaluating {expr!r} raised {type(exc).__name__}: {exc}") from None
 
 
 def _pieces(text: str) -> list[str]:

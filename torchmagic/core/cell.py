@@ -14,10 +14,10 @@ from __future__ import annotations
 import ast
 import contextlib
 from dataclasses import dataclass
-from types import CodeType, TracebackType
+from types import CodeType, FrameType, TracebackType
 from typing import Any, ContextManager, Iterable, Literal
 
-__all__ = ["Cell", "trim_traceback"]
+__all__ = ["Cell", "trim_traceback", "cell_lineno"]
 
 
 @dataclass
@@ -178,3 +178,18 @@ def trim_traceback(tb: TracebackType | None, filename: str) -> TracebackType | N
     while cur is not None and cur.tb_frame.f_code.co_filename != filename:
         cur = cur.tb_next
     return cur if cur is not None else tb
+
+
+def cell_lineno(filename: str, frame: FrameType | None, max_depth: int = 400) -> int:
+    """The line the cell is on, walking out from ``frame`` (0 if no cell frame is found).
+
+    Collectors call this from inside a torch hook to say which line of the
+    cell caused the event; the innermost frame of the cell's file wins.
+    """
+    depth = 0
+    while frame is not None and depth < max_depth:
+        if frame.f_code.co_filename == filename:
+            return frame.f_lineno
+        frame = frame.f_back
+        depth += 1
+    return 0

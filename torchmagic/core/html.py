@@ -20,28 +20,35 @@ def esc(value: object) -> str:
 
 
 FG = "var(--jp-content-font-color1, var(--vscode-editor-foreground, #1f1f1f))"
+# Status and muted colours are mixed with the strongest text colour (black in
+# light themes, white in dark ones): JupyterLab's light --jp-warn-color1 alone is
+# 2.7:1 on white, --jp-success-color1 4.1:1 and --jp-content-font-color2 4.4:1 on
+# its grey table rows, below WCAG AA (4.5:1); the mixes pass in both themes
+# (checked by tests/browser).  Browsers without color-mix() keep the first
+# declaration.
+FG0 = "var(--jp-content-font-color0, var(--vscode-editor-foreground, #000))"
 FG2 = "var(--jp-content-font-color2, var(--vscode-descriptionForeground, #555))"
 BG2 = "var(--jp-layout-color2, var(--vscode-editorWidget-background, #f3f3f3))"
 BORDER = "var(--jp-border-color2, var(--vscode-panel-border, #ccc))"
-WARN = "var(--jp-warn-color1, #b35900)"
-ERROR = "var(--jp-error-color1, #c62828)"
-ACCENT = "var(--jp-brand-color1, #1565c0)"
-OK = "var(--jp-success-color1, #2e7d32)"
+WARN = "var(--jp-warn-color1, var(--vscode-editorWarning-foreground, #b35900))"
+ERROR = "var(--jp-error-color1, var(--vscode-errorForeground, #c62828))"
+ACCENT = "var(--jp-brand-color1, var(--vscode-textLink-foreground, #1565c0))"
+OK = "var(--jp-success-color1, var(--vscode-testing-iconPassed, #2e7d32))"
 MONO = "var(--jp-code-font-family, SFMono-Regular, Menlo, Consolas, monospace)"
 
 STYLE = f"""<style>
 .tm {{ color: {FG}; font-family: var(--jp-ui-font-family, sans-serif); font-size: 13px; line-height: 1.4; }}
 .tm .tm-title {{ font-weight: 600; margin: 4px 0; }}
-.tm .tm-muted {{ color: {FG2}; }}
+.tm .tm-muted {{ color: {FG2}; color: color-mix(in srgb, {FG2} 75%, {FG0}); }}
 .tm code, .tm .tm-mono {{ font-family: {MONO}; }}
 .tm table.tm-table {{ border-collapse: collapse; margin: 4px 0 8px 0; }}
 .tm table.tm-table th {{ text-align: left; font-weight: 600; background: {BG2}; color: {FG}; }}
 .tm table.tm-table th, .tm table.tm-table td {{ border: 1px solid {BORDER}; padding: 2px 8px; vertical-align: top; text-align: left; }}
 .tm .tm-badge {{ display: inline-block; border: 1px solid {BORDER}; border-radius: 3px; padding: 0 4px; margin-right: 3px; }}
-.tm .tm-warn {{ color: {WARN}; }}
-.tm .tm-error {{ color: {ERROR}; }}
-.tm .tm-ok {{ color: {OK}; }}
-.tm .tm-accent {{ color: {ACCENT}; }}
+.tm .tm-warn {{ color: {WARN}; color: color-mix(in srgb, {WARN} 70%, {FG0}); }}
+.tm .tm-error {{ color: {ERROR}; color: color-mix(in srgb, {ERROR} 70%, {FG0}); }}
+.tm .tm-ok {{ color: {OK}; color: color-mix(in srgb, {OK} 70%, {FG0}); }}
+.tm .tm-accent {{ color: {ACCENT}; color: color-mix(in srgb, {ACCENT} 70%, {FG0}); }}
 .tm pre {{ margin: 2px 0; font-family: {MONO}; color: {FG}; background: transparent; }}
 .tm details > summary {{ cursor: pointer; }}
 </style>"""

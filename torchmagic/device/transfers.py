@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import sys
 import time
-from types import FrameType
 from typing import Any, Mapping
 
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from torchmagic.core.cell import cell_lineno
 from torchmagic.core.guard import Fence
 from torchmagic.core.meta import dtype_name, shape_of
 from torchmagic.device.devices import ASYNC_DEVICE_TYPES
@@ -332,16 +332,9 @@ class Watcher:
     # -- where in the cell -----------------------------------------------------
     def line(self) -> tuple[int, str]:
         """(line number, source text) of the innermost frame running the cell."""
-        frame: FrameType | None = sys._getframe(1)
-        depth = 0
-        while frame is not None and depth < 400:
-            if frame.f_code.co_filename == self.filename:
-                n = frame.f_lineno
-                text = self.lines[n - 1].strip() if 1 <= n <= len(self.lines) else ""
-                return n, text
-            frame = frame.f_back
-            depth += 1
-        return 0, ""
+        n = cell_lineno(self.filename, sys._getframe(1))
+        text = self.lines[n - 1].strip() if 1 <= n <= len(self.lines) else ""
+        return n, text
 
     # -- records -----------------------------------------------------------------
     def _user_label(self, default: str) -> str:

@@ -11,8 +11,6 @@ import reprlib
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from IPython.core.error import UsageError
-
 from torchmagic.core.meta import dtype_name, fmt_shape, rank_word
 from torchmagic.core.names import is_user_name
 from torchmagic.tensorinfo import image, stats
@@ -26,7 +24,7 @@ from torchmagic.tensorinfo.report import (
     ValueReport,
 )
 
-__all__ = ["InfoOptions", "evaluate", "inspect_one", "inspect_many", "sharing"]
+__all__ = ["InfoOptions", "inspect_one", "inspect_many", "sharing"]
 
 MODULE_ROWS = 200  # parameter/buffer rows listed for one module
 
@@ -41,18 +39,6 @@ class InfoOptions:
     histogram_bins: int = 24
     image_max_frames: int = 16
     image: bool = False
-
-
-def evaluate(expr: str, shell: Any) -> Any:
-    """Evaluate ``expr`` in the user namespace; any failure becomes one clear line."""
-    try:
-        return eval(compile(expr, "<tensorinfo>", "eval"), shell.user_global_ns, shell.user_ns)
-    except NameError as exc:
-        raise UsageError(f"%tensorinfo: {exc}") from None
-    except SyntaxError as exc:
-        raise UsageError(f"%tensorinfo: {expr!r} is not valid Python: {exc.msg}") from None
-    except Exception as exc:  # the user's expression failed: say so in one line
-        raise UsageError(f"%tensorinfo: evaluating {expr!r} raised {type(exc).__name__}: {exc}") from None
 
 
 def inspect_many(

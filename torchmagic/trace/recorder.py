@@ -107,7 +107,24 @@ def _is_pointwise(name: str) -> bool:
         return False
 
 
+_SAVED_ATTRS: dict[type, tuple[str, ...]] = {}  # grad_fn class -> its ``_saved_*`` attributes
+_FUNC_INFO: dict[Any, FuncInfo] = {}  # shared by all recorders: what a callable is never changes
+
+
 def func_info(func: Callable[..., Any]) -> FuncInfo:
+    """The :class:`FuncInfo` of ``func``, computed once per process (bounded cache)."""
+    try:
+        info = _FUNC_INFO.get(func)
+    except TypeError:  # an unhashable callable
+        return _func_info(func)
+    if info is None:
+        if len(_FUNC_INFO) >= 4096:
+            _FUNC_INFO.clear()
+        info = _FUNC_INFO[func] = _func_info(func)
+    return info
+
+
+def _func_info(func: Callable[..., Any]) -> FuncInfo:
     name = getattr(func, "__name__", None) or type(func).__name__
     if name == "__get__":  # a property getter: keep the few that are ops (.T, .data)
         prop = getattr(getattr(func, "__self__", None), "__name__", "")
@@ -266,7 +283,6 @@ class Recorder:
         self.seconds = 0.0
         self._funcs: dict[Any, FuncInfo] = {}
         self._saved: dict[int, tuple[Any, int, str, str, Any, int]] = {}
-        self._saved_attrs: dict[type, tuple[str, ...]] = {}
         self._modes: list[Any] = []
         self._t0 = 0.0
         self.fence = Fence()  # failures of our own bookkeeping, said once after the cell
@@ -458,10 +474,9 @@ class Recorder:
     # -- in-place on tensors autograd saved -------------------------------------------
     def _track_saved(self, row: _Row, args: Any, out: Any) -> None:
         node = out.grad_fn
-        attrs = self._saved_attrs.get(type(node))
+        attrs = _SAVED_ATTRS.get(type(node))
         if attrs is None:
-            attrs = tuple(a for a in dir(node) if a.startswith("_saved_"))
-            self._saved_attrs[type(node)] = attrs
+            attrs = _SAVED_ATTRS[type(node)] = tuple(a for a in dir(node) if a.startswith("_saved_"))
         if not attrs:
             return
         saved = self._saved

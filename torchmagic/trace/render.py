@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
-
 from torchmagic.core.html import badge, details, esc, wrap
 from torchmagic.core.meta import fmt_shape
-from torchmagic.core.term import join, txt
 from torchmagic.trace.broadcast import Alignment
+from torchmagic.trace.lines import Line
 from torchmagic.trace.render_error import (
     alignment_html,
     alignment_lines,
@@ -131,49 +129,49 @@ def _short(o: Operand, default_dtype: str) -> str:
     return text
 
 
-def _shapes_rich(var: Variant, row: OpRow, default_dtype: str) -> Text:
-    out = Text()
+def _shapes_rich(var: Variant, row: OpRow, default_dtype: str) -> Line:
+    out = Line()
     ins = [o for o in var.inputs if o.kind != "value"]
     for i, o in enumerate(ins):
         if i:
-            out.append(", ")
+            out.add(", ")
         if o.kind == "scalar":
-            out.append(txt(o.label))
+            out.add(o.label)
         else:
-            out.append(txt(o.label, "bold"))
-            out.append(" ")
-            out.append(txt(_short(o, default_dtype), "cyan"))
+            out.add(o.label, "bold")
+            out.add(" ")
+            out.add(_short(o, default_dtype), "cyan")
     if var.outputs:
-        out.append(" → " if ins else "→ ")
+        out.add(" → " if ins else "→ ")
         for i, o in enumerate(var.outputs):
             if i:
-                out.append(", ")
+                out.add(", ")
             if o.named:
-                out.append(txt(o.label, "bold"))
-                out.append(" ")
-            out.append(txt(_short(o, default_dtype), "cyan"))
+                out.add(o.label, "bold")
+                out.add(" ")
+            out.add(_short(o, default_dtype), "cyan")
     elif var.effect == "error":
-        out.append(" → ✗", style="bold red")
+        out.add(" → ✗", "bold red")
     return out
 
 
-def _notes_rich(var: Variant, row: OpRow, first: bool) -> Text:
-    out = Text()
+def _notes_rich(var: Variant, row: OpRow, first: bool) -> Line:
+    out = Line()
     effect = _EFFECT_TEXT.get(var.effect, var.effect)
     if effect and effect != "new":
-        out.append(effect, style=_EFFECT_STYLE.get(var.effect, ""))
+        out.add(effect, _EFFECT_STYLE.get(var.effect, ""))
     for n in var.notes:
-        out.append("  " if len(out) else "")
-        out.append(txt(n))
+        out.add("  " if out.parts else "")
+        out.add(n)
     if var.broadcast is not None and is_scalar_broadcast(var.broadcast):
-        out.append("  " if len(out) else "")
-        out.append("scalar broadcast", style="dim")
+        out.add("  " if out.parts else "")
+        out.add("scalar broadcast", "dim")
     if first and row.children:
         kids = ", ".join(f"{name} ×{n}" if n > 1 else name for name, n in row.children)
         if row.children_other:
             kids += f", … {row.children_other} more"
-        out.append("  " if len(out) else "")
-        out.append(txt(f"[{kids}]", "dim"))
+        out.add("  " if out.parts else "")
+        out.add(f"[{kids}]", "dim")
     return out
 
 
@@ -181,49 +179,49 @@ def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _line_group(rows: list[OpRow], default_dtype: str) -> list[Text]:
+def _line_group(rows: list[OpRow], default_dtype: str) -> list[Line]:
     """One source line's ops as padded text lines (rich Tables cost ~1 ms each to measure)."""
     first = rows[0]
-    items: list[Text] = [join(txt(f"{first.line:>3} │ ", "dim"), txt(first.source))]
+    items: list[Line] = [Line((f"{first.line:>3} │ ", "dim"), first.source)]
     w_op = min(max(len(r.op) for r in rows), 18)
     w_code = min(max(len(r.expression) + (9 if r.via else 0) for r in rows), 34)
     for row in rows:
         variants = row.variants or [Variant((), ())]
         for k, var in enumerate(variants):
-            line = Text("    ")
+            line = Line("    ")
             if k == 0:
-                line.append(txt(_fit(row.op, w_op).ljust(w_op), "bold"))
+                line.add(_fit(row.op, w_op).ljust(w_op), "bold")
                 code = row.expression + (" (inside)" if row.via else "")
-                line.append("  ")
-                line.append(txt(_fit(code, w_code).ljust(w_code), "italic"))
+                line.add("  ")
+                line.add(_fit(code, w_code).ljust(w_code), "italic")
             else:
-                line.append(txt("″".ljust(w_op), "dim"))
-                line.append(" " * (w_code + 2))
-            line.append("  ")
-            line.append(_shapes_rich(var, row, default_dtype))
+                line.add("″".ljust(w_op), "dim")
+                line.add(" " * (w_code + 2))
+            line.add("  ")
+            line.add(_shapes_rich(var, row, default_dtype))
             notes = _notes_rich(var, row, k == 0)
-            if len(notes):
-                line.append("  ")
-                line.append(notes)
+            if notes.parts:
+                line.add("  ")
+                line.add(notes)
             count = var.count if row.variants else row.count
             if count > 1:
-                line.append(f"  ×{count}", style="magenta")
+                line.add(f"  ×{count}", "magenta")
             items.append(line)
             if var.broadcast is not None and not is_scalar_broadcast(var.broadcast):
-                items.extend(Text("      ") + line for line in alignment_lines(var.broadcast))
+                items.extend(Line("      ", al) for al in alignment_lines(var.broadcast))
         if row.other_count:
-            items.append(txt(f"    {' ' * w_op}  … {row.other_count} more with other shapes", "dim"))
+            items.append(Line((f"    {' ' * w_op}  … {row.other_count} more with other shapes", "dim")))
         for w in row.warnings:
-            items.append(join("      ", txt("⚠ ", "yellow"), txt(w, "yellow")))
+            items.append(Line("      ", ("⚠ ", "yellow"), (w, "yellow")))
     return items
 
 
 def to_rich(report: TraceReport) -> Any:
-    items: list[Text] = [join(txt("%%tensorinfo ", "bold"), txt(report.summary(), "dim"))]
+    items: list[Line] = [Line(("%%tensorinfo ", "bold"), (report.summary(), "dim"))]
     if report.error is not None:
         items.extend(explanation_lines(report.error))
     if report.view == "source":
-        items.append(txt(annotated_text(report.annotated)))
+        items.append(Line(annotated_text(report.annotated)))
     elif report.rows:
         groups: list[list[OpRow]] = []
         for row in report.rows:
@@ -234,5 +232,5 @@ def to_rich(report: TraceReport) -> Any:
         for group in groups:
             items.extend(_line_group(group, report.default_dtype))
     else:
-        items.append(txt("no torch operations ran on this cell's lines", "dim"))
+        items.append(Line(("no torch operations ran on this cell's lines", "dim")))
     return lines_to_text(items)

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
-
 from torchmagic.core.html import esc, wrap
 from torchmagic.core.meta import fmt_shape
-from torchmagic.core.term import join, txt
 from torchmagic.trace.broadcast import ADDED, CLASH, STRETCH, Alignment
+from torchmagic.trace.lines import Block, Line
 from torchmagic.trace.report import ErrorReport, Explanation
 
 __all__ = [
@@ -63,34 +61,29 @@ def alignment_html(al: Alignment) -> str:
     )
 
 
-def lines_to_text(lines: list[Text], indent: int = 0) -> Text:
-    """One ``Text`` for many lines: rich renders it in one pass, and terminals wrap long lines."""
-    out = Text(no_wrap=True, overflow="ignore")
-    for i, line in enumerate(lines):
-        if i:
-            out.append("\n")
-        if indent:
-            out.append(" " * indent)
-        out.append(line)
-    return out
+def lines_to_text(lines: list[Line], indent: int = 0) -> Block:
+    """One renderable for many lines: rich prints it in one pass, wrapping only lines too wide."""
+    if indent:
+        lines = [Line(" " * indent, line) for line in lines]
+    return Block(lines)
 
 
-def alignment_lines(al: Alignment) -> list[Text]:
+def alignment_lines(al: Alignment) -> list[Line]:
     """The diagram as padded text lines: operands right-aligned, one column per dim."""
     rows = _cells(al)
     heads = [f"{label} {shape}" for label, shape, _ in rows]
     w_head = max(len(h) for h in heads + ["dim"])
     widths = [max([len(str(d - al.rank))] + [len(cells[d][0]) for _, _, cells in rows]) for d in range(al.rank)]
     styles = {CLASH: "bold red", STRETCH: "cyan", ADDED: "dim"}
-    lines = [Text("dim".ljust(w_head) + "".join("  " + str(d - al.rank).rjust(w) for d, w in enumerate(widths)),
-                  style="dim")]
+    lines = [Line(("dim".ljust(w_head) + "".join("  " + str(d - al.rank).rjust(w) for d, w in enumerate(widths)),
+                   "dim"))]
     for (label, shape, cells), head in zip(rows, heads):
-        line = join(txt(label, "bold"), " ", txt(shape, "dim"), " " * (w_head - len(head)))
+        line = Line((label, "bold"), " ", (shape, "dim"), " " * (w_head - len(head)))
         for (text, mark), w in zip(cells, widths):
-            line.append("  ")
-            line.append(txt(text.rjust(w), styles.get(mark, "")))
+            line.add("  ")
+            line.add(text.rjust(w), styles.get(mark, ""))
         lines.append(line)
-    lines.append(Text(LEGEND, style="dim"))
+    lines.append(Line((LEGEND, "dim")))
     return lines
 
 
@@ -121,19 +114,19 @@ def explanation_html(e: Explanation) -> str:
     return f'<div class="tm-explanation">{"".join(parts)}</div>'
 
 
-def explanation_lines(e: Explanation) -> list[Text]:
-    items: list[Text] = [txt(e.title, "bold red")]
+def explanation_lines(e: Explanation) -> list[Line]:
+    items: list[Line] = [Line((e.title, "bold red"))]
     if e.line is not None:
-        items.append(txt(_where(e)))
+        items.append(Line(_where(e)))
     for o in e.operands:
-        items.append(join("  ", txt(o.label, "bold"), ": ", txt(o.short())))
+        items.append(Line("  ", (o.label, "bold"), ": ", o.short()))
     if e.broadcast is not None:
         items.extend(alignment_lines(e.broadcast))
     for d in e.details:
-        items.append(txt(d, "dim"))
+        items.append(Line((d, "dim")))
     if e.hint:
-        items.append(join(txt("hint: ", "green"), txt(e.hint, "green")))
-    items.append(txt(f"{e.exc_type}: {e.message}", "dim"))
+        items.append(Line(("hint: ", "green"), (e.hint, "green")))
+    items.append(Line((f"{e.exc_type}: {e.message}", "dim")))
     return items
 
 
@@ -146,4 +139,4 @@ def to_html(report: ErrorReport) -> str:
 
 
 def to_rich(report: ErrorReport) -> Any:
-    return lines_to_text([Text("torchmagic explains", style="dim"), *explanation_lines(report.explanation)])
+    return lines_to_text([Line(("torchmagic explains", "dim")), *explanation_lines(report.explanation)])

@@ -10,9 +10,14 @@ called once per distinct op site, never per execution.
 from __future__ import annotations
 
 import ast
+import linecache
+from itertools import islice
 from typing import Any
 
+import torch
+
 from torchmagic.core.meta import device_name, dtype_name, shape_of
+from torchmagic.trace.report import Operand
 
 __all__ = ["Site", "site_of", "operand", "value_operands"]
 
@@ -99,13 +104,54 @@ def _arg_nodes(node: ast.AST, op: str, nargs: int) -> list[ast.AST | None]:
     return []
 
 
-def site_of(frame: Any, op: str, nargs: int, direct: bool) -> Site:
-    """Read the sub-expression at ``frame``'s current instruction.
+class _Spans:
+    """One cell's AST, indexed by source span (parents linked), parsed once per cell source."""
 
-    ``direct`` is False when the op ran inside a library call made on this
-    line (``lin(x)``): the expression is then the call, and operand texts are
-    not mapped (the call's arguments are not the op's).
+    __slots__ = ("source", "nodes")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.nodes: dict[tuple[int, int, int, int], ast.AST] = {}
+        for node in ast.walk(ast.parse(source)):
+            for child in ast.iter_child_nodes(node):
+                child.parent = node  # type: ignore[attr-defined]
+            if isinstance(node, (ast.expr, ast.stmt)):
+                # breadth-first: a nested node with the same span (``Expr(Call)``) replaces its parent
+                self.nodes[(node.lineno, node.end_lineno or 0, node.col_offset, node.end_col_offset or 0)] = node
+
+
+_SPANS: dict[str, _Spans] = {}
+
+
+def _node_at(frame: Any) -> tuple[ast.AST, str] | None:
+    """The AST node of ``frame``'s current instruction, from ``co_positions`` (Python ≥ 3.11).
+
+    The instruction's source span names the node exactly; ``executing`` does
+    the same with more machinery (and per code object), so this is the fast
+    path and ``executing`` the fallback where a span matches no node.
     """
+    code = frame.f_code
+    positions = getattr(code, "co_positions", None)
+    if positions is None:
+        return None
+    pos = next(islice(positions(), frame.f_lasti // 2, None), None)
+    if pos is None or None in pos:
+        return None
+    filename = code.co_filename
+    source = "".join(linecache.getlines(filename))
+    spans = _SPANS.get(filename)
+    if spans is None or spans.source != source:
+        if len(_SPANS) > 8:
+            _SPANS.clear()
+        try:
+            spans = _SPANS[filename] = _Spans(source)
+        except (SyntaxError, ValueError):
+            return None
+    node = spans.nodes.get(pos)  # type: ignore[arg-type]
+    return (node, source) if node is not None else None
+
+
+def _executing_node(frame: Any) -> tuple[ast.AST, str] | None:
     try:
         import executing
 
@@ -113,9 +159,21 @@ def site_of(frame: Any, op: str, nargs: int, direct: bool) -> Site:
         node = ex.node
         source = ex.source.text
     except Exception:
+        return None
+    return (node, source) if node is not None else None
+
+
+def site_of(frame: Any, op: str, nargs: int, direct: bool) -> Site:
+    """Read the sub-expression at ``frame``'s current instruction.
+
+    ``direct`` is False when the op ran inside a library call made on this
+    line (``lin(x)``): the expression is then the call, and operand texts are
+    not mapped (the call's arguments are not the op's).
+    """
+    found = _node_at(frame) or _executing_node(frame)
+    if found is None:
         return Site()
-    if node is None:
-        return Site()
+    node, source = found
     site = Site(expression=_text(source, node))
     parent = getattr(node, "parent", None)
     if isinstance(parent, (ast.Assign, ast.AnnAssign)) and parent.value is node:
@@ -135,22 +193,23 @@ def site_of(frame: Any, op: str, nargs: int, direct: bool) -> Site:
     return site
 
 
+_DTYPES: dict[Any, str] = {}
+_DEVICES: dict[Any, str] = {}
+
+
 def operand(value: Any, label: str, named: bool = False) -> Any:
     """An :class:`~torchmagic.trace.report.Operand` for one argument value."""
-    import torch
-
-    from torchmagic.trace.report import Operand
-
     if isinstance(value, torch.Tensor):
-        return Operand(
-            label=label,
-            kind="tensor",
-            shape=shape_of(value),
-            dtype=dtype_name(value.dtype),
-            device=device_name(value.device),
-            named=named,
-            requires_grad=bool(value.requires_grad),
-        )
+        dt, dev = value.dtype, value.device
+        dtype = _DTYPES.get(dt)
+        if dtype is None:
+            dtype = _DTYPES[dt] = dtype_name(dt)
+        device = _DEVICES.get(dev)
+        if device is None:
+            if len(_DEVICES) > 64:
+                _DEVICES.clear()
+            device = _DEVICES[dev] = device_name(dev)
+        return Operand(label, "tensor", shape_of(value), dtype, device, named, bool(value.requires_grad))
     if isinstance(value, (bool, int, float, complex)):
         return Operand(label=label or repr(value), kind="scalar", shape=(), dtype=type(value).__name__, named=named)
     return Operand(label=label or type(value).__name__, kind="value", named=named)
@@ -158,8 +217,6 @@ def operand(value: Any, label: str, named: bool = False) -> Any:
 
 def value_operands(values: list[tuple[str, bool, Any]]) -> list[Any]:
     """Operands for ``(label, named, value)`` items; lists of tensors are spread out."""
-    import torch
-
     out = []
     for label, named, value in values:
         if isinstance(value, (list, tuple)) and value and all(isinstance(v, torch.Tensor) for v in value):
