@@ -263,6 +263,7 @@ class TorchMagics(Magics):
 
             %%tensorinfo --source           # the cell annotated: `y = ...  # (4, 5)`
             %%tensorinfo --deep             # plus the aten ops under each op
+                                            # (see the note on --deep below)
             %%tensorinfo --max-rows 50 -o t # cap the rows; keep the report as `t`
 
         Errors in any cell get the same explanation once the extension is
@@ -270,6 +271,13 @@ class TorchMagics(Magics):
         Row caps: ``TorchMagics.trace_max_rows`` / ``trace_max_shapes``.
         Ops made by reprs, printing, ``len``/iteration and property reads are
         not listed; code inside ``torch.compile`` runs compiled, untraced.
+
+        Note on ``--deep``: it records aten ops with a TorchDispatchMode, and
+        while any such mode is active PyTorch takes other internal paths for a
+        few composite ops (the gradients of ``prod``, ``median``, ``max``
+        without ``dim`` can differ in the last bits, ``linalg.eig``'s backward
+        skips a check).  Plain ``%%tensorinfo`` changes nothing: it is checked
+        bit for bit against every operator in PyTorch's OpInfo database.
 
         Expressions are separated by spaces; spaces inside brackets and around
         operators are fine (``o[:, 1]``, ``a + b``).  NumPy arrays, Python
@@ -339,7 +347,11 @@ class TorchMagics(Magics):
         With ``-n``/``-r`` or ``--compare`` the cell runs several times (the report
         says how often): side effects happen each time.  The first run is recorded
         (ops, transfers, memory), so its time includes torchmagic's recording; the
-        repeats run with nothing but the clock around them.  Options:
+        repeats run with nothing but the clock around them.  The recorded run
+        watches aten ops with a TorchDispatchMode; while one is active PyTorch
+        takes other internal paths for a few composite ops (the gradients of
+        ``prod``, ``median``, ``max`` without ``dim`` can differ in the last
+        bits), so compare exact values on the clean ``-n/-r`` repeats.  Options:
         ``%config TorchMagics`` (``device_*``).
         """
         __tracebackhide__ = True
