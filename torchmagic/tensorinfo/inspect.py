@@ -11,7 +11,7 @@ import reprlib
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from torchmagic.core.meta import dtype_name, fmt_shape, rank_word
+from torchmagic.core.meta import dtype_name, fmt_shape, rank_word, shape_of
 from torchmagic.core.names import is_user_name
 from torchmagic.tensorinfo import image, stats
 from torchmagic.tensorinfo.report import (
@@ -75,20 +75,6 @@ def _grad_text(t: Any, precision: int) -> str | None:
     return text
 
 
-def _shape(t: Any) -> tuple[int, ...]:
-    """The shape; a nested tensor's ragged dimensions are written as -1."""
-    try:
-        return tuple(int(s) for s in t.shape)
-    except RuntimeError:
-        sizes = []
-        for dim in range(t.dim()):
-            try:
-                sizes.append(int(t.size(dim)))
-            except RuntimeError:
-                sizes.append(-1)
-        return tuple(sizes)
-
-
 def _pinned(t: Any) -> bool | None:
     if t.device.type != "cpu":
         return None
@@ -106,7 +92,7 @@ def inspect_tensor(name: str, t: Any, namespace: Mapping[str, Any], options: Inf
     report = TensorReport(
         name=name,
         type_name=type(t).__name__,
-        shape=_shape(t),
+        shape=shape_of(t),
         rank=t.dim(),
         rank_word=rank_word(t.dim()),
         dtype=dtype_name(t.dtype),
