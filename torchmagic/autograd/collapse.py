@@ -168,17 +168,7 @@ def _collapse_once(graph: Graph, min_repeats: int, keep: int) -> Graph | None:
         f"{hidden_blocks} identical blocks of {period} op(s) "
         f"({len(removed)} nodes) are drawn as one box"
     )
-    return Graph(
-        nodes=nodes,
-        edges=edges,
-        roots=[renum[r] for r in graph.roots if r in renum],
-        root_names=list(graph.root_names),
-        truncated=graph.truncated,
-        total_nodes=graph.total_nodes,
-        collapsed=[*graph.collapsed, message],
-        freed=graph.freed,
-        stale=list(graph.stale),
-    )
+    return _rebuilt(graph, nodes, edges, renum, message)
 
 
 def group_modules(graph: Graph) -> Graph:
@@ -237,14 +227,18 @@ def group_modules(graph: Graph) -> Graph:
             n = replace(n, label=f"{n.label} · {n.group}", saved=(*n.saved, *sorted(params[old])))
         nodes.append(replace(n, id=renum[old]))
     edges = [(renum[a], renum[b]) for a, b in graph.edges if a not in absorbed and b not in absorbed]
-    return Graph(
+    return _rebuilt(graph, nodes, edges, renum, f"module parameters folded into {len(params)} op box(es)")
+
+
+def _rebuilt(graph: Graph, nodes: list[GNode], edges: list[tuple[int, int]],
+             renum: dict[int, int], message: str) -> Graph:
+    """``graph`` with new nodes and edges (ids renumbered by ``renum``) and one more note."""
+    return replace(
+        graph,
         nodes=nodes,
         edges=edges,
         roots=[renum[r] for r in graph.roots if r in renum],
         root_names=list(graph.root_names),
-        truncated=graph.truncated,
-        total_nodes=graph.total_nodes,
-        collapsed=[*graph.collapsed, f"module parameters folded into {len(params)} op box(es)"],
-        freed=graph.freed,
+        collapsed=[*graph.collapsed, message],
         stale=list(graph.stale),
     )
