@@ -162,11 +162,34 @@ def micro_per_op(n: int = 20_000) -> dict[str, float]:
                 out.append(time.perf_counter() - t0)
         return min(out) / n * 1e6
 
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class EmptyDispatch(TorchDispatchMode):  # what the old --deep paid before recording anything
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            return func(*args, **(kwargs or {}))
+
     return {
         "bare": best(contextlib.nullcontext),
         "empty_tf": best(EmptyMode),
         "recorder": best(lambda: Recorder("<bench-cell>")),
+        "empty_tf+empty_dispatch": best(lambda: _Both(EmptyMode(), EmptyDispatch())),
+        "recorder --deep": best(lambda: Recorder("<bench-cell>", deep=True)),
     }
+
+
+class _Both:
+    """Enter two context managers, leave them in reverse order."""
+
+    def __init__(self, first: Any, second: Any) -> None:
+        self.first, self.second = first, second
+
+    def __enter__(self) -> None:
+        self.first.__enter__()
+        self.second.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.second.__exit__(*exc)
+        self.first.__exit__(*exc)
 
 
 def machine() -> str:
@@ -253,6 +276,7 @@ def main() -> None:
             "micro (µs per `a + b`, best of 5): "
             + ", ".join(f"{k} {v:.2f}" for k, v in micro.items())
             + f"; recorder − empty = {micro['recorder'] - micro['empty_tf']:.2f} µs"
+            + f"; --deep (profiler) − recorder = {micro['recorder --deep'] - micro['recorder']:.2f} µs"
         )
     print("\nbest-of-N (least disturbed run) per variant:")
     for name, r in best.items():

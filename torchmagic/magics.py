@@ -263,7 +263,6 @@ class TorchMagics(Magics):
 
             %%tensorinfo --source           # the cell annotated: `y = ...  # (4, 5)`
             %%tensorinfo --deep             # plus the aten ops under each op
-                                            # (see the note on --deep below)
             %%tensorinfo --max-rows 50 -o t # cap the rows; keep the report as `t`
 
         Errors in any cell get the same explanation once the extension is
@@ -272,12 +271,16 @@ class TorchMagics(Magics):
         Ops made by reprs, printing, ``len``/iteration and property reads are
         not listed; code inside ``torch.compile`` runs compiled, untraced.
 
-        Note on ``--deep``: it records aten ops with a TorchDispatchMode, and
-        while any such mode is active PyTorch takes other internal paths for a
-        few composite ops (the gradients of ``prod``, ``median``, ``max``
-        without ``dim`` can differ in the last bits, ``linalg.eig``'s backward
-        skips a check).  Plain ``%%tensorinfo`` changes nothing: it is checked
-        bit for bit against every operator in PyTorch's OpInfo database.
+        ``--deep`` reads the aten ops from PyTorch's profiler, which only
+        observes (a TorchDispatchMode would make PyTorch take other internal
+        paths for a few ops).  Each op lists the aten ops it ran, down to the
+        first one with a kernel of its own (``matmul`` → ``aten.matmul``,
+        ``aten.mm``); ``backward()`` lists the ops of the backward formulas.
+        Only one profiler can run at a time: when the cell uses
+        ``torch.profiler`` itself, or one is already running, ``--deep``
+        records no aten ops and says so, and the user's profiler works as
+        usual.  Both forms are checked bit for bit against every operator in
+        PyTorch's OpInfo database.
 
         Expressions are separated by spaces; spaces inside brackets and around
         operators are fine (``o[:, 1]``, ``a + b``).  NumPy arrays, Python

@@ -74,6 +74,7 @@ def snapshot(ip: Any = None, objs: Iterable[Any] = (), rng: bool = True) -> dict
             torch._C._autograd._saved_tensors_hooks_is_enabled(),
         ),
         "multithreading": torch._C._is_multithreading_enabled(),
+        "profiler": torch.autograd._profiler_enabled(),  # --deep runs PyTorch's profiler
         "autocast": (torch.is_autocast_enabled("cpu"),),
         "global_module_hooks": {n: _hook_keys(getattr(module_mod, n)) for n in _GLOBAL_MODULE_HOOKS
                                 if isinstance(getattr(module_mod, n), dict)},

@@ -74,7 +74,12 @@ MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
         *_render_steps("trace"),
     ]),
     "%%tensorinfo --deep --source": ("%%tensorinfo --deep --source", True, [
-        ("torchmagic.trace.recorder._DispatchMode", "_count"),
+        ("torchmagic.trace.recorder.Recorder", "_count"),
+        ("torchmagic.trace.aten.AtenLog", "start"),
+        ("torchmagic.trace.aten.AtenLog", "open"),
+        ("torchmagic.trace.aten.AtenLog", "close"),
+        ("torchmagic.trace.aten.AtenLog", "_walk"),
+        ("torchmagic.trace.aten", "decomposes"),
         ("torchmagic.trace.recorder.Recorder", "before"),
         ("torchmagic.trace.build", "finish"),
         ("torchmagic.trace.render", "annotated_text"),

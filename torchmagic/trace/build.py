@@ -89,6 +89,7 @@ def finish(
         dropped_ops=rec.dropped,
         seconds=rec.seconds,
         deep=rec.deep,
+        deep_note=rec.deep_note,
         view=view,
         annotated=annotate(lines, rows, tops),
         error=error,

@@ -10,9 +10,9 @@ view checks) happens once per site and once per distinct set of shapes; a
 repeated op in a loop only bumps counters.  Rows and shape variants are
 capped, so the log stays bounded for millions of ops.
 
-Records hold strings, int tuples and weakrefs only.  ``--deep`` pushes a
-:class:`TorchDispatchMode` under the function mode and counts the aten ops
-each user-level op decomposes into.
+Records hold strings, int tuples and weakrefs only.  ``--deep`` also counts
+the aten ops each user-level op runs, read from PyTorch's profiler (see
+:mod:`torchmagic.trace.aten`; a dispatch mode would change results).
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ import os
 import sys
 import time
 import weakref
+from types import CodeType
 from typing import Any, Callable
 
 import torch
 from torch.overrides import TorchFunctionMode
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from torchmagic.core.guard import Fence
+from torchmagic.trace.aten import AtenLog, profiler_conflict
 from torchmagic.core.meta import dtype_name, shape_of
 from torchmagic.trace.broadcast import align, needs_diagram
 from torchmagic.trace.explain import FailedOp, explain
@@ -198,6 +199,13 @@ class _FunctionMode(TorchFunctionMode):
                 rec.fence.fail(exc)
         stack = rec.stack
         stack.append(row)
+        aten = rec.aten
+        span = None
+        if aten is not None:
+            try:
+                span = aten.open(row)
+            except Exception as exc:
+                rec.fence.fail(exc)
         try:
             out = func(*args, **kwargs)
         except BaseException as exc:
@@ -208,43 +216,16 @@ class _FunctionMode(TorchFunctionMode):
             raise
         finally:
             stack.pop()
+            if span is not None:
+                try:
+                    aten.close(span, not stack)  # type: ignore[union-attr]
+                except Exception as exc:
+                    rec.fence.fail(exc)
         try:
             rec.after(row, args, kwargs, out)
         except Exception as exc:
             rec.fence.fail(exc)
         return out
-
-
-class _DispatchMode(TorchDispatchMode):
-    """``--deep``: count aten ops under the user-level op that is running."""
-
-    def __init__(self, rec: "Recorder") -> None:
-        super().__init__()
-        self.rec = rec
-        self.names: dict[Any, str] = {}
-
-    @classmethod
-    def ignore_compile_internals(cls) -> bool:
-        """torch.compile'd code runs compiled under ``--deep`` (see device.transfers._AtenMode)."""
-        return True
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        stack = self.rec.stack
-        if stack:
-            try:
-                self._count(stack[-1], func)
-            except Exception as exc:  # fenced, like the function mode
-                self.rec.fence.fail(exc)
-        return func(*args, **(kwargs or {}))
-
-    def _count(self, row: _Row, func: Any) -> None:
-        name = self.names.get(func)
-        if name is None:
-            name = self.names[func] = "aten." + func.__name__.removesuffix(".default")
-        if name in row.children or len(row.children) < self.rec.max_children:
-            row.children[name] = row.children.get(name, 0) + 1
-        else:
-            row.children_other += 1
 
 
 def _is_compiling() -> bool:
@@ -266,10 +247,14 @@ class Recorder:
         max_rows: int = 200,
         max_variants: int = 4,
         max_children: int = 40,
+        codes: tuple[CodeType, ...] = (),
     ) -> None:
         self.filename = filename
         self.names = names or {}
         self.deep = deep
+        self.codes = codes  # the cell's code: does it start PyTorch's profiler itself?
+        self.aten: AtenLog | None = None
+        self.deep_note = ""  # why --deep recorded no aten ops, if it didn't
         self.max_rows = max_rows
         self.max_variants = max_variants
         self.max_children = max_children
@@ -289,29 +274,46 @@ class Recorder:
 
     # -- context manager -------------------------------------------------------
     def __enter__(self) -> "Recorder":
+        if self.deep:
+            self.deep_note = profiler_conflict(self.codes)
+            if not self.deep_note:
+                aten = AtenLog(self._count)
+                aten.start()
+                self.aten = aten
         fmode = _FunctionMode(self)
-        fmode.__enter__()
-        self._modes = [fmode]
         try:
-            if self.deep:
-                dmode = _DispatchMode(self)
-                dmode.__enter__()
-                self._modes.append(dmode)
+            fmode.__enter__()
         except BaseException:
-            self._exit_modes()
+            self._stop_aten()
             raise
+        self._modes = [fmode]
         self._t0 = time.perf_counter()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.seconds = time.perf_counter() - self._t0
-        self._exit_modes()
+        try:
+            self._exit_modes()
+        finally:
+            self._stop_aten()
         self.stack.clear()
         self._saved.clear()
 
     def _exit_modes(self) -> None:
         while self._modes:
             self._modes.pop().__exit__(None, None, None)
+
+    def _stop_aten(self) -> None:
+        aten, self.aten = self.aten, None
+        if aten is not None:
+            aten.stop()
+
+    def _count(self, row: _Row, name: str) -> None:
+        """``--deep``: one more ``name`` aten op under ``row`` (distinct names capped)."""
+        if name in row.children or len(row.children) < self.max_children:
+            row.children[name] = row.children.get(name, 0) + 1
+        else:
+            row.children_other += 1
 
     # -- recording ----------------------------------------------------------------
     def before(self, func: Any, args: Any, frame: Any) -> _Row | None:

@@ -103,6 +103,8 @@ def to_html(report: TraceReport) -> str:
     parts = [f'<div class="tm-title">%%tensorinfo <span class="tm-muted">{esc(report.summary())}</span></div>']
     if report.error is not None:
         parts.append(explanation_html(report.error))
+    if report.deep_note:
+        parts.append(f'<div class="tm-muted">--deep: {esc(report.deep_note)}</div>')
     source = f"<pre>{esc(annotated_text(report.annotated))}</pre>"
     if report.view == "source":
         parts.append(source)
@@ -220,6 +222,8 @@ def to_rich(report: TraceReport) -> Any:
     items: list[Line] = [Line(("%%tensorinfo ", "bold"), (report.summary(), "dim"))]
     if report.error is not None:
         items.extend(explanation_lines(report.error))
+    if report.deep_note:
+        items.append(Line((f"--deep: {report.deep_note}", "dim")))
     if report.view == "source":
         items.append(Line(annotated_text(report.annotated)))
     elif report.rows:

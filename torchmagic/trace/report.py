@@ -126,6 +126,7 @@ class TraceReport(Report):
     dropped_ops: int  # ops not shown because the row cap was reached
     seconds: float
     deep: bool = False
+    deep_note: str = ""  # why --deep recorded no aten ops (PyTorch's profiler was busy)
     view: str = "table"  # or "source" (the annotated source only)
     annotated: list[AnnotatedLine] = field(default_factory=list)
     error: Explanation | None = None
