@@ -60,3 +60,17 @@ def test_generic_messages_need_the_expression():
 def test_unrelated_errors_have_no_hint():
     assert hint_for("KeyError", "'k'") == ""
     assert hint_for("ValueError", "math domain error") == ""
+
+
+def test_second_profiler_hint() -> None:
+    """The one way --deep can still fail a cell: code that starts a second profiler inside it."""
+    from torchmagic.trace.aten import AtenLog
+
+    ours = AtenLog(lambda row, name: None)
+    ours.start()
+    try:
+        kind, msg = _error(lambda: torch.profiler.profile().__enter__())
+    finally:
+        ours.stop()
+    hint = hint_for(kind, msg, "")
+    assert hint is not None and "--deep" in hint and "one PyTorch profiler" in hint

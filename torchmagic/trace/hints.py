@@ -47,6 +47,9 @@ _HINTS: list[tuple[str, str, str, str]] = [
      "Use `t.detach().numpy()` (and `.cpu()` first for GPU tensors)."),
     ("TypeError", r"can't convert (cuda|mps|xpu).* to numpy", "",
      "Copy to the CPU first: `t.cpu().numpy()`."),
+    ("RuntimeError", r"Profiler is already enabled on this thread", "",
+     "Only one PyTorch profiler can run at a time: stop the other one first. "
+     "`%%tensorinfo --deep` runs one while the cell runs; run code that starts its own profiler without `--deep`."),
     ("", r"Torch not compiled with CUDA enabled|Found no NVIDIA driver", "",
      "This PyTorch has no GPU: pick the device with "
      "`device = 'cuda' if torch.cuda.is_available() else 'cpu'`."),
