@@ -55,3 +55,17 @@ def test_default_explainer_can_be_turned_off(kernel):
         assert not any("torchmagic explains" in d.get("text/plain", "") for d in out.displays)
     finally:
         kernel.run("%config TorchMagics.explain_errors = True")
+
+
+def test_deep_in_a_kernel_prints_nothing_and_leaves_the_users_profiler_working(kernel):
+    """--deep runs PyTorch's legacy profiler: no log lines reach the notebook (ipykernel forwards fd 2)."""
+    out = kernel.run("%%tensorinfo --deep\nimport torch\nw = torch.ones(3, 3)\nv = (w @ w).relu()")
+    assert out.status == "ok", out.error
+    assert out.stderr == "" and out.stdout == ""
+    text = "".join(d.get("text/plain", "") for d in out.displays)
+    assert "aten.mm" in text
+    out = kernel.run("%%tensorinfo --deep\nwith torch.profiler.profile() as prof:\n    u = w * 2\n"
+                     "n = len(prof.key_averages())")
+    assert out.status == "ok", out.error
+    text = "".join(d.get("text/plain", "") for d in out.displays)
+    assert "aten ops not recorded" in text
