@@ -4,9 +4,13 @@ On CUDA the caching allocator knows the truth: we read ``memory_allocated``
 before, reset the peak statistics, and read ``max_memory_allocated`` and
 ``memory_allocated`` after the final synchronisation.  Other devices (CPU,
 MPS, meta) have no such statistics in torch, so :class:`TensorTracker` follows
-the storages of tensors created by torch ops in the cell: bytes are added when
-a new storage appears and removed when the last tensor we saw on it is freed
-(a weakref callback).  It keeps only weakrefs and plain metadata, never a
+the storages of the tensors returned by the cell's user-level torch calls (as
+the ``%%device`` function mode sees them, including those nn.Module code
+makes): bytes are added when a new storage appears and removed when the last
+tensor we saw on it is freed (a weakref callback).  It does not see
+temporaries that live only inside one call (a composite op's intermediates)
+nor tensors made by ``backward()`` (the ``.grad`` of each leaf), so its peak
+is a lower bound of what the cell really allocated.  It keeps only weakrefs and plain metadata, never a
 tensor, and the largest tensors as plain :class:`CreatedTensor` records.
 """
 
