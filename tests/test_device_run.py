@@ -203,3 +203,14 @@ def test_as_tensor_of_a_tensor_is_not_a_host_copy(ip: Any) -> None:
     ip.user_ns["m"] = torch.ones(3, device="meta")
     out = run_on(compile_(ip, "t = torch.as_tensor(m)\n"), torch.device("meta"), RunOptions())
     assert out.error is None and out.run.transfers == []
+
+
+def test_tracked_memory_counts_call_outputs_not_backward_gradients(ip: Any) -> None:
+    """The documented limit of tracked memory: what the cell's torch calls return, not .grad."""
+    src = "w = torch.ones(256, requires_grad=True)\n(w * 2).sum().backward()\n"
+    out = run_on(compile_(ip, src), torch.device("cpu"), RunOptions())
+    m = out.run.memory
+    assert m is not None and m.source == "tracked"
+    assert ip.user_ns["w"].grad is not None  # 1 KiB made by backward: not seen
+    assert m.net_bytes == 256 * 4  # w only; the temporaries w * 2 and its sum are freed
+    assert m.peak_bytes == 256 * 4 * 2 + 4  # w, w * 2 and the sum alive together
