@@ -16,6 +16,7 @@ but not timed (``OpStat.timed`` says how many were).
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -37,7 +38,6 @@ _NAMESPACES = {
     "torch._C._nested": ("torch.nested.", "nested_"),
     "torch._C._sparse": ("torch.sparse.", "sparse_"),
 }
-_NAMES: dict[Any, str] = {}  # func -> display name (what a callable is never changes)
 
 
 def display_name(func: Any) -> str:
@@ -49,14 +49,14 @@ def display_name(func: Any) -> str:
     tracer's :func:`~torchmagic.trace.recorder.func_info`.
     """
     try:
-        cached = _NAMES.get(func)
+        return _cached_name(func)
     except TypeError:  # an unhashable callable
         return _display_name(func)
-    if cached is None:
-        if len(_NAMES) >= 4096:
-            _NAMES.clear()
-        cached = _NAMES[func] = _display_name(func)
-    return cached
+
+
+@functools.lru_cache(maxsize=4096)  # what a callable is never changes
+def _cached_name(func: Any) -> str:
+    return _display_name(func)
 
 
 def _display_name(func: Any) -> str:

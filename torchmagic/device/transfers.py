@@ -292,8 +292,10 @@ class _UserMode(TorchFunctionMode):
         if src is None or src == str(out.device):
             return
         w.note_transfer(label, src, str(out.device), out)
-        if src.split(":")[0] in w.sync_types and out.device.type == "cpu" and name not in _SYNC_METHODS:
-            w.note_sync(label, src, _HOST_COPY_WHY)
+        non_blocking = bool(kwargs.get("non_blocking")) or (name == "copy_" and len(args) > 2 and args[2] is True)
+        if src.split(":")[0] in w.sync_types and out.device.type == "cpu" and not non_blocking:
+            if name not in _SYNC_METHODS:  # .cpu() was flagged before the call
+                w.note_sync(label, src, _HOST_COPY_WHY)
 
     def _track(self, op: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         """Hand the call's new tensors to the memory tracker (views of its inputs are not new)."""
