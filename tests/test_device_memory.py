@@ -88,3 +88,33 @@ def test_allocator_stats_reset_peak_first_and_report_relative_numbers() -> None:
     mem = stats.stop([])
     assert (mem.before_bytes, mem.peak_bytes, mem.net_bytes) == (1000, 4000, 500)
     assert mem.source == "allocator" and mem.device == "cuda:0"
+
+
+def test_a_parameter_made_from_a_tracked_tensor_keeps_it_counted_and_named() -> None:
+    """nn.Linear wraps the torch.empty it made in a Parameter: another tensor object, same storage."""
+    tr = TensorTracker(top_k=2, device=torch.device("cpu"))
+    t = torch.empty(100)
+    tr.add(t, "torch.empty")
+    p = torch.nn.Parameter(t)
+    del t
+    gc.collect()
+    assert tr.live == 400  # the storage lives on in the parameter
+    lin = torch.nn.Linear(1, 1)
+    lin.weight = p
+    (rec,) = tr.finish({"lin": lin})
+    assert rec.alive and rec.name == "lin.weight" and rec.op == "torch.empty"
+
+
+def test_a_storage_is_freed_when_its_last_holder_goes() -> None:
+    tr = TensorTracker(device=torch.device("cpu"))
+    t = torch.empty(100)
+    tr.add(t, "torch.empty")
+    p = torch.nn.Parameter(t)
+    view = p[:10]
+    del t, p
+    gc.collect()
+    assert tr.live == 400  # a view of the parameter still holds the storage
+    del view
+    gc.collect()
+    assert tr.live == 0 and tr.peak == 400
+    tr.finish()
