@@ -256,7 +256,11 @@ class _UserMode(TorchFunctionMode):
             key, label = None, ""
         t1 = time.perf_counter()
         if key is not None:
-            handle = w.ops.begin()
+            try:
+                handle = w.ops.begin()
+            except Exception as exc:  # noqa: BLE001
+                w.fence.fail(exc)
+                key = None
         t2 = time.perf_counter()
         try:
             out = func(*args, **kwargs)
