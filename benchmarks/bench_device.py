@@ -66,7 +66,7 @@ def fixed_cost(ip: InteractiveShell, n: int = 20) -> tuple[float, float]:
 
 
 def recording_overhead(ip: InteractiveShell, body: str) -> tuple[float, float, int]:
-    """(recorded first run wall ms, clean per-loop ms, aten ops) for ``body``."""
+    """(recorded first run wall ms, clean per-loop ms, torch calls recorded) for ``body``."""
     with capture_output():
         ip.run_cell(f"%%device cpu -n 5 -r 5 -o _bench_rep\n{body}").raise_error()
         ip.run_cell(f"%%device cpu -n 5 -r 5 -o _bench_rep\n{body}").raise_error()  # warm
@@ -115,7 +115,7 @@ def main() -> None:
     print(f"\nfixed cost: run_cell('pass') {plain:.2f} ms, '%%device cpu' + 'pass' {magic:.2f} ms "
           f"(+{magic - plain:.2f} ms: compile, modes, report rendered to the terminal)")
     first, clean, ops = recording_overhead(ip, SMALL_OPS)
-    print(f"recording: small-op loop ({ops} aten ops) recorded first run {first:.2f} ms vs clean "
+    print(f"recording: small-op loop ({ops} torch calls) recorded first run {first:.2f} ms vs clean "
           f"{clean:.2f} ms per loop ({(first - clean) / ops * 1e3:.1f} µs per op)")
 
 

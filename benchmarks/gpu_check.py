@@ -162,7 +162,7 @@ def overhead(ip: InteractiveShell, dev: str) -> None:
     run = run_magic(ip, f"{dev} -n 5 -r 5", body).runs[0]
     first, clean = run.first.wall_ms, min(run.repeats.wall_per_loop_ms)
     per_op = (first - clean) / max(run.op_count, 1) * 1e3
-    say(f"recording: small-op loop ({run.op_count} aten ops): recorded first run {first:.2f} ms wall vs "
+    say(f"recording: small-op loop ({run.op_count} torch calls): recorded first run {first:.2f} ms wall vs "
         f"clean {clean:.2f} ms per loop (~{per_op:.1f} µs per op; torchmagic's own handlers: "
         f"{run.recording_ms:.2f} ms)")
     RESULTS["overhead"] = {"pass_ms": p, "device_pass_ms": m, "first_run_ms": first, "clean_ms": clean,

@@ -109,6 +109,33 @@ def test_traits_shape_the_report(ip: Any, capture: Any) -> None:
         ip.run_line_magic("config", "TorchMagics.device_top_ops = 10")
 
 
+def test_no_dispatch_mode_is_ever_active_while_the_cell_runs(ip: Any, capture: Any) -> None:
+    """A TorchDispatchMode would change composite ops' paths (issue 7); %%device pushes none."""
+    ip.user_ns["stack"] = torch.utils._python_dispatch._get_current_dispatch_mode_stack
+    src = (
+        "%%device cpu -o rep\n"
+        "seen = [len(stack())]\n"
+        "model = torch.nn.Linear(3, 2)\n"
+        "model.register_forward_hook(lambda m, i, o: seen.append(len(stack())))\n"
+        "x = torch.ones(4, 3, requires_grad=True)\n"
+        "x.register_hook(lambda g: seen.append(len(stack())))\n"
+        "model(x).sum().backward()\n"
+        "seen.append(len(stack()))\n"
+    )
+    with capture():
+        res = run(ip, src)
+    assert res.error_in_exec is None
+    assert ip.user_ns["seen"] == [0, 0, 0, 0]  # cell, forward hook, backward hook, after backward
+    ops = {s.op for s in ip.user_ns["rep"].runs[0].ops}
+    assert {"F.linear", "Tensor.backward"} <= ops  # user-level rows, backward is one row
+
+
+def test_the_memory_line_says_what_tracking_misses(ip: Any, capture: Any) -> None:
+    with capture() as cap:
+        run(ip, "%%device cpu\na = torch.ones(256)\n")
+    assert "lower bound" in cap.stdout and "gradients made by backward" in cap.stdout
+
+
 def test_line_form_info_and_model(ip: Any, capture: Any) -> None:
     with capture() as cap:
         ip.run_line_magic("device", "-o info")

@@ -14,9 +14,9 @@ from torchmagic.device.memory import AllocatorStats, TensorTracker
 def test_peak_and_net_follow_creation_and_freeing() -> None:
     tr = TensorTracker(top_k=3, device=torch.device("cpu"))
     a = torch.empty(1000)  # 4000 B
-    tr.add(a, "aten.empty")
+    tr.add(a, "torch.empty")
     b = torch.empty(500)  # 2000 B
-    tr.add(b, "aten.empty")
+    tr.add(b, "torch.empty")
     assert (tr.live, tr.peak) == (6000, 6000)
     del b
     gc.collect()
@@ -32,13 +32,13 @@ def test_views_and_inplace_results_are_not_new_memory() -> None:
     tr = TensorTracker(device=torch.device("cpu"))
     before = torch.empty(100)  # made before the "cell"
     view_of_old = before[:10]
-    tr.add(view_of_old, "aten.slice", {int(before.untyped_storage()._cdata)})
+    tr.add(view_of_old, "Tensor.__getitem__", {int(before.untyped_storage()._cdata)})
     assert tr.live == 0
     new = torch.empty(100)
-    tr.add(new, "aten.empty")
-    tr.add(new, "aten.add_")  # in-place: same tensor
+    tr.add(new, "torch.empty")
+    tr.add(new, "Tensor.add_")  # in-place: same tensor
     v = new.view(10, 10)
-    tr.add(v, "aten.view", {int(new.untyped_storage()._cdata)})
+    tr.add(v, "Tensor.view", {int(new.untyped_storage()._cdata)})
     assert tr.live == 400
     del new
     gc.collect()
@@ -52,7 +52,7 @@ def test_views_and_inplace_results_are_not_new_memory() -> None:
 def test_other_devices_are_listed_but_not_counted() -> None:
     tr = TensorTracker(device=torch.device("cpu"))
     m = torch.empty(1000, device="meta")
-    tr.add(m, "aten._to_copy")
+    tr.add(m, "Tensor.to")
     assert tr.live == 0
     (rec,) = tr.finish({"m": m})
     assert rec.device == "meta" and rec.nbytes == 4000 and rec.name == "m"
@@ -61,7 +61,7 @@ def test_other_devices_are_listed_but_not_counted() -> None:
 def test_tracker_keeps_no_tensor_alive() -> None:
     tr = TensorTracker(top_k=5)
     t = torch.empty(10)
-    tr.add(t, "aten.empty")
+    tr.add(t, "torch.empty")
     ref = weakref.ref(t)
     del t
     gc.collect()
@@ -73,10 +73,10 @@ def test_tracker_keeps_no_tensor_alive() -> None:
 def test_largest_line_comes_from_line_of() -> None:
     tr = TensorTracker(top_k=1, line_of=lambda: (7, "y = x @ x"))
     small, big = torch.empty(1), torch.empty(100)
-    tr.add(small, "aten.empty")
-    tr.add(big, "aten.mm")
+    tr.add(small, "torch.empty")
+    tr.add(big, "Tensor.matmul")
     (rec,) = tr.finish()
-    assert (rec.line, rec.source, rec.op, rec.nbytes) == (7, "y = x @ x", "aten.mm", 400)
+    assert (rec.line, rec.source, rec.op, rec.nbytes) == (7, "y = x @ x", "Tensor.matmul", 400)
 
 
 def test_allocator_stats_reset_peak_first_and_report_relative_numbers() -> None:
@@ -88,3 +88,33 @@ def test_allocator_stats_reset_peak_first_and_report_relative_numbers() -> None:
     mem = stats.stop([])
     assert (mem.before_bytes, mem.peak_bytes, mem.net_bytes) == (1000, 4000, 500)
     assert mem.source == "allocator" and mem.device == "cuda:0"
+
+
+def test_a_parameter_made_from_a_tracked_tensor_keeps_it_counted_and_named() -> None:
+    """nn.Linear wraps the torch.empty it made in a Parameter: another tensor object, same storage."""
+    tr = TensorTracker(top_k=2, device=torch.device("cpu"))
+    t = torch.empty(100)
+    tr.add(t, "torch.empty")
+    p = torch.nn.Parameter(t)
+    del t
+    gc.collect()
+    assert tr.live == 400  # the storage lives on in the parameter
+    lin = torch.nn.Linear(1, 1)
+    lin.weight = p
+    (rec,) = tr.finish({"lin": lin})
+    assert rec.alive and rec.name == "lin.weight" and rec.op == "torch.empty"
+
+
+def test_a_storage_is_freed_when_its_last_holder_goes() -> None:
+    tr = TensorTracker(device=torch.device("cpu"))
+    t = torch.empty(100)
+    tr.add(t, "torch.empty")
+    p = torch.nn.Parameter(t)
+    view = p[:10]
+    del t, p
+    gc.collect()
+    assert tr.live == 400  # a view of the parameter still holds the storage
+    del view
+    gc.collect()
+    assert tr.live == 0 and tr.peak == 400
+    tr.finish()

@@ -329,8 +329,20 @@ class TorchMagics(Magics):
         (count, total, mean, shapes), peak and net memory and the largest tensors
         created, every copy between host and device (line, direction, bytes) and
         the lines that make Python wait for the GPU (``.item()``, ``.cpu()``,
-        ``.tolist()``, printing, ``nonzero``, ``if tensor:``).  Devices: ``cpu``,
-        ``cuda``, ``cuda:1``, ``mps``, ``meta``.
+        ``.tolist()``, printing, ``if tensor:``, ``nonzero``, boolean-mask
+        indexing, ``torch.where(cond)``, ``unique``, ``bincount``, ``equal``,
+        ``allclose``).  Devices: ``cpu``, ``cuda``, ``cuda:1``, ``mps``, ``meta``.
+
+        What the recorded run sees: every torch call the cell makes, directly or
+        through nn.Module code (``torch.matmul``, ``F.linear``, the
+        ``Tensor.to`` of each parameter in ``model.to("cuda")``), with a
+        TorchFunctionMode that changes no result.  It does not see inside a
+        call: ``loss.backward()`` is one ``Tensor.backward`` row, a composite
+        op is one row, and a sync or copy hidden inside a kernel or a backward
+        formula is not listed.  Memory on CUDA comes from the allocator
+        (exact); elsewhere it adds up the tensors those calls return, a lower
+        bound that misses temporaries inside one op and the gradients backward
+        makes.
 
         ::
 
@@ -350,11 +362,7 @@ class TorchMagics(Magics):
         With ``-n``/``-r`` or ``--compare`` the cell runs several times (the report
         says how often): side effects happen each time.  The first run is recorded
         (ops, transfers, memory), so its time includes torchmagic's recording; the
-        repeats run with nothing but the clock around them.  The recorded run
-        watches aten ops with a TorchDispatchMode; while one is active PyTorch
-        takes other internal paths for a few composite ops (the gradients of
-        ``prod``, ``median``, ``max`` without ``dim`` can differ in the last
-        bits), so compare exact values on the clean ``-n/-r`` repeats.  Options:
+        repeats run with nothing but the clock around them.  Options:
         ``%config TorchMagics`` (``device_*``).
         """
         __tracebackhide__ = True

@@ -36,7 +36,7 @@ def test_device_time_is_measured_with_events_and_not_launch_time(ip: Any, captur
     r = ip.user_ns["rep"].runs[0]
     assert r.first is not None and r.first.device_ms is not None and r.first.device_ms > 0
     assert r.op_time_kind == "device"
-    mm = next(s for s in r.ops if s.op == "aten.mm")
+    mm = next(s for s in r.ops if s.op == "Tensor.matmul")  # `a @ a`
     assert mm.count == 10 and mm.timed == 10 and mm.total_ms > 0
     assert r.repeats is not None and r.repeats.kind == "device"
     # 10 matmuls of 2048^2 take well over the Python launch time of the loop
@@ -102,3 +102,25 @@ def test_info_lists_the_gpu(ip: Any, capture: Any) -> None:
     assert [d.name for d in gpus] == [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     assert gpus[0].description == torch.cuda.get_device_name(0)
     assert gpus[0].total_bytes and gpus[0].free_bytes is not None
+
+
+def test_model_to_cuda_and_backward_are_user_level_rows(ip: Any, capture: Any) -> None:
+    ip.run_line_magic("config", "TorchMagics.device_top_ops = 100")  # every row, not the 10 slowest
+    try:
+        with capture():
+            res = run(
+            ip,
+                "%%device cuda -o rep\n"
+                "model = torch.nn.Linear(64, 32, device='cpu')\n"     # 2: built on the host
+                "model.to('cuda')\n"                                  # 3: weight + bias copied
+                "x = torch.randn(8, 64)\n"
+                "model(x).sum().backward()\n",                        # 5
+            )
+    finally:
+        ip.run_line_magic("config", "TorchMagics.device_top_ops = 10")
+    assert res.error_in_exec is None
+    r = ip.user_ns["rep"].runs[0]
+    (row,) = [x for x in r.transfers if x.line == 3]
+    assert (row.op, row.count, row.nbytes, row.direction) == ("Tensor.to", 2, (64 * 32 + 32) * 4, "host→device")
+    ops = {s.op for s in r.ops}
+    assert {"F.linear", "Tensor.backward"} <= ops and not any(op.startswith("aten.") for op in ops)

@@ -320,12 +320,12 @@ RECORDERS: dict[str, Runner] = {
 }
 # recorders that push a TorchDispatchMode: with any such mode active, PyTorch takes the
 # "tensor subclass" path in composite ops and backward formulas (isTensorSubclassLike)
-DISPATCH_MODE_RECORDERS = frozenset({"device"})
+DISPATCH_MODE_RECORDERS: frozenset[str] = frozenset()
 DESCRIPTIONS = {
     "trace": "`%%tensorinfo` cell trace (TorchFunctionMode recorder + report)",
     "trace --deep": "`%%tensorinfo --deep` (TorchFunctionMode recorder + PyTorch's profiler for the aten ops + report)",
     "autograd": "`%%autograd` watcher (TorchFunctionMode, backward hooks + report)",
-    "device": "`%%device cpu` watcher (TorchFunctionMode + TorchDispatchMode, timing, memory tracker, report)",
+    "device": "`%%device cpu` watcher (TorchFunctionMode: transfers, sync points, timing, memory tracker, report)",
 }
 
 

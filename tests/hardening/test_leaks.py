@@ -58,7 +58,7 @@ LINE_MAGICS = ["%tensorinfo b", "%tensorinfo -o rep a loss", "%tensorinfo", "%au
                "%autograd -o rep loss", "%device model", "%device -o rep model"]
 COUNTS = {"cell magics": len(CELL_MAGICS) - 1, "line magics": len(LINE_MAGICS)}
 
-COLLECTOR_TYPES = {"AutogradWatcher", "AutogradSession", "Watcher", "_UserMode", "_AtenMode",
+COLLECTOR_TYPES = {"AutogradWatcher", "AutogradSession", "Watcher", "_UserMode",
                    "Recorder", "TensorTracker", "OpTimer", "WatchLog"}
 
 

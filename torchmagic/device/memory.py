@@ -4,10 +4,17 @@ On CUDA the caching allocator knows the truth: we read ``memory_allocated``
 before, reset the peak statistics, and read ``max_memory_allocated`` and
 ``memory_allocated`` after the final synchronisation.  Other devices (CPU,
 MPS, meta) have no such statistics in torch, so :class:`TensorTracker` follows
-the storages of tensors created by torch ops in the cell: bytes are added when
-a new storage appears and removed when the last tensor we saw on it is freed
-(a weakref callback).  It keeps only weakrefs and plain metadata, never a
-tensor, and the largest tensors as plain :class:`CreatedTensor` records.
+the storages of the tensors returned by the cell's user-level torch calls (as
+the ``%%device`` function mode sees them, including those nn.Module code
+makes): bytes are added when a new storage appears and removed when that
+storage is freed.  torch keeps one Python object per storage alive as long as
+the storage lives (whoever holds it: a view, an ``nn.Parameter`` made from the
+tensor, the autograd graph), so a weakref on it fires exactly then.  The
+tracker does not see temporaries that live only inside one call (a composite
+op's intermediates) nor tensors made by ``backward()`` (the ``.grad`` of each
+leaf), so its peak is a lower bound of what the cell really allocated.  It
+keeps only weakrefs and plain metadata, never a tensor, and the largest
+tensors as plain :class:`CreatedTensor` records.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import weakref
 from typing import Any, Callable, Mapping
 
 from torchmagic.core.meta import dtype_name, shape_of
-from torchmagic.core.names import user_names
+from torchmagic.core.names import iter_named_tensors, user_names
 from torchmagic.device.report import CreatedTensor, MemoryStats
 
 __all__ = ["TensorTracker", "AllocatorStats", "allocator_for"]
@@ -35,9 +42,8 @@ class TensorTracker:
         self.live = 0
         self.peak = 0
         self.open = True
-        self._storages: dict[int, list[int]] = {}  # storage key -> [nbytes, tensors seen alive]
-        self._refs: dict[int, weakref.ref[Any]] = {}  # id(tensor) -> ref (keeps callbacks alive)
-        self._largest: list[tuple[int, int, CreatedTensor, weakref.ref[Any]]] = []
+        self._storages: dict[int, tuple[int, weakref.ref[Any]]] = {}  # storage key -> (bytes counted, ref)
+        self._largest: list[tuple[int, int, CreatedTensor, weakref.ref[Any], int]] = []
         self._seq = 0
 
     def _counts(self, t: Any) -> bool:
@@ -49,50 +55,36 @@ class TensorTracker:
         return dev.index is None or t.device.index is None or t.device.index == dev.index
 
     def add(self, t: Any, op: str, inputs: set[int] | frozenset[int] = frozenset()) -> None:
-        """Note an op output ``t``; counts its storage once, however many views we see.
+        """Note a call's output ``t``; counts its storage once, however many tensors share it.
 
-        ``inputs`` are the storage keys of the op's inputs: an output sharing
+        ``inputs`` are the storage keys of the call's inputs: an output sharing
         one of them (a view or an in-place result) is not new memory.
         """
-        key_id = id(t)
-        old = self._refs.get(key_id)
-        if old is not None and old() is t:
-            return  # in-place op: the same tensor again
         try:
             storage = t.untyped_storage()
             skey, nbytes = int(storage._cdata), int(storage.nbytes())
+            if skey in self._storages or skey in inputs:
+                return  # seen already (a view, an in-place result) or made before the cell
+            ref = weakref.ref(storage, self._freed(skey))
         except (RuntimeError, NotImplementedError, TypeError, AttributeError):
             return  # sparse, nested and other storage-less tensors
-        entry = self._storages.get(skey)
-        if entry is None:
-            if skey in inputs:
-                return  # a view of a tensor made before the cell
-            entry = self._storages[skey] = [nbytes, 0]
-            if self._counts(t):
-                self.live += nbytes
-                self.peak = max(self.peak, self.live)
-            else:
-                entry[0] = 0  # another device's memory: listed, not counted
-            self._consider(t, op, nbytes)
-        entry[1] += 1
-        self._refs[key_id] = weakref.ref(t, self._freed(skey, key_id))
+        counted = nbytes if self._counts(t) else 0  # another device's memory: listed, not counted
+        self._storages[skey] = (counted, ref)
+        self.live += counted
+        self.peak = max(self.peak, self.live)
+        self._consider(t, op, nbytes, skey)
 
-    def _freed(self, skey: int, key_id: int) -> Callable[[Any], None]:
+    def _freed(self, skey: int) -> Callable[[Any], None]:
         def callback(_ref: Any) -> None:
             if not self.open:
                 return
-            self._refs.pop(key_id, None)
-            entry = self._storages.get(skey)
-            if entry is None:
-                return
-            entry[1] -= 1
-            if entry[1] <= 0:
+            entry = self._storages.pop(skey, None)
+            if entry is not None:
                 self.live -= entry[0]
-                del self._storages[skey]
 
         return callback
 
-    def _consider(self, t: Any, op: str, nbytes: int) -> None:
+    def _consider(self, t: Any, op: str, nbytes: int, skey: int) -> None:
         if self.top_k <= 0:
             return
         if len(self._largest) >= self.top_k and nbytes <= self._largest[0][0]:
@@ -108,26 +100,51 @@ class TensorTracker:
             op=op,
         )
         self._seq += 1
-        item = (nbytes, -self._seq, rec, weakref.ref(t))
+        item = (nbytes, -self._seq, rec, weakref.ref(t), skey)
         if len(self._largest) < self.top_k:
             heapq.heappush(self._largest, item)
         else:
             heapq.heapreplace(self._largest, item)
 
     def finish(self, namespace: Mapping[str, Any] | None = None) -> list[CreatedTensor]:
-        """Stop tracking; the largest tensors, biggest first, with user names if still alive."""
+        """Stop tracking; the largest tensors, biggest first, with user names if still alive.
+
+        A tensor counts as alive while its storage is (``nn.Linear`` wraps the
+        ``torch.empty`` it made in a Parameter: the record then carries the
+        parameter's name, ``model.0.weight``).
+        """
         self.open = False
-        names = user_names(namespace) if namespace is not None else {}
+        by_id = user_names(namespace) if namespace is not None else {}
+        by_storage: dict[int, str] | None = None
         out: list[CreatedTensor] = []
-        for _nbytes, _seq, rec, ref in sorted(self._largest, key=lambda i: (-i[0], -i[1])):
-            alive = ref() is not None
-            rec.alive = alive
-            rec.name = names.get(id(ref()), "") if alive else ""
+        for _nbytes, _seq, rec, ref, skey in sorted(self._largest, key=lambda i: (-i[0], -i[1])):
+            t = ref()
+            entry = self._storages.get(skey)
+            rec.alive = t is not None or (entry is not None and entry[1]() is not None)
+            rec.name = by_id.get(id(t), "") if t is not None else ""
+            if rec.alive and not rec.name and namespace is not None:
+                if by_storage is None:
+                    by_storage = _storage_names(namespace, by_id)
+                rec.name = by_storage.get(skey, "")
             out.append(rec)
         self._largest.clear()
-        self._refs.clear()
         self._storages.clear()
         return out
+
+
+def _storage_names(namespace: Mapping[str, Any], by_id: Mapping[int, str]) -> dict[int, str]:
+    """Storage key -> the user's name of a tensor on it (the name :func:`user_names` prefers)."""
+    names: dict[int, str] = {}
+    for _name, tensor in iter_named_tensors(namespace):
+        name = by_id.get(id(tensor))
+        if not name:
+            continue
+        try:
+            key = int(tensor.untyped_storage()._cdata)
+        except (RuntimeError, NotImplementedError, TypeError, AttributeError):
+            continue
+        names.setdefault(key, name)
+    return names
 
 
 class AllocatorStats:

@@ -1,5 +1,12 @@
 """Per-op times for the breakdown of the slowest operations.
 
+An "op" is a user-level torch call as a ``TorchFunctionMode`` sees it: what
+the cell wrote (``torch.matmul``, ``Tensor.sum``) and the calls nn.Module
+code makes for it (``F.linear``, ``Tensor.to`` inside ``model.to(...)``).
+Everything a call runs inside torch is part of its time: a composite op is
+one row, not its aten pieces, and ``loss.backward()`` is one
+``Tensor.backward`` row covering the whole backward pass.
+
 On the host clock an op's time is ``perf_counter`` around the call (CPU ops
 are synchronous).  On CUDA each op gets a start and an end event taken from a
 pool made *before* the cell runs; the times are read after the cell's single
@@ -9,14 +16,67 @@ but not timed (``OpStat.timed`` says how many were).
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
 from torchmagic.core.meta import shape_of
 from torchmagic.device.report import OpStat
 from torchmagic.device.timing import Clock
+from torchmagic.trace.recorder import func_info
 
-__all__ = ["OpTimer", "op_key"]
+__all__ = ["OpTimer", "display_name", "op_key"]
+
+# C modules behind the public torch namespaces: ``torch._C._linalg.linalg_norm`` is ``torch.linalg.norm``
+_NAMESPACES = {
+    "torch._C._nn": ("F.", ""),
+    "torch.functional": ("torch.", ""),
+    "torch.nn.functional": ("F.", ""),
+    "torch._C._linalg": ("torch.linalg.", "linalg_"),
+    "torch._C._fft": ("torch.fft.", "fft_"),
+    "torch._C._special": ("torch.special.", "special_"),
+    "torch._C._nested": ("torch.nested.", "nested_"),
+    "torch._C._sparse": ("torch.sparse.", "sparse_"),
+}
+
+
+def display_name(func: Any) -> str:
+    """How a learner would write the call: ``Tensor.sum``, ``torch.matmul``, ``F.linear``.
+
+    Tensor methods and properties are ``Tensor.<name>`` (``a + b`` is
+    ``Tensor.add``), functions of the torch namespaces keep their namespace
+    (``torch.linalg.norm``, ``F.softmax``); the base name comes from the
+    tracer's :func:`~torchmagic.trace.recorder.func_info`.
+    """
+    try:
+        return _cached_name(func)
+    except TypeError:  # an unhashable callable
+        return _display_name(func)
+
+
+@functools.lru_cache(maxsize=4096)  # what a callable is never changes
+def _cached_name(func: Any) -> str:
+    return _display_name(func)
+
+
+def _display_name(func: Any) -> str:
+    name = func_info(func).name
+    owner = getattr(func, "__objclass__", None)
+    qualname = str(getattr(func, "__qualname__", "") or "")
+    if (
+        getattr(func, "__name__", "") == "__get__"
+        or getattr(owner, "__name__", "") in ("TensorBase", "Tensor")
+        or qualname.split(".")[0] in ("Tensor", "TensorBase")
+    ):
+        return f"Tensor.{name}"
+    module = str(getattr(func, "__module__", "") or "")
+    public = module if not any(part.startswith("_") for part in module.split(".")) else "torch"
+    prefix, strip = _NAMESPACES.get(module, (public + ".", ""))
+    if strip and name.startswith(strip):
+        name = name[len(strip):]
+    if not module.startswith("torch"):  # a user's or another library's function with __torch_function__
+        return qualname or name
+    return prefix + name
 
 
 def _shape_text(arg: Any) -> str | None:
@@ -30,9 +90,7 @@ def _shape_text(arg: Any) -> str | None:
 
 
 def op_key(func: Any, args: tuple[Any, ...]) -> tuple[str, str]:
-    """``('aten.mm', '(64, 64) (64, 64)')``: the op and its tensor inputs' shapes."""
-    packet = getattr(func, "overloadpacket", None)
-    name = str(getattr(packet, "__name__", "") or getattr(func, "__name__", func))
+    """``('torch.matmul', '(64, 64) (64, 64)')``: the call and its tensor inputs' shapes."""
     shapes: list[str] = []
     for arg in args:
         text = _shape_text(arg)
@@ -41,7 +99,7 @@ def op_key(func: Any, args: tuple[Any, ...]) -> tuple[str, str]:
             text = "[" + ", ".join(inner) + "]" if inner else None
         if text is not None:
             shapes.append(text)
-    return f"aten.{name}", " ".join(shapes)
+    return display_name(func), " ".join(shapes)
 
 
 class OpTimer:

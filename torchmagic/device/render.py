@@ -86,7 +86,12 @@ def _memory_line(run: DeviceRun) -> str:
     m = run.memory
     if m is None:
         return ""
-    src = "CUDA allocator" if m.source == "allocator" else "tensors created by torch ops, tracked"
+    src = (
+        "CUDA allocator"
+        if m.source == "allocator"
+        else "outputs of the cell's torch calls, tracked: a lower bound, temporaries inside one op "
+        "and gradients made by backward are not seen"
+    )
     return f"on {m.device}: peak {signed_bytes(m.peak_bytes)}, net {signed_bytes(m.net_bytes)} ({src})"
 
 
@@ -150,7 +155,7 @@ def _sync_rows(run: DeviceRun) -> list[list[str]]:
 
 def _ops_caption(run: DeviceRun) -> str:
     clock = "device time from events per op" if run.op_time_kind == "device" else "host clock per op"
-    return f"Slowest ops ({run.op_count} aten ops in the recorded run; {clock})"
+    return f"Slowest ops ({run.op_count} torch calls in the recorded run; {clock})"
 
 
 def _xfer_caption(run: DeviceRun) -> str:

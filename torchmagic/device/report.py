@@ -65,7 +65,7 @@ class RepeatStats:
 
 @dataclass
 class OpStat:
-    """One (aten op, input shapes) group of the per-op breakdown."""
+    """One (torch call, input shapes) group of the per-op breakdown (``op`` like ``torch.matmul``)."""
 
     op: str
     shapes: str
@@ -123,8 +123,10 @@ class MemoryStats:
     """Memory the cell allocated on the device.
 
     ``source`` is ``"allocator"`` (CUDA caching-allocator statistics, exact)
-    or ``"tracked"`` (storages of tensors created by torch ops in the cell,
-    as seen by torchmagic: other devices have no allocator statistics).
+    or ``"tracked"`` (storages of the tensors the cell's user-level torch
+    calls returned, as seen by torchmagic: other devices have no allocator
+    statistics; temporaries inside one call and gradients made by backward
+    are not seen, so the tracked peak is a lower bound).
     ``peak_bytes`` and ``net_bytes`` are relative to the start of the cell.
     """
 

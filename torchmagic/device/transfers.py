@@ -1,17 +1,32 @@
 """Watch a cell's torch calls: copies across devices, sync-forcing ops, op times.
 
-Two modes work together (pushed in this order, see torch-internals notes):
+One ``TorchFunctionMode`` sees every user-level call: what the cell wrote
+(``x.item()``, ``print(x)``, ``x.to("cuda")``, ``torch.tensor(data,
+device=...)``) and what nn.Module code calls for it (``F.linear``, the
+``Tensor.to`` of each parameter inside ``model.to(...)``).  For each call it
 
-* a ``TorchFunctionMode`` sees the user-level call (``x.item()``,
-  ``print(x)``, ``torch.tensor(data, device=...)``, ``F.linear``): it flags
-  operations that make Python wait for an asynchronous device, notes which
-  user op is running (so an aten copy made while printing is labelled
-  ``print``), and explains device-mismatch errors before re-raising them
-  unchanged;
-* a ``TorchDispatchMode`` sees every aten op, including those inside modules
-  and backward: it records copies whose source and destination devices differ
-  (``_to_copy``, ``copy_``), times each op for the breakdown and hands new
-  tensors to the memory tracker.
+* notes a *transfer* when a copy-like call (``Tensor.to``/``cuda``/``cpu``/
+  ``copy_``/``type``, ``torch.tensor``/``as_tensor``/``asarray``,
+  ``Tensor.new_tensor``) returns a tensor on another device than its source;
+  creating a tensor on a device (``torch.ones(..., device=...)``,
+  ``empty_like(x, device=...)``) is not a copy;
+* flags calls that make Python wait for an asynchronous device: reading
+  values back (``.item()``, ``.tolist()``, ``bool(x)``, printing, copies to
+  the host) and ops whose output size depends on the values (``nonzero``,
+  boolean-mask indexing, ``torch.where(cond)``, ``unique``, ``bincount``,
+  ``repeat_interleave`` with tensor repeats, ``equal``/``allclose``);
+* times the call for the op breakdown and hands its outputs to the memory
+  tracker;
+* explains device-mismatch errors before re-raising them unchanged.
+
+No ``TorchDispatchMode`` is pushed: while one is active PyTorch treats every
+tensor as a subclass and takes other paths in composite ops and backward
+formulas, which changes results in the last bits.  The price is what the
+function level cannot see: calls made *inside* another torch call (a
+composite op's pieces, ``Tensor.__repr__``'s copy of a GPU tensor to the
+host, which is reported as a sync point, not as a transfer) and the aten ops
+of ``backward()``; a sync hidden inside a C++ kernel or a backward formula
+(say a ``nonzero`` inside some op's implementation) is not flagged.
 
 Records are plain tuples of str/int keyed by cell line; no tensor, frame or
 grad_fn is kept.
@@ -21,10 +36,11 @@ from __future__ import annotations
 
 import sys
 import time
+from types import FrameType
 from typing import Any, Mapping
 
+import torch.overrides
 from torch.overrides import TorchFunctionMode
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from torchmagic.core.cell import cell_lineno
 from torchmagic.core.guard import Fence
@@ -32,13 +48,14 @@ from torchmagic.core.meta import dtype_name, shape_of
 from torchmagic.device.devices import ASYNC_DEVICE_TYPES
 from torchmagic.device.memory import TensorTracker
 from torchmagic.device.mismatch import explain, tensor_operands
-from torchmagic.device.ops import OpTimer, op_key
+from torchmagic.device.ops import OpTimer, display_name, op_key
 from torchmagic.device.report import Mismatch, SyncOp, Transfer
 from torchmagic.device.timing import Clock
+from torchmagic.trace.recorder import func_info
 
 __all__ = ["Watcher", "direction", "prime"]
 
-# user-level (TorchFunctionMode) names that wait for the device, and why
+# user-level names that always wait for the device, and why
 _SYNC_METHODS = {
     "item": ".item() copies one value to Python",
     "tolist": ".tolist() copies every value to Python",
@@ -48,6 +65,11 @@ _SYNC_METHODS = {
     "argwhere": "argwhere: the output size depends on the values",
     "masked_select": "masked_select: the output size depends on the values",
     "unique": "unique: the output size depends on the values",
+    "unique_consecutive": "unique_consecutive: the output size depends on the values",
+    "bincount": "bincount: the output size depends on the largest value",
+    "equal": "equal returns a Python bool: the result is read back",
+    "allclose": "allclose returns a Python bool: the result is read back",
+    "is_nonzero": "is_nonzero returns a Python bool: the value is read back",
     "__bool__": "a tensor in an if/while condition is read back to Python",
     "__int__": "int(tensor) reads the value back",
     "__float__": "float(tensor) reads the value back",
@@ -57,17 +79,24 @@ _SYNC_METHODS = {
     "__str__": "printing a tensor copies its values to the host",
 }
 _PRINT_NAMES = {"__repr__", "__format__", "__str__"}
-# aten ops that wait for the device, for calls the user-level mode did not flag
-_SYNC_ATEN = {
-    "_local_scalar_dense": "reads one value back to Python (.item(), bool(), int())",
-    "nonzero": "nonzero: the output size depends on the values",
-    "masked_select": "masked_select: the output size depends on the values",
-    "_unique2": "unique: the output size depends on the values",
-}
-_MASK_INDEX = {"index", "index_put_", "index_put", "_index_put_impl_"}
+# calls whose index argument (position 1) may hold a boolean mask
+_MASK_INDEX = {"__getitem__", "__setitem__", "index_put_", "index_put", "_index_put_impl_"}
 _MASK_WHY = "indexing with a boolean mask: the output size depends on the values"
-_COPY_ATEN = {"_to_copy", "copy_", "copy", "_copy_from", "_copy_from_and_resize", "to"}
+_WHERE_WHY = "torch.where(cond) with one argument is nonzero: the output size depends on the values"
+_REPEAT_WHY = "repeat_interleave with tensor repeats and no output_size: the output size depends on the values"
+_HOST_COPY_WHY = "copying to the host waits for the device"
+# copy-like calls: their output is a copy of their source, maybe on another device
+_COPY_METHODS = {"to", "cuda", "cpu", "copy_", "type", "mps", "xpu", "ipu", "hpu", "mtia", "new_tensor"}
 _TENSOR_CTORS = {"tensor", "as_tensor", "asarray"}
+_COPY_NAMES = _COPY_METHODS | _TENSOR_CTORS
+# frames whose torch calls are display machinery (a library's Python __repr__), not the cell's work
+_DISPLAY_FRAMES = frozenset(
+    "__repr__ __str__ __format__ _repr_pretty_ _repr_html_ _repr_markdown_ _repr_latex_ "
+    "_repr_mimebundle_ __rich__ __rich_repr__ __rich_console__ _tensor_str".split()
+)
+
+
+_OVERRIDES = torch.overrides.__file__
 
 
 def direction(src: str, dst: str) -> str:
@@ -84,13 +113,8 @@ def _name(func: Any) -> str:
     return str(getattr(func, "__name__", "") or getattr(func, "__qualname__", "") or func)
 
 
-def _aten_base(func: Any) -> str:
-    packet = getattr(func, "overloadpacket", None)
-    return str(getattr(packet, "__name__", "") or _name(func).split(".")[0])
-
-
 def _storage_keys(args: tuple[Any, ...]) -> set[int]:
-    """Storages of an op's tensor inputs: outputs sharing one are views, not new memory."""
+    """Storages of a call's tensor inputs: outputs sharing one are views, not new memory."""
     import torch
 
     keys: set[int] = set()
@@ -105,24 +129,81 @@ def _storage_keys(args: tuple[Any, ...]) -> set[int]:
     return keys
 
 
-def _has_bool_index(indices: Any) -> bool:
+def _is_mask(index: Any) -> bool:
+    """A boolean/uint8 tensor, alone or inside an index tuple/list (``x[m]``, ``x[:, m]``)."""
     import torch
 
-    if not isinstance(indices, (list, tuple)):
-        return False
-    return any(
-        isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) for i in indices
-    )
+    items = index if isinstance(index, (list, tuple)) else (index,)
+    return any(isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) for i in items)
+
+
+def _sync_reason(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """Why this call waits for the device (``None`` if it does not)."""
+    import torch
+
+    why = _SYNC_METHODS.get(name)
+    if why is not None:
+        return why
+    if name in _MASK_INDEX:
+        index = args[1] if len(args) > 1 else kwargs.get("indices")
+        return _MASK_WHY if _is_mask(index) else None
+    if name == "where":
+        return _WHERE_WHY if len(args) + len(kwargs) == 1 else None
+    if name == "repeat_interleave" and "output_size" not in kwargs:
+        if len(args) == 1 and not kwargs:  # torch.repeat_interleave(repeats)
+            return _REPEAT_WHY
+        repeats = args[1] if len(args) > 1 else kwargs.get("repeats")
+        return _REPEAT_WHY if isinstance(repeats, torch.Tensor) else None
+    return None
+
+
+def _copy_source(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """The device a copy-like call copies from: a tensor's, or ``'cpu'`` for host data (a list, NumPy)."""
+    import torch
+
+    if name == "copy_":
+        src = args[1] if len(args) > 1 else kwargs.get("src")
+    elif name == "new_tensor":
+        src = args[1] if len(args) > 1 else kwargs.get("data")
+    elif name in _TENSOR_CTORS:
+        src = args[0] if args else kwargs.get("data", kwargs.get("obj"))
+    else:
+        src = args[0] if args else None
+    if isinstance(src, torch.Tensor):
+        return str(src.device)
+    if name in _TENSOR_CTORS or name == "new_tensor":
+        return "cpu"  # Python or NumPy data lives on the host
+    return None
+
+
+def _display_frame(frame: FrameType | None, func: Any, filename: str, max_depth: int = 60) -> bool:
+    """Whether the call comes from display machinery (a library's ``__repr__``), not the cell.
+
+    The walk starts at the frame that called the mode; torch's own dispatch
+    frames and the frame of ``func`` itself (``Tensor.__repr__`` asking for
+    its override) are not callers.
+    """
+    own = getattr(func, "__code__", None)
+    depth = 0
+    while frame is not None and depth < max_depth:
+        code = frame.f_code
+        if code is not own and code.co_filename != _OVERRIDES and code.co_name in _DISPLAY_FRAMES:
+            return True  # also a __repr__ defined in the cell itself
+        if code.co_filename == filename:
+            return False
+        frame = frame.f_back
+        depth += 1
+    return False
 
 
 _PRIMED = False
 
 
 def prime() -> None:
-    """Use both modes once on a tiny op, outside any timing.
+    """Use the mode once on a tiny op, outside any timing.
 
-    The first dispatch through a Python mode imports parts of torch (about a
-    second); a user's first ``%%device`` run must not be charged for that.
+    The first call through a Python mode imports parts of torch; a user's
+    first ``%%device`` run must not be charged for that.
     """
     global _PRIMED
     if _PRIMED:
@@ -146,128 +227,94 @@ class _UserMode(TorchFunctionMode):
         import torch
 
         __tracebackhide__ = True
-        kwargs = dict(kwargs or {})
+        kwargs = dict(kwargs or {})  # a DeviceContext below us edits it in place
         if torch.compiler.is_compiling():
             return func(*args, **kwargs)
         w = self.w
         t0 = time.perf_counter()
-        pushed = ctor = False
         name = ""
+        key: tuple[str, str] | None = None
+        handle: Any = None
+        label = ""  # set for copy-like calls: the transfer row's op
         try:  # bookkeeping is fenced: a failure here must never change the user's op
             name = _name(func)
-            sync_why = _SYNC_METHODS.get(name)
-            flagged = False
-            if sync_why is not None and args and isinstance(args[0], torch.Tensor):
+            # a library's Python __repr__ (not the cell's work): its syncs and copies are
+            # the printing's, and it is neither timed nor tracked
+            display = _display_frame(sys._getframe(1), func, w.filename)
+            why = _sync_reason(name, args, kwargs)
+            if why is not None and args and isinstance(args[0], torch.Tensor):
                 dev = args[0].device
                 if dev.type in w.sync_types:
-                    label = "print" if name in _PRINT_NAMES else name.strip("_")
-                    w.note_sync(label, str(dev), sync_why)
-                    flagged = True
-            # torch.tensor(data, device=...) copies host data without an aten copy op we
-            # could see; from a tensor, the aten copy (if any) is seen by the dispatch mode
-            ctor = name in _TENSOR_CTORS and not (args and isinstance(args[0], torch.Tensor))
-            w.user_ops.append((name, flagged, ctor))
-            pushed = True
+                    printing = display or name in _PRINT_NAMES
+                    w.note_sync("print" if printing else display_name(func), str(dev), why)
+            if not display and w.times(func):
+                key = op_key(func, args)
+            if name in _COPY_NAMES:
+                label = "print" if display else key[0] if key is not None else display_name(func)
         except Exception as exc:  # noqa: BLE001
             w.fence.fail(exc)
-        w.recording_s += time.perf_counter() - t0
+            key, label = None, ""
+        t1 = time.perf_counter()
+        if key is not None:
+            try:
+                handle = w.ops.begin()
+            except Exception as exc:  # noqa: BLE001
+                w.fence.fail(exc)
+                key = None
+        t2 = time.perf_counter()
         try:
             out = func(*args, **kwargs)
         except Exception as exc:
-            t1 = time.perf_counter()
+            t3 = time.perf_counter()
             try:
                 w.note_error(exc, name, args, kwargs)
             except Exception as internal:  # noqa: BLE001 - the user's error stays the user's
                 w.fence.fail(internal)
-            w.recording_s += time.perf_counter() - t1
+            w.recording_s += (t2 - t0) + (time.perf_counter() - t3)
             raise
-        finally:
-            if pushed:
-                w.user_ops.pop()
-        if ctor and isinstance(out, torch.Tensor) and out.device.type != "cpu":
-            t1 = time.perf_counter()
+        t3 = time.perf_counter()
+        if key is not None or label:
             try:
-                w.note_transfer(f"torch.{name}", "cpu", str(out.device), out)
+                if key is not None:
+                    w.ops.end(key, handle)
+                    self._track(key[0], args, kwargs, out)
+                if label:
+                    self._transfer(label, name, args, kwargs, out)
             except Exception as exc:  # noqa: BLE001
                 w.fence.fail(exc)
-            w.recording_s += time.perf_counter() - t1
+        w.recording_s += (t1 - t0) + (time.perf_counter() - t3)
         return out
 
-
-class _AtenMode(TorchDispatchMode):
-    def __init__(self, watcher: Watcher) -> None:
-        super().__init__()
-        self.w = watcher
-
-    @classmethod
-    def ignore_compile_internals(cls) -> bool:
-        """Let torch.compile'd code run compiled (and be timed as it really runs).
-
-        Without this, dynamo skips compiled functions under a dispatch mode and
-        (torch 2.13) keeps skipping them after the cell: the user's compiled
-        function would silently run eager from then on, and a later call under
-        a function mode could even return different values.
-        """
-        return True
-
-    def __torch_dispatch__(
-        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
-    ) -> Any:
-        import torch
-
-        __tracebackhide__ = True
-        w = self.w
-        t0 = time.perf_counter()
-        kwargs = kwargs or {}
-        key: tuple[str, str] | None = None
-        handle: Any = None
-        try:  # fenced bookkeeping: see _UserMode
-            key = op_key(func, args)
-            handle = w.ops.begin()
-        except Exception as exc:  # noqa: BLE001
-            w.fence.fail(exc)
-            key = None
-        t1 = time.perf_counter()
-        out = func(*args, **kwargs)
-        t2 = time.perf_counter()
-        if key is not None:
-            try:
-                self._record(func, args, key, handle, out)
-            except Exception as exc:  # noqa: BLE001
-                w.fence.fail(exc)
-        w.recording_s += (t1 - t0) + (time.perf_counter() - t2)
-        return out
-
-    def _record(self, func: Any, args: tuple[Any, ...], key: tuple[str, str], handle: Any, out: Any) -> None:
+    def _transfer(self, label: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        """A copy-like call whose output is on another device than its source is a transfer."""
         import torch
 
         w = self.w
-        w.ops.end(key, handle)
-        base = _aten_base(func)
-        if base in _COPY_ATEN and isinstance(out, torch.Tensor):
-            if base == "_to_copy" or base == "to":
-                src_t = args[0] if args else None
-            else:  # copy_(dst, src)
-                src_t = args[1] if len(args) > 1 else None
-            if isinstance(src_t, torch.Tensor) and src_t.device != out.device:
-                if not (w.user_ops and w.user_ops[-1][2]):  # torch.tensor(...) noted already
-                    w.note_transfer(f"aten.{base}", str(src_t.device), str(out.device), out)
-                    if src_t.device.type in w.sync_types and out.device.type == "cpu":
-                        w.note_sync_aten(base, str(src_t.device), "copying to the host waits for the device")
-        elif base in _SYNC_ATEN and args and isinstance(args[0], torch.Tensor):
-            if args[0].device.type in w.sync_types:
-                w.note_sync_aten(base, str(args[0].device), _SYNC_ATEN[base])
-        elif base in _MASK_INDEX and len(args) > 1 and isinstance(args[0], torch.Tensor):
-            if args[0].device.type in w.sync_types and _has_bool_index(args[1]):
-                w.note_sync_aten(base, str(args[0].device), _MASK_WHY)
-        if w.tracker is not None:
-            outs = [out] if isinstance(out, torch.Tensor) else out if isinstance(out, (tuple, list)) else ()
-            inputs: set[int] | None = None
-            for item in outs:
-                if isinstance(item, torch.Tensor):
-                    if inputs is None:
-                        inputs = _storage_keys(args)
-                    w.tracker.add(item, key[0], inputs)
+        if not isinstance(out, torch.Tensor):
+            return  # x.type() without arguments returns a string
+        src = _copy_source(name, args, kwargs)
+        if src is None or src == str(out.device):
+            return
+        w.note_transfer(label, src, str(out.device), out)
+        non_blocking = bool(kwargs.get("non_blocking")) or (name == "copy_" and len(args) > 2 and args[2] is True)
+        if src.split(":")[0] in w.sync_types and out.device.type == "cpu" and not non_blocking:
+            if name not in _SYNC_METHODS:  # .cpu() was flagged before the call
+                w.note_sync(label, src, _HOST_COPY_WHY)
+
+    def _track(self, op: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        """Hand the call's new tensors to the memory tracker (views of its inputs are not new)."""
+        import torch
+
+        tracker = self.w.tracker
+        if tracker is None:
+            return
+        outs = [out] if isinstance(out, torch.Tensor) else out if isinstance(out, (tuple, list)) else ()
+        inputs: set[int] | None = None
+        for item in outs:
+            if isinstance(item, torch.Tensor):
+                if inputs is None:
+                    inputs = _storage_keys(args) | _storage_keys(tuple(kwargs.values()))
+                tracker.add(item, op, inputs)
 
 
 class Watcher:
@@ -297,7 +344,6 @@ class Watcher:
         self.namespace = namespace
         self.sync_types = frozenset(sync_types)
         self.max_rows = max_rows
-        self.user_ops: list[tuple[str, bool, bool]] = []  # (name, sync flagged, tensor ctor)
         self.transfers: dict[tuple[int, str, str, str], list[Any]] = {}
         self.transfer_count = 0
         self.transfer_bytes = 0
@@ -305,29 +351,21 @@ class Watcher:
         self._mismatches: list[tuple[BaseException, Mismatch]] = []
         self.recording_s = 0.0
         self.fence = Fence()  # failures of our own bookkeeping, said once after the cell
-        self._modes: list[Any] = []
+        self._mode: _UserMode | None = None
         if tracker is not None:
             tracker.line_of = self.line
 
     # -- context ---------------------------------------------------------------
     def __enter__(self) -> Watcher:
-        user, aten = _UserMode(self), _AtenMode(self)
-        user.__enter__()
-        try:
-            aten.__enter__()
-        except BaseException:
-            user.__exit__(None, None, None)
-            raise
-        self._modes = [user, aten]
+        mode = _UserMode(self)
+        mode.__enter__()
+        self._mode = mode
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        user, aten = self._modes
-        self._modes = []
-        try:
-            aten.__exit__(*exc)
-        finally:
-            user.__exit__(*exc)
+        mode, self._mode = self._mode, None
+        if mode is not None:
+            mode.__exit__(*exc)
 
     # -- where in the cell -----------------------------------------------------
     def line(self) -> tuple[int, str]:
@@ -337,18 +375,18 @@ class Watcher:
         return n, text
 
     # -- records -----------------------------------------------------------------
-    def _user_label(self, default: str) -> str:
-        for name, _flagged, _ctor in reversed(self.user_ops):
-            if name in _PRINT_NAMES:
-                return "print"
-        return default
+    @staticmethod
+    def times(func: Any) -> bool:
+        """Whether a call is an op for the breakdown (not ``.shape``, ``len(x)`` or a private helper)."""
+        info = func_info(func)
+        return not info.skip and not (info.name.startswith("_") and not info.name.startswith("__"))
 
     def note_transfer(self, op: str, src: str, dst: str, out: Any) -> None:
         nbytes = int(out.numel()) * int(out.element_size())
         self.transfer_count += 1
         self.transfer_bytes += nbytes
         line, _source = self.line()
-        key = (line, self._user_label(op), src, dst)
+        key = (line, op, src, dst)
         rec = self.transfers.get(key)
         if rec is None:
             if len(self.transfers) >= self.max_rows:
@@ -367,11 +405,6 @@ class Watcher:
                 return
             rec = self.syncs[key] = [0, why]
         rec[0] += 1
-
-    def note_sync_aten(self, base: str, device: str, why: str) -> None:
-        if any(flagged for _n, flagged, _c in self.user_ops):
-            return  # the user-level call was flagged already
-        self.note_sync(f"aten.{base}", device, why)
 
     def note_error(self, exc: BaseException, op: str, args: tuple[Any, ...], kwargs: Any) -> None:
         """Explain ``exc`` if it is about devices (kept until :meth:`mismatch_for` asks)."""
