@@ -18,10 +18,10 @@ A recorder's difference is *excluded*, with the reason recorded here, only
 when the op is not reproducible without torchmagic (:func:`unstable`: another
 bare run differs, e.g. after scribbling over freed memory) or the difference is
 intermittent (:func:`intermittent`: a rerun under the same recorder matches).
-For the recorders that push a TorchDispatchMode, a difference that PyTorch's
-own empty TorchDispatchMode reproduces bit for bit is PyTorch's, not
-torchmagic's, and is counted separately (``OpResult.inherent``).  Anything
-else is a torchmagic defect and fails the test.
+Anything else is a torchmagic defect and fails the test.  No recorder pushes a
+TorchDispatchMode: under one, PyTorch takes other paths in a few composite ops
+and backward formulas, so that would fail here too (the checker's own tests
+show it).
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from typing import Any, Callable, Iterable
 
 import torch
 from torch.utils import _pytree as pytree
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from torchmagic.core.cell import Cell
 
@@ -318,9 +317,6 @@ RECORDERS: dict[str, Runner] = {
     "autograd": _autograd,
     "device": _device,
 }
-# recorders that push a TorchDispatchMode: with any such mode active, PyTorch takes the
-# "tensor subclass" path in composite ops and backward formulas (isTensorSubclassLike)
-DISPATCH_MODE_RECORDERS: frozenset[str] = frozenset()
 DESCRIPTIONS = {
     "trace": "`%%tensorinfo` cell trace (TorchFunctionMode recorder + report)",
     "trace --deep": "`%%tensorinfo --deep` (TorchFunctionMode recorder + PyTorch's profiler for the aten ops + report)",
@@ -427,17 +423,6 @@ def _scribble(value: float | None) -> None:
     del bufs
 
 
-class _EmptyDispatchMode(TorchDispatchMode):
-    """PyTorch's own pass-through dispatch mode: the control for recorders built on one."""
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        return func(*args, **(kwargs or {}))
-
-
-def _under_empty_dispatch_mode(cell: Cell) -> tuple[Any, BaseException | None, Any]:
-    return _run_in(cell, [_EmptyDispatchMode()])
-
-
 def _run_in(cell: Cell, contexts: list[Any]) -> tuple[Any, BaseException | None, Any]:
     try:
         return cell.run(contexts), None, None
@@ -517,9 +502,6 @@ class OpResult:
     passed: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     excluded: list[tuple[str, str]] = field(default_factory=list)  # (what, reason)
-    # (sample, recorder, difference): the recorder's result equals the bare run under
-    # PyTorch's own empty TorchDispatchMode, which already differs from the bare run
-    inherent: list[tuple[str, str, str]] = field(default_factory=list)
     skipped: str = ""  # why the op ran no sample at all
 
     def to_dict(self) -> dict[str, Any]:
@@ -634,9 +616,6 @@ def _sweep_errors(res: OpResult, names: list[str], op: Any, max_samples: int | N
         res.error_samples += res.samples - before
 
 
-INHERENT = "same as under an empty TorchDispatchMode"
-
-
 def _sweep_sample(
     res: OpResult, names: list[str], case: Case, where: str, render: bool = False
 ) -> None:
@@ -646,7 +625,6 @@ def _sweep_sample(
         res.failures.append(f"{where}: bare run: {bare.internal}")
         return
     found: dict[str, str | None] = {}
-    control: Outcome | None = None  # bare under an empty TorchDispatchMode, made when needed
     for name in names:
         got = run_once(RECORDERS[name], case, render)
         problem = found[name] = bare.diff(got)
@@ -656,19 +634,12 @@ def _sweep_sample(
         if why:
             res.excluded.append((where, why))
             return
-        if name in DISPATCH_MODE_RECORDERS:
-            if control is None:
-                control = run_once(_under_empty_dispatch_mode, case)
-            if control.diff(bare) and not control.diff(got):
-                found[name] = INHERENT
     res.samples += 1
     res.grad_samples += case.grad
     res.inplace_samples += case.inplace
     for name, problem in found.items():
         res.compared[name] += 1
-        if problem is INHERENT:
-            res.inherent.append((where, name, str(bare.diff(control) if control else "")))
-        elif problem:
+        if problem:
             res.failures.append(f"{where} [{name}]: {problem}")
         else:
             res.passed[name] += 1
@@ -679,18 +650,16 @@ def sweep(ops: Iterable[Any], **kw: Any) -> list[OpResult]:
 
 
 def totals(results: Iterable[OpResult]) -> dict[str, Any]:
-    """Numbers for the whole sweep: ops, samples, per-recorder compared/passed/failed/inherent."""
+    """Numbers for the whole sweep: ops, samples, per-recorder compared/passed/failed."""
     results = list(results)
     per: dict[str, dict[str, int]] = {}
     for r in results:
         for name, n in r.compared.items():
-            row = per.setdefault(name, {"compared": 0, "passed": 0, "failed": 0, "inherent": 0})
+            row = per.setdefault(name, {"compared": 0, "passed": 0, "failed": 0})
             row["compared"] += n
             row["passed"] += r.passed.get(name, 0)
-        for _where, name, _d in r.inherent:
-            per.setdefault(name, {"compared": 0, "passed": 0, "failed": 0, "inherent": 0})["inherent"] += 1
     for row in per.values():
-        row["failed"] = row["compared"] - row["passed"] - row["inherent"]
+        row["failed"] = row["compared"] - row["passed"]
     return {
         "entries": len(results),
         "ops_run": sum(1 for r in results if r.samples),
@@ -706,7 +675,7 @@ def totals(results: Iterable[OpResult]) -> dict[str, Any]:
 
 
 def summary_lines(results: Iterable[OpResult]) -> list[str]:
-    """Plain-text summary (the pytest run prints it): totals, exclusions and inherent differences."""
+    """Plain-text summary (the pytest run prints it): totals and exclusions."""
     results = [r for r in results if r.samples or r.skipped or r.excluded]
     t = totals(results)
     lines = [
@@ -716,8 +685,7 @@ def summary_lines(results: Iterable[OpResult]) -> list[str]:
     ]
     for name, row in t["recorders"].items():
         lines.append(
-            f"  {name}: {row['passed']}/{row['compared']} identical, {row['failed']} different, "
-            f"{row['inherent']} as under an empty TorchDispatchMode"
+            f"  {name}: {row['passed']}/{row['compared']} identical, {row['failed']} different"
         )
     for r in results:
         if r.skipped:
@@ -728,12 +696,6 @@ def summary_lines(results: Iterable[OpResult]) -> list[str]:
         for why, wheres in reasons.items():
             lines.append(f"  excluded: {r.op} ({len(wheres)}: {', '.join(wheres[:4])}"
                          f"{', ...' if len(wheres) > 4 else ''}): {why}")
-        by_rec: dict[str, int] = {}
-        for _where, name, _d in r.inherent:
-            by_rec[name] = by_rec.get(name, 0) + 1
-        if by_rec:
-            counts = ", ".join(f"{name} {n}" for name, n in by_rec.items())
-            lines.append(f"  as under an empty TorchDispatchMode: {r.op} ({counts}): {r.inherent[0][2]}")
     return lines
 
 
