@@ -25,6 +25,7 @@ from torchmagic.autograd.graph import FREED, Graph
 from torchmagic.autograd.ledger import GradLedger
 from torchmagic.autograd.report import BackwardCall, Note, Untracked
 from torchmagic.core.cell import cell_lineno
+from torchmagic.core.funcs import INPLACE_DUNDER
 from torchmagic.core.guard import Fence
 from torchmagic.core.names import user_names
 
@@ -39,8 +40,6 @@ _BACKWARDS = {  # what the mode sees -> how the report names the call
     torch.autograd.backward: "torch.autograd.backward",
     torch.autograd.grad: "torch.autograd.grad",
 }
-_INPLACE_DUNDER = {"__iadd__", "__isub__", "__imul__", "__itruediv__", "__ifloordiv__",
-                   "__imod__", "__ipow__", "__iand__", "__ior__", "__ixor__", "__setitem__"}
 _MAX_EVENTS = 50
 _SKIP_DIRS = tuple(
     os.path.join(_TORCH_DIR, *parts) for parts in (("optim",), ("nn", "init.py"), ("nn", "utils"))
@@ -53,7 +52,7 @@ def _func_name(func: Any) -> str:
 
 
 def _is_inplace(name: str) -> bool:
-    return name in _INPLACE_DUNDER or (name.endswith("_") and not name.endswith("__"))
+    return name in INPLACE_DUNDER or (name.endswith("_") and not name.endswith("__"))
 
 
 @dataclass

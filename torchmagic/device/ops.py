@@ -23,7 +23,7 @@ from typing import Any
 from torchmagic.core.meta import shape_of
 from torchmagic.device.report import OpStat
 from torchmagic.device.timing import Clock
-from torchmagic.trace.recorder import func_info
+from torchmagic.core.funcs import func_info
 
 __all__ = ["OpTimer", "display_name", "op_key"]
 
@@ -45,8 +45,8 @@ def display_name(func: Any) -> str:
 
     Tensor methods and properties are ``Tensor.<name>`` (``a + b`` is
     ``Tensor.add``), functions of the torch namespaces keep their namespace
-    (``torch.linalg.norm``, ``F.softmax``); the base name comes from the
-    tracer's :func:`~torchmagic.trace.recorder.func_info`.
+    (``torch.linalg.norm``, ``F.softmax``); the base name comes from
+    :func:`~torchmagic.core.funcs.func_info`.
     """
     try:
         return _cached_name(func)

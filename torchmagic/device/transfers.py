@@ -51,7 +51,7 @@ from torchmagic.device.mismatch import explain, tensor_operands
 from torchmagic.device.ops import OpTimer, display_name, op_key
 from torchmagic.device.report import Mismatch, SyncOp, Transfer
 from torchmagic.device.timing import Clock
-from torchmagic.trace.recorder import func_info
+from torchmagic.core.funcs import func_info
 
 __all__ = ["Watcher", "direction", "prime"]
 

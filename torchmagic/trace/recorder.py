@@ -27,6 +27,7 @@ from typing import Any, Callable
 import torch
 from torch.overrides import TorchFunctionMode
 
+from torchmagic.core.funcs import FuncInfo, func_info
 from torchmagic.core.guard import Fence
 from torchmagic.trace.aten import AtenLog, profiler_conflict
 from torchmagic.core.meta import dtype_name, shape_of
@@ -35,16 +36,10 @@ from torchmagic.trace.explain import FailedOp, explain
 from torchmagic.trace.report import INPLACE, NEW, NONE, SAME, VIEW, Explanation, Operand
 from torchmagic.trace.source import Site, operand, site_of
 
-__all__ = ["Recorder", "FuncInfo", "func_info"]
+__all__ = ["Recorder"]
 
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Calls made on the user's behalf by Python itself, not ops they wrote.
-SKIP_OPS = frozenset(
-    "__len__ __iter__ __repr__ __str__ __format__ __hash__ __bool__ __index__ __int__ "
-    "__float__ __complex__ __array__ __array_wrap__ __contains__ __reduce_ex__ __deepcopy__ "
-    "__dir__ __getstate__ __setstate__ __reversed__ __get__ __set__ __delete__ _set_grad_enabled".split()
-)
 # Ops that library code runs for bookkeeping: hidden when not written on the cell's line itself.
 LIBRARY_NOISE = frozenset(
     "dim size stride numel nelement is_contiguous element_size data_ptr is_floating_point "
@@ -59,81 +54,7 @@ SKIP_FRAMES = frozenset(
     "_repr_pretty_ _repr_html_ _repr_markdown_ _repr_latex_ _repr_mimebundle_ __rich__ "
     "__rich_repr__ __rich_console__ _tensor_str __bool__".split()
 )
-# Property getters that are ops a learner writes (all views).
-VIEW_PROPS = frozenset({"data", "T", "mT", "H", "mH", "real", "imag"})
-# Ops that may return a view of their first input (checked on each new shape variant).
-MAYBE_VIEW = frozenset(
-    "view view_as reshape reshape_as __getitem__ transpose t permute squeeze unsqueeze expand "
-    "expand_as narrow select unfold flatten unflatten split chunk unbind data detach as_strided "
-    "diagonal movedim moveaxis swapaxes swapdims T mT H mH real imag contiguous to type float "
-    "double half int long bool cpu cuda view_as_real view_as_complex tensor_split hsplit vsplit "
-    "alias squeeze_ unsqueeze_ transpose_ t_ detach_".split()
-)
-_RESHAPE = frozenset({"view", "reshape"})
-_DUNDER_ATEN = {
-    "__add__": "add", "__radd__": "add", "__iadd__": "add_", "__sub__": "sub", "__rsub__": "sub",
-    "__isub__": "sub_", "__mul__": "mul", "__rmul__": "mul", "__imul__": "mul_",
-    "__truediv__": "div", "__rtruediv__": "div", "__itruediv__": "div_", "__div__": "div",
-    "__floordiv__": "floor_divide", "__rfloordiv__": "floor_divide", "__mod__": "remainder",
-    "__rmod__": "remainder", "__pow__": "pow", "__rpow__": "pow", "__ipow__": "pow_",
-    "__and__": "bitwise_and", "__rand__": "bitwise_and", "__or__": "bitwise_or", "__ror__": "bitwise_or",
-    "__xor__": "bitwise_xor", "__rxor__": "bitwise_xor", "__lshift__": "bitwise_left_shift",
-    "__rshift__": "bitwise_right_shift", "__eq__": "eq", "__ne__": "ne", "__lt__": "lt", "__le__": "le",
-    "__gt__": "gt", "__ge__": "ge", "__neg__": "neg", "__abs__": "abs", "__invert__": "bitwise_not",
-}
-_INPLACE_DUNDER = frozenset({"__iadd__", "__isub__", "__imul__", "__itruediv__", "__ipow__", "__setitem__",
-                             "__iand__", "__ior__", "__ixor__", "__ifloordiv__", "__imod__"})
-
-
-class FuncInfo:
-    """What we know about one torch callable, computed once."""
-
-    __slots__ = ("name", "skip", "pointwise", "inplace", "maybe_view", "reshape")
-
-    def __init__(self, name: str, skip: bool, pointwise: bool, inplace: bool) -> None:
-        self.name = name
-        self.skip = skip
-        self.pointwise = pointwise
-        self.inplace = inplace
-        self.maybe_view = name in MAYBE_VIEW
-        self.reshape = name in _RESHAPE
-
-
-def _is_pointwise(name: str) -> bool:
-    base = _DUNDER_ATEN.get(name, name)
-    try:
-        packet = getattr(torch.ops.aten, base)
-        return any(torch.Tag.pointwise in getattr(packet, ov).tags for ov in packet.overloads())
-    except Exception:
-        return False
-
-
 _SAVED_ATTRS: dict[type, tuple[str, ...]] = {}  # grad_fn class -> its ``_saved_*`` attributes
-_FUNC_INFO: dict[Any, FuncInfo] = {}  # shared by all recorders: what a callable is never changes
-
-
-def func_info(func: Callable[..., Any]) -> FuncInfo:
-    """The :class:`FuncInfo` of ``func``, computed once per process (bounded cache)."""
-    try:
-        info = _FUNC_INFO.get(func)
-    except TypeError:  # an unhashable callable
-        return _func_info(func)
-    if info is None:
-        if len(_FUNC_INFO) >= 4096:
-            _FUNC_INFO.clear()
-        info = _FUNC_INFO[func] = _func_info(func)
-    return info
-
-
-def _func_info(func: Callable[..., Any]) -> FuncInfo:
-    name = getattr(func, "__name__", None) or type(func).__name__
-    if name == "__get__":  # a property getter: keep the few that are ops (.T, .data)
-        prop = getattr(getattr(func, "__self__", None), "__name__", "")
-        if prop in VIEW_PROPS:
-            return FuncInfo(prop, False, False, False)
-        return FuncInfo(prop or name, True, False, False)
-    inplace = name in _INPLACE_DUNDER or (name.endswith("_") and not name.endswith("__") and not name.startswith("_"))
-    return FuncInfo(name, name in SKIP_OPS, _is_pointwise(name), inplace)
 
 
 class _Var:
