@@ -177,3 +177,33 @@ def test_walk_attributes_other_threads_by_time_and_skips_unmatched_pops() -> Non
     log._count([main, worker])
     assert seen == [("row-a", "aten.mm"), ("row-b", "aten.matmul"), ("row-b", "aten.mm")]
     assert log.pending == []
+
+
+def test_a_profiler_object_from_an_earlier_cell_turns_aten_recording_off(ip, capture) -> None:
+    """`prof.step()` may start a scheduled profiler: the cell names no profiler API, but uses one."""
+    ip.run_cell("import torch, warnings\nwarnings.simplefilter('ignore')\n"
+                "sched = torch.profiler.schedule(wait=1, warmup=0, active=1, repeat=1)\n"
+                "prof = torch.profiler.profile(schedule=sched)\nprof.start()")
+    assert not torch.autograd._profiler_enabled()  # waiting: prof.step() starts it
+    try:
+        rep = trace(ip, capture, "y = torch.ones(2) * 2\nprof.step()\nz = y + 1\n", "--deep")
+        assert "the cell uses PyTorch's profiler" in rep.deep_note
+        assert [r.op for r in rep.rows] == ["ones", "mul", "add"]
+        assert torch.autograd._profiler_enabled()  # the user's profiler started in the cell
+    finally:
+        ip.run_cell("prof.stop()")
+    assert not torch.autograd._profiler_enabled()
+
+
+def test_a_profiler_that_cannot_start_leaves_the_trace_running(ip, capture, monkeypatch) -> None:
+    def broken(self: AtenLog) -> None:
+        raise RuntimeError("no legacy profiler in this torch")
+
+    monkeypatch.setattr(AtenLog, "start", broken)
+    ip.run_cell("import torch")
+    with capture() as cap:
+        res = ip.run_cell("%%tensorinfo --deep -o rep\ny = torch.ones(2) * 2\n")
+    assert res.error_in_exec is None
+    rep = ip.user_ns["rep"]
+    assert [r.op for r in rep.rows] == ["ones", "mul"] and "did not start" in rep.deep_note
+    assert cap.stderr.count("torchmagic:") == 1

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import bisect
 from types import CodeType
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -57,11 +57,28 @@ def _code_names(code: CodeType, depth: int = 0) -> set[str]:
     return names
 
 
-def profiler_conflict(codes: tuple[CodeType, ...] = ()) -> str:
-    """Why aten ops can't be recorded for a cell with these code objects, or ``''``."""
+def _is_profiler(value: Any) -> bool:
+    kinds = (torch.profiler.profile, torch.autograd.profiler.profile)
+    try:
+        return isinstance(value, kinds)
+    except Exception:  # an object with a broken __class__
+        return False
+
+
+def profiler_conflict(codes: tuple[CodeType, ...] = (), namespace: Mapping[str, Any] | None = None) -> str:
+    """Why aten ops can't be recorded for a cell with these code objects, or ``''``.
+
+    The cell may start a profiler if its code names the profiler API, or uses
+    a profiler object made earlier (``prof.step()``, ``prof.start()``).
+    """
     if torch.autograd._profiler_enabled():
         return "aten ops not recorded: PyTorch's profiler is already running"
-    if any(_code_names(code) & _PROFILER_NAMES for code in codes):
+    names: set[str] = set()
+    for code in codes:
+        names |= _code_names(code)
+    if names & _PROFILER_NAMES or (
+        namespace is not None and any(_is_profiler(namespace.get(n)) for n in names if n in namespace)
+    ):
         return "aten ops not recorded: the cell uses PyTorch's profiler, which can't run twice"
     return ""
 
@@ -103,8 +120,12 @@ class AtenLog:
         self.chunk = chunk
         self.pending: list[Any] = []  # rows, in the order their ranges were opened
         self.running = False
+        self._range: Any = None  # torch's RecordFunction context manager
 
     def start(self) -> None:
+        from torch._C._profiler import _RecordFunctionFast  # torch >= 2.2: fail here, not per op
+
+        self._range = _RecordFunctionFast
         torch._C._autograd._enable_profiler_legacy(_config())
         self.running = True
 
@@ -116,11 +137,9 @@ class AtenLog:
 
     def open(self, row: Any) -> Any:
         """Enter a range for ``row``'s op; pass the result to :meth:`close` (None: not recording)."""
-        from torch._C._profiler import _RecordFunctionFast
-
         if not self.running:
             return None
-        rf = _RecordFunctionFast(RANGE)
+        rf = self._range(RANGE)
         rf.__enter__()
         self.pending.append(row)
         return rf

@@ -22,7 +22,7 @@ import sys
 import time
 import weakref
 from types import CodeType
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -169,11 +169,13 @@ class Recorder:
         max_variants: int = 4,
         max_children: int = 40,
         codes: tuple[CodeType, ...] = (),
+        namespace: Mapping[str, Any] | None = None,
     ) -> None:
         self.filename = filename
         self.names = names or {}
         self.deep = deep
-        self.codes = codes  # the cell's code: does it start PyTorch's profiler itself?
+        self.codes = codes  # the cell's code and namespace: does it start PyTorch's profiler itself?
+        self.namespace = namespace
         self.aten: AtenLog | None = None
         self.deep_note = ""  # why --deep recorded no aten ops, if it didn't
         self.max_rows = max_rows
@@ -196,11 +198,16 @@ class Recorder:
     # -- context manager -------------------------------------------------------
     def __enter__(self) -> "Recorder":
         if self.deep:
-            self.deep_note = profiler_conflict(self.codes)
+            self.deep_note = profiler_conflict(self.codes, self.namespace)
+            self.namespace = None  # needed only here: hold no reference to the user's objects
             if not self.deep_note:
                 aten = AtenLog(self._count)
-                aten.start()
-                self.aten = aten
+                try:
+                    aten.start()
+                    self.aten = aten
+                except Exception as exc:  # the trace still runs; the failure is said once
+                    self.fence.fail(exc)
+                    self.deep_note = "aten ops not recorded: PyTorch's profiler did not start"
         fmode = _FunctionMode(self)
         try:
             fmode.__enter__()

@@ -56,6 +56,7 @@ def trace_cell(
             max_variants=options.max_shapes,
             max_children=options.max_children,
             codes=tuple(c for c in (cell.body, cell.last) if c is not None),
+            namespace=shell.user_ns,
         )
     except Exception as exc:  # cannot record: run the cell as if torchmagic were not here
         internal_failure("starting the %%tensorinfo trace", exc)
