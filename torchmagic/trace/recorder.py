@@ -29,8 +29,8 @@ from torch.overrides import TorchFunctionMode
 
 from torchmagic.core.funcs import FuncInfo, func_info
 from torchmagic.core.guard import Fence
-from torchmagic.trace.aten import AtenLog, profiler_conflict
 from torchmagic.core.meta import dtype_name, shape_of
+from torchmagic.trace.aten import AtenLog, profiler_conflict
 from torchmagic.trace.broadcast import align, needs_diagram
 from torchmagic.trace.explain import FailedOp, explain
 from torchmagic.trace.report import INPLACE, NEW, NONE, SAME, VIEW, Explanation, Operand
@@ -191,7 +191,7 @@ class Recorder:
         self.seconds = 0.0
         self._funcs: dict[Any, FuncInfo] = {}
         self._saved: dict[int, tuple[Any, int, str, str, Any, int]] = {}
-        self._modes: list[Any] = []
+        self._mode: _FunctionMode | None = None
         self._t0 = 0.0
         self.fence = Fence()  # failures of our own bookkeeping, said once after the cell
 
@@ -214,22 +214,20 @@ class Recorder:
         except BaseException:
             self._stop_aten()
             raise
-        self._modes = [fmode]
+        self._mode = fmode
         self._t0 = time.perf_counter()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.seconds = time.perf_counter() - self._t0
+        mode, self._mode = self._mode, None
         try:
-            self._exit_modes()
+            if mode is not None:
+                mode.__exit__(None, None, None)
         finally:
             self._stop_aten()
         self.stack.clear()
         self._saved.clear()
-
-    def _exit_modes(self) -> None:
-        while self._modes:
-            self._modes.pop().__exit__(None, None, None)
 
     def _stop_aten(self) -> None:
         aten, self.aten = self.aten, None
