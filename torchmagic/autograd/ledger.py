@@ -72,24 +72,20 @@ class GradLedger:
 
     def accumulated_onto(self, leaf: Any) -> Where | None:
         """Where the previous, un-zeroed gradient came from, if ``leaf.grad`` just grew from it."""
-        entry = self._entries.get(id(leaf))
-        if entry is None or entry.leaf() is not leaf or entry.grad is None:
-            return None
-        grad: Any = getattr(leaf, "grad", None)
-        if grad is None or id(entry.grad()) != id(grad):
-            return None
-        if int(grad._version) == entry.version + 1:
-            return entry.where
-        return None
+        return self._same_grad(leaf, writes=1)
 
     def untouched_since(self, leaf: Any) -> Where | None:
         """Before a backward: the gradient is still exactly what the last backward left."""
+        return self._same_grad(leaf, writes=0)
+
+    def _same_grad(self, leaf: Any, writes: int) -> Where | None:
+        """The remembered ``where`` if ``leaf.grad`` is the tensor we saw, written ``writes`` times since."""
         entry = self._entries.get(id(leaf))
         if entry is None or entry.leaf() is not leaf or entry.grad is None:
             return None
         grad: Any = getattr(leaf, "grad", None)
         if grad is None or id(entry.grad()) != id(grad):
             return None
-        if int(grad._version) == entry.version:
+        if int(grad._version) == entry.version + writes:
             return entry.where
         return None
