@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from tests.test_trace_recorder import rows, trace
+from tests.tracing import rows, trace
 from torchmagic.trace.aten import AtenLog, decomposes, profiler_conflict
 
 

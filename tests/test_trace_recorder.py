@@ -7,21 +7,7 @@ import os
 import pytest
 import torch
 
-from torchmagic.trace.report import TraceReport
-
-
-def trace(ip, capture, body: str, opts: str = "") -> TraceReport:
-    ip.run_cell("import torch")
-    with capture():
-        res = ip.run_cell(f"%%tensorinfo -o _rep {opts}\n{body}")
-    assert res.error_in_exec is None, res.error_in_exec
-    rep = ip.user_ns.pop("_rep")
-    assert isinstance(rep, TraceReport)
-    return rep
-
-
-def rows(rep, op):
-    return [r for r in rep.rows if r.op == op]
+from tests.tracing import rows, trace
 
 
 def test_rows_have_line_source_expression_and_shapes(ip, capture):

@@ -6,18 +6,8 @@ import sys
 
 import pytest
 
+from tests.tracing import trace
 from torchmagic.trace import source
-from torchmagic.trace.report import TraceReport
-
-
-def trace(ip, capture, body: str) -> TraceReport:
-    ip.run_cell("import torch")
-    with capture():
-        res = ip.run_cell(f"%%tensorinfo -o _rep\n{body}")
-    assert res.error_in_exec is None, res.error_in_exec
-    rep = ip.user_ns.pop("_rep")
-    assert isinstance(rep, TraceReport)
-    return rep
 
 
 CELL = (

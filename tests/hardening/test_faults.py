@@ -11,8 +11,9 @@ Each case patches one step to raise and runs a passing and a failing cell.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -195,10 +196,20 @@ def _run(ip: Any, magic: str, cell: bool, body: str, capture: Any) -> tuple[Any,
     return res, cap.stdout + cap.stderr + shown
 
 
-@pytest.fixture
-def kernel_display(monkeypatch: Any) -> None:
+def _notebook_display(monkeypatch: Any) -> None:
     """Make ``show`` take the notebook path (display → _repr_mimebundle_ → to_html)."""
     monkeypatch.setattr("torchmagic.core.report.in_kernel", lambda shell: True)
+
+
+@contextlib.contextmanager
+def _state_kept(hip: Any, monkeypatch: Any) -> Iterator[None]:
+    """Global torch state and the user's objects' hooks are as before, once the fault is undone."""
+    objs = [hip.user_ns["x"], hip.user_ns["model"]]
+    before = snapshot(hip, objs)
+    yield
+    monkeypatch.undo()
+    hip.user_ns["x"].grad = None
+    assert diff(before, snapshot(hip, objs)) == []
 
 
 def _warm(hip: Any, magic: str, cell: bool, capture: Any) -> None:
@@ -220,26 +231,22 @@ def test_internal_failure_keeps_the_cell_result(
     hip: Any, capture: Any, monkeypatch: Any, magic: str, target: str, attr: str, display: str
 ) -> None:
     if display == "notebook":
-        monkeypatch.setattr("torchmagic.core.report.in_kernel", lambda shell: True)
+        _notebook_display(monkeypatch)
     elif attr == "to_html":
         pytest.skip("the terminal never renders HTML")
     written, cell, _steps = MAGICS[magic]
     _warm(hip, written, cell, capture)
-    objs = [hip.user_ns["x"], hip.user_ns["model"]]
-    before = snapshot(hip, objs)
-    inj = _Injector(monkeypatch, target, attr, Boom)
-    res, out = _run(hip, written, cell, OK_BODY, capture)
-    assert inj.hits, f"{target}.{attr} was never called by {written}"
-    assert res.error_in_exec is None, out
-    # the user is told (a `torchmagic:` line, or a note in the report) without a traceback
-    lines = [ln for ln in out.splitlines() if ln.startswith("torchmagic:")]
-    assert len(lines) <= 1 and f"injected into {attr}" in out, out
-    assert "Traceback" not in out and "Boom" not in out.replace("Boom: injected", ""), out
-    if cell:
-        assert hip.user_ns["marker"] == 41 and res.result == 42
-    monkeypatch.undo()
-    hip.user_ns["x"].grad = None
-    assert diff(before, snapshot(hip, objs)) == []
+    with _state_kept(hip, monkeypatch):
+        inj = _Injector(monkeypatch, target, attr, Boom)
+        res, out = _run(hip, written, cell, OK_BODY, capture)
+        assert inj.hits, f"{target}.{attr} was never called by {written}"
+        assert res.error_in_exec is None, out
+        # the user is told (a `torchmagic:` line, or a note in the report) without a traceback
+        lines = [ln for ln in out.splitlines() if ln.startswith("torchmagic:")]
+        assert len(lines) <= 1 and f"injected into {attr}" in out, out
+        assert "Traceback" not in out and "Boom" not in out.replace("Boom: injected", ""), out
+        if cell:
+            assert hip.user_ns["marker"] == 41 and res.result == 42
 
 
 @pytest.mark.parametrize("magic,target,attr", [c for c in CASES if MAGICS[c[0]][1]])
@@ -247,20 +254,16 @@ def test_internal_failure_keeps_the_user_error(
     hip: Any, capture: Any, monkeypatch: Any, magic: str, target: str, attr: str
 ) -> None:
     written, cell, _steps = MAGICS[magic]
-    monkeypatch.setattr("torchmagic.core.report.in_kernel", lambda shell: True)
+    _notebook_display(monkeypatch)
     _warm(hip, written, cell, capture)
-    objs = [hip.user_ns["x"], hip.user_ns["model"]]
-    before = snapshot(hip, objs)
-    _Injector(monkeypatch, target, attr, Boom)
-    res, out = _run(hip, written, cell, FAIL_BODY, capture)
-    err = res.error_in_exec
-    assert type(err) is RuntimeError and "injected" not in str(err), out
-    assert "Error in callback" not in out and "Traceback" not in out.split("RuntimeError")[0], out
-    assert "size mismatch" in str(err) or "inconsistent" in str(err) or "1D tensors" in str(err), str(err)
-    assert hip.user_ns["marker"] == 41
-    monkeypatch.undo()
-    hip.user_ns["x"].grad = None
-    assert diff(before, snapshot(hip, objs)) == []
+    with _state_kept(hip, monkeypatch):
+        _Injector(monkeypatch, target, attr, Boom)
+        res, out = _run(hip, written, cell, FAIL_BODY, capture)
+        err = res.error_in_exec
+        assert type(err) is RuntimeError and "injected" not in str(err), out
+        assert "Error in callback" not in out and "Traceback" not in out.split("RuntimeError")[0], out
+        assert "size mismatch" in str(err) or "inconsistent" in str(err) or "1D tensors" in str(err), str(err)
+        assert hip.user_ns["marker"] == 41
 
 
 @pytest.mark.parametrize("magic,target,attr", [c for c in CASES if c[2] not in NO_INTERRUPT])
@@ -268,19 +271,15 @@ def test_keyboard_interrupt_in_a_step_restores_state(
     hip: Any, capture: Any, monkeypatch: Any, magic: str, target: str, attr: str
 ) -> None:
     written, cell, _steps = MAGICS[magic]
-    monkeypatch.setattr("torchmagic.core.report.in_kernel", lambda shell: True)
+    _notebook_display(monkeypatch)
     _warm(hip, written, cell, capture)
-    objs = [hip.user_ns["x"], hip.user_ns["model"]]
-    before = snapshot(hip, objs)
-    inj = _Injector(monkeypatch, target, attr, KeyboardInterrupt)
-    res, out = _run(hip, written, cell, OK_BODY, capture)
-    if not inj.hits and cell:  # a step only a failing cell reaches
-        res, out = _run(hip, written, cell, FAIL_BODY, capture)
-    assert inj.hits
-    assert isinstance(res.error_in_exec, KeyboardInterrupt), out
-    monkeypatch.undo()
-    hip.user_ns["x"].grad = None
-    assert diff(before, snapshot(hip, objs)) == []
+    with _state_kept(hip, monkeypatch):
+        inj = _Injector(monkeypatch, target, attr, KeyboardInterrupt)
+        res, out = _run(hip, written, cell, OK_BODY, capture)
+        if not inj.hits and cell:  # a step only a failing cell reaches
+            res, out = _run(hip, written, cell, FAIL_BODY, capture)
+        assert inj.hits
+        assert isinstance(res.error_in_exec, KeyboardInterrupt), out
 
 
 def test_internal_failure_does_not_chain_onto_the_users_backward_error(
