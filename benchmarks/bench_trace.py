@@ -33,7 +33,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -168,28 +168,18 @@ def micro_per_op(n: int = 20_000) -> dict[str, float]:
         def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
             return func(*args, **(kwargs or {}))
 
+    @contextlib.contextmanager
+    def both_empty() -> Iterator[None]:
+        with EmptyMode(), EmptyDispatch():
+            yield
+
     return {
         "bare": best(contextlib.nullcontext),
         "empty_tf": best(EmptyMode),
         "recorder": best(lambda: Recorder("<bench-cell>")),
-        "empty_tf+empty_dispatch": best(lambda: _Both(EmptyMode(), EmptyDispatch())),
+        "empty_tf+empty_dispatch": best(both_empty),
         "recorder --deep": best(lambda: Recorder("<bench-cell>", deep=True)),
     }
-
-
-class _Both:
-    """Enter two context managers, leave them in reverse order."""
-
-    def __init__(self, first: Any, second: Any) -> None:
-        self.first, self.second = first, second
-
-    def __enter__(self) -> None:
-        self.first.__enter__()
-        self.second.__enter__()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.second.__exit__(*exc)
-        self.first.__exit__(*exc)
 
 
 def machine() -> str:
