@@ -27,7 +27,17 @@ from torchmagic.core.meta import dtype_name, shape_of
 from torchmagic.core.names import iter_named_tensors, user_names
 from torchmagic.device.report import CreatedTensor, MemoryStats
 
-__all__ = ["TensorTracker", "AllocatorStats", "allocator_for"]
+__all__ = ["TensorTracker", "AllocatorStats", "allocator_for", "storage_key"]
+
+_NO_STORAGE = (RuntimeError, NotImplementedError, TypeError, AttributeError)  # sparse, nested, ...
+
+
+def storage_key(t: Any) -> int | None:
+    """One int per storage, the same for every tensor viewing it (``None``: a storage-less tensor)."""
+    try:
+        return int(t.untyped_storage()._cdata)
+    except _NO_STORAGE:
+        return None
 
 LineOf = Callable[[], tuple[int, str]]
 
@@ -66,7 +76,7 @@ class TensorTracker:
             if skey in self._storages or skey in inputs:
                 return  # seen already (a view, an in-place result) or made before the cell
             ref = weakref.ref(storage, self._freed(skey))
-        except (RuntimeError, NotImplementedError, TypeError, AttributeError):
+        except _NO_STORAGE:
             return  # sparse, nested and other storage-less tensors
         counted = nbytes if self._counts(t) else 0  # another device's memory: listed, not counted
         self._storages[skey] = (counted, ref)
@@ -139,11 +149,9 @@ def _storage_names(namespace: Mapping[str, Any], by_id: Mapping[int, str]) -> di
         name = by_id.get(id(tensor))
         if not name:
             continue
-        try:
-            key = int(tensor.untyped_storage()._cdata)
-        except (RuntimeError, NotImplementedError, TypeError, AttributeError):
-            continue
-        names.setdefault(key, name)
+        key = storage_key(tensor)
+        if key is not None:
+            names.setdefault(key, name)
     return names
 
 

@@ -46,7 +46,7 @@ from torchmagic.core.cell import cell_lineno
 from torchmagic.core.guard import Fence
 from torchmagic.core.meta import dtype_name, shape_of
 from torchmagic.device.devices import ASYNC_DEVICE_TYPES
-from torchmagic.device.memory import TensorTracker
+from torchmagic.device.memory import TensorTracker, storage_key
 from torchmagic.device.mismatch import explain, tensor_operands
 from torchmagic.device.ops import OpTimer, display_name, op_key
 from torchmagic.device.report import Mismatch, SyncOp, Transfer
@@ -122,10 +122,9 @@ def _storage_keys(args: tuple[Any, ...]) -> set[int]:
         items = arg if isinstance(arg, (list, tuple)) else (arg,)
         for item in items:
             if isinstance(item, torch.Tensor):
-                try:
-                    keys.add(int(item.untyped_storage()._cdata))
-                except (RuntimeError, NotImplementedError, TypeError, AttributeError):
-                    pass
+                key = storage_key(item)
+                if key is not None:
+                    keys.add(key)
     return keys
 
 
