@@ -23,6 +23,10 @@ def test_op_key_names_the_user_level_call_and_input_shapes() -> None:
     assert op_key(F.softmax, (a, 0)) == ("F.softmax", "(2, 3)")  # a Python function in torch.nn.functional
     assert op_key(torch.Tensor.backward, (a.sum(),)) == ("Tensor.backward", "()")
     assert op_key(torch.Tensor.__getitem__, (a, 0)) == ("Tensor.__getitem__", "(2, 3)")
+    # nn.init's functions reach the mode with every argument as a keyword
+    w = torch.empty(4, 8)
+    assert op_key(torch.nn.init.uniform_, (), {"tensor": w, "a": 0.0, "b": 1.0}) == (
+        "torch.nn.init.uniform_", "(4, 8)")
     # C functions of the torch namespaces keep their public namespace, not the C name
     assert display_name(torch.linalg.norm) == "torch.linalg.norm"
     assert display_name(torch.fft.fft) == "torch.fft.fft"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any
+from typing import Any, Mapping
 
 from torchmagic.core.meta import shape_of
 from torchmagic.device.report import OpStat
@@ -89,10 +89,14 @@ def _shape_text(arg: Any) -> str | None:
     return "(" + ", ".join(str(int(s)) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def op_key(func: Any, args: tuple[Any, ...]) -> tuple[str, str]:
-    """``('torch.matmul', '(64, 64) (64, 64)')``: the call and its tensor inputs' shapes."""
+def op_key(func: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any] | None = None) -> tuple[str, str]:
+    """``('torch.matmul', '(64, 64) (64, 64)')``: the call and its tensor inputs' shapes.
+
+    Keyword arguments count too: torch's Python functions (``nn.init.*``) hand
+    every argument to the mode by keyword.
+    """
     shapes: list[str] = []
-    for arg in args:
+    for arg in (*args, *(kwargs or {}).values()):
         text = _shape_text(arg)
         if text is None and isinstance(arg, (list, tuple)):
             inner = [t for t in (_shape_text(a) for a in arg[:4]) if t is not None]

@@ -247,7 +247,7 @@ class _UserMode(TorchFunctionMode):
                     printing = display or name in _PRINT_NAMES
                     w.note_sync("print" if printing else display_name(func), str(dev), why)
             if not display and w.times(func):
-                key = op_key(func, args)
+                key = op_key(func, args, kwargs)
             if name in _COPY_NAMES:
                 label = "print" if display else key[0] if key is not None else display_name(func)
         except Exception as exc:  # noqa: BLE001
