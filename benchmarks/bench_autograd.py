@@ -29,7 +29,8 @@ from torch import nn  # noqa: E402
 from torchmagic.autograd.collapse import collapse_repeats  # noqa: E402
 from torchmagic.autograd.graph import Graph, to_dot, walk  # noqa: E402
 from torchmagic.autograd.svg import graph_svg  # noqa: E402
-from torchmagic.autograd.watcher import WatchOptions as WatchOptionsDefaults  # noqa: E402
+from torchmagic.autograd.options import WatchOptions  # noqa: E402
+from torchmagic.options import options_for  # noqa: E402
 
 
 def best(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
@@ -67,7 +68,7 @@ for step in range(steps):
 def training_overhead(steps: int, repeat: int) -> tuple[float, float]:
     """Seconds for an MLP + SGD loop, plain and inside the %%autograd watcher (best runs)."""
     from torchmagic.autograd.ledger import GradLedger
-    from torchmagic.autograd.watcher import AutogradWatcher, WatchOptions
+    from torchmagic.autograd.watcher import AutogradWatcher
 
     code = compile(TRAIN, "<bench-cell>", "exec")
 
@@ -82,7 +83,7 @@ def training_overhead(steps: int, repeat: int) -> tuple[float, float]:
 
     def watched() -> None:
         ns = namespace()
-        watcher = AutogradWatcher("<bench-cell>", TRAIN.splitlines(), ns, GradLedger(), WatchOptions())
+        watcher = AutogradWatcher("<bench-cell>", TRAIN.splitlines(), ns, GradLedger(), options_for(WatchOptions))
         with watcher:
             exec(code, ns)
 
@@ -173,7 +174,7 @@ def main() -> None:
     plain_s, watched_s = training_overhead(steps, max(3, args.repeat))
     print(f"\nMLP (32-64-1) + SGD, {steps} steps in one cell (1 thread): "
           f"plain {plain_s / steps * 1e6:.0f} us/step, under %%autograd {watched_s / steps * 1e6:.0f} "
-          f"us/step ({watched_s / plain_s:.1f}x; the first {WatchOptionsDefaults.max_calls} "
+          f"us/step ({watched_s / plain_s:.1f}x; the first {options_for(WatchOptions).autograd_max_calls} "
           "backward calls recorded in detail)")
 
 

@@ -73,9 +73,10 @@ def main() -> None:
         ("%tensorinfo bigT (its transpose, not contiguous)", best(magic("bigT"))),
         ("%tensorinfo huge_int (64×1024×1024 int32, 256 MiB)", best(magic("huge_int"), 3)),
     ]
+    from torchmagic.options import options_for
     from torchmagic.tensorinfo.inspect import InfoOptions, inspect_one
 
-    rows.append(("  of which: collect only (no rendering), big", best(lambda: inspect_one("big", ip.user_ns["big"], {}, InfoOptions()))))
+    rows.append(("  of which: collect only (no rendering), big", best(lambda: inspect_one("big", ip.user_ns["big"], {}, options_for(InfoOptions)))))
     for i in range(5000):
         ip.user_ns[f"v{i}"] = i
     for i in range(2000):

@@ -2,7 +2,7 @@
 
 * ``_generated/config.md``: every configurable trait of ``TorchMagics``
   (name, type, default, help), grouped by the ``# -- %magic ---`` section
-  comments in ``torchmagic/magics.py``, in source order.
+  comments in ``torchmagic/options.py``, in source order.
 * ``_generated/magic-<name>.md``: each magic's options as ``%name?`` parses
   them (from its ``magic_arguments`` parser) and its full help text.
 
@@ -76,9 +76,10 @@ def _type_name(trait: Any) -> str:
 def config_reference() -> str:
     """The configuration page body (MyST Markdown)."""
     from torchmagic.magics import TorchMagics
+    from torchmagic.options import Options
 
     traits = TorchMagics.class_traits(config=True)
-    sections = trait_sections(TorchMagics)
+    sections = trait_sections(Options)
     order = list(sections)
     names = sorted(traits, key=lambda n: (order.index(n) if n in order else len(order), n))
     groups: dict[str, list[str]] = {}

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from torchmagic.options import options_for
 from torchmagic.tensorinfo.inspect import InfoOptions, inspect_many, inspect_one, sharing
 from torchmagic.tensorinfo.report import ArrayReport, ModuleReport, TensorReport, ValueReport
 
-OPTS = InfoOptions()
+OPTS = options_for(InfoOptions)
 
 
 def _tensor(name: str, obj: object, ns: dict[str, object] | None = None) -> TensorReport:
@@ -118,7 +119,7 @@ def test_module_table() -> None:
 )
 def test_odd_tensors_do_not_crash(make: object) -> None:
     t = make()  # type: ignore[operator]
-    report = inspect_many([("t", t)], {}, InfoOptions(image=True))
+    report = inspect_many([("t", t)], {}, options_for(InfoOptions, image=True))
     text = report.to_text()
     assert "t" in text and report.to_html()
     json.dumps(report.to_dict())

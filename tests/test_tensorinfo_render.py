@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
+from torchmagic.options import options_for
 from torchmagic.tensorinfo.inspect import InfoOptions, inspect_many
 from torchmagic.tensorinfo.namespace import scan_namespace
 from torchmagic.tensorinfo.render import spark
@@ -37,7 +38,7 @@ def _report(**opts: object) -> object:
     x = torch.arange(12.0).reshape(3, 4)
     return inspect_many(
         [("x", x), ("arr", np.ones(3)), ("lst", [1, 2]), ("lin", torch.nn.Linear(2, 2))],
-        {}, InfoOptions(**opts),  # type: ignore[arg-type]
+        {}, options_for(InfoOptions, **opts),  # type: ignore[arg-type]
     )
 
 
@@ -70,7 +71,7 @@ def test_plain_text_fallback_stands_alone() -> None:
 
 def test_user_strings_are_escaped_everywhere() -> None:
     items = [(name, torch.ones(2)) for name in EVIL] + [("v", EVIL[0]), ("m", {EVIL[1]: 1})]
-    report = inspect_many(items, {}, InfoOptions())
+    report = inspect_many(items, {}, options_for(InfoOptions))
     html = report.to_html()
     tags = _parse(html)
     assert "script" not in tags.tags and "img" not in tags.tags

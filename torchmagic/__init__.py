@@ -35,10 +35,11 @@ def tensorinfo(*objs: Any, names: list[str] | None = None, **options: Any) -> An
     are :class:`torchmagic.tensorinfo.inspect.InfoOptions` fields, e.g.
     ``stats_max_elements=10_000`` or ``image=True``.
     """
+    from torchmagic.options import options_for
     from torchmagic.tensorinfo.inspect import InfoOptions, inspect_many
 
     labels = names or [f"arg{i}" for i in range(len(objs))]
-    return inspect_many(list(zip(labels, objs)), namespace={}, options=InfoOptions(**options))
+    return inspect_many(list(zip(labels, objs)), namespace={}, options=options_for(InfoOptions, **options))
 
 
 def load_ipython_extension(ip: Any) -> None:

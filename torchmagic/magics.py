@@ -1,10 +1,12 @@
 """The IPython magics: argument parsing and wiring, nothing else.
 
-Each magic parses its line, asks a collector for a report (running the cell
-through :class:`torchmagic.core.cell.Cell` where there is one) and shows the
-report.  Every option users can set lives here as a documented trait, so
-``%config TorchMagics`` lists them all and ``c.TorchMagics.<name> = ...`` in
-``ipython_config.py`` sets them for every session.
+A line magic parses its line, asks its area for a report and shows it.  A
+cell magic parses its line and hands the cell to the one runner
+(:func:`torchmagic.core.runner.run_cell`) with the collectors of its area.
+Every option is a trait of :class:`torchmagic.options.Options`, inherited
+here, so ``%config TorchMagics`` lists them all and
+``c.TorchMagics.<name> = ...`` in ``ipython_config.py`` sets them for every
+session.
 """
 
 from __future__ import annotations
@@ -13,114 +15,21 @@ from typing import Any, Callable
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Int
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from torchmagic.core.args import evaluate, parse_line, parse_options
-from torchmagic.core.guard import guarded, internal_failure
+from torchmagic.core.guard import guarded
 from torchmagic.core.report import Report, show
+from torchmagic.options import Options, options_for
 
 __all__ = ["TorchMagics"]
 
 
 @magics_class
-class TorchMagics(Magics):
-    """torchmagic's magics and their options (``%config TorchMagics``)."""
+class TorchMagics(Magics, Options):
+    """torchmagic's magics; their options are the traits of :class:`~torchmagic.options.Options`."""
 
     shell: Any  # always set: the extension loader passes the shell
-
-    # -- %tensorinfo ---------------------------------------------------------
-    stats_max_elements = Int(
-        1_000_000,
-        help="Tensors with more elements than this get statistics from a strided "
-        "sample of about this many elements (labelled as a sample) instead of "
-        "every value, so huge tensors answer quickly.",
-    ).tag(config=True)
-    preview_items = Int(
-        6, help="How many values per dimension the value preview shows (first and last half)."
-    ).tag(config=True)
-    precision = Int(4, help="Significant digits for floats in reports.").tag(config=True)
-    histogram_bins = Int(24, help="Number of bins in the value histogram.").tag(config=True)
-    image_max_frames = Int(
-        16, help="With --image, at most this many images/frames are drawn per tensor."
-    ).tag(config=True)
-
-    # -- %%tensorinfo (cell trace) and the error explainer --------------------
-    trace_max_rows = Int(
-        200,
-        help="%%tensorinfo shows at most this many rows (distinct op sites); further ops "
-        "are counted in the summary line, so huge loops stay readable and memory stays bounded.",
-    ).tag(config=True)
-    trace_max_shapes = Int(
-        4,
-        help="Per row, how many distinct input/output shape combinations are listed; "
-        "further ones are counted as '… n more with other shapes'.",
-    ).tag(config=True)
-    trace_max_aten = Int(
-        40, help="With --deep, at most this many distinct aten ops are listed under one op."
-    ).tag(config=True)
-    explain_errors = Bool(
-        True,
-        help="When a cell fails inside a torch op, show which operands (by name, with shapes) "
-        "and which dims clash, plus hints for common mistakes, under the traceback. "
-        "Reads the failing frames only: nothing is re-run.  Set False to turn it off.",
-    ).tag(config=True)
-
-    # -- %%autograd / %autograd ------------------------------------------------
-    autograd_max_nodes = Int(
-        5000,
-        help="%%autograd reads at most this many nodes of a backward graph; the rest is "
-        "counted and reported instead of drawn.",
-    ).tag(config=True)
-    autograd_collapse = Bool(
-        True,
-        help="Fold long runs of identical blocks (e.g. 300 Linear+Tanh layers) into one box "
-        "in graphs larger than autograd_collapse_above nodes.",
-    ).tag(config=True)
-    autograd_collapse_above = Int(
-        120, help="Graphs with more nodes than this get their repeated blocks collapsed."
-    ).tag(config=True)
-    autograd_group_modules = Bool(
-        False,
-        help="Fold each nn.Module's parameters (weight, bias and their transposes) into the op "
-        "that uses them, so a model's graph shows one box per layer (same as --modules).",
-    ).tag(config=True)
-    autograd_min_repeats = Int(
-        4, help="A block must repeat at least this many times in a row to be collapsed."
-    ).tag(config=True)
-    autograd_value_elements = Int(
-        16,
-        help="Gradients with at most this many elements are shown value by value; larger ones "
-        "as shape and norm.",
-    ).tag(config=True)
-    autograd_max_calls = Int(
-        10,
-        help="backward() calls of one cell recorded in detail (graph, .grad before/after); later "
-        "calls are still checked for gradient accumulation.",
-    ).tag(config=True)
-    jacobian_max_elements = Int(
-        256,
-        help="--jacobian is computed when (output elements) x (leaf elements) is at most this.",
-    ).tag(config=True)
-
-    # -- %%device / %device ----------------------------------------------------
-    device_top_ops = Int(
-        10, help="%%device lists this many of the slowest (op, input shapes) groups."
-    ).tag(config=True)
-    device_top_tensors = Int(
-        5, help="%%device lists this many of the largest tensors the cell created."
-    ).tag(config=True)
-    device_op_events = Int(
-        512,
-        help="CUDA/MPS: pairs of timing events created before the recorded run for per-op "
-        "device times; ops beyond this many are counted but not timed.",
-    ).tag(config=True)
-    device_max_rows = Int(
-        50, help="%%device / %device model show at most this many transfer, sync-point or module rows."
-    ).tag(config=True)
-    device_repeats = Int(
-        3, help="%%device -n N without -r repeats the timing this many times (like %timeit -r)."
-    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -176,35 +85,28 @@ class TorchMagics(Magics):
         with guarded(f"showing the {_magic_name(report)} report"):
             show(report, self.ip)
 
-    def _info_options(self, **extra: Any) -> Any:
-        from torchmagic.tensorinfo.inspect import InfoOptions
+    def _run(self, cell: str, header: str, start: Callable[[Any], list[Any]], out: str | None) -> Any:
+        """Run a cell magic's body under its collectors (see :mod:`torchmagic.core.runner`)."""
+        __tracebackhide__ = True
+        from torchmagic.core.runner import run_cell
 
-        return InfoOptions(
-            stats_max_elements=self.stats_max_elements,
-            preview_items=self.preview_items,
-            precision=self.precision,
-            histogram_bins=self.histogram_bins,
-            image_max_frames=self.image_max_frames,
-            **extra,
-        )
+        return run_cell(self.shell, cell, header.rstrip(), start, lambda r: self._emit(r, out))
 
     def _trace_cell(self, line: str, cell: str, args: Any, exprs: list[str]) -> Any:
         __tracebackhide__ = True
-        from torchmagic.trace.run import TraceOptions, trace_cell
+        from torchmagic.trace.collector import TraceCollector
+        from torchmagic.trace.options import TraceOptions
 
         if exprs:
             raise UsageError(f"%%tensorinfo takes options only, not {' '.join(exprs)!r}")
         if args.max_rows is not None and args.max_rows < 1:
             raise UsageError("--max-rows needs a positive number")
-        options = TraceOptions(
-            deep=args.deep,
-            view="source" if args.source else "table",
-            max_rows=args.max_rows or self.trace_max_rows,
-            max_shapes=self.trace_max_shapes,
-            max_children=self.trace_max_aten,
+        options = options_for(
+            TraceOptions, self, deep=args.deep, view="source" if args.source else "table",
+            trace_max_rows=args.max_rows or self.trace_max_rows,
         )
-        return trace_cell(
-            self.shell, cell, f"%%tensorinfo {line}".rstrip(), options, lambda r: self._emit(r, args.out)
+        return self._run(
+            cell, f"%%tensorinfo {line}", lambda c: [TraceCollector(c, options, self.shell)], args.out
         )
 
     # -- magics ------------------------------------------------------------------
@@ -292,7 +194,7 @@ class TorchMagics(Magics):
         args, exprs = parse_line(self.tensorinfo, line)
         if cell is not None:
             return self._trace_cell(line, cell, args, exprs)
-        from torchmagic.tensorinfo.inspect import inspect_many
+        from torchmagic.tensorinfo.inspect import InfoOptions, inspect_many
         from torchmagic.tensorinfo.namespace import scan_namespace
 
         ns = self.ip.user_ns
@@ -302,7 +204,7 @@ class TorchMagics(Magics):
             return None
         items = [(expr, evaluate(expr, self.ip, "%tensorinfo")) for expr in exprs]
         with guarded("building the %tensorinfo report"):
-            report = inspect_many(items, namespace=ns, options=self._info_options(image=args.image))
+            report = inspect_many(items, namespace=ns, options=options_for(InfoOptions, self, image=args.image))
             self._emit(report, args.out)
         return None
 
@@ -377,29 +279,17 @@ class TorchMagics(Magics):
         for flag, value in (("-n", args.loops), ("-r", args.repeats)):
             if value is not None and value < 1:
                 raise UsageError(f"{flag} must be at least 1, not {value}")
-        from torchmagic.core.cell import Cell
-        from torchmagic.device.run import RunOptions, run_cell
+        from torchmagic.device.session import DeviceOptions, DeviceSession, resolve_targets
 
-        repeat = args.loops is not None or args.repeats is not None
-        options = RunOptions(
-            loops=args.loops or 1,
-            repeats=args.repeats or (self.device_repeats if args.loops is not None else 1),
-            repeat=repeat,
-            top_ops=self.device_top_ops,
-            top_tensors=self.device_top_tensors,
-            op_events=self.device_op_events,
-            max_rows=self.device_max_rows,
+        options = options_for(DeviceOptions, self, loops=args.loops, repeats=args.repeats)
+        targets = resolve_targets(devices, args.fallback)  # a UsageError before anything runs
+        for target in targets:
+            if target.notice:
+                _announce(target.notice)
+        return self._run(
+            cell, f"%%device {line}",
+            lambda c: [DeviceSession(c, targets, options, compare=bool(args.compare))], args.out,
         )
-        compiled = Cell.compile(self.shell, cell, f"%%device {line}")
-        report, value, error = run_cell(
-            compiled, devices, options, fallback=args.fallback, compare=bool(args.compare), announce=_announce
-        )
-        self._emit(report, args.out)
-        if error is not None:
-            from torchmagic.core.cell import trim_traceback
-
-            raise error.with_traceback(trim_traceback(error.__traceback__, compiled.filename))
-        return value
 
     def _device_line(self, line: str) -> None:
         __tracebackhide__ = True
@@ -433,26 +323,6 @@ class TorchMagics(Magics):
         return None
 
     # -- %%autograd ---------------------------------------------------------------
-    def _autograd_options(self, jacobian: bool = False) -> tuple[Any, Any]:
-        from torchmagic.autograd.session import GraphOptions
-        from torchmagic.autograd.watcher import WatchOptions
-
-        watch = WatchOptions(
-            value_elements=self.autograd_value_elements,
-            max_nodes=self.autograd_max_nodes,
-            max_calls=self.autograd_max_calls,
-            jacobian=jacobian,
-            jacobian_max_elements=self.jacobian_max_elements,
-            digits=self.precision,
-        )
-        graph = GraphOptions(
-            collapse=self.autograd_collapse,
-            collapse_above=self.autograd_collapse_above,
-            min_repeats=self.autograd_min_repeats,
-            modules=self.autograd_group_modules,
-        )
-        return watch, graph
-
     @magic_arguments()
     @argument("-o", "--out", metavar="NAME", help="Store the report object in the variable NAME.")
     @argument(
@@ -515,11 +385,14 @@ class TorchMagics(Magics):
         """
         __tracebackhide__ = True
         args, exprs = parse_line(self.autograd, line)
-        watch, graph_opts = self._autograd_options(jacobian=args.jacobian)
+        from torchmagic.autograd.options import GraphOptions, WatchOptions
+
+        watch = options_for(WatchOptions, self, jacobian=args.jacobian)
+        graph = options_for(GraphOptions, self)
         if args.no_collapse:
-            graph_opts.collapse = False
+            graph.autograd_collapse = False
         if args.modules:
-            graph_opts.modules = True
+            graph.autograd_group_modules = True
         shell: Any = self.ip
         if cell is None:
             from torchmagic.autograd.session import tensor_report
@@ -528,40 +401,19 @@ class TorchMagics(Magics):
                 raise UsageError("%autograd needs one tensor, e.g. %autograd loss (or use %%autograd on a cell)")
             value = evaluate(exprs[0], shell, "%autograd")
             with guarded("building the %autograd report"):
-                self._emit(tensor_report(exprs[0], value, shell.user_ns, watch, graph_opts), args.out)
+                self._emit(tensor_report(exprs[0], value, shell.user_ns, watch, graph), args.out)
             return None
         if exprs:
             raise UsageError(f"%%autograd takes no expressions on its line (got {' '.join(exprs)!r})")
-        from torchmagic.autograd.session import AutogradSession
         from torchmagic.autograd.ledger import GradLedger
-        from torchmagic.core.cell import Cell
+        from torchmagic.autograd.session import AutogradSession
 
         if self._grad_ledger is None:
             self._grad_ledger = GradLedger()
-        compiled = Cell.compile(shell, cell, f"%%autograd {line}".rstrip())
-        session: Any = None
-        try:
-            session = AutogradSession(
-                shell.user_ns, compiled.filename, compiled.lines, self._grad_ledger, watch,
-                graph_opts, source=cell,
-            )
-        except Exception as exc:  # noqa: BLE001 - cannot record: run the cell as if we were not here
-            internal_failure("starting the %%autograd recording", exc)
-        if session is None:  # outside the except block: the cell's errors must not chain to ours
-            return compiled.run()
-        try:
-            result = compiled.run([session.watch()])
-        except Exception as exc:
-            self._emit_autograd(session, exc, args.out)
-            raise
-        self._emit_autograd(session, None, args.out)
-        return result
-
-    def _emit_autograd(self, session: Any, error: BaseException | None, out: str | None) -> None:
-        """Show the report; a bug in torchmagic must not hide the cell's own result or error."""
-        with guarded("building the %%autograd report"):
-            self._emit(session.report(error=error), out)
-        session.watcher.fence.warn("recording the %%autograd cell")
+        ledger = self._grad_ledger
+        return self._run(
+            cell, f"%%autograd {line}", lambda c: [AutogradSession(c, ledger, watch, graph)], args.out
+        )
 
 
 def _announce(notice: str) -> None:

@@ -37,6 +37,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 from torchmagic.core.cell import Cell
+from torchmagic.options import options_for
 
 __all__ = [
     "RECORDERS",
@@ -249,73 +250,58 @@ def _bare(cell: Cell) -> tuple[Any, BaseException | None, Any]:
         return None, exc, None
 
 
-def _trace(deep: bool) -> Runner:
-    """What ``trace_cell`` (``%%tensorinfo``) does, minus the shell: record, then build the report."""
+def _collected(make: Callable[[Cell], Any]) -> Runner:
+    """Run the cell as every cell magic does (:func:`torchmagic.core.runner.run_collected`)."""
 
     def run(cell: Cell) -> tuple[Any, BaseException | None, Any]:
-        from torchmagic.core.names import user_names
-        from torchmagic.trace.build import finish
-        from torchmagic.trace.failing import explain_exception
-        from torchmagic.trace.recorder import Recorder
-        from torchmagic.trace.run import _drop_recorder_frames
+        from torchmagic.core.runner import run_collected
 
-        rec = Recorder(cell.filename, names=user_names(cell.locals), deep=deep)
+        shown: list[Any] = []
+        value: Any = None
         error: BaseException | None = None
-        value = None
         try:
-            value = cell.run([rec])
-        except Exception as exc:  # noqa: BLE001
+            value = run_collected(cell, [make(cell)], shown.append)
+        except Exception as exc:  # noqa: BLE001 - the op's own error, compared with the bare run's
             error = exc
-        explanation = None
-        if error is not None:
-            explanation = rec.error if rec.error_id == id(error) else explain_exception(error, None)
-            if explanation is not None and explanation.line is not None and not explanation.source:
-                explanation.source = cell.line(explanation.line)
-            _drop_recorder_frames(error)
-        report = finish(rec, cell.lines, user_names(cell.locals), "table", explanation)
-        rec.fence.warn("recording the %%tensorinfo trace")
-        return value, error, report
+        return value, error, shown[0] if shown else None
 
     return run
 
 
-def _autograd(cell: Cell) -> tuple[Any, BaseException | None, Any]:
-    """What ``%%autograd`` does: the session's watcher around the cell, then its report."""
+def _trace(deep: bool) -> Runner:
+    """``%%tensorinfo`` (``--deep``): the trace collector."""
+    from torchmagic.trace.collector import TraceCollector
+    from torchmagic.trace.options import TraceOptions
+
+    return _collected(lambda cell: TraceCollector(cell, options_for(TraceOptions, deep=deep)))
+
+
+def _autograd() -> Runner:
+    """``%%autograd``: the session's watcher around the cell, then its report."""
     from torchmagic.autograd.ledger import GradLedger
-    from torchmagic.autograd.session import AutogradSession, GraphOptions
-    from torchmagic.autograd.watcher import WatchOptions
+    from torchmagic.autograd.options import GraphOptions, WatchOptions
+    from torchmagic.autograd.session import AutogradSession
 
-    session = AutogradSession(
-        cell.locals, cell.filename, cell.lines, GradLedger(), WatchOptions(), GraphOptions(),
-        source=cell.source,
-    )
-    error: BaseException | None = None
-    value = None
-    try:
-        value = cell.run([session.watch()])
-    except Exception as exc:  # noqa: BLE001
-        error = exc
-    report = session.report(error=error)
-    session.watcher.fence.warn("recording the %%autograd cell")
-    return value, error, report
+    return _collected(lambda cell: AutogradSession(
+        cell, GradLedger(), options_for(WatchOptions), options_for(GraphOptions)
+    ))
 
 
-def _device(cell: Cell) -> tuple[Any, BaseException | None, Any]:
-    """What ``%%device cpu`` does (``run_cell`` for one device), then its report."""
-    from torchmagic.device.report import DeviceReport
-    from torchmagic.device.run import RunOptions, run_on
+def _device() -> Runner:
+    """``%%device cpu``: one recorded run on the CPU."""
+    from torchmagic.device.session import DeviceOptions, DeviceSession, Target
 
     # sync_types={"cpu"}: also exercise the read-back/sync detection, which on a
     # real accelerator is always on
-    outcome = run_on(cell, torch.device("cpu"), RunOptions(sync_types=frozenset({"cpu"})))
-    return outcome.value, outcome.error, DeviceReport(runs=[outcome.run], cell_runs=1)
+    options = options_for(DeviceOptions, sync_types=frozenset({"cpu"}))
+    return _collected(lambda cell: DeviceSession(cell, [Target("cpu", torch.device("cpu"))], options))
 
 
 RECORDERS: dict[str, Runner] = {
     "trace": _trace(deep=False),
     "trace --deep": _trace(deep=True),
-    "autograd": _autograd,
-    "device": _device,
+    "autograd": _autograd(),
+    "device": _device(),
 }
 DESCRIPTIONS = {
     "trace": "`%%tensorinfo` cell trace (TorchFunctionMode recorder + report)",
@@ -421,13 +407,6 @@ def _scribble(value: float | None) -> None:
             bufs.append(torch.full((n,), value))
             bufs.append(torch.full((n,), -12345 if value != value else int(value), dtype=torch.int64))
     del bufs
-
-
-def _run_in(cell: Cell, contexts: list[Any]) -> tuple[Any, BaseException | None, Any]:
-    try:
-        return cell.run(contexts), None, None
-    except Exception as exc:  # noqa: BLE001
-        return None, exc, None
 
 
 def _deterministic_fill(cell: Cell) -> tuple[Any, BaseException | None, Any]:

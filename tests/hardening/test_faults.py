@@ -70,8 +70,8 @@ MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
         ("torchmagic.trace.recorder.Recorder", "before"),
         ("torchmagic.trace.recorder.Recorder", "after"),
         ("torchmagic.trace.recorder.Recorder", "failed"),
-        ("torchmagic.trace.build", "finish"),
-        ("torchmagic.trace.run", "_drop_recorder_frames"),
+        ("torchmagic.trace.collector", "finish"),
+        ("torchmagic.core.runner", "drop_own_frames"),
         *_render_steps("trace"),
     ]),
     "%%tensorinfo --deep --source": ("%%tensorinfo --deep --source", True, [
@@ -82,7 +82,7 @@ MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
         ("torchmagic.trace.aten.AtenLog", "_walk"),
         ("torchmagic.trace.aten", "decomposes"),
         ("torchmagic.trace.recorder.Recorder", "before"),
-        ("torchmagic.trace.build", "finish"),
+        ("torchmagic.trace.collector", "finish"),
         ("torchmagic.trace.render", "annotated_text"),
         *_render_steps("trace"),
     ]),
@@ -119,7 +119,7 @@ MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
         *_render_steps("autograd"),
     ]),
     "%%device cpu": ("%%device cpu", True, [
-        ("torchmagic.device.run", "prime"),
+        ("torchmagic.device.session", "prime"),
         ("torchmagic.device.transfers.Watcher", "__enter__"),
         ("torchmagic.device.transfers", "op_key"),
         ("torchmagic.device.transfers", "_display_frame"),
@@ -132,11 +132,11 @@ MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
         ("torchmagic.device.memory.TensorTracker", "finish"),
         ("torchmagic.device.transfers.Watcher", "note_error"),
         ("torchmagic.device.transfers.Watcher", "transfer_rows"),
-        ("torchmagic.device.run", "tracked_stats"),
+        ("torchmagic.device.session", "tracked_stats"),
         *_render_steps("device"),
     ]),
     "%%device meta -n 2 -r 1": ("%%device meta -n 2 -r 1", True, [
-        ("torchmagic.device.run", "timed_repeats"),
+        ("torchmagic.device.session", "timed_repeats"),
         ("torchmagic.device.transfers.Watcher", "note_transfer"),
         ("torchmagic.device.transfers.Watcher", "sync_rows"),
         *_render_steps("device"),
@@ -154,7 +154,7 @@ MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
 }
 
 # steps only a failing cell reaches (covered by the user-error and KeyboardInterrupt tests)
-ONLY_ON_ERROR = {"note_error", "failed", "_drop_recorder_frames", "show_explanation",
+ONLY_ON_ERROR = {"note_error", "failed", "drop_own_frames", "show_explanation",
                  "explain_exception", "explain"}
 # a KeyboardInterrupt inside an IPython event callback escapes run_cell itself (IPython's
 # choice, not ours): the error explainer runs there
@@ -303,7 +303,7 @@ def test_unresolvable_device_is_one_line_and_the_cell_does_not_run(
     from IPython.core.error import UsageError
 
     before = snapshot(hip, [hip.user_ns["x"]])
-    _Injector(monkeypatch, "torchmagic.device.run", "resolve", Boom)
+    _Injector(monkeypatch, "torchmagic.device.session", "resolve", Boom)
     res, out = _run(hip, "%%device meta", True, "ran = True", capture)
     assert isinstance(res.error_in_exec, UsageError) and "injected into resolve" in str(res.error_in_exec)
     assert "Traceback" not in out and "ran" not in hip.user_ns

@@ -27,6 +27,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from tests.hardening import opinfo_sweep as S
+from torchmagic.core.runner import Collector
 
 # Operators that exercise the recorders' riskiest paths: in-place and views,
 # RNG, tuples/namedtuples, integer outputs, errors, composite backward
@@ -172,15 +173,28 @@ class _Leaky(TorchFunctionMode):
         pass  # never pops itself
 
 
-def _fake(contexts: Any) -> S.Runner:
-    def run(cell: Any) -> tuple[Any, BaseException | None, Any]:
-        return S._run_in(cell, contexts())
+class _As(Collector):
+    """A fake recorder (a plain context manager) as a collector, run the way every cell magic runs."""
 
-    return run
+    def __init__(self, cm: Any) -> None:
+        super().__init__()
+        self.cm = cm
+        self.what = type(cm).__name__  # type: ignore[misc]
+
+    def __enter__(self) -> _As:
+        self.cm.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.cm.__exit__(*exc)
+
+
+def _fake(contexts: Any) -> S.Runner:
+    return S._collected(lambda cell: _As(contexts()[0]))
 
 
 class _BrokenStart:
-    """A recorder that fails to start: Cell.run runs the cell unrecorded and says so on stderr."""
+    """A recorder that fails to start: the runner runs the cell unrecorded and says so on stderr."""
 
     def __enter__(self) -> None:
         raise RuntimeError("cannot start")

@@ -23,7 +23,8 @@ from torchmagic.autograd.values import Values, difference, summarize
 from torchmagic.core.meta import dtype_name
 
 if TYPE_CHECKING:
-    from torchmagic.autograd.watcher import WatchLog, WatchOptions
+    from torchmagic.autograd.options import WatchOptions
+    from torchmagic.autograd.watcher import WatchLog
 
 __all__ = ["BackwardRecorder"]
 
@@ -122,7 +123,7 @@ class BackwardRecorder:
     def _before_backward(self, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> "_Call":
         log = self.log
         index = log.calls_total
-        detailed = index <= self.options.max_calls
+        detailed = index <= self.options.autograd_max_calls
         roots, gradient, retain, inputs = _backward_args(kind, args, kwargs)
         line = self._line_of_call()
         # Naming walks the namespace; calls past max_calls only need it if they accumulate.
@@ -135,13 +136,13 @@ class BackwardRecorder:
             retain=retain, inputs=inputs, line=line, source=source, names=names,
             label=_root_label(roots, names, source), here=Where(self.run, self.cell_key, line),
         )
-        small, digits = self.options.value_elements, self.options.digits
+        small, digits = self.options.autograd_value_elements, self.options.precision
         fns: list[tuple[int, Any]] = []
         if detailed:
             call.graph = walk(
                 [(names.get(id(t), call.label if len(roots) == 1 else ""), t) for t in roots],
                 names=names,
-                max_nodes=self.options.max_nodes,
+                max_nodes=self.options.autograd_max_nodes,
                 grad_text=lambda t: summarize(t.grad, small, digits).text,
                 cuts={k: v[1] for k, v in log.cuts.items() if v[0]() is not None},
                 saved_cache=log.saved_cache,
@@ -202,7 +203,7 @@ class BackwardRecorder:
     def _record_failure(self, call: "_Call", exc: BaseException) -> None:
         self.log.errors.append((exc, call.graph, call.label))
         if call.detailed:
-            small, digits = self.options.value_elements, self.options.digits
+            small, digits = self.options.autograd_value_elements, self.options.precision
             self.log.calls.append(BackwardCall(
                 call.index, call.kind, call.label, call.line, call.source, _shape(call.roots),
                 _dtype(call.roots), _grad_text(call.gradient, small, digits), call.retain, (), (),
@@ -213,7 +214,7 @@ class BackwardRecorder:
 
     def _after_backward(self, call: "_Call", result: Any) -> None:
         log = self.log
-        small, digits = self.options.value_elements, self.options.digits
+        small, digits = self.options.autograd_value_elements, self.options.precision
         names = call.names
         if not call.detailed and call.hooked:
             names = self._names()

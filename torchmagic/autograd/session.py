@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import weakref
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Mapping
 
 import torch
@@ -25,28 +25,23 @@ from torchmagic.autograd.graph import Graph, find_leaves, walk
 from torchmagic.autograd.report import AutogradReport, Explanation, Note
 from torchmagic.autograd.values import summarize
 from torchmagic.autograd.ledger import GradLedger
-from torchmagic.autograd.watcher import AutogradWatcher, WatchOptions
+from torchmagic.autograd.options import GraphOptions, WatchOptions
+from torchmagic.autograd.watcher import AutogradWatcher
+from torchmagic.core.cell import Cell
+from torchmagic.core.runner import Collector
 from torchmagic.core.names import iter_named_tensors, user_names
 
-__all__ = ["GraphOptions", "AutogradSession", "tensor_report"]
+__all__ = ["AutogradSession", "tensor_report"]
 
 _RUNS = itertools.count(1)
-
-
-@dataclass
-class GraphOptions:
-    collapse: bool = True
-    collapse_above: int = 120  # collapse repeated blocks in graphs with more nodes than this
-    min_repeats: int = 4
-    modules: bool = False  # fold each module's parameters into the op that uses them
 
 
 def _finish_graph(graph: Graph | None, options: GraphOptions) -> Graph | None:
     if graph is None or not graph.nodes:
         return graph
-    if options.collapse and len(graph.nodes) > options.collapse_above:
-        graph = collapse_repeats(graph, min_repeats=options.min_repeats)
-    if options.modules:
+    if options.autograd_collapse and len(graph.nodes) > options.autograd_collapse_above:
+        graph = collapse_repeats(graph, min_repeats=options.autograd_min_repeats)
+    if options.autograd_group_modules:
         graph = group_modules(graph)
     return graph
 
@@ -68,33 +63,39 @@ def _suspects(ns: Mapping[str, Any], message: str) -> list[str]:
     return found[:4]
 
 
-class AutogradSession:
-    """One ``%%autograd`` run: ``watch()`` goes into ``Cell.run``, ``report()`` comes after."""
+class AutogradSession(Collector):
+    """The ``%%autograd`` collector: the watcher mode while the cell runs, the report after."""
+
+    what = "the %%autograd recording"
 
     def __init__(
         self,
-        namespace: Mapping[str, Any],
-        filename: str,
-        lines: list[str],
+        cell: Cell,
         ledger: GradLedger,
         options: WatchOptions,
         graph_options: GraphOptions,
-        source: str = "",
     ) -> None:
+        super().__init__()
+        namespace = cell.locals
         self.ns = namespace
         self.options = options
         self.graph_options = graph_options
         self.before = {  # name -> tensor before the cell (also `outs[0]`, `d['h']`)
             k: weakref.ref(v) for k, v in iter_named_tensors(namespace)
         }
-        key = hashlib.blake2b(source.encode(), digest_size=6).hexdigest()
+        body = "\n".join(cell.lines[cell.first_line - 1:])
+        key = hashlib.blake2b(body.encode(), digest_size=6).hexdigest()
         self.watcher = AutogradWatcher(
-            filename, lines, namespace, ledger, options, run=next(_RUNS), cell_key=key
+            cell.filename, cell.lines, namespace, ledger, options, run=next(_RUNS), cell_key=key
         )
+        self.fence = self.watcher.fence
 
-    def watch(self) -> AutogradWatcher:
-        """The context manager to run the cell in."""
-        return self.watcher
+    def __enter__(self) -> AutogradSession:
+        self.watcher.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.watcher.__exit__(*exc_info)
 
     def _outputs(self) -> list[tuple[str, Any]]:
         """Tensors with a grad_fn the cell bound to a name, then live backward roots."""
@@ -116,16 +117,18 @@ class AutogradSession:
         return out
 
     def report(self, error: BaseException | None = None) -> AutogradReport:
+        if error is not None and not isinstance(error, Exception):
+            error = None  # interrupted: what ran so far, no error to explain
         log = self.watcher.log
         names = user_names(self.ns)
-        small, digits = self.options.value_elements, self.options.digits
+        small, digits = self.options.autograd_value_elements, self.options.precision
         outputs = self._outputs()
         graph: Graph | None = None
         if outputs:
             graph = walk(
                 outputs,
                 namespace=self.ns,
-                max_nodes=self.options.max_nodes,
+                max_nodes=self.options.autograd_max_nodes,
                 grad_text=lambda t: summarize(t.grad, small, digits).text,
                 cuts={k: v[1] for k, v in log.cuts.items() if v[0]() is not None},
                 saved_cache=log.saved_cache,
@@ -249,12 +252,12 @@ def tensor_report(
                 "or by .detach())."
             ),
         )
-    small, digits = options.value_elements, options.digits
+    small, digits = options.autograd_value_elements, options.precision
     names = user_names(namespace)
     graph = walk(
         [(expr if value.grad_fn is not None and id(value) not in names else names.get(id(value), expr), value)],
         namespace=namespace,
-        max_nodes=options.max_nodes,
+        max_nodes=options.autograd_max_nodes,
         grad_text=lambda t: summarize(t.grad, small, digits).text,
     )
     leaves = [(n.label, n.grad) for n in graph.nodes if n.kind == "leaf"]

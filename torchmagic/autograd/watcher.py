@@ -23,13 +23,14 @@ from torch.overrides import TorchFunctionMode
 from torchmagic.autograd.backward import BackwardRecorder
 from torchmagic.autograd.graph import FREED, Graph
 from torchmagic.autograd.ledger import GradLedger
+from torchmagic.autograd.options import WatchOptions
 from torchmagic.autograd.report import BackwardCall, Note, Untracked
 from torchmagic.core.cell import cell_lineno
 from torchmagic.core.funcs import INPLACE_DUNDER
 from torchmagic.core.guard import Fence
 from torchmagic.core.names import user_names
 
-__all__ = ["WatchOptions", "WatchLog", "AutogradWatcher"]
+__all__ = ["WatchLog", "AutogradWatcher"]
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
 _HERE = os.path.dirname(os.path.dirname(__file__))
@@ -53,16 +54,6 @@ def _func_name(func: Any) -> str:
 
 def _is_inplace(name: str) -> bool:
     return name in INPLACE_DUNDER or (name.endswith("_") and not name.endswith("__"))
-
-
-@dataclass
-class WatchOptions:
-    value_elements: int = 16  # show every value of tensors up to this size
-    max_nodes: int = 5000
-    max_calls: int = 10  # backward calls recorded in detail
-    jacobian: bool = False
-    jacobian_max_elements: int = 256
-    digits: int = 4
 
 
 @dataclass
@@ -301,7 +292,7 @@ class AutogradWatcher(BackwardRecorder, TorchFunctionMode):
                 starts.append(t.grad_fn)
         seen: set[int] = set()
         stack = starts
-        budget = self.options.max_nodes
+        budget = self.options.autograd_max_nodes
         while stack and budget > 0:
             fn = stack.pop()
             if id(fn) in seen:

@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import inspect
+import sys
 from dataclasses import dataclass
 from types import CodeType, FrameType, TracebackType
-from typing import Any, ContextManager, Iterable, Literal
+from typing import Any, ContextManager, Iterable
+
+from torchmagic.core.text import source_line
 
 __all__ = ["Cell", "trim_traceback", "cell_lineno"]
 
@@ -27,7 +31,8 @@ class Cell:
     ``filename`` is what frames executing the cell report as ``co_filename``;
     collectors use it to tell the user's own lines from library code.
     ``first_line`` is the file line of the body's first line (2: the magic's
-    own ``%%name`` line is line 1, as in the notebook).
+    own ``%%name`` line is line 1, as in the notebook).  ``is_async`` is true
+    when the body uses top-level ``await``.
     """
 
     filename: str
@@ -38,20 +43,32 @@ class Cell:
     globals: dict[str, Any]
     locals: dict[str, Any]
     first_line: int = 2
+    is_async: bool = False
 
     @classmethod
-    def compile(cls, shell: Any, cell: str, header: str) -> "Cell":
-        """Compile ``cell`` for ``shell``; a ``SyntaxError`` is the user's and propagates."""
+    def compile(cls, shell: Any, cell: str, header: str) -> Cell:
+        """Compile ``cell`` as IPython compiles a cell; a ``SyntaxError`` is the user's and propagates.
+
+        Like IPython: input transformers (``%magic`` lines, ``!shell``), the
+        shell's AST transformers (``shell.ast_transformers``) and top-level
+        ``await`` (when ``%autoawait`` is on).  The cell is registered under
+        the number of the notebook cell that runs the magic, so tracebacks say
+        ``Cell In[N]`` with the prompt's N.
+        """
         __tracebackhide__ = True
         body_src = shell.transform_cell(cell)
         source = f"# {header}\n{body_src}"
-        filename = shell.compile.cache(source, shell.execution_count, raw_code=source)
+        filename = shell.compile.cache(source, _running_cell_number(shell), raw_code=source)
         tree = shell.compile.ast_parse(source, filename=filename)
+        tree = shell.transform_ast(tree) or tree
         last_expr: ast.Expression | None = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
-            last_expr = ast.Expression(tree.body.pop().value)  # type: ignore[attr-defined]
-        body = shell.compile(tree, filename, "exec")
-        last = shell.compile(last_expr, filename, "eval") if last_expr is not None else None
+            last_expr = ast.Expression(tree.body.pop().value)
+        flags = _TOP_LEVEL_AWAIT if getattr(shell, "autoawait", True) else 0
+        with shell.compile.extra_flags(flags):
+            body = shell.compile(tree, filename, "exec")
+            last = shell.compile(last_expr, filename, "eval") if last_expr is not None else None
+        is_async = any(code is not None and code.co_flags & inspect.CO_COROUTINE for code in (body, last))
         return cls(
             filename=filename,
             source=source,
@@ -60,32 +77,31 @@ class Cell:
             last=last,
             globals=shell.user_global_ns,
             locals=shell.user_ns,
+            is_async=bool(is_async),
         )
 
     def line(self, lineno: int) -> str:
         """The source text of file line ``lineno`` (1-based), stripped."""
-        if 1 <= lineno <= len(self.lines):
-            return self.lines[lineno - 1].strip()
-        return ""
+        return source_line(self.lines, lineno)
 
     def run(self, contexts: Iterable[ContextManager[Any]] = ()) -> Any:
         """Execute the body inside ``contexts`` and return the last expression's value.
 
         The user's exception propagates unchanged in type and value, with the
         traceback trimmed to start at the cell, so the cell fails as usual.
+        The contexts are entered in order and exited however the cell ends;
+        :mod:`torchmagic.core.runner` fences them.
         """
         __tracebackhide__ = True
         left: _UserModes = ([], [])
         try:
             with contextlib.ExitStack() as stack:
                 for cm in contexts:
-                    stack.enter_context(_Fenced(cm))
+                    stack.enter_context(cm)
                 depths = _mode_depths()
                 try:
-                    exec(self.body, self.globals, self.locals)
-                    if self.last is not None:
-                        return eval(self.last, self.globals, self.locals)
-                    return None
+                    self._execute(self.body)
+                    return self._execute(self.last) if self.last is not None else None
                 finally:  # modes the cell entered and left on: lift them off ours first
                     left = _lift_modes(depths)
         except BaseException as exc:
@@ -93,6 +109,55 @@ class Cell:
             raise
         finally:  # ...and put them back once ours are gone, where the user left them
             _restore_modes(left)
+
+    def _execute(self, code: CodeType) -> Any:
+        """``exec``/``eval`` one code object; a coroutine (top-level ``await``) is run to its end here."""
+        __tracebackhide__ = True
+        result = eval(code, self.globals, self.locals)
+        if code.co_flags & inspect.CO_COROUTINE:
+            return _run_coroutine(result)
+        return result
+
+
+_TOP_LEVEL_AWAIT = getattr(ast, "PyCF_ALLOW_TOP_LEVEL_AWAIT", 0)
+
+
+def _running_cell_number(shell: Any) -> int:
+    """The execution count of the notebook cell that is running the magic.
+
+    IPython 9 has already counted the running cell (``execution_count`` is
+    N + 1 inside it), IPython 8 has not; the outer cell's own frame is in the
+    compiler's filename map with its exact number, so we ask that first.
+    """
+    known = getattr(shell.compile, "_filename_map", {})
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        number = known.get(frame.f_code.co_filename)
+        if isinstance(number, int):
+            return number
+        frame = frame.f_back
+    return int(shell.execution_count)
+
+
+def _run_coroutine(coro: Any) -> Any:
+    """Run a cell's coroutine to completion on this thread (so torch modes see its ops).
+
+    The magic is called synchronously, maybe from inside the kernel's running
+    event loop, which cannot be re-entered; the coroutine runs on IPython's
+    own asyncio loop with the running loop set aside meanwhile, as a
+    terminal IPython runs an async cell.  Tasks of the kernel's loop wait
+    until the cell ends.
+    """
+    import asyncio
+
+    from IPython.core.async_helpers import get_asyncio_loop
+
+    running = asyncio.events._get_running_loop()
+    asyncio.events._set_running_loop(None)
+    try:
+        return get_asyncio_loop().run_until_complete(coro)
+    finally:
+        asyncio.events._set_running_loop(running)
 
 
 _UserModes = tuple[list[Any], list[Any]]
@@ -131,41 +196,6 @@ def _restore_modes(left: _UserModes) -> None:
         torch._C._push_on_torch_function_stack(mode)
     for mode in reversed(dispatches):
         _push_mode(mode)
-
-
-class _Fenced:
-    """Enter/exit one of torchmagic's context managers without letting its bugs reach the cell.
-
-    A context that fails to start is skipped (one ``torchmagic:`` line; the
-    cell runs unrecorded); one that fails while exiting never replaces the
-    cell's own exception or result.  KeyboardInterrupt passes through.
-    """
-
-    def __init__(self, cm: ContextManager[Any]) -> None:
-        self.cm = cm
-        self.entered = False
-
-    def __enter__(self) -> None:
-        try:
-            self.cm.__enter__()
-        except Exception as exc:  # noqa: BLE001
-            from torchmagic.core.guard import internal_failure
-
-            internal_failure(f"starting {type(self.cm).__name__}", exc)
-            return
-        self.entered = True
-
-    def __exit__(self, *exc_info: Any) -> Literal[False]:
-        if not self.entered:
-            return False
-        self.entered = False
-        try:
-            self.cm.__exit__(*exc_info)
-        except Exception as exc:  # noqa: BLE001
-            from torchmagic.core.guard import internal_failure
-
-            internal_failure(f"stopping {type(self.cm).__name__}", exc)
-        return False  # never swallow the cell's exception
 
 
 def trim_traceback(tb: TracebackType | None, filename: str) -> TracebackType | None:

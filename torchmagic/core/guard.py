@@ -20,18 +20,15 @@ from typing import Iterator
 
 from IPython.core.error import UsageError
 
+from torchmagic.core.text import exc_line
+
 __all__ = ["Fence", "guarded", "internal_failure"]
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def internal_failure(what: str, exc: BaseException) -> None:
     """Say in one line that ``what`` failed inside torchmagic (never a traceback)."""
     print(
-        f"torchmagic: {what} failed ({_one_line(exc)}); the cell's own result is unaffected. "
+        f"torchmagic: {what} failed ({exc_line(exc)}); the cell's own result is unaffected. "
         "Please report this at the torchmagic issue tracker.",
         file=sys.stderr,
     )

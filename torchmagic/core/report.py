@@ -13,6 +13,7 @@ import dataclasses
 import importlib
 import io
 import math
+import sys
 from typing import Any, ClassVar
 
 __all__ = ["Report", "jsonable", "rich_to_text", "show"]
@@ -99,8 +100,14 @@ class Report:
 
 
 def in_kernel(shell: Any) -> bool:
-    """True when ``shell`` talks to a notebook front end (HTML can be shown)."""
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+    """True when ``shell`` talks to a notebook front end (HTML can be shown).
+
+    Any subclass of ipykernel's shell counts (Google Colab's shell is one).
+    A shell of that class exists only once ``ipykernel.zmqshell`` is imported,
+    so a terminal session never pays for importing it.
+    """
+    zmqshell = sys.modules.get("ipykernel.zmqshell")
+    return zmqshell is not None and isinstance(shell, zmqshell.ZMQInteractiveShell)
 
 
 def show(report: Report, shell: Any = None) -> None:

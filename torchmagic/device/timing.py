@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, TypeVar
 
 from torchmagic.device.report import RepeatStats, Timing
 
-__all__ = ["Clock", "HostClock", "EventClock", "clock_for", "timed_run", "timed_repeats"]
+__all__ = ["Clock", "HostClock", "EventClock", "clock_for", "timed", "timed_run", "timed_repeats"]
 
 T = TypeVar("T")
 
@@ -122,22 +123,29 @@ class Marks:
         )
 
 
-def _timed(fn: Callable[[], T], clock: Clock, start: Any, end: Any) -> tuple[T, Marks]:
-    """Run ``fn`` between two events; the only synchronisation is after ``end``.
+@contextmanager
+def timed(clock: Clock, start: Any, end: Any) -> Iterator[Marks]:
+    """Time the block between two events; the only synchronisation is after ``end``.
 
-    On an exception the end event is still recorded and the device synchronised
-    (in ``finally``), so the next timing starts clean; the exception propagates.
+    However the block ends (an exception, an interrupt) the end event is
+    recorded and the device synchronised, so the next timing starts clean.
+    The :class:`Marks` are complete once the block has exited.
     """
     marks = Marks(0.0, 0.0, 0.0, start, end)
     marks.t0 = time.perf_counter()
     clock.record(start)
     try:
-        result = fn()
+        yield marks
     finally:
         clock.record(end)
         marks.t_host = time.perf_counter()
         clock.synchronize()
         marks.t_wall = time.perf_counter()
+
+
+def _timed(fn: Callable[[], T], clock: Clock, start: Any, end: Any) -> tuple[T, Marks]:
+    with timed(clock, start, end) as marks:
+        result = fn()
     return result, marks
 
 

@@ -31,13 +31,13 @@ MODULE_ROWS = 200  # parameter/buffer rows listed for one module
 
 @dataclass
 class InfoOptions:
-    """What to compute; the magic fills these from TorchMagics traits."""
+    """What to compute: fields named like their trait (see :mod:`torchmagic.options`), and ``--image``."""
 
-    stats_max_elements: int = 1_000_000
-    preview_items: int = 6
-    precision: int = 4
-    histogram_bins: int = 24
-    image_max_frames: int = 16
+    stats_max_elements: int
+    preview_items: int
+    precision: int
+    histogram_bins: int
+    image_max_frames: int
     image: bool = False
 
 

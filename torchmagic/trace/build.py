@@ -93,6 +93,6 @@ def finish(
         view=view,
         annotated=annotate(lines, rows, tops),
         error=error,
-        max_rows=rec.max_rows,
+        max_rows=rec.options.trace_max_rows,
         default_dtype=dtype_name(torch.get_default_dtype()),
     )

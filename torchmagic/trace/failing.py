@@ -25,7 +25,7 @@ from torchmagic.trace.explain import FailedOp, explain, first_line
 from torchmagic.trace.hints import hint_for
 from torchmagic.trace.report import Explanation, Operand
 
-__all__ = ["explain_exception", "mark_explained", "was_explained", "show_explanation"]
+__all__ = ["explain_exception", "mark_explained", "was_explained", "show_explanation", "attach", "attached"]
 
 _MISSING = object()
 _TENSOR_ATTRS = frozenset({"T", "mT", "H", "mH", "data", "real", "imag"})
@@ -34,19 +34,37 @@ _BINOPS = {
     ast.Pow: "pow", ast.Mod: "remainder", ast.FloorDiv: "floor_divide", ast.BitAnd: "bitwise_and",
     ast.BitOr: "bitwise_or", ast.BitXor: "bitwise_xor",
 }
-_explained: set[int] = set()
+_EXPLAINED = "_torchmagic_explained"  # set on an exception a cell magic's report already explained
+_EXPLANATION = "_torchmagic_explanation"  # the explanation a recorder made when the op raised
+
+
+def _mark(exc: BaseException, attr: str, value: Any) -> None:
+    """Set ``attr`` on the exception object itself: no registry of ids that could go stale."""
+    try:
+        setattr(exc, attr, value)
+    except (AttributeError, TypeError):  # an exception type without a __dict__: not marked
+        pass
 
 
 def mark_explained(exc: BaseException) -> None:
-    """Remember that ``%%tensorinfo`` already explained this exception (by id only)."""
-    _explained.add(id(exc))
+    """Note on ``exc`` that a cell magic's report explained it (the any-cell explainer stays quiet)."""
+    _mark(exc, _EXPLAINED, True)
 
 
 def was_explained(exc: BaseException) -> bool:
-    """True once for an exception passed to :func:`mark_explained`; forgets it."""
-    found = id(exc) in _explained
-    _explained.clear()
-    return found
+    """True for an exception passed to :func:`mark_explained`."""
+    return getattr(exc, _EXPLAINED, False) is True
+
+
+def attach(exc: BaseException, explanation: Explanation) -> None:
+    """Keep the explanation a recorder made when the op raised ``exc`` (plain data) with ``exc``."""
+    _mark(exc, _EXPLANATION, explanation)
+
+
+def attached(exc: BaseException) -> Explanation | None:
+    """The explanation :func:`attach` kept with ``exc``, if any."""
+    found = getattr(exc, _EXPLANATION, None)
+    return found if isinstance(found, Explanation) else None
 
 
 def _safe_eval(node: ast.AST, frame: Any) -> Any:

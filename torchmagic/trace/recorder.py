@@ -33,7 +33,9 @@ from torchmagic.core.meta import dtype_name, shape_of
 from torchmagic.trace.aten import AtenLog, profiler_conflict
 from torchmagic.trace.broadcast import align, needs_diagram
 from torchmagic.trace.explain import FailedOp, explain
+from torchmagic.trace.failing import attach
 from torchmagic.trace.report import INPLACE, NEW, NONE, SAME, VIEW, Explanation, Operand
+from torchmagic.trace.options import TraceOptions
 from torchmagic.trace.source import Site, operand, site_of
 
 __all__ = ["Recorder"]
@@ -163,31 +165,24 @@ class Recorder:
     def __init__(
         self,
         filename: str,
+        options: TraceOptions,
         names: dict[int, str] | None = None,
-        deep: bool = False,
-        max_rows: int = 200,
-        max_variants: int = 4,
-        max_children: int = 40,
         codes: tuple[CodeType, ...] = (),
         namespace: Mapping[str, Any] | None = None,
     ) -> None:
         self.filename = filename
         self.names = names or {}
-        self.deep = deep
+        self.options = options
+        self.deep = options.deep
         self.codes = codes  # the cell's code and namespace: does it start PyTorch's profiler itself?
         self.namespace = namespace
         self.aten: AtenLog | None = None
         self.deep_note = ""  # why --deep recorded no aten ops, if it didn't
-        self.max_rows = max_rows
-        self.max_variants = max_variants
-        self.max_children = max_children
         self.rows: dict[Any, _Row] = {}
         self.ordered: list[_Row] = []
         self.total = 0
         self.dropped = 0
         self.stack: list[_Row] = []
-        self.error: Explanation | None = None
-        self.error_id: int | None = None
         self.seconds = 0.0
         self._funcs: dict[Any, FuncInfo] = {}
         self._saved: dict[int, tuple[Any, int, str, str, Any, int]] = {}
@@ -236,7 +231,7 @@ class Recorder:
 
     def _count(self, row: _Row, name: str) -> None:
         """``--deep``: one more ``name`` aten op under ``row`` (distinct names capped)."""
-        if name in row.children or len(row.children) < self.max_children:
+        if name in row.children or len(row.children) < self.options.trace_max_aten:
             row.children[name] = row.children.get(name, 0) + 1
         else:
             row.children_other += 1
@@ -270,7 +265,7 @@ class Recorder:
         key = (f.f_code, f.f_lasti, func) if depth == 0 else (f.f_code, f.f_lasti, func, frame.f_code, frame.f_lasti)
         row = self.rows.get(key)
         if row is None:
-            if len(self.ordered) >= self.max_rows:
+            if len(self.ordered) >= self.options.trace_max_rows:
                 self.total += 1
                 self.dropped += 1
                 return None
@@ -291,7 +286,7 @@ class Recorder:
         var = row.variants.get(sig)
         if var is not None:
             var.count += 1
-        elif len(row.variants) < self.max_variants:
+        elif len(row.variants) < self.options.trace_max_shapes:
             row.variants[sig] = self._variant(row, args, kwargs, out)
         else:
             row.other += 1
@@ -300,34 +295,32 @@ class Recorder:
                 self._track_saved(row, args, out)
 
     def failed(self, row: _Row, args: Any, kwargs: Any, exc: BaseException) -> None:
-        """The op raised: explain it in terms of its operands (never raises itself)."""
+        """The op raised: explain it in terms of its operands (the mode fences our failures)."""
         if not isinstance(exc, Exception):
             return
-        try:
-            operands = [op for op, _, _ in self._inputs(row, args, kwargs)]
-            extra: dict[str, Any] = {}
-            if row.info.reshape:
-                extra["shape"] = _requested_shape(args)
-            if "dim" in kwargs:
-                extra["dim"] = kwargs["dim"]
-            elif row.op in ("cat", "stack", "concat", "concatenate") and len(args) > 1 and isinstance(args[1], int):
-                extra["dim"] = args[1]
-            failed = FailedOp(
-                op=row.op,
-                operands=operands,
-                expression=row.site.expression,
-                line=row.line,
-                extra=extra,
-            )
-            if not row.variants:
-                var = _Var()
-                var.inputs = self._inputs(row, args, kwargs)
-                var.effect = "error"
-                row.variants[("error",)] = var
-            self.error = explain(failed, type(exc).__name__, str(exc))
-            self.error_id = id(exc)
-        except Exception:
-            pass
+        operands = [op for op, _, _ in self._inputs(row, args, kwargs)]
+        extra: dict[str, Any] = {}
+        if row.info.reshape:
+            extra["shape"] = _requested_shape(args)
+        if "dim" in kwargs:
+            extra["dim"] = kwargs["dim"]
+        elif row.op in ("cat", "stack", "concat", "concatenate") and len(args) > 1 and isinstance(args[1], int):
+            extra["dim"] = args[1]
+        failed = FailedOp(
+            op=row.op,
+            operands=operands,
+            expression=row.site.expression,
+            line=row.line,
+            extra=extra,
+        )
+        if not row.variants:
+            var = _Var()
+            var.inputs = self._inputs(row, args, kwargs)
+            var.effect = "error"
+            row.variants[("error",)] = var
+        explanation = explain(failed, type(exc).__name__, str(exc))
+        if explanation is not None:
+            attach(exc, explanation)
 
     # -- per-variant detail (once per distinct shapes) ----------------------------
     def _label(self, row: _Row, i: int) -> str:

@@ -1,0 +1,148 @@
+"""Every option torchmagic has: one traitlets trait each, one name and one default.
+
+:class:`Options` holds the traits (``%config TorchMagics`` lists them: the
+magics class inherits them; ``c.TorchMagics.<name> = ...`` in
+``ipython_config.py`` sets them for every session).  Each area reads its
+options through a small dataclass whose fields are named exactly like the
+traits (``TraceOptions.trace_max_rows``), filled by :func:`options_for`
+from the live magics object or from the defaults below, so an option keeps
+its name from the trait down to the code that uses it, and its default
+lives here only.  Importing this module imports traitlets, not torch or
+IPython.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar
+
+from traitlets import Bool, Int
+from traitlets.config import Configurable
+
+__all__ = ["Options", "options_for"]
+
+T = TypeVar("T")
+
+
+class Options(Configurable):
+    """torchmagic's options (the traits of ``TorchMagics``)."""
+
+    # -- %tensorinfo ---------------------------------------------------------
+    stats_max_elements = Int(
+        1_000_000,
+        help="Tensors with more elements than this get statistics from a strided "
+        "sample of about this many elements (labelled as a sample) instead of "
+        "every value, so huge tensors answer quickly.",
+    ).tag(config=True)
+    preview_items = Int(
+        6, help="How many values per dimension the value preview shows (first and last half)."
+    ).tag(config=True)
+    precision = Int(4, help="Significant digits for floats in reports.").tag(config=True)
+    histogram_bins = Int(24, help="Number of bins in the value histogram.").tag(config=True)
+    image_max_frames = Int(
+        16, help="With --image, at most this many images/frames are drawn per tensor."
+    ).tag(config=True)
+
+    # -- %%tensorinfo (cell trace) and the error explainer --------------------
+    trace_max_rows = Int(
+        200,
+        help="%%tensorinfo shows at most this many rows (distinct op sites); further ops "
+        "are counted in the summary line, so huge loops stay readable and memory stays bounded.",
+    ).tag(config=True)
+    trace_max_shapes = Int(
+        4,
+        help="Per row, how many distinct input/output shape combinations are listed; "
+        "further ones are counted as '… n more with other shapes'.",
+    ).tag(config=True)
+    trace_max_aten = Int(
+        40, help="With --deep, at most this many distinct aten ops are listed under one op."
+    ).tag(config=True)
+    explain_errors = Bool(
+        True,
+        help="When a cell fails inside a torch op, show which operands (by name, with shapes) "
+        "and which dims clash, plus hints for common mistakes, under the traceback. "
+        "Reads the failing frames only: nothing is re-run.  Set False to turn it off.",
+    ).tag(config=True)
+
+    # -- %%autograd / %autograd ------------------------------------------------
+    autograd_max_nodes = Int(
+        5000,
+        help="%%autograd reads at most this many nodes of a backward graph; the rest is "
+        "counted and reported instead of drawn.",
+    ).tag(config=True)
+    autograd_collapse = Bool(
+        True,
+        help="Fold long runs of identical blocks (e.g. 300 Linear+Tanh layers) into one box "
+        "in graphs larger than autograd_collapse_above nodes.",
+    ).tag(config=True)
+    autograd_collapse_above = Int(
+        120, help="Graphs with more nodes than this get their repeated blocks collapsed."
+    ).tag(config=True)
+    autograd_group_modules = Bool(
+        False,
+        help="Fold each nn.Module's parameters (weight, bias and their transposes) into the op "
+        "that uses them, so a model's graph shows one box per layer (same as --modules).",
+    ).tag(config=True)
+    autograd_min_repeats = Int(
+        4, help="A block must repeat at least this many times in a row to be collapsed."
+    ).tag(config=True)
+    autograd_value_elements = Int(
+        16,
+        help="Gradients with at most this many elements are shown value by value; larger ones "
+        "as shape and norm.",
+    ).tag(config=True)
+    autograd_max_calls = Int(
+        10,
+        help="backward() calls of one cell recorded in detail (graph, .grad before/after); later "
+        "calls are still checked for gradient accumulation.",
+    ).tag(config=True)
+    jacobian_max_elements = Int(
+        256,
+        help="--jacobian is computed when (output elements) x (leaf elements) is at most this.",
+    ).tag(config=True)
+
+    # -- %%device / %device ----------------------------------------------------
+    device_top_ops = Int(
+        10, help="%%device lists this many of the slowest (op, input shapes) groups."
+    ).tag(config=True)
+    device_top_tensors = Int(
+        5, help="%%device lists this many of the largest tensors the cell created."
+    ).tag(config=True)
+    device_op_events = Int(
+        512,
+        help="CUDA/MPS: pairs of timing events created before the recorded run for per-op "
+        "device times; ops beyond this many are counted but not timed.",
+    ).tag(config=True)
+    device_max_rows = Int(
+        50, help="%%device / %device model show at most this many transfer, sync-point or module rows."
+    ).tag(config=True)
+    device_repeats = Int(
+        3, help="%%device -n N without -r repeats the timing this many times (like %timeit -r)."
+    ).tag(config=True)
+
+
+_DEFAULTS: Options | None = None
+
+
+def options_for(cls: type[T], source: Any = None, **given: Any) -> T:
+    """The options dataclass ``cls`` filled from ``source``'s traits (or the defaults).
+
+    Fields named like a trait take the trait's value; the rest (per-call
+    flags such as ``--deep``) take ``given`` or their dataclass default.
+    ``given`` also overrides a trait for one call (``--max-rows 50``).
+    """
+    global _DEFAULTS
+    if source is None:
+        if _DEFAULTS is None:
+            _DEFAULTS = Options()
+        source = _DEFAULTS
+    traits = Options.class_trait_names(config=True)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name in given:
+            values[f.name] = given.pop(f.name)
+        elif f.name in traits:
+            values[f.name] = getattr(source, f.name)
+    if given:
+        raise TypeError(f"{cls.__name__} has no option {', '.join(sorted(given))}")
+    return cls(**values)
