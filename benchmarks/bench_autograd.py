@@ -18,19 +18,19 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+from torch import nn
 
-from torchmagic.autograd.collapse import collapse_repeats  # noqa: E402
-from torchmagic.autograd.graph import Graph, to_dot, walk  # noqa: E402
-from torchmagic.autograd.svg import graph_svg  # noqa: E402
-from torchmagic.autograd.options import WatchOptions  # noqa: E402
-from torchmagic.options import options_for  # noqa: E402
+from torchmagic.autograd.collapse import collapse_repeats
+from torchmagic.autograd.graph import Graph, to_dot, walk
+from torchmagic.autograd.options import WatchOptions
+from torchmagic.autograd.svg import graph_svg
+from torchmagic.options import options_for
 
 
 def best(fn: Callable[[], object], repeat: int) -> tuple[float, object]:

@@ -55,7 +55,9 @@ def test_without_backward_uses_ones(ip: Any) -> None:
 
 
 def test_jacobian_does_not_change_gradients(ip: Any) -> None:
-    cell = "torch.manual_seed(1)\nW = torch.randn(2, 3, requires_grad=True)\nv = torch.randn(3)\n(W @ v).sum().backward()"
+    cell = (
+        "torch.manual_seed(1)\nW = torch.randn(2, 3, requires_grad=True)\nv = torch.randn(3)\n(W @ v).sum().backward()"
+    )
     ip.run_cell("import torch\n" + cell)
     plain = ip.user_ns["W"].grad.clone()
     _run(ip, cell)

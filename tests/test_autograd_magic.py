@@ -281,7 +281,7 @@ def test_line_form_bad_input(ip: Any) -> None:
         ip.run_line_magic("autograd", "")
     with pytest.raises(UsageError):
         ip.run_line_magic("autograd", "a b")
-    with pytest.raises(UsageError, match="%autograd: name .undefined_name_xyz. is not defined"):
+    with pytest.raises(UsageError, match=r"%autograd: name .undefined_name_xyz. is not defined"):
         ip.run_line_magic("autograd", "undefined_name_xyz")
 
 
@@ -317,8 +317,8 @@ def test_max_calls_still_detects_accumulation(ip: Any) -> None:
 
 
 def test_internal_failure_never_changes_the_users_run(ip: Any, monkeypatch: Any) -> None:
-    import torchmagic.autograd.session as session
     import torchmagic.autograd.backward as watcher
+    import torchmagic.autograd.session as session
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise ValueError("boom")

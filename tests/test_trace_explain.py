@@ -66,7 +66,9 @@ def test_default_explainer_explains(ip, capture, code, kind, fragments):
 
 def test_matmul_suggests_transpose():
     ops = [Operand("x", "tensor", (4, 3), "float32", "cpu"), Operand("w", "tensor", (5, 3), "float32", "cpu")]
-    e = explain(FailedOp("matmul", ops, "x @ w"), "RuntimeError", "mat1 and mat2 shapes cannot be multiplied (4x3 and 5x3)")
+    e = explain(
+        FailedOp("matmul", ops, "x @ w"), "RuntimeError", "mat1 and mat2 shapes cannot be multiplied (4x3 and 5x3)"
+    )
     assert e is not None and "inner dims 3 ≠ 5" in e.title
     assert "x @ w.T" in e.hint
 

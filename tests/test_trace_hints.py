@@ -11,7 +11,7 @@ from torchmagic.trace.hints import hint_for
 def _error(fn):
     try:
         fn()
-    except Exception as exc:  # noqa: BLE001 - we want whatever torch raises
+    except Exception as exc:
         return type(exc).__name__, str(exc)
     raise AssertionError("no error")
 

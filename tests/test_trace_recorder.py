@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pytest
-import torch
 
 from tests.tracing import rows, trace
 
@@ -112,7 +111,8 @@ def test_no_warning_for_inplace_on_unsaved_tensor(ip, capture):
 
 def test_dtype_promotion_noted(ip, capture):
     rep = trace(
-        ip, capture,
+        ip,
+        capture,
         "a = torch.arange(3) + 0.5\nb = torch.ones(2, dtype=torch.int32) + torch.ones(2, dtype=torch.int64)\nc = torch.ones(2) * 2",
     )
     adds = rows(rep, "add")

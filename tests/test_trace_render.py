@@ -7,6 +7,7 @@ import io
 from rich.console import Console
 
 from torchmagic.trace.broadcast import align
+from torchmagic.trace.render import annotated_text
 from torchmagic.trace.report import (
     AnnotatedLine,
     ErrorReport,
@@ -16,7 +17,6 @@ from torchmagic.trace.report import (
     TraceReport,
     Variant,
 )
-from torchmagic.trace.render import annotated_text
 
 PAYLOADS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "[bold]x[/bold]"]
 

@@ -86,7 +86,7 @@ def test_mismatch_between_cpu_and_cuda(ip: Any, capture: Any) -> None:
 
 
 def test_compare_cpu_cuda(ip: Any, capture: Any) -> None:
-    with capture() as cap:
+    with capture():
         res = run(ip, "%%device --compare cpu cuda -n 2 -r 2 -o rep\na = torch.randn(512, 512)\nb = a @ a\n")
     assert res.error_in_exec is None
     rep = ip.user_ns["rep"]

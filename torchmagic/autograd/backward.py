@@ -66,8 +66,8 @@ class _Call:
 class BackwardRecorder:
     """Mixin for the watcher mode: everything about backward calls."""
 
-    log: "WatchLog"
-    options: "WatchOptions"
+    log: WatchLog
+    options: WatchOptions
     ledger: GradLedger
     run: int
     cell_key: str
@@ -107,7 +107,7 @@ class BackwardRecorder:
             h.remove()
         try:
             self._after_backward(call, result)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - never let bookkeeping change the user's run
             self._internal(exc)
         finally:
             call.release()
@@ -120,7 +120,7 @@ class BackwardRecorder:
             f"{type(exc).__name__}: {exc}",
         ))
 
-    def _before_backward(self, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> "_Call":
+    def _before_backward(self, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call:
         log = self.log
         index = log.calls_total
         detailed = index <= self.options.autograd_max_calls
@@ -200,7 +200,7 @@ class BackwardRecorder:
             raise
         return call
 
-    def _record_failure(self, call: "_Call", exc: BaseException) -> None:
+    def _record_failure(self, call: _Call, exc: BaseException) -> None:
         self.log.errors.append((exc, call.graph, call.label))
         if call.detailed:
             small, digits = self.options.autograd_value_elements, self.options.precision
@@ -212,7 +212,7 @@ class BackwardRecorder:
             ))
         call.release()
 
-    def _after_backward(self, call: "_Call", result: Any) -> None:
+    def _after_backward(self, call: _Call, result: Any) -> None:
         log = self.log
         small, digits = self.options.autograd_value_elements, self.options.precision
         names = call.names

@@ -9,7 +9,7 @@ exception is re-raised unchanged by the magic; this only adds understanding.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from torchmagic.autograd.report import Explanation
 

@@ -11,17 +11,16 @@ while it runs; the :class:`Graph` it returns holds strings, ints and tuples.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from torchmagic.autograd.values import fmt_number
 from torchmagic.core.meta import dtype_name, fmt_shape
 from torchmagic.core.names import iter_named_tensors
+from torchmagic.core.saved import read_saved
 
-__all__ = ["GNode", "Graph", "walk", "find_leaves", "to_dot", "topo_order", "FREED", "INPLACE"]
-
-FREED = "Trying to backward through the graph a second time"
-INPLACE = "modified by an inplace operation"
+__all__ = ["GNode", "Graph", "walk", "find_leaves", "to_dot", "topo_order"]
 
 # Inputs of a backward node are usually saved under these names, in this order.
 _INPUT_ORDER = ("self", "input", "mat1", "other", "mat2", "weight", "bias", "tensor", "tensors")
@@ -129,26 +128,12 @@ def _short(value: Any, limit: int = 40) -> str:
 
 
 def _read_saved(fn: Any) -> tuple[list[tuple[str, Any]], str]:
-    """Saved values of ``fn`` as (attribute, value); a note if they were freed or are stale."""
-    out: list[tuple[str, Any]] = []
-    note = ""
-    for attr in dir(fn):
-        if not attr.startswith("_saved_") or attr.endswith(("_sym_sizes", "_sym_strides")):
-            continue
-        try:
-            value = getattr(fn, attr)
-        except RuntimeError as exc:
-            msg = str(exc)
-            if FREED in msg:
-                return [], "saved tensors were freed by an earlier backward()"
-            if INPLACE in msg:
-                note = f"saved '{attr[7:]}' was modified in place after it was saved"
-                continue
-            continue
-        except Exception:  # noqa: BLE001 - odd custom nodes: just skip the attribute
-            continue
-        out.append((attr[7:], value))
-    return out, note
+    """Saved values of ``fn`` as (name, value); a note if they were freed or are stale."""
+    saved = read_saved(fn)
+    if saved.freed:
+        return [], "saved tensors were freed by an earlier backward()"
+    note = f"saved '{saved.modified[-1]}' was modified in place after it was saved" if saved.modified else ""
+    return saved.values, note
 
 
 def _describe(value: Any, names: Mapping[int, str]) -> str:

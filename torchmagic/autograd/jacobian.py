@@ -11,8 +11,9 @@ tensor hooks the user registered do fire for them (documented in the magic).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 

@@ -13,6 +13,7 @@ coordinates, so it is tested on random graphs.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 __all__ = ["Box", "Layout", "layout", "count_crossings", "overlaps"]
@@ -161,7 +162,7 @@ def _isotonic(targets: list[float], weights: list[float]) -> list[float]:
 def _place(row: list[int], width: list[float], desired: list[float], weight: list[float]) -> list[float]:
     """Centres for ``row`` closest to ``desired`` with no two boxes overlapping."""
     offsets = [0.0]
-    for a, b in zip(row, row[1:]):
+    for a, b in itertools.pairwise(row):
         offsets.append(offsets[-1] + width[a] / 2 + H_GAP + width[b] / 2)
     fit = _isotonic([d - o for d, o in zip(desired, offsets)], weight)
     return [f + o for f, o in zip(fit, offsets)]
@@ -194,7 +195,7 @@ def layout(
             pred.append([])
             path.append(d)
         path.append(b)
-        for u, v in zip(path, path[1:]):
+        for u, v in itertools.pairwise(path):
             succ[u].append(v)
             pred[v].append(u)
         chains.append(path)

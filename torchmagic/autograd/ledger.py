@@ -25,7 +25,7 @@ class _LedgerEntry:
     leaf: weakref.ref[Any]
     grad: weakref.ref[Any] | None
     version: int
-    where: "Where"
+    where: Where
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Where:
     cell: str
     line: int
 
-    def describe(self, current: "Where") -> str:
+    def describe(self, current: Where) -> str:
         if self.run == current.run:
             return f"the backward() at line {self.line} of this cell"
         if self.cell == current.cell:

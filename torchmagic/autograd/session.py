@@ -14,22 +14,23 @@ from __future__ import annotations
 import hashlib
 import itertools
 import weakref
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
 from torchmagic.autograd.collapse import collapse_repeats, group_modules
 from torchmagic.autograd.explain import explain, parse_inplace
 from torchmagic.autograd.graph import Graph, find_leaves, walk
-from torchmagic.autograd.report import AutogradReport, Explanation, Note
-from torchmagic.autograd.values import summarize
 from torchmagic.autograd.ledger import GradLedger
 from torchmagic.autograd.options import GraphOptions, WatchOptions
+from torchmagic.autograd.report import AutogradReport, Explanation, Note
+from torchmagic.autograd.values import summarize
 from torchmagic.autograd.watcher import AutogradWatcher
 from torchmagic.core.cell import Cell
-from torchmagic.core.runner import Collector
 from torchmagic.core.names import iter_named_tensors, user_names
+from torchmagic.core.runner import Collector
 
 __all__ = ["AutogradSession", "tensor_report"]
 

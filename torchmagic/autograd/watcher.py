@@ -13,15 +13,16 @@ from __future__ import annotations
 import os
 import sys
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
 
 from torchmagic.autograd.backward import BackwardRecorder
-from torchmagic.autograd.graph import FREED, Graph
+from torchmagic.autograd.graph import Graph
 from torchmagic.autograd.ledger import GradLedger
 from torchmagic.autograd.options import WatchOptions
 from torchmagic.autograd.report import BackwardCall, Note, Untracked
@@ -29,13 +30,14 @@ from torchmagic.core.cell import cell_lineno
 from torchmagic.core.funcs import INPLACE_DUNDER
 from torchmagic.core.guard import Fence
 from torchmagic.core.names import user_names
+from torchmagic.core.saved import read_saved
 
 __all__ = ["WatchLog", "AutogradWatcher"]
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
 _HERE = os.path.dirname(os.path.dirname(__file__))
-_DATA_GET = getattr(torch._C.TensorBase.__dict__["data"], "__get__")  # what TF sees for `.data`
-_DATA_SET = getattr(torch._C.TensorBase.__dict__["data"], "__set__")  # ... for `t.data = other`
+_DATA_GET = torch._C.TensorBase.__dict__["data"].__get__  # what TF sees for `.data`
+_DATA_SET = torch._C.TensorBase.__dict__["data"].__set__  # ... for `t.data = other`
 _BACKWARDS = {  # what the mode sees -> how the report names the call
     torch.Tensor.backward: "backward",
     torch.autograd.backward: "torch.autograd.backward",
@@ -48,8 +50,7 @@ _SKIP_DIRS = tuple(
 
 
 def _func_name(func: Any) -> str:
-    name = getattr(func, "__name__", None) or str(func)
-    return name
+    return getattr(func, "__name__", None) or str(func)
 
 
 def _is_inplace(name: str) -> bool:
@@ -169,12 +170,12 @@ class AutogradWatcher(BackwardRecorder, TorchFunctionMode):
         if func == _DATA_SET and args and isinstance(args[0], torch.Tensor):
             try:
                 self._on_data_set(args[0])
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - recording must never break the user's op
                 self.fence.fail(exc)
         elif self._data and args and isinstance(args[0], torch.Tensor):
             try:
                 self._check_data_inplace(func, args[0])
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - recording must never break the user's op
                 self.fence.fail(exc)
         grad_off = not torch.is_grad_enabled()
         if not grad_off and _func_name(func) != "detach":
@@ -198,10 +199,7 @@ class AutogradWatcher(BackwardRecorder, TorchFunctionMode):
         if frame is None or (grad_off and _in_custom_function(frame)):
             return
         line = frame.f_lineno
-        if grad_off:
-            kind = "inference_mode" if torch.is_inference_mode_enabled() else "no_grad"
-        else:
-            kind = "detach"
+        kind = ("inference_mode" if torch.is_inference_mode_enabled() else "no_grad") if grad_off else "detach"
         key = (kind, line, name)
         if key in self._untracked_keys:
             idx = self._untracked_keys[key]
@@ -281,9 +279,8 @@ class AutogradWatcher(BackwardRecorder, TorchFunctionMode):
 
     def _saved_by(self, source: Any) -> str:
         """Which backward node of a live graph saved (a view of) ``source``."""
-        try:
-            storage = source.untyped_storage().data_ptr()
-        except Exception:  # noqa: BLE001
+        storage = _storage(source)
+        if storage is None:
             return ""
         starts: list[Any] = [t.grad_fn for t in _tensors_in(self.ns) if t.grad_fn is not None]
         for ref in self.log.roots:
@@ -299,27 +296,13 @@ class AutogradWatcher(BackwardRecorder, TorchFunctionMode):
                 continue
             seen.add(id(fn))
             budget -= 1
-            freed = False
-            for attr in dir(fn):
-                if not attr.startswith("_saved_"):
-                    continue
-                try:
-                    value = getattr(fn, attr)
-                except RuntimeError as exc:  # freed by a backward, or stale
-                    freed = FREED in str(exc)
-                    if freed:
-                        break
-                    continue
-                except Exception:  # noqa: BLE001
-                    continue
-                if isinstance(value, torch.Tensor) and value.layout == torch.strided:
-                    try:
-                        if value.untyped_storage().data_ptr() == storage:
-                            return fn.name()
-                    except Exception:  # noqa: BLE001
-                        continue
-            if not freed:  # a backward ran through here: everything above is freed too
-                stack.extend(c for c, _ in fn.next_functions if c is not None)
+            saved = read_saved(fn)
+            if saved.freed:  # a backward ran through here: everything above is freed too
+                continue
+            for _, value in saved.values:
+                if isinstance(value, torch.Tensor) and value.layout == torch.strided and _storage(value) == storage:
+                    return str(fn.name())
+            stack.extend(c for c, _ in fn.next_functions if c is not None)
         return ""
 
 def _in_custom_function(frame: FrameType) -> bool:
@@ -327,6 +310,14 @@ def _in_custom_function(frame: FrameType) -> bool:
     return frame.f_code.co_name in {"forward", "backward", "setup_context", "jvp", "vjp"} and (
         "ctx" in frame.f_code.co_varnames[: frame.f_code.co_argcount]
     )
+
+
+def _storage(t: Any) -> int | None:
+    """The address of ``t``'s storage (``None`` for tensors without one, e.g. sparse or meta)."""
+    try:
+        return int(t.untyped_storage().data_ptr())
+    except (RuntimeError, NotImplementedError):
+        return None
 
 
 def _tensors_in(ns: Mapping[str, Any]) -> list[Any]:

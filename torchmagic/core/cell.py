@@ -15,9 +15,11 @@ import ast
 import contextlib
 import inspect
 import sys
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from types import CodeType, FrameType, TracebackType
-from typing import Any, ContextManager, Iterable
+from typing import Any
 
 from torchmagic.core.text import source_line
 
@@ -84,7 +86,7 @@ class Cell:
         """The source text of file line ``lineno`` (1-based), stripped."""
         return source_line(self.lines, lineno)
 
-    def run(self, contexts: Iterable[ContextManager[Any]] = ()) -> Any:
+    def run(self, contexts: Iterable[AbstractContextManager[Any]] = ()) -> Any:
         """Execute the body inside ``contexts`` and return the last expression's value.
 
         The user's exception propagates unchanged in type and value, with the

@@ -11,7 +11,8 @@ exception itself is re-raised unchanged.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from torchmagic.core.meta import dtype_name, fmt_shape, shape_of
 from torchmagic.core.names import user_names

@@ -59,7 +59,9 @@ def _broadcast(f: FailedOp, msg: str) -> Explanation | None:
     ops = [o for o in f.operands if o.kind in ("tensor", "scalar")]
     if len(_tensors(ops)) < 2:
         # An operand we could not read (e.g. a call: never re-run): use the message's sizes.
-        m = re.search(r"tensor a \((\d+)\) must match the size of tensor b \((\d+)\) at non-singleton dimension (\d+)", msg)
+        m = re.search(
+            r"tensor a \((\d+)\) must match the size of tensor b \((\d+)\) at non-singleton dimension (\d+)", msg
+        )
         if not m or not ops:
             return None
         title = f"{f.expression or f.op}: " + ", ".join(_desc(o) for o in _tensors(ops))
@@ -97,7 +99,7 @@ def _matmul(f: FailedOp, msg: str) -> Explanation | None:
             + ("second-to-last dim." if len(sb) >= 2 else "length.")
         )
         if len(sb) >= 2 and sb[-1] == inner_a:
-            hint = f"Did you mean `{a.label} @ {b.label}.T`? ({b.label}.T is {fmt_shape(sb[:-2] + (sb[-1], sb[-2]))})"
+            hint = f"Did you mean `{a.label} @ {b.label}.T`? ({b.label}.T is {fmt_shape((*sb[:-2], sb[-1], sb[-2]))})"
         elif len(sa) >= 2 and sa[-2] == inner_b:
             hint = f"Did you mean `{a.label}.T @ {b.label}`?"
     else:
@@ -176,7 +178,7 @@ def _cat(f: FailedOp, msg: str) -> Explanation | None:
         what = f"cat along dim {dim}: every other dim must match"
     clash = "; ".join(f"dim {d}: " + " ≠ ".join(str(v) for v in dict.fromkeys(s[d] for s in shapes)) for d in bad)
     title = f"{what}: " + ", ".join(_desc(t) for t in ts[:6]) + (f": {clash}" if clash else "")
-    hint = "" if f.op == "stack" else ""
+    hint = ""
     if f.op == "stack" and bad:
         hint = "To join along an existing dim with different sizes there, use `torch.cat`."
     return Explanation(f.op, title, "", msg, operands=tuple(ts), hint=hint)
@@ -223,8 +225,8 @@ _RULES: list[tuple[str, Any]] = [
     (r"must match the size of tensor b|The expanded size of the tensor", _broadcast),
     (r"on the same device|not on the expected device|two devices", _device),
     (r"same dtype|expected scalar type", _dtype),
-    (r"cannot be multiplied|size mismatch, got|Expected size for first two dimensions|"
-     r"inconsistent tensor size|shapes cannot be multiplied", None),  # matmul or linear, by op
+    ((r"cannot be multiplied|size mismatch, got|Expected size for first two dimensions|"
+     r"inconsistent tensor size|shapes cannot be multiplied"), None),  # matmul or linear, by op
     (r"is invalid for input of size", _view),
     (r"Sizes of tensors must match|stack expects each tensor|Tensors must have same number of dimensions", _cat),
     (r"Dimension out of range|out of bounds for dimension", _index),

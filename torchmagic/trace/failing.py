@@ -140,7 +140,7 @@ def _frame_failure(tb: TracebackType, names: dict[int, str]) -> FailedOp | None:
     try:
         ex = executing.Source.executing(tb)
         node, source = ex.node, ex.source.text
-    except Exception:
+    except Exception:  # noqa: BLE001 - the explainer only adds words: any failure means "no explanation"
         return None
     if node is None:
         return None
@@ -178,7 +178,7 @@ def _frame_failure(tb: TracebackType, names: dict[int, str]) -> FailedOp | None:
     if isinstance(this, torch.nn.Module):
         try:
             extra["module"] = f"{type(this).__name__}({this.extra_repr()})"
-        except Exception:
+        except Exception:  # noqa: BLE001, S110 - a module's own extra_repr failed: no description of it
             pass
     extra["arg_texts"] = [_text(source, a) for a in arg_nodes]
     return FailedOp(op=op, operands=operands, expression=_text(source, node), extra=extra)
@@ -199,7 +199,7 @@ def explain_exception(exc: BaseException, shell: Any = None) -> Explanation | No
         return None
     try:
         return _explain(exc, shell)
-    except Exception:
+    except Exception:  # noqa: BLE001 - the explainer only adds words: any failure means "no explanation"
         return None
 
 

@@ -29,18 +29,18 @@ _HINTS: list[tuple[str, str, str, str]] = [
     ("RuntimeError", r"Boolean value of Tensor with more than one value is ambiguous", "",
      "`if`/`and`/`or` need one True/False: use `(t > 0).any()`, `(t > 0).all()`, or compare one element."),
     ("", r"only one element tensors can be converted to Python scalars", "",
-     "To combine tensors use `torch.stack(tensors)` (new dim) or `torch.cat(tensors)` "
-     "(existing dim); `.item()` works only on one-element tensors."),
+     ("To combine tensors use `torch.stack(tensors)` (new dim) or `torch.cat(tensors)` "
+     "(existing dim); `.item()` works only on one-element tensors.")),
     ("RuntimeError", r"a leaf Variable that requires grad is being used in an in-place operation", "",
      "Update parameters inside `with torch.no_grad():` (or work on `w.detach()`)."),
     ("RuntimeError", r"modified by an inplace operation", "",
-     "An op saved this tensor for backward and it was changed in place afterwards: use the "
-     "out-of-place form (`y = y * 2` instead of `y *= 2`) or modify a `.clone()`."),
+     ("An op saved this tensor for backward and it was changed in place afterwards: use the "
+     "out-of-place form (`y = y * 2` instead of `y *= 2`) or modify a `.clone()`.")),
     ("RuntimeError", r"Trying to backward through the graph a second time", "",
      "The first `backward()` freed the graph: pass `retain_graph=True` to it, or run the forward again."),
     ("RuntimeError", r"element \d+ of tensors does not require grad", "",
-     "Nothing in this graph requires grad: create leaves with `requires_grad=True` and don't "
-     "compute the loss under `torch.no_grad()`."),
+     ("Nothing in this graph requires grad: create leaves with `requires_grad=True` and don't "
+     "compute the loss under `torch.no_grad()`.")),
     ("RuntimeError", r"grad can be implicitly created only for scalar outputs", "",
      "Call `.backward()` on a scalar (`loss.mean()` or `loss.sum()`), or pass `gradient=torch.ones_like(y)`."),
     ("", r"Can't call numpy\(\) on Tensor that requires grad", "",
@@ -48,14 +48,14 @@ _HINTS: list[tuple[str, str, str, str]] = [
     ("TypeError", r"can't convert (cuda|mps|xpu).* to numpy", "",
      "Copy to the CPU first: `t.cpu().numpy()`."),
     ("RuntimeError", r"Profiler is already enabled on this thread", "",
-     "Only one PyTorch profiler can run at a time: stop the other one first. "
-     "`%%tensorinfo --deep` runs one while the cell runs; run code that starts its own profiler without `--deep`."),
+     ("Only one PyTorch profiler can run at a time: stop the other one first. "
+     "`%%tensorinfo --deep` runs one while the cell runs; run code that starts its own profiler without `--deep`.")),
     ("", r"Torch not compiled with CUDA enabled|Found no NVIDIA driver", "",
-     "This PyTorch has no GPU: pick the device with "
-     "`device = 'cuda' if torch.cuda.is_available() else 'cpu'`."),
+     ("This PyTorch has no GPU: pick the device with "
+     "`device = 'cuda' if torch.cuda.is_available() else 'cpu'`.")),
     ("RuntimeError", r"view size is not compatible with input tensor's size and stride", "",
-     "The tensor is not contiguous (e.g. after `.T`, `.transpose`, `.permute`): "
-     "use `.reshape(...)` or `.contiguous().view(...)`."),
+     ("The tensor is not contiguous (e.g. after `.T`, `.transpose`, `.permute`): "
+     "use `.reshape(...)` or `.contiguous().view(...)`.")),
     ("RuntimeError", r"expected target dtype to be Long|expected scalar type Long but found", "",
      "Class targets must be integer class indices: use `target.long()`."),
     ("RuntimeError", r"result type \w+ can't be cast to the desired output type", "",
@@ -64,8 +64,8 @@ _HINTS: list[tuple[str, str, str, str]] = [
      "Convert one side so both have the same dtype, e.g. `a.float()` or `b.to(a.dtype)`."),
     ("RuntimeError", r"Expected \dD \(batched\) or \dD \(unbatched\) input", "",
      "Add the batch dim with `x.unsqueeze(0)`, or check the layout (N, C, H, W)."),
-    ("RuntimeError", r"expected all tensors to be on the same device|is not on the expected device|"
-     r"found at least two devices", "",
+    ("RuntimeError", (r"expected all tensors to be on the same device|is not on the expected device|"
+     r"found at least two devices"), "",
      "Move them to one device: `b = b.to(a.device)` (and create new tensors with `device=a.device`)."),
     ("IndexError", r"Dimension out of range", "",
      "Valid dims for an n-d tensor are -n … n-1; check `t.ndim` and `t.shape`."),

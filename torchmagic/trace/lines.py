@@ -12,7 +12,9 @@ stripped as rich's ``Text`` does.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Union
+import itertools
+from collections.abc import Iterable, Iterator
+from typing import Any, Union
 
 from rich.cells import cell_len
 from rich.control import strip_control_codes
@@ -34,7 +36,7 @@ class Line:
         for p in pieces:
             self.add(p)
 
-    def add(self, piece: Piece, style: str = "") -> "Line":
+    def add(self, piece: Piece, style: str = "") -> Line:
         """Append literal text (``str``, with ``style``), a ``(text, style)`` pair or another line."""
         if type(piece) is str:
             text = piece
@@ -129,7 +131,7 @@ def _wrap(line: Line, plain: str, width: int) -> list[list[tuple[str, str]]] | N
     rows: list[list[tuple[str, str]]] = []
     parts = line.parts
     i, pos = 0, 0  # current piece, and its start offset in ``plain``
-    for start, end in zip(bounds, bounds[1:]):
+    for start, end in itertools.pairwise(bounds):
         chunk = plain[start:end]
         if len(chunk) > width:  # Text.rstrip_end: drop trailing spaces beyond the width
             stripped = chunk.rstrip()

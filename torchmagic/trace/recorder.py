@@ -21,8 +21,9 @@ import os
 import sys
 import time
 import weakref
+from collections.abc import Mapping
 from types import CodeType
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -30,12 +31,13 @@ from torch.overrides import TorchFunctionMode
 from torchmagic.core.funcs import FuncInfo, func_info
 from torchmagic.core.guard import Fence
 from torchmagic.core.meta import dtype_name, shape_of
+from torchmagic.core.saved import read_saved
 from torchmagic.trace.aten import AtenLog, profiler_conflict
 from torchmagic.trace.broadcast import align, needs_diagram
 from torchmagic.trace.explain import FailedOp, explain
 from torchmagic.trace.failing import attach
-from torchmagic.trace.report import INPLACE, NEW, NONE, SAME, VIEW, Explanation, Operand
 from torchmagic.trace.options import TraceOptions
+from torchmagic.trace.report import INPLACE, NEW, NONE, SAME, VIEW, Operand
 from torchmagic.trace.source import Site, operand, site_of
 
 __all__ = ["Recorder"]
@@ -56,7 +58,6 @@ SKIP_FRAMES = frozenset(
     "_repr_pretty_ _repr_html_ _repr_markdown_ _repr_latex_ _repr_mimebundle_ __rich__ "
     "__rich_repr__ __rich_console__ _tensor_str __bool__".split()
 )
-_SAVED_ATTRS: dict[type, tuple[str, ...]] = {}  # grad_fn class -> its ``_saved_*`` attributes
 
 
 class _Var:
@@ -97,7 +98,7 @@ _SKIPPED = object()
 
 
 class _FunctionMode(TorchFunctionMode):
-    def __init__(self, rec: "Recorder") -> None:
+    def __init__(self, rec: Recorder) -> None:
         super().__init__()
         self.rec = rec
 
@@ -110,7 +111,7 @@ class _FunctionMode(TorchFunctionMode):
             return func(*args, **kwargs)
         try:  # our bookkeeping is fenced: it never changes the user's op or its error
             row = rec.before(func, args, sys._getframe(1))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - recording is fenced: the user's op never sees our failure
             rec.fence.fail(exc)
             row = None
         if row is None:
@@ -118,7 +119,7 @@ class _FunctionMode(TorchFunctionMode):
         if row.info.inplace and rec._saved:
             try:
                 rec._check_inplace(row, args)  # before the op: the saving node is still reachable
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - recording is fenced: the user's op never sees our failure
                 rec.fence.fail(exc)
         stack = rec.stack
         stack.append(row)
@@ -127,14 +128,14 @@ class _FunctionMode(TorchFunctionMode):
         if aten is not None:
             try:
                 span = aten.open(row)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - recording is fenced: the user's op never sees our failure
                 rec.fence.fail(exc)
         try:
             out = func(*args, **kwargs)
         except BaseException as exc:
             try:
                 rec.failed(row, args, kwargs, exc)
-            except Exception as internal:  # the user's exception stays the user's
+            except Exception as internal:  # noqa: BLE001 - recording is fenced: the user's op never sees our failure
                 rec.fence.fail(internal)
             raise
         finally:
@@ -142,11 +143,11 @@ class _FunctionMode(TorchFunctionMode):
             if span is not None:
                 try:
                     aten.close(span, not stack)  # type: ignore[union-attr]
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - recording is fenced: the user's op never sees our failure
                     rec.fence.fail(exc)
         try:
             rec.after(row, args, kwargs, out)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - recording is fenced: the user's op never sees our failure
             rec.fence.fail(exc)
         return out
 
@@ -191,7 +192,7 @@ class Recorder:
         self.fence = Fence()  # failures of our own bookkeeping, said once after the cell
 
     # -- context manager -------------------------------------------------------
-    def __enter__(self) -> "Recorder":
+    def __enter__(self) -> Recorder:
         if self.deep:
             self.deep_note = profiler_conflict(self.codes, self.namespace)
             self.namespace = None  # needed only here: hold no reference to the user's objects
@@ -200,7 +201,7 @@ class Recorder:
                 try:
                     aten.start()
                     self.aten = aten
-                except Exception as exc:  # the trace still runs; the failure is said once
+                except Exception as exc:  # noqa: BLE001 - recording is fenced: the user's op never sees our failure
                     self.fence.fail(exc)
                     self.deep_note = "aten ops not recorded: PyTorch's profiler did not start"
         fmode = _FunctionMode(self)
@@ -290,9 +291,8 @@ class Recorder:
             row.variants[sig] = self._variant(row, args, kwargs, out)
         else:
             row.other += 1
-        if type(out) is torch.Tensor or isinstance(out, torch.Tensor):
-            if out.grad_fn is not None:
-                self._track_saved(row, args, out)
+        if (type(out) is torch.Tensor or isinstance(out, torch.Tensor)) and out.grad_fn is not None:
+            self._track_saved(row, args, out)
 
     def failed(self, row: _Row, args: Any, kwargs: Any, exc: BaseException) -> None:
         """The op raised: explain it in terms of its operands (the mode fences our failures)."""
@@ -394,26 +394,16 @@ class Recorder:
 
     # -- in-place on tensors autograd saved -------------------------------------------
     def _track_saved(self, row: _Row, args: Any, out: Any) -> None:
-        node = out.grad_fn
-        attrs = _SAVED_ATTRS.get(type(node))
-        if attrs is None:
-            attrs = _SAVED_ATTRS[type(node)] = tuple(a for a in dir(node) if a.startswith("_saved_"))
-        if not attrs:
-            return
         saved = self._saved
         out_ref = weakref.ref(out)
-        for attr in attrs:
-            if attr == "_saved_result":
-                t = out
-            else:
-                try:
-                    t = getattr(node, attr)
-                except Exception:
-                    continue
-                if not isinstance(t, torch.Tensor):
-                    continue
+        node = out.grad_fn
+        for name, t in read_saved(node).values:
+            if name == "result":
+                t = out  # the very object the user holds, not autograd's unpacked copy
+            elif not isinstance(t, torch.Tensor):
+                continue
             saved.pop(id(t), None)
-            saved[id(t)] = (weakref.ref(t), t._version, type(node).__name__, attr, out_ref, row.line)
+            saved[id(t)] = (weakref.ref(t), t._version, type(node).__name__, "_saved_" + name, out_ref, row.line)
         while len(saved) > 4096:
             saved.pop(next(iter(saved)))
 
@@ -432,7 +422,7 @@ class Recorder:
             return
         try:
             getattr(out.grad_fn, attr)  # raises once backward has freed the saved tensors
-        except Exception:
+        except Exception:  # noqa: BLE001 - any failure to read it means the saved tensor is gone
             return
         del self._saved[id(target)]
         label = self._label(row, 0) or self.names.get(id(target), "") or "this tensor"
@@ -462,7 +452,7 @@ def _shares_storage(a: Any, b: Any) -> bool:
     try:
         pa = a.untyped_storage().data_ptr()
         return pa != 0 and pa == b.untyped_storage().data_ptr()
-    except Exception:
+    except Exception:  # noqa: BLE001 - tensors without storage share none
         return False
 
 

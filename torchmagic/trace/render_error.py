@@ -72,7 +72,7 @@ def alignment_lines(al: Alignment) -> list[Line]:
     """The diagram as padded text lines: operands right-aligned, one column per dim."""
     rows = _cells(al)
     heads = [f"{label} {shape}" for label, shape, _ in rows]
-    w_head = max(len(h) for h in heads + ["dim"])
+    w_head = max(len(h) for h in [*heads, "dim"])
     widths = [max([len(str(d - al.rank))] + [len(cells[d][0]) for _, _, cells in rows]) for d in range(al.rank)]
     styles = {CLASH: "bold red", STRETCH: "cyan", ADDED: "dim"}
     lines = [Line(("dim".ljust(w_head) + "".join("  " + str(d - al.rank).rjust(w) for d, w in enumerate(widths)),

@@ -70,7 +70,7 @@ def _text(source: str, node: ast.AST | None) -> str:
     if seg is None:
         try:
             seg = ast.unparse(node)
-        except Exception:  # pragma: no cover - unparse handles every node type we pass
+        except Exception:  # noqa: BLE001 - source lookup is best effort: no text, no label
             return ""
     seg = " ".join(seg.split())
     return seg if len(seg) <= _MAX_TEXT else seg[: _MAX_TEXT - 1] + "…"
@@ -158,7 +158,7 @@ def _executing_node(frame: Any) -> tuple[ast.AST, str] | None:
         ex = executing.Source.executing(frame)
         node = ex.node
         source = ex.source.text
-    except Exception:
+    except Exception:  # noqa: BLE001 - source lookup is best effort: no text, no label
         return None
     return (node, source) if node is not None else None
 

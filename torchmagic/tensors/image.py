@@ -15,7 +15,7 @@ import zlib
 from typing import Any
 
 from torchmagic.core.meta import fmt_shape
-from torchmagic.tensorinfo.report import Picture
+from torchmagic.tensors.report import Picture
 
 __all__ = ["picture", "png_bytes"]
 
@@ -46,13 +46,17 @@ def _frames(t: Any) -> tuple[Any, str] | None:
         if shape[0] in chans:
             return t[None], f"(C, H, W) = {fmt_shape(shape)}: one image, {_kind(shape[0])}"
         if shape[2] in chans:
-            return t.permute(2, 0, 1)[None], f"(H, W, C) = {fmt_shape(shape)}: one image, {_kind(shape[2])} (channels last)"
+            return t.permute(2, 0, 1)[
+                None
+            ], f"(H, W, C) = {fmt_shape(shape)}: one image, {_kind(shape[2])} (channels last)"
         return t[:, None], f"{fmt_shape(shape)} read as {shape[0]} grayscale images (H, W)"
     if t.dim() == 4 and shape[1] in chans:
         return t, f"(N, C, H, W) = {fmt_shape(shape)}: {shape[0]} images, {_kind(shape[1])}"
     if t.dim() == 5 and shape[2] in chans:
         n, f = shape[0], shape[1]
-        return t.reshape(n * f, *shape[2:]), f"(N, T, C, H, W) = {fmt_shape(shape)}: {n} clip(s) of {f} frames, {_kind(shape[2])}"
+        return t.reshape(
+            n * f, *shape[2:]
+        ), f"(N, T, C, H, W) = {fmt_shape(shape)}: {n} clip(s) of {f} frames, {_kind(shape[2])}"
     return None
 
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from torchmagic.options import options_for
-from torchmagic.tensorinfo.inspect import InfoOptions, inspect_many, inspect_one, sharing
-from torchmagic.tensorinfo.report import ArrayReport, ModuleReport, TensorReport, ValueReport
+from torchmagic.tensors.inspect import InfoOptions, inspect_many, inspect_one, sharing
+from torchmagic.tensors.report import ArrayReport, ModuleReport, TensorReport, ValueReport
 
 OPTS = options_for(InfoOptions)
 

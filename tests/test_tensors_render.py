@@ -10,9 +10,9 @@ import torch
 from rich.console import Console
 
 from torchmagic.options import options_for
-from torchmagic.tensorinfo.inspect import InfoOptions, inspect_many
-from torchmagic.tensorinfo.namespace import scan_namespace
-from torchmagic.tensorinfo.render import spark
+from torchmagic.tensors.inspect import InfoOptions, inspect_many
+from torchmagic.tensors.namespace import scan_namespace
+from torchmagic.tensors.render import spark
 
 EVIL = ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>', "[bold red]x[/bold red]"]
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from torchmagic.tensorinfo.stats import (
+from torchmagic.tensors.stats import (
     compute_histogram,
     compute_stats,
     preview,
@@ -64,7 +64,7 @@ def test_large_tensor_uses_a_labelled_strided_view() -> None:
 def test_non_contiguous_sample_is_still_a_view() -> None:
     t = torch.randn(600, 500).t()
     view, sampled = strided_sample(t, 1000)
-    assert sampled and view._base is t._base or view._base is t
+    assert (sampled and view._base is t._base) or view._base is t
 
 
 def test_stats_do_not_track_autograd() -> None:

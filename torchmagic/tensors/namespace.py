@@ -6,11 +6,12 @@ fast with thousands of names; sizes count each storage once per row.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from torchmagic.core.meta import dtype_name, fmt_shape, shape_of
 from torchmagic.core.names import is_user_name
-from torchmagic.tensorinfo.report import NamespaceReport, NamespaceRow
+from torchmagic.tensors.report import NamespaceReport, NamespaceRow
 
 __all__ = ["scan_namespace"]
 

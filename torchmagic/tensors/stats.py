@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from torchmagic.tensorinfo.report import Histogram, Stats
+from torchmagic.tensors.report import Histogram, Stats
 
 __all__ = ["skip_reason", "strided_sample", "compute_stats", "compute_histogram", "preview", "preview_label"]
 

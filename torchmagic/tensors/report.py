@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 from torchmagic.core.report import Report
 
@@ -22,7 +21,7 @@ __all__ = [
     "ItemReport",
 ]
 
-_RENDERER = "torchmagic.tensorinfo.render"
+_RENDERER = "torchmagic.tensors.render"
 
 
 @dataclass
@@ -156,7 +155,7 @@ class ModuleReport(Report):
     summary: str  # first line of the module's repr, e.g. "Linear(in_features=3, ...)"
 
 
-ItemReport = Union[TensorReport, ArrayReport, ValueReport, ModuleReport]
+ItemReport = TensorReport | ArrayReport | ValueReport | ModuleReport
 
 
 @dataclass

@@ -8,13 +8,14 @@ and nothing here keeps a reference to the inspected object.
 from __future__ import annotations
 
 import reprlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from torchmagic.core.meta import dtype_name, fmt_shape, rank_word, shape_of
 from torchmagic.core.names import is_user_name
-from torchmagic.tensorinfo import image, stats
-from torchmagic.tensorinfo.report import (
+from torchmagic.tensors import image, stats
+from torchmagic.tensors.report import (
     ArrayReport,
     InfoReport,
     ItemReport,
@@ -80,7 +81,7 @@ def _pinned(t: Any) -> bool | None:
         return None
     try:
         return bool(t.is_pinned())
-    except Exception:  # no accelerator present: pinning is meaningless
+    except Exception:  # noqa: BLE001 - exotic tensors and arrays: a missing fact, never a crash
         return False
 
 
@@ -122,7 +123,7 @@ def inspect_tensor(name: str, t: Any, namespace: Mapping[str, Any], options: Inf
                 report.histogram = stats.compute_histogram(t, options.histogram_bins, options.stats_max_elements)
             report.preview = stats.preview(t, options.preview_items, options.precision)
             report.preview_of = stats.preview_label(name, t.dim())
-        except Exception as exc:  # an exotic subclass: say so, never crash
+        except Exception as exc:  # noqa: BLE001 - exotic tensors and arrays: a missing fact, never a crash
             report.notes.append(f"Values could not be read: {type(exc).__name__}: {exc}")
     if options.image:
         pic = image.picture(t, options.image_max_frames)
@@ -141,7 +142,7 @@ def _tensor_span(t: Any) -> tuple[str, int, int] | None:
     try:
         storage = t.untyped_storage()
         ptr = storage.data_ptr()
-    except Exception:
+    except Exception:  # noqa: BLE001 - exotic tensors and arrays: a missing fact, never a crash
         return None
     if not ptr:
         return None
@@ -154,7 +155,7 @@ def _array_span(a: Any) -> tuple[str, int, int] | None:
         base = base.base
     try:
         ptr = base.__array_interface__["data"][0]
-    except Exception:
+    except Exception:  # noqa: BLE001 - exotic tensors and arrays: a missing fact, never a crash
         return None
     return "cpu", ptr, ptr + base.nbytes
 
@@ -204,7 +205,7 @@ def inspect_array(name: str, a: Any, namespace: Mapping[str, Any], options: Info
         tensor_copy = f"torch.tensor({name}) copies it into new memory"
         prev = stats.preview(t, options.preview_items, options.precision) if t.numel() else ""
         del t
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - exotic tensors and arrays: a missing fact, never a crash
         from_numpy = f"torch.from_numpy({name}) fails: {exc}"
         tensor_copy = ""
         prev = ""
@@ -225,7 +226,7 @@ def inspect_value(name: str, value: Any) -> ValueReport:
                  f"dtype {dtype_name(t.dtype)}")
         ok = True
         del t
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - exotic tensors and arrays: a missing fact, never a crash
         shown = f"torch.tensor({name}) fails: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         ok = False
     return ValueReport(name=name, type_name=type(value).__name__, value=text.repr(value), as_tensor=shown, ok=ok)

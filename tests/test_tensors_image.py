@@ -9,7 +9,7 @@ import zlib
 import pytest
 import torch
 
-from torchmagic.tensorinfo.image import picture, png_bytes
+from torchmagic.tensors.image import picture, png_bytes
 
 
 def _decode(png_b64: str) -> tuple[int, int, int, bytes]:
@@ -27,7 +27,7 @@ def _decode(png_b64: str) -> tuple[int, int, int, bytes]:
         elif tag == b"IDAT":
             idat += body
         pos += 12 + length
-    w, h, depth, ctype = struct.unpack(">IIBB", ihdr[:10])
+    w, h, _depth, ctype = struct.unpack(">IIBB", ihdr[:10])
     raw = zlib.decompress(idat)
     return w, h, ctype, raw
 

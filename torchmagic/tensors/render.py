@@ -16,7 +16,7 @@ from rich.text import Text
 from torchmagic.core.html import badge, esc, kv_table, table, wrap
 from torchmagic.core.meta import fmt_shape, human_bytes
 from torchmagic.core.term import join, txt
-from torchmagic.tensorinfo.report import (
+from torchmagic.tensors.report import (
     ArrayReport,
     Histogram,
     InfoReport,
@@ -97,7 +97,9 @@ def _hist_svg(h: Histogram) -> str:
     bars = []
     for i, c in enumerate(h.counts):
         bh = 0 if c == 0 else max(1.0, c / top * (height - 2))
-        bars.append(f'<rect x="{1 + 4 * i}" y="{height - bh:.1f}" width="3" height="{bh:.1f}"><title>{c:,}</title></rect>')
+        bars.append(
+            f'<rect x="{1 + 4 * i}" y="{height - bh:.1f}" width="3" height="{bh:.1f}"><title>{c:,}</title></rect>'
+        )
     return (f'<svg class="tm-hist" width="{width * 2}" height="{height}" viewBox="0 0 {width} {height}" '
             f'preserveAspectRatio="none" style="fill: var(--jp-brand-color1, #1565c0)">{"".join(bars)}</svg>'
             f'<div class="tm-muted">{_num(h.low)} … {_num(h.high)}</div>')
@@ -110,12 +112,15 @@ def _picture_html(p: Picture) -> str:
         for i, png in enumerate(p.pngs)
     )
     more = f" (first {p.shown} of {p.total} shown)" if p.shown < p.total else ""
-    return f'<div class="tm-picture"><div>{esc(p.layout)}{esc(more)}</div><div>{imgs}</div><div class="tm-muted">{esc(p.mapping)}</div></div>'
+    return (
+        f'<div class="tm-picture"><div>{esc(p.layout)}{esc(more)}</div><div>{imgs}</div>'
+        f'<div class="tm-muted">{esc(p.mapping)}</div></div>'
+    )
 
 
 def _tensor_html(r: TensorReport) -> str:
-    parts = [f'<div class="tm-title"><code>{esc(r.name)}</code> {badge(r.rank_word)}'
-             f'{badge(fmt_shape(r.shape))}{badge(r.dtype)}{badge(r.device)}</div>']
+    parts = [(f'<div class="tm-title"><code>{esc(r.name)}</code> {badge(r.rank_word)}'
+             f'{badge(fmt_shape(r.shape))}{badge(r.dtype)}{badge(r.device)}</div>')]
     facts = kv_table((k, esc(v)) for k, v in _tensor_pairs(r))
     side = ""
     if r.stats is not None:
@@ -129,7 +134,9 @@ def _tensor_html(r: TensorReport) -> str:
     for line in r.sharing:
         parts.append(f'<div class="tm-warn">sharing: {esc(line)}</div>')
     if r.preview:
-        parts.append(f'<div class="tm-muted">values of <code>{esc(r.preview_of)}</code></div><pre>{esc(r.preview)}</pre>')
+        parts.append(
+            f'<div class="tm-muted">values of <code>{esc(r.preview_of)}</code></div><pre>{esc(r.preview)}</pre>'
+        )
     if r.picture is not None:
         parts.append(_picture_html(r.picture))
     for note in r.notes:
@@ -146,7 +153,8 @@ def _array_html(r: ArrayReport) -> str:
     body += "".join(f'<div class="tm-warn">sharing: {esc(s)}</div>' for s in r.sharing)
     if r.preview:
         body += f"<pre>{esc(r.preview)}</pre>"
-    return f'<div class="tm-item"><div class="tm-title"><code>{esc(r.name)}</code> {badge("NumPy array")}</div>{body}</div>'
+    title = f'<div class="tm-title"><code>{esc(r.name)}</code> {badge("NumPy array")}</div>'
+    return f'<div class="tm-item">{title}{body}</div>'
 
 
 def _value_html(r: ValueReport) -> str:
@@ -250,7 +258,9 @@ def _tensor_rich(r: TensorReport) -> Panel:
         if r.stats.note:
             right.append(txt(r.stats.note, "dim"))
     if r.histogram is not None:
-        right.append(join(txt(spark(r.histogram.counts), "blue"), f"  {_num(r.histogram.low)} … {_num(r.histogram.high)}"))
+        right.append(
+            join(txt(spark(r.histogram.counts), "blue"), f"  {_num(r.histogram.low)} … {_num(r.histogram.high)}")
+        )
     grid.add_row(_kv(_tensor_pairs(r)), Group(*right) if right else "")
     body: list[Any] = [grid]
     body += [txt(f"sharing: {s}", "yellow") for s in r.sharing]

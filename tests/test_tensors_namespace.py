@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from torchmagic.tensorinfo.namespace import scan_namespace
+from torchmagic.tensors.namespace import scan_namespace
 
 
 def test_rows_sorted_largest_first_with_modules() -> None:
