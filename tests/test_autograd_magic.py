@@ -295,12 +295,9 @@ def test_big_chain_is_collapsed_and_can_be_drawn_in_full(ip: Any) -> None:
     assert full.graph is not None and len(full.graph.nodes) == full.graph.total_nodes
 
 
-def test_node_cap_message(ip: Any) -> None:
-    ip.run_line_magic("config", "TorchMagics.autograd_max_nodes = 20")
-    try:
+def test_node_cap_message(ip: Any, options: Any) -> None:
+    with options(autograd_max_nodes=20):
         r = run(ip, "x = torch.ones(1, requires_grad=True)\ny = x\nfor _ in range(40):\n    y = y * 1.5")
-    finally:
-        ip.run_line_magic("config", "TorchMagics.autograd_max_nodes = 5000")
     assert r.graph is not None and r.graph.truncated > 0
     assert "cap" in r.to_text()
 

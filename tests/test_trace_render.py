@@ -6,17 +6,10 @@ import io
 
 from rich.console import Console
 
-from torchmagic.trace.broadcast import align
+from torchmagic.core.broadcast import align
+from torchmagic.errors.report import ErrorReport, Explanation, Operand
 from torchmagic.trace.render import annotated_text
-from torchmagic.trace.report import (
-    AnnotatedLine,
-    ErrorReport,
-    Explanation,
-    Operand,
-    OpRow,
-    TraceReport,
-    Variant,
-)
+from torchmagic.trace.report import AnnotatedLine, OpRow, TraceReport, Variant
 
 PAYLOADS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "[bold]x[/bold]"]
 

@@ -56,7 +56,7 @@ class TorchMagics(Magics, Options):
         words = raw[2:].split(None, 1) if raw.startswith("%%") else []
         if words and words[0] in self.magics["cell"]:
             return  # torchmagic's own cell magics explain their errors in their report
-        from torchmagic.trace.failing import show_explanation
+        from torchmagic.errors.frames import show_explanation
 
         with guarded("explaining the error"):  # a callback traceback would bury the user's error
             show_explanation(exc, self.shell)

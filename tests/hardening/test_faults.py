@@ -88,8 +88,8 @@ MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
         *_render_steps("trace"),
     ]),
     "error explainer (any failing cell)": ("", True, [
-        ("torchmagic.trace.failing", "show_explanation"),
-        ("torchmagic.trace.failing", "explain_exception"),
+        ("torchmagic.errors.frames", "show_explanation"),
+        ("torchmagic.errors.frames", "explain_exception"),
     ]),
     "%tensorinfo": ("%tensorinfo", False, [
         ("torchmagic.tensors.namespace", "scan_namespace"),

@@ -21,6 +21,7 @@ from torchmagic.autograd.ledger import GradLedger, Where
 from torchmagic.autograd.report import BackwardCall, LeafGrad, Note
 from torchmagic.autograd.values import Values, difference, summarize
 from torchmagic.core.meta import dtype_name
+from torchmagic.core.text import first_line
 
 if TYPE_CHECKING:
     from torchmagic.autograd.options import WatchOptions
@@ -208,7 +209,7 @@ class BackwardRecorder:
                 call.index, call.kind, call.label, call.line, call.source, _shape(call.roots),
                 _dtype(call.roots), _grad_text(call.gradient, small, digits), call.retain, (), (),
                 len(call.graph.nodes),
-                error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                error=first_line(str(exc)) or type(exc).__name__,
             ))
         call.release()
 

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from torchmagic.autograd.report import Jacobian
+from torchmagic.core.text import first_line
 
 __all__ = ["jacobian_before", "finish"]
 
@@ -92,7 +93,7 @@ def jacobian_before(
             pending.matrix.append(tuple(row))
     except RuntimeError as exc:
         pending.matrix = []
-        pending.note = f"could not compute the Jacobian: {str(exc).splitlines()[0]}"
+        pending.note = f"could not compute the Jacobian: {first_line(str(exc))}"
         return pending
     pending.rows = tuple(_element_names(root_label if len(root_label) < 20 else "out", shape))
     cols: list[str] = []

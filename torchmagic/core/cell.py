@@ -66,7 +66,7 @@ class Cell:
         last_expr: ast.Expression | None = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
             last_expr = ast.Expression(tree.body.pop().value)
-        flags = _TOP_LEVEL_AWAIT if getattr(shell, "autoawait", True) else 0
+        flags = _TOP_LEVEL_AWAIT if getattr(shell, "autoawait", True) and _awaits(tree) else 0
         with shell.compile.extra_flags(flags):
             body = shell.compile(tree, filename, "exec")
             last = shell.compile(last_expr, filename, "eval") if last_expr is not None else None
@@ -122,6 +122,19 @@ class Cell:
 
 
 _TOP_LEVEL_AWAIT = getattr(ast, "PyCF_ALLOW_TOP_LEVEL_AWAIT", 0)
+
+
+def _awaits(tree: ast.AST) -> bool:
+    """Whether the cell awaits at top level (only then is it compiled as a coroutine, as IPython does)."""
+    todo = list(ast.iter_child_nodes(tree))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.Await, ast.AsyncFor, ast.AsyncWith)):
+            return True
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue  # their own scope: an await there is theirs
+        todo.extend(ast.iter_child_nodes(node))
+    return False
 
 
 def _running_cell_number(shell: Any) -> int:

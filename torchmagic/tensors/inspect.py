@@ -14,6 +14,7 @@ from typing import Any
 
 from torchmagic.core.meta import dtype_name, fmt_shape, rank_word, shape_of
 from torchmagic.core.names import is_user_name
+from torchmagic.core.text import exc_line
 from torchmagic.tensors import image, stats
 from torchmagic.tensors.report import (
     ArrayReport,
@@ -227,7 +228,7 @@ def inspect_value(name: str, value: Any) -> ValueReport:
         ok = True
         del t
     except Exception as exc:  # noqa: BLE001 - exotic tensors and arrays: a missing fact, never a crash
-        shown = f"torch.tensor({name}) fails: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        shown = f"torch.tensor({name}) fails: {exc_line(exc)}"
         ok = False
     return ValueReport(name=name, type_name=type(value).__name__, value=text.repr(value), as_tensor=shown, ok=ok)
 

@@ -1,7 +1,8 @@
-"""``%%tensorinfo``: trace the torch ops of a cell, and explain errors of any cell.
+"""``%%tensorinfo``: trace the torch ops of a cell.
 
-recorder (TorchFunctionMode/TorchDispatchMode collector) → report (plain
-data) → render / render_error (HTML, rich).  ``broadcast``, ``explain`` and
-``hints`` are pure logic; ``failing`` reads a traceback's frames for the
-default-on error explainer; ``run`` is what the magic calls.
+collector (the runner's entry: recorder around the cell, report after) →
+recorder (TorchFunctionMode; ``source`` reads sites, ``aten`` the profiler for
+``--deep``) → build (names resolved after the cell) → report (plain data) →
+render (HTML, rich) and annotate (``--source``).  Failing ops are explained by
+:mod:`torchmagic.errors`.
 """

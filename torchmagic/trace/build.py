@@ -13,11 +13,12 @@ from typing import Any
 
 import torch
 
+from torchmagic.core.broadcast import align
 from torchmagic.core.meta import dtype_name
+from torchmagic.errors.report import Explanation, Operand
 from torchmagic.trace.annotate import annotate
-from torchmagic.trace.broadcast import align
 from torchmagic.trace.recorder import Recorder, _Row
-from torchmagic.trace.report import Explanation, Operand, OpRow, TraceReport, Variant
+from torchmagic.trace.report import OpRow, TraceReport, Variant
 
 __all__ = ["finish"]
 

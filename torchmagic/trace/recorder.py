@@ -28,17 +28,19 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
+from torchmagic.core.broadcast import align, needs_diagram
 from torchmagic.core.funcs import FuncInfo, func_info
 from torchmagic.core.guard import Fence
 from torchmagic.core.meta import dtype_name, shape_of
 from torchmagic.core.saved import read_saved
+from torchmagic.errors.explain import FailedOp, explain
+from torchmagic.errors.frames import attach
+from torchmagic.errors.operands import operand
+from torchmagic.errors.report import Operand
 from torchmagic.trace.aten import AtenLog, profiler_conflict
-from torchmagic.trace.broadcast import align, needs_diagram
-from torchmagic.trace.explain import FailedOp, explain
-from torchmagic.trace.failing import attach
 from torchmagic.trace.options import TraceOptions
-from torchmagic.trace.report import INPLACE, NEW, NONE, SAME, VIEW, Operand
-from torchmagic.trace.source import Site, operand, site_of
+from torchmagic.trace.report import INPLACE, NEW, NONE, SAME, VIEW
+from torchmagic.trace.source import Site, site_of
 
 __all__ = ["Recorder"]
 

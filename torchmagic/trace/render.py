@@ -10,18 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from torchmagic.core.broadcast import Alignment
 from torchmagic.core.html import badge, details, esc, wrap
+from torchmagic.core.lines import Line
 from torchmagic.core.meta import fmt_shape
-from torchmagic.trace.broadcast import Alignment
-from torchmagic.trace.lines import Line
-from torchmagic.trace.render_error import (
+from torchmagic.errors.render import (
     alignment_html,
     alignment_lines,
     explanation_html,
     explanation_lines,
     lines_to_text,
 )
-from torchmagic.trace.report import INPLACE, SAME, VIEW, AnnotatedLine, Operand, OpRow, TraceReport, Variant
+from torchmagic.errors.report import Operand
+from torchmagic.trace.report import INPLACE, SAME, VIEW, AnnotatedLine, OpRow, TraceReport, Variant
 
 __all__ = ["to_html", "to_rich", "annotated_text", "is_scalar_broadcast"]
 

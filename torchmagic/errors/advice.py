@@ -1,18 +1,23 @@
-"""Friendly hints for mistakes whose exception alone confuses learners.
+"""The one table of advice: what to write instead, for mistakes whose exception alone confuses learners.
 
-Each hint is matched on the exception's type and message (and, where the
-message is too generic, the failing expression's text).  Hints say what to
-write instead; they never replace the original error, which still fails the
-cell unchanged.
+Each row is matched on the exception's type and message (and, where the
+message is too generic, the failing expression's text).  Advice says what to
+write instead; it never replaces the original error, which still fails the
+cell unchanged.  Rows that another explanation asks for by name (the
+autograd errors of ``%%autograd``) carry that name and take the user's own
+names as ``{tensor}`` (as prose) and ``{code}`` (as code); the any-cell
+explainer fills them with neutral words.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["hint_for"]
+__all__ = ["hint_for", "advice"]
 
-# (exception type or "", message regex, expression regex or "", hint)
+_NEUTRAL = {"tensor": "the output", "code": "out"}
+
+# (exception type or "", message regex, expression regex or "", advice)
 _HINTS: list[tuple[str, str, str, str]] = [
     ("TypeError", r"'torch\.Size' object is not callable", "",
      "`.shape` is an attribute, not a method: write `t.shape` (or call `t.size()`)."),
@@ -32,17 +37,20 @@ _HINTS: list[tuple[str, str, str, str]] = [
      ("To combine tensors use `torch.stack(tensors)` (new dim) or `torch.cat(tensors)` "
      "(existing dim); `.item()` works only on one-element tensors.")),
     ("RuntimeError", r"a leaf Variable that requires grad is being used in an in-place operation", "",
-     "Update parameters inside `with torch.no_grad():` (or work on `w.detach()`)."),
+     ("Update parameters inside `with torch.no_grad():` (as optimizers do), or use an out-of-place "
+      "operation on `w.detach()`.")),
     ("RuntimeError", r"modified by an inplace operation", "",
-     ("An op saved this tensor for backward and it was changed in place afterwards: use the "
-     "out-of-place form (`y = y * 2` instead of `y *= 2`) or modify a `.clone()`.")),
+     ("Use the out-of-place form (`x = x + 1` instead of `x += 1`, `torch.relu(x)` instead of "
+      "`x.relu_()`), or `.clone()` the tensor before changing it.")),
     ("RuntimeError", r"Trying to backward through the graph a second time", "",
-     "The first `backward()` freed the graph: pass `retain_graph=True` to it, or run the forward again."),
-    ("RuntimeError", r"element \d+ of tensors does not require grad", "",
-     ("Nothing in this graph requires grad: create leaves with `requires_grad=True` and don't "
-     "compute the loss under `torch.no_grad()`.")),
+     ("Recompute {tensor} (run the forward pass again) before each backward(), as a training loop does; "
+      "to go back through one graph twice, pass `retain_graph=True` to the first backward().")),
+    ("RuntimeError", r"element \d+ of tensors does not require grad|does not require grad and does not have a grad_fn",
+     "", ("Create the parameters with `requires_grad=True` (or use `nn.Parameter`) and compute {tensor} "
+          "outside `torch.no_grad()`, without `.detach()`.")),
     ("RuntimeError", r"grad can be implicitly created only for scalar outputs", "",
-     "Call `.backward()` on a scalar (`loss.mean()` or `loss.sum()`), or pass `gradient=torch.ones_like(y)`."),
+     ("Call backward() on a scalar: `{code}.sum().backward()` or `{code}.mean().backward()`; or pass the "
+      "weights: `{code}.backward(gradient=torch.ones_like({code}))`.")),
     ("", r"Can't call numpy\(\) on Tensor that requires grad", "",
      "Use `t.detach().numpy()` (and `.cpu()` first for GPU tensors)."),
     ("TypeError", r"can't convert (cuda|mps|xpu).* to numpy", "",
@@ -74,14 +82,24 @@ _HINTS: list[tuple[str, str, str, str]] = [
 _COMPILED = [(t, re.compile(m, re.IGNORECASE), re.compile(e) if e else None, h) for t, m, e, h in _HINTS]
 
 
-def hint_for(exc_type: str, message: str, expression: str = "") -> str:
-    """The first matching hint for this error, or ``''``."""
-    for etype, msg_re, expr_re, hint in _COMPILED:
+def _row(exc_type: str, message: str, expression: str) -> str:
+    for etype, msg_re, expr_re, text in _COMPILED:
         if etype and etype != exc_type:
             continue
         if not msg_re.search(message):
             continue
         if expr_re is not None and not expr_re.search(expression):
             continue
-        return hint
+        return text
     return ""
+
+
+def hint_for(exc_type: str, message: str, expression: str = "") -> str:
+    """The advice for this error with neutral names (the any-cell explainer), or ``''``."""
+    return _row(exc_type, message, expression).format(**_NEUTRAL)
+
+
+def advice(exc_type: str, message: str, tensor: str = "", code: str = "") -> str:
+    """The same advice with the user's names: ``tensor`` in prose (`` `loss` ``), ``code`` in code (``loss``)."""
+    names = {"tensor": tensor or _NEUTRAL["tensor"], "code": code or _NEUTRAL["code"]}
+    return _row(exc_type, message, "").format(**names)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 from rich.text import Text
 
-from torchmagic.trace.lines import Block, Line
+from torchmagic.core.lines import Block, Line
 
 STYLES = ["", "bold", "dim", "cyan", "bold red"]
 WORDS = st.text(alphabet=st.sampled_from(list("ab xy(),→×…宽\t\n\x1b[]")), max_size=12)

@@ -21,9 +21,10 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
-from torchmagic.trace.explain import FailedOp, explain, first_line
-from torchmagic.trace.hints import hint_for
-from torchmagic.trace.report import Explanation, Operand
+from torchmagic.core.text import first_line
+from torchmagic.errors.advice import hint_for
+from torchmagic.errors.explain import FailedOp, explain
+from torchmagic.errors.report import Explanation, Operand
 
 __all__ = ["explain_exception", "mark_explained", "was_explained", "show_explanation", "attach", "attached"]
 
@@ -150,7 +151,7 @@ def _frame_failure(tb: TracebackType, names: dict[int, str]) -> FailedOp | None:
         return None
     op, arg_nodes = found
     operands: list[Operand] = []
-    from torchmagic.trace.source import operand
+    from torchmagic.errors.operands import operand
 
     for arg in arg_nodes:
         value = _safe_eval(arg, frame)
@@ -258,6 +259,6 @@ def show_explanation(exc: BaseException, shell: Any) -> None:
     if explanation is None:
         return
     from torchmagic.core.report import show
-    from torchmagic.trace.report import ErrorReport
+    from torchmagic.errors.report import ErrorReport
 
     show(ErrorReport(explanation), shell)

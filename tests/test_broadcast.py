@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from torchmagic.trace.broadcast import ADDED, CLASH, KEEP, STRETCH, align, broadcast_shape, needs_diagram
+from torchmagic.core.broadcast import ADDED, CLASH, KEEP, STRETCH, align, broadcast_shape, needs_diagram
 
 shapes = st.lists(st.integers(min_value=1, max_value=4), min_size=0, max_size=4).map(tuple)
 

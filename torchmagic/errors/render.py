@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from torchmagic.core.broadcast import ADDED, CLASH, STRETCH, Alignment
 from torchmagic.core.html import esc, wrap
+from torchmagic.core.lines import Block, Line
 from torchmagic.core.meta import fmt_shape
-from torchmagic.trace.broadcast import ADDED, CLASH, STRETCH, Alignment
-from torchmagic.trace.lines import Block, Line
-from torchmagic.trace.report import ErrorReport, Explanation
+from torchmagic.errors.report import ErrorReport, Explanation
 
 __all__ = [
     "to_html", "to_rich", "explanation_html", "explanation_rich", "explanation_lines",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from torchmagic.trace.hints import hint_for
+from torchmagic.errors.advice import hint_for
 
 
 def _error(fn):

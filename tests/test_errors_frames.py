@@ -1,4 +1,4 @@
-"""The error explainer hook: installed by %load_ext, gone after %unload_ext, single after %reload_ext."""
+"""errors.frames: the any-cell error explainer, its hook and its handshake with the cell magics."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_explainer_never_imports_torch(monkeypatch):
     """Without torch imported by the user, an error costs no torch import."""
     import sys
 
-    from torchmagic.trace.failing import explain_exception
+    from torchmagic.errors.frames import explain_exception
 
     monkeypatch.delitem(sys.modules, "torch")
     try:
@@ -70,3 +70,31 @@ def test_not_repeated_under_torchmagic_cell_magics(ip, capture, cell):
     assert isinstance(res.error_in_exec, RuntimeError)
     assert "torchmagic explains" not in cap.stdout
 
+
+
+def test_explained_marks_the_exception_object_not_its_id(monkeypatch):
+    """The old handshake kept ids in a set: a later exception at a reused address went unexplained.
+
+    Every object gets the same id here, as a freed exception's address is reused by the next one;
+    only an exception that was marked itself counts as explained.
+    """
+    from torchmagic.errors import frames
+
+    monkeypatch.setattr(frames, "id", lambda obj: 4242, raising=False)
+    first, later = RuntimeError("explained by %%tensorinfo"), RuntimeError("a later plain cell")
+    frames.mark_explained(first)
+    assert frames.was_explained(first)
+    assert not frames.was_explained(later)
+
+
+def test_a_plain_cell_after_a_failing_trace_is_explained(ip, capture):
+    """The stale-id case end to end: %%tensorinfo fails and explains, then a plain cell fails."""
+    ip.run_cell("import torch\na = torch.ones(2, 3)\nb = torch.ones(4)")
+    for _ in range(3):  # freed exceptions' addresses get reused: try a few times
+        with capture():
+            res = ip.run_cell("%%tensorinfo\na + b")
+        assert isinstance(res.error_in_exec, RuntimeError)
+        with capture() as cap:
+            res = ip.run_cell("a + b")
+        assert isinstance(res.error_in_exec, RuntimeError)
+        assert "torchmagic explains" in cap.stdout

@@ -6,7 +6,7 @@ the user wrote them, with shapes, dtypes and devices) and the exception, this
 module says which dims clash and why, e.g.
 ``matmul: x is (2, 3), w is (5, 4): inner dims 3 ≠ 5``.  It is pure logic on
 plain data, fed by the recorder (``%%tensorinfo``: exact operands) and by
-:mod:`torchmagic.trace.failing` (any cell: operands read from the failing
+:mod:`torchmagic.errors.frames` (any cell: operands read from the failing
 frame), so both paths explain errors identically.
 """
 
@@ -16,12 +16,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from torchmagic.core.broadcast import align
 from torchmagic.core.meta import fmt_shape
-from torchmagic.trace.broadcast import align
-from torchmagic.trace.hints import hint_for
-from torchmagic.trace.report import Explanation, Operand
+from torchmagic.core.text import first_line
+from torchmagic.errors.advice import hint_for
+from torchmagic.errors.report import Explanation, Operand
 
-__all__ = ["FailedOp", "explain", "first_line"]
+__all__ = ["FailedOp", "explain"]
 
 _MATMUL_OPS = {"matmul", "__matmul__", "__rmatmul__", "mm", "bmm", "mv", "dot", "addmm", "baddbmm", "einsum"}
 _VIEW_OPS = {"view", "reshape", "view_as", "reshape_as", "flatten", "unflatten"}
@@ -37,10 +38,6 @@ class FailedOp:
     line: int | None = None
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # "shape": requested view shape, "dim": cat dim
-
-
-def first_line(message: str) -> str:
-    return message.strip().splitlines()[0] if message.strip() else ""
 
 
 def _tensors(ops: list[Operand]) -> list[Operand]:

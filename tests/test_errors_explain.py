@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from torchmagic.trace.explain import FailedOp, explain
-from torchmagic.trace.report import Operand
+from torchmagic.errors.explain import FailedOp, explain
+from torchmagic.errors.report import Operand
 
 SETUP = (
     "import torch\n"
@@ -113,12 +113,9 @@ def test_default_explainer_reruns_nothing(ip, capture):
     assert "torchmagic explains" in cap.stdout and "a is (2, 3)" in cap.stdout and "3 ≠ 7" in cap.stdout
 
 
-def test_explainer_can_be_turned_off(ip, capture):
-    ip.run_line_magic("config", "TorchMagics.explain_errors = False")
-    try:
+def test_explainer_can_be_turned_off(ip, capture, options):
+    with options(explain_errors=False):
         res, cap = _run(ip, capture, "a + b")
-    finally:
-        ip.run_line_magic("config", "TorchMagics.explain_errors = True")
     assert isinstance(res.error_in_exec, RuntimeError)
     assert "torchmagic" not in cap.stdout
 
