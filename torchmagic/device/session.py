@@ -31,7 +31,7 @@ from torchmagic.device.memory import AllocatorStats, TensorTracker, allocator_fo
 from torchmagic.device.ops import OpTimer
 from torchmagic.device.report import DeviceReport, DeviceRun
 from torchmagic.device.timing import Clock, Marks, clock_for, timed, timed_repeats
-from torchmagic.device.transfers import Watcher, prime
+from torchmagic.device.watcher import Watcher, prime
 
 __all__ = ["DeviceOptions", "Target", "DeviceSession", "RecordedRun", "default_device", "resolve_targets"]
 

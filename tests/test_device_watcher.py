@@ -1,4 +1,4 @@
-"""The watching modes: copies across devices (meta stands in for the GPU), sync points."""
+"""The %%device watcher in a real cell: copies across devices (meta stands in for the GPU), sync points."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from torchmagic.core.cell import Cell
 from torchmagic.device.ops import OpTimer
 from torchmagic.device.timing import HostClock
-from torchmagic.device.transfers import Watcher, direction
+from torchmagic.device.watcher import Watcher
 
 
 def watch(ip: Any, src: str, sync_types: set[str] | None = None, target: str = "cpu") -> Watcher:
@@ -19,12 +19,6 @@ def watch(ip: Any, src: str, sync_types: set[str] | None = None, target: str = "
     w = Watcher(cell.filename, cell.lines, target, OpTimer(HostClock()), None, cell.locals, **kwargs)
     cell.run([w])
     return w
-
-
-def test_direction_words() -> None:
-    assert direction("cpu", "cuda:0") == "host→device"
-    assert direction("cuda:0", "cpu") == "device→host"
-    assert direction("cuda:0", "cuda:1") == "device→device"
 
 
 def test_to_copy_and_copy_are_transfers_with_line_direction_bytes(ip: Any) -> None:
