@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from torchmagic.core.funcs import func_info
@@ -41,7 +42,7 @@ _NAMESPACES = {
 }
 
 
-def display_name(func: Any) -> str:
+def display_name(func: Callable[..., Any]) -> str:
     """How a learner would write the call: ``Tensor.sum``, ``torch.matmul``, ``F.linear``.
 
     Tensor methods and properties are ``Tensor.<name>`` (``a + b`` is
@@ -56,11 +57,11 @@ def display_name(func: Any) -> str:
 
 
 @functools.lru_cache(maxsize=4096)  # what a callable is never changes
-def _cached_name(func: Any) -> str:
+def _cached_name(func: Callable[..., Any]) -> str:
     return _display_name(func)
 
 
-def _display_name(func: Any) -> str:
+def _display_name(func: Callable[..., Any]) -> str:
     name = func_info(func).name
     owner = getattr(func, "__objclass__", None)
     qualname = str(getattr(func, "__qualname__", "") or "")
@@ -80,7 +81,7 @@ def _display_name(func: Any) -> str:
     return prefix + name
 
 
-def _shape_text(arg: Any) -> str | None:
+def _shape_text(arg: object) -> str | None:
     try:
         shape = getattr(arg, "shape", None)
     except RuntimeError:  # a nested tensor: ragged dims are -1
@@ -90,7 +91,7 @@ def _shape_text(arg: Any) -> str | None:
     return "(" + ", ".join(str(int(s)) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def op_key(func: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any] | None = None) -> tuple[str, str]:
+def op_key(func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any] | None = None) -> tuple[str, str]:
     """``('torch.matmul', '(64, 64) (64, 64)')``: the call and its tensor inputs' shapes.
 
     Keyword arguments count too: torch's Python functions (``nn.init.*``) hand
@@ -107,13 +108,23 @@ def op_key(func: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any] | None = 
     return display_name(func), " ".join(shapes)
 
 
+@dataclass(slots=True)
+class _Group:
+    """The calls of one (op, shapes) key so far."""
+
+    count: int = 0
+    timed: int = 0  # how many have a time
+    total_ns: int = 0  # host clock: a running total
+    handles: list[int] = field(default_factory=list)  # device clock: event pairs, read after the sync
+
+
 class OpTimer:
     """Aggregates (op, shapes) -> count and time while the cell runs."""
 
     def __init__(self, clock: Clock, pool_size: int = 512) -> None:
         self.clock = clock
         self.count = 0
-        self._groups: dict[tuple[str, str], list[Any]] = {}  # key -> [count, total_ns, [event pairs], timed]
+        self._groups: dict[tuple[str, str], _Group] = {}
         self._pool: list[Any] = clock.new_events(2 * pool_size) if clock.has_events else []
         self._next = 0
 
@@ -121,8 +132,8 @@ class OpTimer:
     def kind(self) -> str:
         return "device" if self.clock.has_events else "cpu"
 
-    def begin(self) -> Any:
-        """A handle for the op about to run (an event index, a timestamp or ``None``)."""
+    def begin(self) -> int | None:
+        """A handle for the op about to run (an event index, a ``perf_counter_ns`` timestamp or ``None``)."""
         if not self.clock.has_events:
             return time.perf_counter_ns()
         i = self._next
@@ -132,39 +143,39 @@ class OpTimer:
         self.clock.record(self._pool[i])
         return i
 
-    def end(self, key: tuple[str, str], handle: Any) -> None:
+    def end(self, key: tuple[str, str], handle: int | None) -> None:
         if self.clock.has_events and handle is not None:
             self.clock.record(self._pool[handle + 1])
         group = self._groups.get(key)
         if group is None:
-            group = self._groups[key] = [0, 0, [], 0]
-        group[0] += 1
+            group = self._groups[key] = _Group()
+        group.count += 1
         self.count += 1
         if handle is None:
             return
-        group[3] += 1
+        group.timed += 1
         if self.clock.has_events:
-            group[2].append(handle)  # bounded by the event pool
+            group.handles.append(handle)  # bounded by the event pool
         else:  # a running total: memory stays constant however many ops run
-            group[1] += time.perf_counter_ns() - handle
+            group.total_ns += time.perf_counter_ns() - handle
 
     def stats(self, top: int) -> list[OpStat]:
         """The ``top`` groups by total time; call only after the device was synchronised."""
         out: list[OpStat] = []
-        for (op, shapes), (count, total_ns, handles, timed) in self._groups.items():
-            total = total_ns / 1e6
+        for (op, shapes), group in self._groups.items():
+            total = group.total_ns / 1e6
             if self.clock.has_events:
                 total = sum(
-                    self.clock.elapsed_ms(self._pool[h], self._pool[h + 1]) or 0.0 for h in handles
+                    self.clock.elapsed_ms(self._pool[h], self._pool[h + 1]) or 0.0 for h in group.handles
                 )
             out.append(
                 OpStat(
                     op=op,
                     shapes=shapes,
-                    count=count,
+                    count=group.count,
                     total_ms=total,
-                    mean_ms=total / timed if timed else 0.0,
-                    timed=timed,
+                    mean_ms=total / group.timed if group.timed else 0.0,
+                    timed=group.timed,
                 )
             )
         out.sort(key=lambda s: (-s.total_ms, -s.count, s.op))

@@ -177,7 +177,7 @@ class Watcher(TorchFunctionMode):
         t0 = time.perf_counter()
         name = ""
         key: tuple[str, str] | None = None
-        handle: Any = None
+        handle: int | None = None
         label = ""  # set for copy-like calls: the transfer row's op
         try:  # bookkeeping is fenced: a failure here must never change the user's op
             name = func_name(func)
