@@ -10,7 +10,10 @@ while the namespace still holds those tensors: it never keeps them alive.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["user_names", "iter_named_tensors", "is_user_name"]
 
@@ -22,7 +25,7 @@ def is_user_name(name: str) -> bool:
     return not name.startswith("_") and name not in {"In", "Out", "exit", "quit", "get_ipython"}
 
 
-def iter_named_tensors(namespace: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+def iter_named_tensors(namespace: Mapping[str, Any]) -> Iterator[tuple[str, torch.Tensor]]:
     """Yield ``(name, tensor)`` for tensors reachable by a short name from ``namespace``."""
     import torch
 

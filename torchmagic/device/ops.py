@@ -81,7 +81,7 @@ def _display_name(func: Callable[..., Any]) -> str:
     return prefix + name
 
 
-def _shape_text(arg: object) -> str | None:
+def _shape_text(arg: Any) -> str | None:
     try:
         shape = getattr(arg, "shape", None)
     except RuntimeError:  # a nested tensor: ragged dims are -1

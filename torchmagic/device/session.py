@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
@@ -32,6 +32,9 @@ from torchmagic.device.ops import OpTimer
 from torchmagic.device.report import DeviceReport, DeviceRun
 from torchmagic.device.timing import Clock, Marks, clock_for, timed, timed_repeats
 from torchmagic.device.watcher import Watcher, prime
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["DeviceOptions", "Target", "DeviceSession", "RecordedRun", "default_device", "resolve_targets"]
 
@@ -65,7 +68,7 @@ class Target:
     """One device to run on: as asked (``cuda``), as resolved, and the fallback notice if any."""
 
     requested: str
-    device: Any
+    device: torch.device
     notice: str = ""
 
 
@@ -91,7 +94,7 @@ def resolve_targets(devices: list[str], fallback: str | None = None) -> list[Tar
     return [_resolve(spec, fallback) for spec in devices]
 
 
-def default_device(device: Any) -> AbstractContextManager[Any]:
+def default_device(device: torch.device) -> AbstractContextManager[Any]:
     """``with torch.device(device)``, or nothing when ``device`` is already the default.
 
     Skipping the no-op case keeps ``%%device cpu`` free of the extra

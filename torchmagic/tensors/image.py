@@ -12,10 +12,13 @@ from __future__ import annotations
 import base64
 import struct
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING
 
 from torchmagic.core.meta import fmt_shape
 from torchmagic.tensors.report import Picture
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["picture", "png_bytes"]
 
@@ -36,7 +39,7 @@ def png_bytes(pixels: bytes, width: int, height: int, channels: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
 
 
-def _frames(t: Any) -> tuple[Any, str] | None:
+def _frames(t: torch.Tensor) -> tuple[torch.Tensor, str] | None:
     """Return (frames as (F, C, H, W), layout description) or None if not a picture."""
     shape = tuple(t.shape)
     chans = (1, 3, 4)
@@ -64,7 +67,7 @@ def _kind(c: int) -> str:
     return {1: "grayscale", 3: "RGB", 4: "RGBA"}[c]
 
 
-def picture(t: Any, max_frames: int) -> Picture | str:
+def picture(t: torch.Tensor, max_frames: int) -> Picture | str:
     """Images of ``t``, or a sentence saying why it is not drawable as a picture."""
     import torch
 
