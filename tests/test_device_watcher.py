@@ -9,14 +9,14 @@ import torch
 from torchmagic.core.cell import Cell
 from torchmagic.device.ops import OpTimer
 from torchmagic.device.timing import HostClock
-from torchmagic.device.watcher import Watcher
+from torchmagic.device.watcher import Recorders, Watcher
 
 
 def watch(ip: Any, src: str, sync_types: set[str] | None = None, target: str = "cpu") -> Watcher:
     ip.user_ns["torch"] = torch
     cell = Cell.compile(ip, src, "%%device test")
     kwargs: dict[str, Any] = {} if sync_types is None else {"sync_types": sync_types}
-    w = Watcher(cell.filename, cell.lines, target, OpTimer(HostClock()), None, cell.locals, **kwargs)
+    w = Watcher(cell, target, Recorders(OpTimer(HostClock())), **kwargs)
     cell.run([w])
     return w
 
@@ -183,7 +183,7 @@ def test_the_watcher_leaves_no_mode_behind(ip: Any) -> None:
 
     before = (len(_get_current_function_mode_stack()), len(_get_current_dispatch_mode_stack()))
     cell = Cell.compile(ip, "raise KeyboardInterrupt\n", "%%device test")
-    w = Watcher(cell.filename, cell.lines, "cpu", OpTimer(HostClock()))
+    w = Watcher(cell, "cpu", Recorders(OpTimer(HostClock())))
     try:
         cell.run([w])
     except KeyboardInterrupt:

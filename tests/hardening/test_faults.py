@@ -31,14 +31,14 @@ OK_BODY = (
     "m = d.to('meta')\n"
     "with torch.no_grad():\n"
     "    n = y * 2\n"
-    "loss = (y * y).sum()\n"
+    "loss = (y * y).sum() + model(y).sum()\n"
     "loss.backward()\n"
     "marker = 41\n"
     "marker + 1"
 )
 FAIL_BODY = (
     "y = x * 3\n"
-    "loss = (y * y).sum()\n"
+    "loss = (y * y).sum() + model(y).sum()\n"
     "loss.backward()\n"
     "marker = 41\n"
     "torch.ones(2) @ torch.ones(3)"
@@ -134,6 +134,13 @@ MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
         ("torchmagic.device.watcher.Watcher", "note_error"),
         ("torchmagic.device.watcher.Watcher", "transfer_rows"),
         ("torchmagic.device.session", "tracked_stats"),
+        ("torchmagic.device.modules.ModuleRecorder", "__enter__"),
+        ("torchmagic.device.modules.ModuleRecorder", "_pre"),
+        ("torchmagic.device.modules.ModuleRecorder", "_post"),
+        ("torchmagic.device.modules.ModuleRecorder", "made"),
+        ("torchmagic.device.modules.ModuleRecorder", "_step_ends"),
+        ("torchmagic.device.modules.ModuleRecorder", "rows"),
+        ("torchmagic.device.session", "fold_rows"),
         *_render_steps("device"),
     ]),
     "%%device meta -n 2 -r 1": ("%%device meta -n 2 -r 1", True, [

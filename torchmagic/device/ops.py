@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from torchmagic.core.funcs import func_info
 from torchmagic.core.meta import shape_of
@@ -109,6 +109,14 @@ def op_key(func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str,
 
 
 @dataclass(slots=True)
+class _Pool:
+    """Device timing events made before the cell runs, handed out in pairs."""
+
+    events: list[Any]
+    next: int = 0
+
+
+@dataclass(slots=True)
 class _Group:
     """The calls of one (op, shapes) key so far."""
 
@@ -118,15 +126,25 @@ class _Group:
     handles: list[int] = field(default_factory=list)  # device clock: event pairs, read after the sync
 
 
-class OpTimer:
-    """Aggregates (op, shapes) -> count and time while the cell runs."""
+K = TypeVar("K", bound=Hashable)
 
-    def __init__(self, clock: Clock, pool_size: int = 512) -> None:
+
+class OpTimer(Generic[K]):
+    """Aggregates count and time per key while the cell runs (per-op keys: ``(op, shapes)``)."""
+
+    def __init__(self, clock: Clock, pool_size: int = 512, pool: _Pool | None = None) -> None:
         self.clock = clock
         self.count = 0
-        self._groups: dict[tuple[str, str], _Group] = {}
-        self._pool: list[Any] = clock.new_events(2 * pool_size) if clock.has_events else []
-        self._next = 0
+        self._groups: dict[K, _Group] = {}
+        self._shared = pool if pool is not None else _Pool(clock.new_events(2 * pool_size) if clock.has_events else [])
+
+    def sharing(self) -> OpTimer[Any]:
+        """Another timer (its own keys) that takes its events from this one's pool."""
+        return OpTimer(self.clock, pool=self._shared)
+
+    @property
+    def _pool(self) -> list[Any]:
+        return self._shared.events
 
     @property
     def kind(self) -> str:
@@ -136,14 +154,16 @@ class OpTimer:
         """A handle for the op about to run (an event index, a ``perf_counter_ns`` timestamp or ``None``)."""
         if not self.clock.has_events:
             return time.perf_counter_ns()
-        i = self._next
-        if i + 1 >= len(self._pool):
+        shared = self._shared
+        i = shared.next
+        if i + 1 >= len(shared.events):
             return None  # pool exhausted: counted, not timed
-        self._next = i + 2
-        self.clock.record(self._pool[i])
+        shared.next = i + 2
+        self.clock.record(shared.events[i])
         return i
 
-    def end(self, key: tuple[str, str], handle: int | None) -> None:
+    def end(self, key: K, handle: int | None, minus_ns: int = 0) -> None:
+        """The op of ``handle`` is done; on the host clock ``minus_ns`` (time not its own) is taken out."""
         if self.clock.has_events and handle is not None:
             self.clock.record(self._pool[handle + 1])
         group = self._groups.get(key)
@@ -157,27 +177,26 @@ class OpTimer:
         if self.clock.has_events:
             group.handles.append(handle)  # bounded by the event pool
         else:  # a running total: memory stays constant however many ops run
-            group.total_ns += time.perf_counter_ns() - handle
+            group.total_ns += time.perf_counter_ns() - handle - minus_ns
 
-    def stats(self, top: int) -> list[OpStat]:
-        """The ``top`` groups by total time; call only after the device was synchronised."""
-        out: list[OpStat] = []
-        for (op, shapes), group in self._groups.items():
+    def totals(self) -> dict[K, tuple[int, float, int]]:
+        """key -> (count, total ms, timed); call only after the device was synchronised."""
+        out: dict[K, tuple[int, float, int]] = {}
+        for key, group in self._groups.items():
             total = group.total_ns / 1e6
             if self.clock.has_events:
                 total = sum(
                     self.clock.elapsed_ms(self._pool[h], self._pool[h + 1]) or 0.0 for h in group.handles
                 )
-            out.append(
-                OpStat(
-                    op=op,
-                    shapes=shapes,
-                    count=group.count,
-                    total_ms=total,
-                    mean_ms=total / group.timed if group.timed else 0.0,
-                    timed=group.timed,
-                )
-            )
+            out[key] = (group.count, total, group.timed)
+        return out
+
+    def stats(self: OpTimer[tuple[str, str]], top: int) -> list[OpStat]:
+        """The ``top`` (op, shapes) groups by total time; call only after the device was synchronised."""
+        out = [
+            OpStat(op=op, shapes=shapes, count=count, total_ms=total,
+                   mean_ms=total / timed if timed else 0.0, timed=timed)
+            for (op, shapes), (count, total, timed) in self.totals().items()
+        ]
         out.sort(key=lambda s: (-s.total_ms, -s.count, s.op))
-        self._pool = []
         return out[:top]

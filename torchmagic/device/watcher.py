@@ -28,7 +28,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -41,6 +41,7 @@ from torchmagic.core.text import source_line
 from torchmagic.device.devices import ASYNC_DEVICE_TYPES
 from torchmagic.device.memory import TensorTracker, storage_key
 from torchmagic.device.mismatch import explain, tensor_operands
+from torchmagic.device.modules import ModuleRecorder
 from torchmagic.device.ops import OpTimer, display_name, op_key
 from torchmagic.device.report import Mismatch, SyncOp, Transfer
 from torchmagic.device.rules import (
@@ -56,7 +57,7 @@ from torchmagic.device.rules import (
 )
 from torchmagic.device.timing import Clock
 
-__all__ = ["Watcher", "prime"]
+__all__ = ["Watcher", "Recorders", "CellText", "prime"]
 
 
 class CopyKey(NamedTuple):
@@ -107,6 +108,13 @@ def _storage_keys(args: tuple[Any, ...]) -> set[int]:
     return keys
 
 
+@dataclass
+class _Primer:
+    filename: str
+    lines: list[str]
+    locals: dict[str, Any]
+
+
 _PRIMED = False
 
 
@@ -119,37 +127,50 @@ def prime() -> None:
     global _PRIMED
     if _PRIMED:
         return
-    with Watcher("<prime>", [], "cpu", OpTimer(Clock()), TensorTracker(0)):
+    cell = _Primer("<prime>", [], {})
+    with Watcher(cell, "cpu", Recorders(OpTimer(Clock()), TensorTracker(0))):
         (torch.zeros(1) + 1).sum().to("meta")
     _PRIMED = True
+
+
+class CellText(Protocol):
+    """What the watcher reads of the cell: its file name (to find its frames), lines and namespace."""
+
+    filename: str
+    lines: list[str]
+    locals: dict[str, Any]
+
+
+@dataclass
+class Recorders:
+    """Where the watcher hands what it sees: op times, new tensors, module calls."""
+
+    ops: OpTimer[tuple[str, str]]
+    tracker: TensorTracker | None = None
+    modules: ModuleRecorder | None = None
 
 
 class Watcher(TorchFunctionMode):
     """The function mode recording what a cell did on its devices (enter it around the cell).
 
-    ``filename`` is the cell's ``co_filename`` (to find the user's line);
-    ``sync_types`` are the device types on which reading back waits (the
-    asynchronous ones; tests pass ``{"cpu"}`` to exercise the path).
+    ``target`` is the device the cell runs on; ``sync_types`` are the device
+    types on which reading back waits (the asynchronous ones; tests pass
+    ``{"cpu"}`` to exercise the path); at most ``max_rows`` transfer and
+    sync rows are kept.
     """
 
     def __init__(
         self,
-        filename: str,
-        lines: list[str],
+        cell: CellText,
         target: str,
-        ops: OpTimer,
-        tracker: TensorTracker | None = None,
-        namespace: Mapping[str, Any] | None = None,
+        recorders: Recorders,
         sync_types: frozenset[str] | set[str] = ASYNC_DEVICE_TYPES,
         max_rows: int = 50,
     ) -> None:
         super().__init__()
-        self.filename = filename
-        self.lines = lines
+        self.filename, self.lines, self.namespace = cell.filename, cell.lines, cell.locals
         self.target = target
-        self.ops = ops
-        self.tracker = tracker
-        self.namespace = namespace
+        self.ops, self.tracker, self.modules = recorders.ops, recorders.tracker, recorders.modules
         self.sync_types = frozenset(sync_types)
         self.max_rows = max_rows
         self.transfers: dict[CopyKey, Copies] = {}
@@ -159,8 +180,13 @@ class Watcher(TorchFunctionMode):
         self._mismatches: list[tuple[BaseException, Mismatch]] = []
         self.recording_s = 0.0
         self.fence = Fence()  # failures of our own bookkeeping, said once after the cell
-        if tracker is not None:
-            tracker.line_of = self.line
+        if self.tracker is not None:
+            self.tracker.where = self.where
+        if self.modules is not None:
+            self.modules.spent = self._spent
+
+    def _spent(self) -> float:
+        return self.recording_s
 
     # -- the mode --------------------------------------------------------------
     def __torch_function__(
@@ -239,23 +265,36 @@ class Watcher(TorchFunctionMode):
             self.note_sync(label, src, HOST_COPY_WHY)
 
     def _track(self, op: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
-        """Hand the call's new tensors to the memory tracker (views of its inputs are not new)."""
-        tracker = self.tracker
-        if tracker is None:
+        """Hand the call's new tensors to the memory tracker (views of its inputs are not new).
+
+        Inside a module, the module recorder also hooks their autograd nodes (backward per module).
+        """
+        if isinstance(out, torch.Tensor):
+            outs: tuple[torch.Tensor, ...] = (out,)
+        elif isinstance(out, (tuple, list)):
+            outs = tuple(t for t in out if isinstance(t, torch.Tensor))
+        else:
             return
-        outs = (out,) if isinstance(out, torch.Tensor) else out if isinstance(out, (tuple, list)) else ()
-        inputs: set[int] | None = None
-        for item in outs:
-            if isinstance(item, torch.Tensor):
-                if inputs is None:
-                    inputs = _storage_keys(args) | _storage_keys(tuple(kwargs.values()))
+        tracker = self.tracker
+        if tracker is not None and outs:
+            inputs = _storage_keys(args) | _storage_keys(tuple(kwargs.values()))
+            for item in outs:
                 tracker.add(item, op, inputs)
+        if self.modules is not None:
+            self.modules.made(outs, (*args, *kwargs.values()))
 
     # -- where in the cell -----------------------------------------------------
     def line(self) -> tuple[int, str]:
         """(line number, source text) of the innermost frame running the cell."""
         n = cell_lineno(self.filename, sys._getframe(1))
         return n, source_line(self.lines, n)
+
+    def where(self) -> tuple[int, str, int, str]:
+        """:meth:`line`, the key of the innermost module running (0 outside modules) and its layer."""
+        n = cell_lineno(self.filename, sys._getframe(1))
+        modules = self.modules
+        key = modules.current() if modules is not None else 0
+        return n, source_line(self.lines, n), key, modules.layer(key) if modules is not None and key else ""
 
     # -- records -----------------------------------------------------------------
     @staticmethod

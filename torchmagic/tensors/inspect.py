@@ -235,12 +235,13 @@ def inspect_value(name: str, value: Any) -> ValueReport:
 
 def inspect_module(name: str, module: Any) -> ModuleReport:
     rows: list[ParamRow] = []
-    total = trainable = nbytes = 0
+    total = trainable = nbytes = tensors = 0
     devices: list[str] = []
     for kind, named in (("parameter", module.named_parameters()), ("buffer", module.named_buffers())):
         for pname, p in named:
             size = int(p.numel() * p.element_size())
             total += int(p.numel()) if kind == "parameter" else 0
+            tensors += 1 if kind == "parameter" else 0
             trainable += int(p.numel()) if kind == "parameter" and p.requires_grad else 0
             nbytes += size
             if str(p.device) not in devices:
@@ -255,5 +256,5 @@ def inspect_module(name: str, module: Any) -> ModuleReport:
     first = lines[0] if len(lines) == 1 else f"{type(module).__name__} with {children} child modules"
     return ModuleReport(name=name, type_name=type(module).__name__, rows=rows, total_params=total,
                         trainable_params=trainable, total_bytes=nbytes, devices=devices,
-                        rows_shown=len(rows), summary=first[:120])
+                        rows_shown=len(rows), summary=first[:120], param_tensors=tensors)
 

@@ -172,7 +172,8 @@ _MODULE_HEAD = ["name", "kind", "shape", "dtype", "device", "trainable", "elemen
 
 
 def _module_summary(r: ModuleReport) -> str:
-    return (f"{r.total_params:,} parameters ({r.trainable_params:,} trainable), "
+    tensors = f" in {r.param_tensors} tensor{'s' if r.param_tensors != 1 else ''}" if r.param_tensors else ""
+    return (f"{r.total_params:,} parameters{tensors} ({r.trainable_params:,} trainable), "
             f"{human_bytes(r.total_bytes)} with buffers, on {', '.join(r.devices) or 'no device'}")
 
 

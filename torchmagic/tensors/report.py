@@ -153,6 +153,7 @@ class ModuleReport(Report):
     devices: list[str]
     rows_shown: int
     summary: str  # first line of the module's repr, e.g. "Linear(in_features=3, ...)"
+    param_tensors: int = 0  # how many tensors hold the total_params elements
 
 
 ItemReport = TensorReport | ArrayReport | ValueReport | ModuleReport
