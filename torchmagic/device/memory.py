@@ -65,12 +65,12 @@ def _nowhere() -> tuple[int, str, int, str]:
 
 @dataclass(slots=True)
 class _Made:
-    """Tensors of one kind (shape, dtype, device) made by one op on one line in one module.
+    """Tensors of one kind (shape, dtype, device) made by one op on one line in one layer.
 
     One row of the "largest tensors" table: a loop that makes the same
-    activation five times is one row with a count.  ``members`` holds weak
-    references to the storages made (dead ones are pruned as it grows), so the
-    row can tell at the end how many are still alive and under which names.
+    activation five times is one row with a count.  Each storage it made
+    points back to it (:class:`_Storage`), so at the end the live ones tell
+    how many are still alive and under which names.
     """
 
     nbytes: int  # each
@@ -78,20 +78,19 @@ class _Made:
     key: tuple[Any, ...]
     record: CreatedTensor
     modules: dict[int, None] = field(default_factory=dict)  # keys of the modules that made them, in order
-    members: list[tuple[weakref.ref[Any], weakref.ref[Any]]] = field(default_factory=list)  # (tensor, storage)
-    pruned_at: int = 0
+    listed: bool = True  # False once a bigger row took its place
 
     def __lt__(self, other: _Made) -> bool:  # the heap's order: smallest, then oldest, first
         return (self.nbytes, -self.seq) < (other.nbytes, -other.seq)
 
-    def add(self, t: torch.Tensor, storage: Any, module: int) -> None:
-        self.record.count += 1
-        if module and len(self.modules) < _MAX_MODULES:
-            self.modules[module] = None
-        self.members.append((weakref.ref(t), weakref.ref(storage)))
-        if len(self.members) > 2 * self.pruned_at + 8:  # a loop: keep only what is alive
-            self.members = [m for m in self.members if m[1]() is not None]
-            self.pruned_at = len(self.members)
+
+@dataclass(slots=True)
+class _Storage:
+    """A storage the cell made: the bytes it counts for, a weak reference, its row of the largest tensors."""
+
+    counted: int
+    ref: weakref.ref[Any]
+    row: _Made | None = None
 
 
 class TensorTracker:
@@ -110,7 +109,7 @@ class TensorTracker:
         self.peak = 0
         self.allocated = 0
         self.open = True
-        self._storages: dict[int, tuple[int, weakref.ref[Any]]] = {}  # storage key -> (bytes counted, ref)
+        self._storages: dict[int, _Storage] = {}  # storage key -> the storage while it lives
         self._largest: list[_Made] = []  # a heap: the smallest row first
         self._rows: dict[tuple[Any, ...], _Made] = {}
         self._seq = 0
@@ -138,11 +137,12 @@ class TensorTracker:
         except _NO_STORAGE:
             return  # sparse, nested and other storage-less tensors
         counted = nbytes if self._counts(t) else 0  # another device's memory: listed, not counted
-        self._storages[skey] = (counted, ref)
+        entry = self._storages[skey] = _Storage(counted, ref)
         self.live += counted
         self.allocated += counted
         self.peak = max(self.peak, self.live)
-        self._consider(t, storage, op, nbytes)
+        if self.top_k > 0:
+            entry.row = self._row_for(t, op, nbytes)
 
     def _freed(self, skey: int) -> Callable[[Any], None]:
         def callback(_ref: Any) -> None:
@@ -150,34 +150,36 @@ class TensorTracker:
                 return
             entry = self._storages.pop(skey, None)
             if entry is not None:
-                self.live -= entry[0]
+                self.live -= entry.counted
 
         return callback
 
-    def _consider(self, t: torch.Tensor, storage: Any, op: str, nbytes: int) -> None:
-        """Add ``t`` to its row of the largest tensors if it is among them."""
-        if self.top_k <= 0:
-            return
+    def _row_for(self, t: torch.Tensor, op: str, nbytes: int) -> _Made | None:
+        """The row of the largest tensors ``t`` counts in (``None``: too small to be listed)."""
         heap = self._largest
         if len(heap) >= self.top_k and nbytes < heap[0].nbytes:
-            return
+            return None
         line, source, module, layer = self.where()
-        shape, dtype, device = shape_of(t), dtype_name(t.dtype), str(t.device)
-        key = (line, op, shape, dtype, device, layer, nbytes)
+        key = (line, op, t.shape, t.dtype, t.device, layer, nbytes)
         row = self._rows.get(key)
         if row is None:
             if len(heap) >= self.top_k and nbytes == heap[0].nbytes:
-                return  # a tie with the smallest row: the earlier one stays
+                return None  # a tie with the smallest row: the earlier one stays
             self._seq += 1
-            record = CreatedTensor(shape=shape, dtype=dtype, device=device, nbytes=nbytes, line=line,
-                                   source=source, op=op, count=0)
+            record = CreatedTensor(shape=shape_of(t), dtype=dtype_name(t.dtype), device=str(t.device),
+                                   nbytes=nbytes, line=line, source=source, op=op, count=0)
             row = _Made(nbytes, self._seq, key, record)
             if len(heap) < self.top_k:
                 heapq.heappush(heap, row)
             else:
-                del self._rows[heapq.heapreplace(heap, row).key]
+                gone = heapq.heapreplace(heap, row)
+                gone.listed = False
+                del self._rows[gone.key]
             self._rows[key] = row
-        row.add(t, storage, module)
+        row.record.count += 1
+        if module and len(row.modules) < _MAX_MODULES:
+            row.modules[module] = None
+        return row
 
     def finish(
         self, namespace: Mapping[str, Any] | None = None, modules: Callable[[list[int]], str] | None = None
@@ -192,28 +194,26 @@ class TensorTracker:
         :mod:`torchmagic.device.modules`).
         """
         self.open = False
-        by_id = user_names(namespace) if namespace is not None else {}
         by_storage: dict[int, str] | None = None
+        names: dict[int, list[str]] = {}  # row seq -> names
+        for entry in self._storages.values():
+            row = entry.row
+            storage = entry.ref()
+            if row is None or not row.listed or storage is None:
+                continue
+            rec = row.record
+            rec.alive += 1
+            if by_storage is None:
+                by_storage = _storage_names(namespace) if namespace is not None else {}
+            name = by_storage.get(id(storage), "")
+            if not name:
+                rec.unnamed += 1
+            elif name not in names.setdefault(row.seq, []):
+                names[row.seq].append(name)
         out: list[CreatedTensor] = []
         for row in sorted(self._largest, key=lambda r: (-r.nbytes, r.seq)):
             rec = row.record
-            names: list[str] = []
-            for tensor_ref, storage_ref in row.members:
-                storage = storage_ref()
-                if storage is None:
-                    continue
-                rec.alive += 1
-                t = tensor_ref()
-                name = by_id.get(id(t), "") if t is not None else ""
-                if not name and namespace is not None:
-                    if by_storage is None:
-                        by_storage = _storage_names(namespace, by_id)
-                    name = by_storage.get(id(storage), "")
-                if not name:
-                    rec.unnamed += 1
-                elif name not in names:
-                    names.append(name)
-            rec.names = tuple(names[:_MAX_NAMES])
+            rec.names = tuple(names.get(row.seq, [])[:_MAX_NAMES])
             rec.module = modules(list(row.modules)) if modules is not None and row.modules else ""
             out.append(rec)
         self._largest.clear()
@@ -222,12 +222,13 @@ class TensorTracker:
         return out
 
 
-def _storage_names(namespace: Mapping[str, Any], by_id: Mapping[int, str]) -> dict[int, str]:
+def _storage_names(namespace: Mapping[str, Any]) -> dict[int, str]:
     """``id`` of a live storage object -> the user's name of a tensor on it (the name :func:`user_names` prefers).
 
     Storage objects, not addresses: a freed storage's address can be reused
     by the next one, and the tensor made there must not take the old row's name.
     """
+    by_id = user_names(namespace)
     names: dict[int, str] = {}
     for _name, tensor in iter_named_tensors(namespace):
         name = by_id.get(id(tensor))
@@ -237,7 +238,9 @@ def _storage_names(namespace: Mapping[str, Any], by_id: Mapping[int, str]) -> di
             storage = tensor.untyped_storage()
         except _NO_STORAGE:
             continue
-        names.setdefault(id(storage), name)
+        key = id(storage)
+        if key not in names or ("." not in name and "[" not in name):
+            names[key] = name
     return names
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "host_copy_waits",
     "is_mask",
     "from_display",
+    "caller",
     "func_name",
 ]
 
@@ -176,14 +177,21 @@ def from_display(frame: FrameType | None, func: Callable[..., Any], filename: st
     ``func`` itself (``Tensor.__repr__`` asking for its override) are not
     callers.  A ``__repr__`` defined in the cell counts too.
     """
+    return caller(frame, func, filename, max_depth)[0]
+
+
+def caller(
+    frame: FrameType | None, func: Callable[..., Any], filename: str, max_depth: int = 60
+) -> tuple[bool, FrameType | None]:
+    """:func:`from_display`, and the innermost frame of the cell the walk reached (``None``: none)."""
     own = getattr(func, "__code__", None)
     depth = 0
     while frame is not None and depth < max_depth:
         code = frame.f_code
         if code is not own and code.co_filename != _OVERRIDES and code.co_name in _DISPLAY_FRAMES:
-            return True
+            return True, None
         if code.co_filename == filename:
-            return False
+            return False, frame
         frame = frame.f_back
         depth += 1
-    return False
+    return False, None

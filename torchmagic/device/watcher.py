@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any, NamedTuple, Protocol
 
 import torch
@@ -48,9 +49,9 @@ from torchmagic.device.rules import (
     COPY_NAMES,
     HOST_COPY_WHY,
     PRINT_NAMES,
+    caller,
     copy_devices,
     direction,
-    from_display,
     func_name,
     host_copy_waits,
     sync_reason,
@@ -180,6 +181,7 @@ class Watcher(TorchFunctionMode):
         self._mismatches: list[tuple[BaseException, Mismatch]] = []
         self.recording_s = 0.0
         self.fence = Fence()  # failures of our own bookkeeping, said once after the cell
+        self._frame: FrameType | None = None  # the cell's frame of the call being recorded
         if self.tracker is not None:
             self.tracker.where = self.where
         if self.modules is not None:
@@ -209,7 +211,7 @@ class Watcher(TorchFunctionMode):
             name = func_name(func)
             # a library's Python __repr__ (not the cell's work): its syncs and copies are
             # the printing's, and it is neither timed nor tracked
-            display = from_display(sys._getframe(1), func, self.filename)
+            display, self._frame = caller(sys._getframe(1), func, self.filename)
             why = sync_reason(name, args, kwargs)
             if why is not None and args and isinstance(args[0], torch.Tensor):
                 dev = args[0].device
@@ -239,6 +241,7 @@ class Watcher(TorchFunctionMode):
                 self.note_error(exc, name, args, kwargs)
             except Exception as internal:  # noqa: BLE001 - the user's error stays the user's
                 self.fence.fail(internal)
+            self._frame = None
             self.recording_s += (t2 - t0) + (time.perf_counter() - t3)
             raise
         t3 = time.perf_counter()
@@ -251,6 +254,7 @@ class Watcher(TorchFunctionMode):
                     self._copied(label, name, args, kwargs, out)
             except Exception as exc:  # noqa: BLE001 - fenced: our failure must not reach the user
                 self.fence.fail(exc)
+        self._frame = None  # never keep the cell's frame past the call
         self.recording_s += (t1 - t0) + (time.perf_counter() - t3)
         return out
 
@@ -280,21 +284,23 @@ class Watcher(TorchFunctionMode):
             inputs = _storage_keys(args) | _storage_keys(tuple(kwargs.values()))
             for item in outs:
                 tracker.add(item, op, inputs)
-        if self.modules is not None:
-            self.modules.made(outs, (*args, *kwargs.values()))
+        modules = self.modules
+        if modules is not None and modules.current():
+            modules.made(outs, (*args, *kwargs.values()))
 
     # -- where in the cell -----------------------------------------------------
     def line(self) -> tuple[int, str]:
         """(line number, source text) of the innermost frame running the cell."""
-        n = cell_lineno(self.filename, sys._getframe(1))
+        frame = self._frame  # found already by the walk of the call being recorded
+        n = frame.f_lineno if frame is not None else cell_lineno(self.filename, sys._getframe(1))
         return n, source_line(self.lines, n)
 
     def where(self) -> tuple[int, str, int, str]:
         """:meth:`line`, the key of the innermost module running (0 outside modules) and its layer."""
-        n = cell_lineno(self.filename, sys._getframe(1))
+        n, source = self.line()
         modules = self.modules
         key = modules.current() if modules is not None else 0
-        return n, source_line(self.lines, n), key, modules.layer(key) if modules is not None and key else ""
+        return n, source, key, modules.layer(key) if modules is not None and key else ""
 
     # -- records -----------------------------------------------------------------
     @staticmethod
