@@ -17,6 +17,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
+from traitlets import observe
 
 from torchmagic.core.args import evaluate, parse_line, parse_options
 from torchmagic.core.guard import guarded
@@ -36,6 +37,7 @@ class TorchMagics(Magics, Options):
         super().__init__(shell=shell, **kwargs)
         self._hooks: list[tuple[str, Callable[..., Any]]] = []
         self._grad_ledger: Any = None  # torchmagic.autograd.ledger.GradLedger, made on first use
+        self._tensor_display: Any = None  # torchmagic.tensors.display.TensorDisplay, made when switched on
 
     @property
     def ip(self) -> Any:
@@ -46,6 +48,21 @@ class TorchMagics(Magics, Options):
     def install_hooks(self) -> None:
         """Register event callbacks (called once by the extension loader)."""
         self._register("post_run_cell", self._explain_error)
+        self._show_tensors(self.tensor_display)
+
+    @observe("tensor_display")
+    def _tensor_display_changed(self, change: Any) -> None:
+        self._show_tensors(change["new"])
+
+    def _show_tensors(self, mode: str) -> None:
+        """``tensor_display``: the one-line summary above displayed tensors (see torchmagic.tensors.display)."""
+        if self._tensor_display is None and mode == "repr":
+            return
+        from torchmagic.tensors.display import TensorDisplay
+
+        if self._tensor_display is None:
+            self._tensor_display = TensorDisplay(self.shell, self)
+        self._tensor_display.use(mode)
 
     def _explain_error(self, result: Any) -> None:
         """post_run_cell: explain a failing cell's torch error (see ``explain_errors``)."""
@@ -63,6 +80,7 @@ class TorchMagics(Magics, Options):
 
     def remove_hooks(self) -> None:
         """Undo :meth:`install_hooks`; called on ``%unload_ext``."""
+        self._show_tensors("repr")
         for event, fn in self._hooks:
             try:
                 self.ip.events.unregister(event, fn)
@@ -118,6 +136,11 @@ class TorchMagics(Magics, Options):
         action="store_true",
         help="Also draw tensors that are pictures: (H, W), (C, H, W), (N, C, H, W), (N, T, C, H, W).",
     )
+    @argument(
+        "--short",
+        action="store_true",
+        help="One line per expression: kind, shape, dtype, device, grad, range, mean/std, NaN/Inf.",
+    )
     @argument("--deep", action="store_true", help="Cell form: also list the aten ops under each op.")
     @argument(
         "--source",
@@ -145,7 +168,10 @@ class TorchMagics(Magics, Options):
             %tensorinfo x y model.weight o[:, 1]   # several names or expressions
             %tensorinfo --image imgs       # draw (N, C, H, W) images as a grid
             %tensorinfo model              # an nn.Module: parameter/buffer table
-            %tensorinfo                    # every tensor and module in the namespace
+            %tensorinfo --short x y z      # one line each: shape, dtype, device, grad,
+                                           # range, mean/std, NaN/Inf counts
+            %tensorinfo                    # every tensor, array and module in the
+                                           # namespace, one line each, largest first
             %tensorinfo -o r x             # also store the report as `r`
 
         Cell form: run the cell as usual (same results, variables, output and
@@ -196,16 +222,20 @@ class TorchMagics(Magics, Options):
         if cell is not None:
             return self._trace_cell(line, cell, args, exprs)
         from torchmagic.tensors.inspect import InfoOptions, inspect_many
-        from torchmagic.tensors.namespace import scan_namespace
+        from torchmagic.tensors.namespace import scan_namespace, summarize
+        from torchmagic.tensors.summary import SummaryOptions
 
         ns = self.ip.user_ns
         if not exprs:
             with guarded("building the %tensorinfo report"):
-                self._emit(scan_namespace(ns), args.out)
+                self._emit(scan_namespace(ns, options_for(SummaryOptions, self)), args.out)
             return None
         items = [(expr, evaluate(expr, self.ip, "%tensorinfo")) for expr in exprs]
         with guarded("building the %tensorinfo report"):
-            report = inspect_many(items, namespace=ns, options=options_for(InfoOptions, self, image=args.image))
+            if args.short:
+                report: Report = summarize(items, options_for(SummaryOptions, self))
+            else:
+                report = inspect_many(items, namespace=ns, options=options_for(InfoOptions, self, image=args.image))
             self._emit(report, args.out)
         return None
 
@@ -309,9 +339,6 @@ class TorchMagics(Magics, Options):
 
         options = options_for(DeviceOptions, self, loops=args.loops, repeats=args.repeats)
         targets = resolve_targets(devices, args.fallback)  # a UsageError before anything runs
-        for target in targets:
-            if target.notice:
-                _announce(target.notice)
         return self._run(
             cell, f"%%device {line}",
             lambda c: [DeviceSession(c, targets, options, compare=bool(args.compare))], args.out,
@@ -440,13 +467,6 @@ class TorchMagics(Magics, Options):
         return self._run(
             cell, f"%%autograd {line}", lambda c: [AutogradSession(c, ledger, watch, graph)], args.out
         )
-
-
-def _announce(notice: str) -> None:
-    """Say before the cell runs that it runs somewhere else than asked (--fallback)."""
-    import sys
-
-    print(f"torchmagic: {notice}", file=sys.stderr)
 
 
 def _magic_name(report: Report) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, TypeVar
 
-from traitlets import Bool, Int
+from traitlets import Bool, Enum, Int
 from traitlets.config import Configurable
 
 __all__ = ["Options", "options_for"]
@@ -35,12 +35,31 @@ class Options(Configurable):
         "every value, so huge tensors answer quickly.",
     ).tag(config=True)
     preview_items = Int(
-        6, help="How many values per dimension the value preview shows (first and last half)."
+        6, help="How many values per dimension the value preview of a large tensor shows (first and last half)."
+    ).tag(config=True)
+    preview_max_elements = Int(
+        64,
+        help="Tensors with at most this many elements are previewed whole, at any rank, with brackets "
+        "that show the nesting (as print shows them); larger ones show the first and last values of "
+        "their first matrix.",
     ).tag(config=True)
     precision = Int(4, help="Significant digits for floats in reports.").tag(config=True)
     histogram_bins = Int(24, help="Number of bins in the value histogram.").tag(config=True)
     image_max_frames = Int(
         16, help="With --image, at most this many images/frames are drawn per tensor."
+    ).tag(config=True)
+    summary_max_elements = Int(
+        65_536,
+        help="One-line summaries (%tensorinfo with no argument, --short, tensor_display) read at most "
+        "this many values of a tensor, a strided sample marked with ~, so listing many big tensors stays quick.",
+    ).tag(config=True)
+    tensor_display = Enum(
+        ["repr", "summary"],
+        "repr",
+        help="'summary': a cell whose value is a tensor shows a one-line summary (shape, dtype, device, "
+        "grad, range, mean/std, NaN/Inf) above torch's own repr, in notebooks (HTML) and terminals; "
+        "torch.Tensor.__repr__ is not changed.  'repr' (the default): torch's repr alone.  "
+        "Removed with %unload_ext torchmagic.",
     ).tag(config=True)
 
     # -- %%tensorinfo (cell trace) and the error explainer --------------------

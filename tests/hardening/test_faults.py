@@ -93,8 +93,15 @@ MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
     ]),
     "%tensorinfo": ("%tensorinfo", False, [
         ("torchmagic.tensors.namespace", "scan_namespace"),
-        ("torchmagic.tensors.namespace", "_tensor_row"),
-        ("torchmagic.tensors.namespace", "_module_row"),
+        ("torchmagic.tensors.namespace", "tensor_row"),
+        ("torchmagic.tensors.namespace", "module_row"),
+        ("torchmagic.tensors.summary.stats", "compute_stats"),
+        *_render_steps("tensorinfo"),
+    ]),
+    "%tensorinfo --short x model": ("%tensorinfo --short x model", False, [
+        ("torchmagic.tensors.namespace", "summarize"),
+        ("torchmagic.tensors.namespace", "summary_row"),
+        ("torchmagic.tensors.render", "summary_values"),
         *_render_steps("tensorinfo"),
     ]),
     "%%autograd": ("%%autograd", True, [
@@ -123,7 +130,7 @@ MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
         ("torchmagic.device.session", "prime"),
         ("torchmagic.device.watcher.Watcher", "__enter__"),
         ("torchmagic.device.watcher", "op_key"),
-        ("torchmagic.device.watcher", "from_display"),
+        ("torchmagic.device.watcher", "caller"),
         ("torchmagic.device.watcher", "sync_reason"),
         ("torchmagic.device.watcher", "copy_devices"),
         ("torchmagic.device.ops.OpTimer", "begin"),
