@@ -93,8 +93,8 @@ MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
     ]),
     "%tensorinfo": ("%tensorinfo", False, [
         ("torchmagic.tensors.namespace", "scan_namespace"),
-        ("torchmagic.tensors.namespace", "tensor_row"),
-        ("torchmagic.tensors.namespace", "module_row"),
+        ("torchmagic.tensors.namespace", "data_row"),
+        ("torchmagic.tensors.summary", "module_row"),
         ("torchmagic.tensors.summary.stats", "compute_stats"),
         *_render_steps("tensorinfo"),
     ]),

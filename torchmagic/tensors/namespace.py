@@ -14,23 +14,11 @@ from typing import Any
 
 from torchmagic.core.names import is_user_name
 from torchmagic.tensors.report import NamespaceReport, SummaryRow
-from torchmagic.tensors.summary import SummaryOptions, array_row, is_array, module_row, summary_row, tensor_row
+from torchmagic.tensors.summary import SummaryOptions, data_row, summary_row
 
 __all__ = ["scan_namespace", "summarize"]
 
 MAX_ROWS = 500
-
-
-def _row(name: str, value: Any, max_elements: int) -> SummaryRow | None:
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return tensor_row(name, value, max_elements)
-    if isinstance(value, torch.nn.Module):
-        return module_row(name, value)
-    if is_array(value):
-        return array_row(name, value, max_elements)
-    return None
 
 
 def scan_namespace(namespace: Mapping[str, Any], options: SummaryOptions, max_rows: int = MAX_ROWS) -> NamespaceReport:
@@ -39,7 +27,7 @@ def scan_namespace(namespace: Mapping[str, Any], options: SummaryOptions, max_ro
     for name, value in list(namespace.items()):
         if not is_user_name(name):
             continue
-        row = _row(name, value, options.summary_max_elements)
+        row = data_row(name, value, options.summary_max_elements)
         if row is not None:
             rows.append(row)
     rows.sort(key=lambda r: (-r.nbytes, r.name))

@@ -21,7 +21,7 @@ from torchmagic.tensors.report import SummaryRow
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["SummaryOptions", "summary_row", "tensor_row", "module_row", "array_row", "is_array"]
+__all__ = ["SummaryOptions", "summary_row", "data_row", "tensor_row", "module_row", "array_row", "is_array"]
 
 
 @dataclass
@@ -100,8 +100,8 @@ _REPR = reprlib.Repr()
 _REPR.maxstring = _REPR.maxother = 60
 
 
-def summary_row(name: str, obj: object, max_elements: int) -> SummaryRow:
-    """The line of any object: tensors, arrays and modules in full, other values by type and repr."""
+def data_row(name: str, obj: object, max_elements: int) -> SummaryRow | None:
+    """The line of a tensor, array or module; ``None`` for anything else."""
     import torch
 
     if isinstance(obj, torch.Tensor):
@@ -110,5 +110,13 @@ def summary_row(name: str, obj: object, max_elements: int) -> SummaryRow:
         return module_row(name, obj)
     if is_array(obj):
         return array_row(name, obj, max_elements)
+    return None
+
+
+def summary_row(name: str, obj: object, max_elements: int) -> SummaryRow:
+    """The line of any object: tensors, arrays and modules in full, other values by type and repr."""
+    row = data_row(name, obj, max_elements)
+    if row is not None:
+        return row
     return SummaryRow(name=name, kind=type(obj).__name__, shape=None, dtype="", device="", nbytes=0, grad="",
                       note=_REPR.repr(obj))
