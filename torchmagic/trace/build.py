@@ -17,8 +17,9 @@ from torchmagic.core.broadcast import align
 from torchmagic.core.meta import dtype_name
 from torchmagic.errors.report import Explanation, Operand
 from torchmagic.trace.annotate import annotate
-from torchmagic.trace.recorder import Recorder, _Row
+from torchmagic.trace.recorder import Recorder
 from torchmagic.trace.report import OpRow, TraceReport, Variant
+from torchmagic.trace.rows import Row
 
 __all__ = ["finish"]
 
@@ -34,7 +35,7 @@ def _final_input(op: Operand, ref: Any, pre: str, post: dict[int, str], i: int) 
     return replace(op, label=pre or f"arg{i}", named=bool(pre))
 
 
-def _final_output(op: Operand, ref: Any, row: _Row, post: dict[int, str]) -> Operand:
+def _final_output(op: Operand, ref: Any, row: Row, post: dict[int, str]) -> Operand:
     if row.site.target and not row.via:
         return op
     t = ref() if ref is not None else None
