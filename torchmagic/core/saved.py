@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+    from torch.autograd.graph import Node
 
 __all__ = ["FREED", "MODIFIED", "Saved", "SavedBy", "SavedLog", "read_saved", "saved_attrs"]
 
@@ -22,7 +26,7 @@ MODIFIED = "modified by an inplace operation"  # ... and for a saved tensor chan
 _ATTRS: dict[type, tuple[str, ...]] = {}  # node class -> its ``_saved_*`` attributes (never changes)
 
 
-def saved_attrs(node: Any) -> tuple[str, ...]:
+def saved_attrs(node: Node) -> tuple[str, ...]:
     """The ``_saved_*`` attribute names of ``node``'s class (sizes and strides left out), cached."""
     kind = type(node)
     attrs = _ATTRS.get(kind)
@@ -42,7 +46,7 @@ class Saved:
     modified: list[str] = field(default_factory=list)  # saved tensors changed in place since
 
 
-def read_saved(node: Any) -> Saved:
+def read_saved(node: Node) -> Saved:
     """Everything ``node`` saved that can still be read."""
     out = Saved()
     for attr in saved_attrs(node):
@@ -88,16 +92,18 @@ class SavedLog:
         self._tensor = torch.Tensor
         self.limit = limit
         # id(tensor) -> (its weakref, version when saved, node name, attribute, weakref to the node's output, line)
-        self._saved: dict[int, tuple[Any, int, str, str, Any, int]] = {}
+        self._saved: dict[int, tuple[weakref.ref[torch.Tensor], int, str, str, weakref.ref[torch.Tensor], int]] = {}
 
     def __bool__(self) -> bool:
         return bool(self._saved)
 
-    def note(self, out: Any, line: int) -> None:
+    def note(self, out: torch.Tensor, line: int) -> None:
         """Record what ``out.grad_fn`` saved (``out`` is the op's tensor result, with a ``grad_fn``)."""
         saved = self._saved
         out_ref = weakref.ref(out)
         node = out.grad_fn
+        if node is None:
+            return
         node_name = type(node).__name__
         tensor = self._tensor
         for name, t in read_saved(node).values:
@@ -110,7 +116,7 @@ class SavedLog:
         while len(saved) > self.limit:
             saved.pop(next(iter(saved)))
 
-    def before_write(self, target: Any) -> SavedBy | None:
+    def before_write(self, target: torch.Tensor) -> SavedBy | None:
         """Who saved ``target`` if writing it in place now would break a later ``backward()`` (forgotten then)."""
         entry = self._saved.get(id(target))
         if entry is None:
