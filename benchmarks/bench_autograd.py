@@ -27,9 +27,11 @@ import torch
 from torch import nn
 
 from torchmagic.autograd.collapse import collapse_repeats
-from torchmagic.autograd.graph import Graph, to_dot, walk
+from torchmagic.autograd.dot import to_dot
+from torchmagic.autograd.graph import Graph
 from torchmagic.autograd.options import WatchOptions
 from torchmagic.autograd.svg import graph_svg
+from torchmagic.autograd.walk import walk
 from torchmagic.options import options_for
 
 

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from torchmagic.autograd.graph import Graph, find_leaves, walk
+from torchmagic.autograd.graph import Graph
 from torchmagic.autograd.ledger import GradLedger, Where
 from torchmagic.autograd.report import BackwardCall, LeafGrad, Note
 from torchmagic.autograd.values import Values, difference, summarize
+from torchmagic.autograd.walk import find_leaves, walk
 from torchmagic.core.meta import dtype_name
 from torchmagic.core.text import first_line
 

@@ -22,11 +22,12 @@ import torch
 
 from torchmagic.autograd.collapse import collapse_repeats, group_modules
 from torchmagic.autograd.explain import explain, parse_inplace
-from torchmagic.autograd.graph import Graph, find_leaves, walk
+from torchmagic.autograd.graph import Graph
 from torchmagic.autograd.ledger import GradLedger
 from torchmagic.autograd.options import GraphOptions, WatchOptions
 from torchmagic.autograd.report import AutogradReport, Explanation, Note
 from torchmagic.autograd.values import summarize
+from torchmagic.autograd.walk import find_leaves, walk
 from torchmagic.autograd.watcher import AutogradWatcher
 from torchmagic.core.cell import Cell
 from torchmagic.core.names import iter_named_tensors, user_names
