@@ -70,6 +70,7 @@ for step in range(steps):
 def training_overhead(steps: int, repeat: int) -> tuple[float, float]:
     """Seconds for an MLP + SGD loop, plain and inside the %%autograd watcher (best runs)."""
     from torchmagic.autograd.ledger import GradLedger
+    from torchmagic.autograd.site import CellSite
     from torchmagic.autograd.watcher import AutogradWatcher
 
     code = compile(TRAIN, "<bench-cell>", "exec")
@@ -85,7 +86,8 @@ def training_overhead(steps: int, repeat: int) -> tuple[float, float]:
 
     def watched() -> None:
         ns = namespace()
-        watcher = AutogradWatcher("<bench-cell>", TRAIN.splitlines(), ns, GradLedger(), options_for(WatchOptions))
+        site = CellSite("<bench-cell>", TRAIN.splitlines(), ns)
+        watcher = AutogradWatcher(site, GradLedger(), options_for(WatchOptions))
         with watcher:
             exec(code, ns)
 
