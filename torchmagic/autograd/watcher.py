@@ -11,7 +11,7 @@ duration of one call, everything else is weak references or plain data.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -51,7 +51,7 @@ def _is_inplace(name: str) -> bool:
 
 @dataclass
 class _DataRef:
-    source: weakref.ref[Any]
+    source: weakref.ref[torch.Tensor]
     name: str
     line: int
 
@@ -146,7 +146,7 @@ class AutogradWatcher(TorchFunctionMode):
             if kind == "detach":
                 self.log.cuts[id(out)] = (weakref.ref(out), f"{inputs[0]}.detach() (line {line})")
 
-    def _on_data(self, source: Any, out: Any) -> None:
+    def _on_data(self, source: Any, out: torch.Tensor) -> None:
         if not isinstance(source, torch.Tensor) or not source.requires_grad:
             return
         frame = self.site.frame()
@@ -162,7 +162,7 @@ class AutogradWatcher(TorchFunctionMode):
                 Untracked("data", line, self.site.source(line), ".data", (name,))
             )
 
-    def _check_data_inplace(self, func: Any, target: Any) -> None:
+    def _check_data_inplace(self, func: Callable[..., Any], target: torch.Tensor) -> None:
         entry = self._data.get(id(target))
         if entry is None or entry[0]() is not target:
             return
@@ -175,14 +175,14 @@ class AutogradWatcher(TorchFunctionMode):
             return
         self._warn_data(ref.name, source, f"modified in place ({name}")
 
-    def _on_data_set(self, target: Any) -> None:
+    def _on_data_set(self, target: torch.Tensor) -> None:
         """``t.data = other`` swaps the values autograd may have saved for ``t``."""
         if not target.requires_grad or self.site.frame() is None:
             return
         name = self.site.names().get(id(target), "a tensor")
         self._warn_data(name, target, "replaced (.data = ...")
 
-    def _warn_data(self, name: str, source: Any, what: str) -> None:
+    def _warn_data(self, name: str, source: torch.Tensor, what: str) -> None:
         saved_by = self._saved_by(source)
         if not saved_by:
             return
@@ -204,7 +204,7 @@ class AutogradWatcher(TorchFunctionMode):
             ),
         ))
 
-    def _saved_by(self, source: Any) -> str:
+    def _saved_by(self, source: torch.Tensor) -> str:
         """Which backward node of a live graph saved (a view of) ``source``."""
         storage = _storage(source)
         if storage is None:
@@ -239,7 +239,7 @@ def _in_custom_function(frame: FrameType) -> bool:
     )
 
 
-def _storage(t: Any) -> int | None:
+def _storage(t: torch.Tensor) -> int | None:
     """The address of ``t``'s storage (``None`` for tensors without one, e.g. sparse or meta)."""
     try:
         return int(t.untyped_storage().data_ptr())
@@ -247,5 +247,5 @@ def _storage(t: Any) -> int | None:
         return None
 
 
-def _tensors_in(ns: Mapping[str, Any]) -> list[Any]:
+def _tensors_in(ns: Mapping[str, Any]) -> list[torch.Tensor]:
     return [v for k, v in list(ns.items()) if isinstance(v, torch.Tensor) and not k.startswith("_")]
