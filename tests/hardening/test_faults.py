@@ -71,6 +71,9 @@ MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
         ("torchmagic.trace.recorder.Recorder", "before"),
         ("torchmagic.trace.recorder.Recorder", "after"),
         ("torchmagic.trace.recorder.Recorder", "failed"),
+        ("torchmagic.trace.recorder", "locate"),
+        ("torchmagic.trace.recorder", "describe"),
+        ("torchmagic.core.saved.SavedLog", "note"),
         ("torchmagic.trace.collector", "finish"),
         ("torchmagic.core.runner", "drop_own_frames"),
         *_render_steps("trace"),
@@ -107,7 +110,7 @@ MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
     "%%autograd": ("%%autograd", True, [
         ("torchmagic.autograd.session.AutogradSession", "__init__"),
         ("torchmagic.autograd.watcher.AutogradWatcher", "_on_untracked"),
-        ("torchmagic.autograd.watcher.AutogradWatcher", "_names"),
+        ("torchmagic.autograd.site.CellSite", "names"),
         ("torchmagic.autograd.backward.BackwardRecorder", "_before_backward"),
         ("torchmagic.autograd.backward.BackwardRecorder", "_after_backward"),
         ("torchmagic.autograd.session.AutogradSession", "report"),
