@@ -160,7 +160,11 @@ class TensorTracker:
         if len(heap) >= self.top_k and nbytes < heap[0].nbytes:
             return None
         line, source, module, layer = self.where()
-        key = (line, op, t.shape, t.dtype, t.device, layer, nbytes)
+        try:
+            shape: tuple[int, ...] = t.shape
+        except RuntimeError:  # a nested tensor: ragged dims
+            shape = shape_of(t)
+        key = (line, op, shape, t.dtype, t.device, layer, nbytes)
         row = self._rows.get(key)
         if row is None:
             if len(heap) >= self.top_k and nbytes == heap[0].nbytes:
