@@ -37,7 +37,8 @@ class TorchMagics(Magics, Options):
         super().__init__(shell=shell, **kwargs)
         self._hooks: list[tuple[str, Callable[..., Any]]] = []
         self._grad_ledger: Any = None  # torchmagic.autograd.ledger.GradLedger, made on first use
-        self._tensor_display: Any = None  # torchmagic.tensors.display.TensorDisplay, made when switched on
+        if not hasattr(self, "_tensor_display"):  # the config may have switched it on already
+            self._tensor_display: Any = None  # torchmagic.tensors.display.TensorDisplay, made when switched on
 
     @property
     def ip(self) -> Any:
@@ -56,13 +57,14 @@ class TorchMagics(Magics, Options):
 
     def _show_tensors(self, mode: str) -> None:
         """``tensor_display``: the one-line summary above displayed tensors (see torchmagic.tensors.display)."""
-        if self._tensor_display is None and mode == "repr":
+        current = getattr(self, "_tensor_display", None)  # the config may set the trait during __init__
+        if current is None and mode == "repr":
             return
         from torchmagic.tensors.display import TensorDisplay
 
-        if self._tensor_display is None:
-            self._tensor_display = TensorDisplay(self.shell, self)
-        self._tensor_display.use(mode)
+        if current is None:
+            current = self._tensor_display = TensorDisplay(self.shell, self)
+        current.use(mode)
 
     def _explain_error(self, result: Any) -> None:
         """post_run_cell: explain a failing cell's torch error (see ``explain_errors``)."""
