@@ -99,6 +99,9 @@ def compute_stats(t: torch.Tensor, max_elements: int) -> Stats:
         if x.is_complex():
             prefix = "|z| of "
             x = x.abs()
+        if count <= SMALL and x.is_floating_point():
+            tiny = torch.finfo(x.dtype).tiny if x.dtype != torch.float16 else 0.0
+            return _small_float_stats(x.tolist(), tiny, prefix)
         if not x.is_floating_point():
             small = torch.stack([x.min(), x.max(), (x == 0).sum()]).tolist()
             xf = x.double()
@@ -137,6 +140,31 @@ def compute_stats(t: torch.Tensor, max_elements: int) -> Stats:
         else:
             stats.note = "no finite values"
         return stats
+
+
+#: up to this many values, floating-point statistics are computed in Python: a listing of thousands
+#: of small tensors would otherwise pay a dozen kernel launches for each
+SMALL = 64
+
+
+def _small_float_stats(values: list[float], tiny: float, prefix: str) -> Stats:
+    """:func:`compute_stats` of a few floats, in Python (float64 throughout, as the tensor path)."""
+    count = len(values)
+    finite = [v for v in values if math.isfinite(v)]
+    nans = sum(1 for v in values if v != v)
+    posinf = sum(1 for v in values if v == math.inf)
+    stats = Stats(of=prefix + _described(count, count, False, len(finite)), count=count,
+                  zeros=sum(1 for v in values if v == 0), nans=nans, posinf=posinf,
+                  neginf=count - len(finite) - nans - posinf, finite=len(finite),
+                  subnormal=sum(1 for v in finite if 0 < abs(v) < tiny))
+    if not finite:
+        stats.note = "no finite values"
+        return stats
+    n = len(finite)
+    mean = math.fsum(finite) / n
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in finite) / (n - 1)) if n > 1 else 0.0
+    stats.minimum, stats.maximum, stats.mean, stats.std = min(finite), max(finite), mean, std
+    return stats
 
 
 def compute_histogram(t: torch.Tensor, bins: int, max_elements: int) -> Histogram | None:
