@@ -114,13 +114,14 @@ class TensorTracker:
         self._rows: dict[tuple[Any, ...], _Made] = {}
         self._seq = 0
 
-    def _counts(self, t: torch.Tensor) -> bool:
+    def _counts(self, device: torch.device) -> bool:
+        """Whether storages on ``device`` count towards live and peak bytes."""
         dev = self.device
         if dev is None:
             return True
-        if t.device.type != dev.type:
+        if device.type != dev.type:
             return False
-        return dev.index is None or t.device.index is None or t.device.index == dev.index
+        return dev.index is None or device.index is None or device.index == dev.index
 
     def add(self, t: torch.Tensor, op: str, inputs: set[int] | frozenset[int] = frozenset()) -> None:
         """Note a call's output ``t``; counts its storage once, however many tensors share it.
@@ -136,13 +137,15 @@ class TensorTracker:
             ref = weakref.ref(storage, self._freed(skey))
         except _NO_STORAGE:
             return  # sparse, nested and other storage-less tensors
-        counted = nbytes if self._counts(t) else 0  # another device's memory: listed, not counted
+        device = t.device
+        counted = nbytes if self._counts(device) else 0  # another device's memory: listed, not counted
         entry = self._storages[skey] = _Storage(counted, ref)
         self.live += counted
         self.allocated += counted
-        self.peak = max(self.peak, self.live)
+        if self.live > self.peak:
+            self.peak = self.live
         if self.top_k > 0:
-            entry.row = self._row_for(t, op, nbytes)
+            entry.row = self._row_for(t, device, op, nbytes)
 
     def _freed(self, skey: int) -> Callable[[Any], None]:
         def callback(_ref: Any) -> None:
@@ -154,7 +157,7 @@ class TensorTracker:
 
         return callback
 
-    def _row_for(self, t: torch.Tensor, op: str, nbytes: int) -> _Made | None:
+    def _row_for(self, t: torch.Tensor, device: torch.device, op: str, nbytes: int) -> _Made | None:
         """The row of the largest tensors ``t`` counts in (``None``: too small to be listed)."""
         heap = self._largest
         if len(heap) >= self.top_k and nbytes < heap[0].nbytes:
@@ -164,13 +167,13 @@ class TensorTracker:
             shape: tuple[int, ...] = t.shape
         except RuntimeError:  # a nested tensor: ragged dims
             shape = shape_of(t)
-        key = (line, op, shape, t.dtype, t.device, layer, nbytes)
+        key = (line, op, shape, t.dtype, device, layer, nbytes)
         row = self._rows.get(key)
         if row is None:
             if len(heap) >= self.top_k and nbytes == heap[0].nbytes:
                 return None  # a tie with the smallest row: the earlier one stays
             self._seq += 1
-            record = CreatedTensor(shape=shape_of(t), dtype=dtype_name(t.dtype), device=str(t.device),
+            record = CreatedTensor(shape=shape_of(t), dtype=dtype_name(t.dtype), device=str(device),
                                    nbytes=nbytes, line=line, source=source, op=op, count=0)
             row = _Made(nbytes, self._seq, key, record)
             if len(heap) < self.top_k:

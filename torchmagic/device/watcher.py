@@ -281,7 +281,7 @@ class Watcher(TorchFunctionMode):
             return
         tracker = self.tracker
         if tracker is not None and outs:
-            inputs = _storage_keys(args) | _storage_keys(tuple(kwargs.values()))
+            inputs = _storage_keys((*args, *kwargs.values()) if kwargs else args)
             for item in outs:
                 tracker.add(item, op, inputs)
         modules = self.modules
