@@ -265,15 +265,7 @@ def summary_html(row: SummaryRow) -> str:
 
 
 def _item_html(r: Any) -> str:
-    if isinstance(r, TensorReport):
-        return _tensor_html(r)
-    if isinstance(r, ArrayReport):
-        return _array_html(r)
-    if isinstance(r, ModuleReport):
-        return _module_html(r)
-    if isinstance(r, ValueReport):
-        return _value_html(r)
-    raise TypeError(f"no HTML renderer for {type(r).__name__}")
+    return str(_view(r, html=True))
 
 
 def to_html(report: Any) -> str:
@@ -398,15 +390,21 @@ def _summary_lines(r: NamespaceReport) -> list[Text]:
 
 
 def _item_rich(r: Any) -> Any:
-    if isinstance(r, TensorReport):
-        return _tensor_rich(r)
-    if isinstance(r, ArrayReport):
-        return _array_rich(r)
-    if isinstance(r, ModuleReport):
-        return _module_rich(r)
-    if isinstance(r, ValueReport):
-        return _value_rich(r)
-    raise TypeError(f"no rich renderer for {type(r).__name__}")
+    return _view(r, html=False)
+
+
+def _view(r: Any, html: bool) -> Any:
+    """One item of a report in HTML or rich, by the kind of report it is."""
+    views: dict[type, tuple[Any, Any]] = {
+        TensorReport: (_tensor_html, _tensor_rich),
+        ArrayReport: (_array_html, _array_rich),
+        ModuleReport: (_module_html, _module_rich),
+        ValueReport: (_value_html, _value_rich),
+    }
+    for kind, (to_html_, to_rich_) in views.items():
+        if isinstance(r, kind):
+            return to_html_(r) if html else to_rich_(r)
+    raise TypeError(f"no {'HTML' if html else 'rich'} renderer for {type(r).__name__}")
 
 
 def to_rich(report: Any) -> Any:
