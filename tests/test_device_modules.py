@@ -201,3 +201,53 @@ def test_memory_stays_bounded_over_a_long_training_loop(models: Any) -> None:
     grown = models.user_ns["_r1"] - models.user_ns["_r0"]
     assert grown < 2**20, f"RSS grew {grown / 2**20:.2f} MiB"
     assert one.modules[0].calls == 20_000
+
+
+def test_on_an_event_clock_module_times_come_from_events_made_before_the_run(models: Any) -> None:
+    """The GPU path with a fake torch.cuda: module forward and backward steps are timed by device events
+    from the run's one pool (made before the clock starts), with no synchronisation of their own."""
+    from tests.device_fakes import FakeCuda
+    from tests.test_device_session import opts
+    from torchmagic.core.runner import run_cell
+    from torchmagic.device.memory import AllocatorStats
+    from torchmagic.device.session import DeviceSession, Target
+    from torchmagic.device.timing import EventClock
+
+    cuda = FakeCuda()
+    dev = torch.device("cuda", 0)
+    models.user_ns["cuda_log"] = cuda.log
+    shown: list[Any] = []
+
+    def session(cell: Any) -> list[DeviceSession]:
+        return [DeviceSession(cell, [Target("cuda", dev)], opts(device_op_events=64), clock=EventClock(cuda, dev),
+                              allocator=AllocatorStats(cuda, dev))]
+
+    # the model runs on the CPU (no GPU here): only the clock is the fake GPU's
+    run_cell(models, "cuda_log.append(('user',))\nout = model(xb)\nout.sum().backward()\n", "%%device test", session,
+             shown.append)
+    (report,) = shown
+    run = report.runs[0]
+    made_before = cuda.log.index(("user",))
+    assert not any(e[0] == "event" for e in cuda.log[made_before:])  # no event made while the cell ran
+    assert cuda.log[made_before:].count(("sync",)) == 1  # the run's one synchronisation, at its end
+    assert [m.path for m in run.modules] == ["model", "model.0", "model.1", "model.2"]
+    by = {m.path: m for m in run.modules}
+    assert by["model"].forward_ms > by["model.0"].forward_ms > 0  # event ticks: the parent spans its children
+    assert by["model.2"].backward_ms is not None and by["model.2"].backward_ms > 0
+    assert run.op_time_kind == "device"
+
+
+def test_a_graph_bigger_than_the_node_budget_is_timed_in_part(models: Any, monkeypatch: Any) -> None:
+    from torchmagic.device import modules
+
+    monkeypatch.setattr(modules, "MAX_NODES", 6)
+    monkeypatch.setattr(modules, "_PRUNE_FIRST", 4)
+    monkeypatch.setattr(modules, "_RETRY_FULL", 2)
+    one = first(run_ok(models, "y = enc(src)\ny.sum().backward()\n", ["cpu"])[0])
+    timed = [m for m in one.modules_unfolded if m.backward_ms is not None]
+    assert timed and len(timed) < len(one.modules_unfolded)  # the first nodes hooked, the rest not
+    assert models.user_ns["y"].shape == (2, 5, 32) and enc_grads_set(models)  # the cell ran as usual
+
+
+def enc_grads_set(ip: Any) -> bool:
+    return all(p.grad is not None for p in ip.user_ns["enc"].parameters())
