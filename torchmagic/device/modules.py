@@ -119,7 +119,7 @@ class ModuleRecorder:
     """Context manager: module calls of the cell, timed forward and backward, with their memory.
 
     ``timer`` times calls and backward steps (host clock, or device events
-    from its own pool); ``tracker`` is the run's memory tracker (``None``:
+    from the pool it shares with the per-op timer); ``tracker`` is the run's memory tracker (``None``:
     no memory columns); ``spent`` returns the seconds the watcher spent on
     its own bookkeeping so far, taken out of forward times on the host clock.
     """
