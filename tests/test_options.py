@@ -14,7 +14,8 @@ from torchmagic.tensors.summary import SummaryOptions
 from torchmagic.trace.options import TraceOptions
 
 AREAS = [InfoOptions, SummaryOptions, TraceOptions, WatchOptions, GraphOptions, DeviceOptions]
-READ_BY_MAGICS = {"explain_errors", "tensor_display"}  # the only traits read by magics.py itself (hook switches)
+# the traits magics.py reads itself (hook switches, the catalog)
+READ_BY_MAGICS = {"explain_errors", "language", "tensor_display"}
 
 
 def test_every_trait_is_read_under_its_own_name() -> None:

@@ -22,6 +22,7 @@ from traitlets import observe
 from torchmagic.core.args import evaluate, parse_line, parse_options
 from torchmagic.core.guard import guarded
 from torchmagic.core.report import Report, show
+from torchmagic.i18n import set_language
 from torchmagic.options import Options, options_for
 
 __all__ = ["TorchMagics"]
@@ -39,6 +40,12 @@ class TorchMagics(Magics, Options):
         self._grad_ledger: Any = None  # torchmagic.autograd.ledger.GradLedger, made on first use
         if not hasattr(self, "_tensor_display"):  # the config may have switched it on already
             self._tensor_display: Any = None  # torchmagic.tensors.display.TensorDisplay, made when switched on
+        set_language(self.language)
+
+    @observe("language")
+    def _language_changed(self, change: Any) -> None:
+        """``%config TorchMagics.language = "zh_CN"``: the next report is in that language."""
+        set_language(change["new"])
 
     @property
     def ip(self) -> Any:
