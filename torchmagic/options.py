@@ -137,8 +137,8 @@ class Options(Configurable):
     ).tag(config=True)
     device_op_events = Int(
         512,
-        help="CUDA/MPS: pairs of timing events created before the recorded run for per-op "
-        "device times; ops beyond this many are counted but not timed.",
+        help="CUDA/MPS: pairs of timing events created before the recorded run for per-op, "
+        "per-module and per-backward-step device times; calls beyond this many are counted but not timed.",
     ).tag(config=True)
     device_max_rows = Int(
         50, help="%%device / %device model show at most this many transfer, sync-point or module rows."
