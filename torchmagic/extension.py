@@ -31,6 +31,7 @@ def unload(ip: Any) -> None:
     if magics is None:
         return
     magics.remove_hooks()
+    magics.stop_distributed()  # no rank process outlives the extension
     manager = ip.magics_manager
     for kind, names in magics.magics.items():
         for name in names:
