@@ -72,7 +72,7 @@ def rank_collectors(cell: Any, shell: Any, options: Any, state: Any) -> list[Col
     ddp = DDPCollector.find(cell.locals)
     if ddp is not None:
         collectors.append(ddp)
-    pipe = PipelineCollector.find(cell.locals)
+    pipe = PipelineCollector.find(cell.locals, cell.source)
     if pipe is not None:
         collectors.append(pipe)
     from torchmagic.distributed.dtensor import DTensorCollector

@@ -13,7 +13,7 @@ all-reduce, and how many bytes).
 from __future__ import annotations
 
 import sys
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from torch.overrides import TorchFunctionMode
 
@@ -36,25 +36,30 @@ def summary(t: Any) -> tuple[tuple[float, ...], float]:
 
 
 class _LossMode(TorchFunctionMode):
-    """Notes the value of each one-element tensor ``backward()`` is called on."""
+    """Notes the value of each one-element tensor ``backward()`` is called on, and when backward ended."""
 
-    def __init__(self, losses: list[float]) -> None:
+    def __init__(self, losses: list[float], ended: Callable[[], None]) -> None:
         super().__init__()
         self.losses = losses
+        self.ended = ended
         import torch
 
         self.targets = (torch.Tensor.backward, torch.autograd.backward)
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
-        if func in self.targets and args and len(self.losses) < 100:
+        if func not in self.targets:
+            return func(*args, **kwargs)
+        if args and len(self.losses) < 100:
             try:
                 t = args[0]
                 if hasattr(t, "numel") and t.numel() == 1:
                     self.losses.append(float(t.detach()))
             except Exception:
                 pass
-        return func(*args, **kwargs)
+        out = func(*args, **kwargs)
+        self.ended()  # DDP has averaged every bucket by now: .grad holds the all-reduced gradient
+        return out
 
 
 class DDPCollector(Collector):
@@ -67,6 +72,7 @@ class DDPCollector(Collector):
         self.models = models
         self.handles: list[Any] = []
         self.before: dict[int, tuple[tuple[float, ...], float]] = {}
+        self.after: dict[int, tuple[tuple[float, ...], float]] = {}
         self.losses: list[float] = []
         self.mode: _LossMode | None = None
         self.facts: tuple[DDPFacts, ...] = ()
@@ -86,7 +92,7 @@ class DDPCollector(Collector):
             for _, p in list(model.module.named_parameters())[:MAX_PARAMS]:
                 if p.requires_grad:
                     self.handles.append(p.register_hook(self._hook(id(p))))
-        self.mode = _LossMode(self.losses)
+        self.mode = _LossMode(self.losses, self._ended)
         self.mode.__enter__()
         return self
 
@@ -99,6 +105,16 @@ class DDPCollector(Collector):
             return None
 
         return hook
+
+    def _ended(self) -> None:
+        """After a backward(): read every watched parameter's .grad (before an optimizer zeroes it)."""
+        try:
+            for _, model in self.models:
+                for _, p in list(model.module.named_parameters())[:MAX_PARAMS]:
+                    if id(p) in self.before and p.grad is not None:
+                        self.after[id(p)] = summary(p.grad)
+        except Exception as exc:
+            self.fence.fail(exc)
 
     def __exit__(self, *exc: Any) -> None:
         mode, self.mode = self.mode, None
@@ -120,8 +136,10 @@ class DDPCollector(Collector):
                 if id(p) not in self.before:
                     continue
                 before, bnorm = self.before[id(p)]
-                after, anorm = summary(p.grad) if p.grad is not None else ((), 0.0)
+                after, anorm = self.after.get(id(p), ((), 0.0))
                 rows.append(GradRow(pname, tuple(p.shape), before, after, bnorm, anorm, where.get(id(p), -1)))
+            if not rows:
+                continue  # no backward through this model in the cell
             facts.append(
                 DDPFacts(
                     model=name, losses=tuple(self.losses), grads=tuple(rows), buckets=buckets,
@@ -129,6 +147,7 @@ class DDPCollector(Collector):
                 )
             )
         self.before.clear()
+        self.after.clear()
         self.facts = tuple(facts)
         return None
 

@@ -60,8 +60,9 @@ _AREAS = (
 )
 _PLUMBING = frozenset(
     "_wrapped_call_impl _call_impl wrapper inner decorate_context _fn __call__ _run_ddp_forward "
-    "_pre_forward _post_forward backward _engine_run_backward".split()
+    "_pre_forward _post_forward _engine_run_backward __torch_function__ __torch_dispatch__".split()
 )
+_OWN = "/torchmagic/"  # our own recording modes can sit in the stack: never a "via"
 _DIRECT = ("distributed_c10d.py", "c10d_logger.py")
 
 
@@ -112,14 +113,17 @@ def _via(frames: Sequence[Mapping[str, Any]], cell_index: int) -> str:
     for f in reversed(inner):
         path = str(f.get("filename", "")).replace(os.sep, "/")
         name = str(f.get("name", ""))
+        if _OWN in path and "/site-packages/torch/" not in path:
+            continue
         if path.endswith(_DIRECT):
             return ""
+        if name == "backward" and (path.endswith("torch/_tensor.py") or "torch/autograd/" in path):
+            return "backward"  # a collective a backward hook issued (DDP's bucket all-reduce)
         area = next((a for key, a in _AREAS if key in path), "")
-        if name in _PLUMBING and not area:
-            continue
+        plain = name.isidentifier() and not name.startswith("__") and name not in _PLUMBING
         if area:
-            return f"{area} {name}".strip()
-        if "/torch/" not in path:  # the user's own function, defined in another file or cell
+            return f"{area} {name}" if plain else area
+        if plain and "/torch/" not in path:  # the user's own function, defined in another file or cell
             return name
     return ""
 

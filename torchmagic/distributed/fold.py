@@ -54,7 +54,23 @@ def fold_texts(items: Iterable[tuple[int, str, str]]) -> tuple[OutputGroup, ...]
 
 
 def _key(c: Collective) -> tuple[object, ...]:
-    return (c.line, c.op, c.via, c.group, c.shapes, c.dtype)
+    """Calls of one row: same line, op, library call and group (shapes may differ by rank: a scatter's root)."""
+    return (c.line, c.op, c.via, c.group)
+
+
+def _sig(c: Collective) -> str:
+    return (", ".join(fmt_shape(s) for s in c.shapes[:3]) + (" …" if len(c.shapes) > 3 else "") + f" {c.dtype}").strip() or "—"
+
+
+def _shapes_by_rank(calls: dict[int, list[Collective]]) -> tuple[tuple[tuple[int, ...], str], ...]:
+    """(ranks, shapes) for each distinct set of shapes when ranks differ; () when all agree."""
+    per_rank = {rank: " | ".join(dict.fromkeys(_sig(c) for c in cs)) for rank, cs in calls.items()}
+    if len(set(per_rank.values())) <= 1:
+        return ()
+    groups: dict[str, list[int]] = {}
+    for rank, text in sorted(per_rank.items()):
+        groups.setdefault(text, []).append(rank)
+    return tuple((tuple(rs), text) for text, rs in groups.items())
 
 
 def merge_collectives(
@@ -80,7 +96,7 @@ def merge_collectives(
     rows: list[CollectiveRow] = []
     for k in sorted(per_key, key=lambda k: first[k])[:max_rows]:
         calls = per_key[k]
-        sample = next(iter(calls.values()))[0]
+        sample = max((cs[0] for cs in calls.values()), key=lambda c: c.nbytes)
         offsets: dict[int, list[float]] = defaultdict(list)
         depth = max(len(v) for v in calls.values())
         for i in range(depth):
@@ -113,6 +129,7 @@ def merge_collectives(
                 late_ms=late_ms,
                 per_rank=tuple((rank, len(calls[rank]), round(means.get(rank, 0.0), 3)) for rank in sorted(calls)),
                 pending=tuple(sorted(rank for rank, cs in calls.items() if rank in failed and any(not c.done for c in cs))),
+                by_rank=_shapes_by_rank(calls),
             )
         )
     return tuple(rows), total

@@ -1,13 +1,14 @@
-"""Network partitioning made visible: which layers each pipeline stage holds and when it worked.
+"""Network partitioning made visible: each pipeline stage's layers, what it sent, and when it worked.
 
-For each ``PipelineStage`` in the namespace the collector wraps, on that
-one object and only while the cell runs, its ``forward_one_chunk`` and
-``backward_one_chunk`` methods (instance attributes that shadow the class's,
-deleted afterwards) to note when each micro-batch's forward and backward
-started and ended.  The notebook lines the stages up on one time axis: the
-gaps are the schedule's idle bubbles.  What the stages sent each other
-(activations forward, gradients back) is in the collectives table: the
-flight recorder sees every ``send``/``recv``.
+While a cell that uses ``torch.distributed.pipelining`` runs, the stage
+class's ``forward_one_chunk`` / ``backward_one_chunk`` (the work of one
+micro-batch) and ``get_fwd_send_ops`` / ``get_bwd_send_ops`` (the
+activations and gradients a stage sends its neighbour) are wrapped; the
+wrappers note times and shapes, call the original and return its result
+unchanged, and the class is restored when the cell ends, however it ends.
+(Gloo's flight recorder does not record point-to-point sends, so this is
+where the activations' shapes come from.)  The notebook lines the stages up
+on one time axis: the gaps are the schedule's idle bubbles.
 """
 
 from __future__ import annotations
@@ -18,68 +19,107 @@ from typing import Any, Callable, Mapping
 
 from torchmagic.core.names import is_user_name
 from torchmagic.core.runner import Collector
-from torchmagic.distributed.report import PipelineFacts, StageEvent, StageFacts
+from torchmagic.distributed.report import PipelineFacts, Send, StageEvent, StageFacts
 
 __all__ = ["PipelineCollector", "bubbles"]
 
 MAX_EVENTS = 512
-_WRAPPED = (("forward_one_chunk", "F"), ("backward_one_chunk", "B"))
+_TIMED = (("forward_one_chunk", "F"), ("backward_one_chunk", "B"))
+_SENDS = (("get_fwd_send_ops", "activation"), ("get_bwd_send_ops", "gradient"))
 
 
 class PipelineCollector(Collector):
     what = "the pipeline recording"
 
-    def __init__(self, stages: list[Any], schedules: list[Any]) -> None:
+    def __init__(self, namespace: Mapping[str, Any]) -> None:
         super().__init__()
-        self.stages = stages
-        self.schedules = schedules
-        self.events: dict[int, list[StageEvent]] = {id(s): [] for s in stages}
+        self.namespace = namespace
+        self.stages: dict[int, Any] = {}
+        self.events: dict[int, list[StageEvent]] = {}
+        self.sends: dict[int, list[Send]] = {}
+        self.saved: list[tuple[Any, str, Any]] = []
         self.facts: PipelineFacts | None = None
 
     @classmethod
-    def find(cls, namespace: Mapping[str, Any]) -> PipelineCollector | None:
-        mod = sys.modules.get("torch.distributed.pipelining.stage")
-        if mod is None:
+    def find(cls, namespace: Mapping[str, Any], source: str) -> PipelineCollector | None:
+        """A collector when the cell may run a pipeline (it names pipelining, or the module is loaded)."""
+        if "pipelining" not in source and "torch.distributed.pipelining" not in sys.modules:
             return None
-        base = mod._PipelineStageBase
-        stages = [v for n, v in list(namespace.items()) if is_user_name(n) and isinstance(v, base)]
-        sched_mod = sys.modules.get("torch.distributed.pipelining.schedules")
-        schedules = []
-        if sched_mod is not None:
-            schedules = [v for n, v in list(namespace.items()) if is_user_name(n) and isinstance(v, sched_mod._PipelineSchedule)]
-            for s in schedules:
-                st = getattr(s, "_stage", None)
-                if st is not None and all(st is not x for x in stages):
-                    stages.append(st)
-        return cls(stages, schedules) if stages else None
+        return cls(namespace)
 
     def __enter__(self) -> PipelineCollector:
-        for stage in self.stages:
-            for method, kind in _WRAPPED:
-                original = getattr(stage, method, None)
-                if original is not None:
-                    setattr(stage, method, self._timed(original, kind, self.events[id(stage)]))
+        import torch.distributed.pipelining.stage as stage_mod
+
+        base = stage_mod._PipelineStageBase
+        for method, kind in _TIMED:
+            self._wrap(base, method, self._timed(getattr(base, method), kind))
+        for method, what in _SENDS:
+            self._wrap(base, method, self._sending(getattr(base, method), what))
         return self
 
-    def _timed(self, original: Callable[..., Any], kind: str, log: list[StageEvent]) -> Callable[..., Any]:
-        def timed(chunk: int, *args: Any, **kwargs: Any) -> Any:
+    def _wrap(self, cls: Any, name: str, fn: Callable[..., Any]) -> None:
+        self.saved.append((cls, name, cls.__dict__[name]))
+        setattr(cls, name, fn)
+
+    def __exit__(self, *exc: Any) -> None:
+        saved, self.saved = self.saved, []
+        for cls, name, original in reversed(saved):
+            setattr(cls, name, original)
+
+    def _note(self, stage: Any) -> int:
+        key = id(stage)
+        if key not in self.stages:
+            self.stages[key] = stage
+            self.events[key] = []
+            self.sends[key] = []
+        return key
+
+    def _timed(self, original: Callable[..., Any], kind: str) -> Callable[..., Any]:
+        collector = self
+
+        def timed(stage: Any, chunk: int, *args: Any, **kwargs: Any) -> Any:
             t0 = time.time_ns()
             try:
-                return original(chunk, *args, **kwargs)
+                return original(stage, chunk, *args, **kwargs)
             finally:
-                if len(log) < MAX_EVENTS:
-                    log.append(StageEvent(kind, int(chunk), t0, time.time_ns()))
+                try:
+                    log = collector.events[collector._note(stage)]
+                    if len(log) < MAX_EVENTS:
+                        log.append(StageEvent(kind, int(chunk), t0, time.time_ns()))
+                except Exception as exc:
+                    collector.fence.fail(exc)
 
         return timed
 
-    def __exit__(self, *exc: Any) -> None:
-        for stage in self.stages:
-            for method, _ in _WRAPPED:
-                stage.__dict__.pop(method, None)
+    def _sending(self, original: Callable[..., Any], what: str) -> Callable[..., Any]:
+        collector = self
+
+        def sending(stage: Any, chunk: int, *args: Any, **kwargs: Any) -> Any:
+            ops = original(stage, chunk, *args, **kwargs)
+            try:
+                log = collector.sends[collector._note(stage)]
+                for op in list(ops)[:8]:
+                    t = getattr(op, "tensor", None)
+                    if t is not None and len(log) < MAX_EVENTS:
+                        from torchmagic.core.meta import dtype_name
+
+                        log.append(Send(what, int(chunk), int(getattr(op, "peer", -1)), tuple(t.shape), dtype_name(t.dtype)))
+            except Exception as exc:
+                collector.fence.fail(exc)
+            return ops
+
+        return sending
 
     def report(self, error: BaseException | None) -> None:
+        sched_mod = sys.modules.get("torch.distributed.pipelining.schedules")
+        schedules = []
+        if sched_mod is not None:
+            schedules = [v for n, v in list(self.namespace.items()) if is_user_name(n) and isinstance(v, sched_mod._PipelineSchedule)]
+        self.namespace = {}
+        if not self.stages:
+            return None
         facts = []
-        for stage in self.stages:
+        for key, stage in self.stages.items():
             submod = getattr(stage, "submod", None)
             layers: tuple[str, ...] = ()
             params = 0
@@ -92,15 +132,17 @@ class PipelineCollector(Collector):
                     stage=int(getattr(stage, "stage_index", -1)),
                     layers=layers,
                     params=params,
-                    events=tuple(self.events[id(stage)]),
+                    events=tuple(self.events[key]),
+                    sends=tuple(self.sends[key]),
                 )
             )
-        sched = self.schedules[0] if self.schedules else None
+        sched = schedules[0] if schedules else None
         self.facts = PipelineFacts(
             stages=tuple(facts),
             schedule=type(sched).__name__ if sched is not None else "",
             microbatches=int(getattr(sched, "_n_microbatches", 0) or 0),
         )
+        self.stages.clear()
         return None
 
 

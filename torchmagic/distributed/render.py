@@ -45,6 +45,8 @@ def title(r: DistributedReport) -> str:
 
 
 def _shapes(c: CollectiveRow) -> str:
+    if c.by_rank:
+        return "; ".join(f"{ranks_text(list(rs))}: {text}" for rs, text in c.by_rank)
     text = ", ".join(fmt_shape(s) for s in c.shapes[:3])
     return text + (f" (+{len(c.shapes) - 3})" if len(c.shapes) > 3 else "")
 
@@ -63,7 +65,7 @@ def _where(line: int, source: str) -> str:
 
 def _collective_cells(c: CollectiveRow) -> list[str]:
     return [
-        str(c.line or "—"), c.source or "", c.op, c.via, c.group, _shapes(c), c.dtype,
+        str(c.line or "—"), c.source or "", c.op, c.via, c.group, _shapes(c), "" if c.by_rank else c.dtype,
         fmt_bytes(c.nbytes), ranks_text(list(c.ranks)), f"×{c.count}", _late(c),
     ]
 
@@ -80,7 +82,8 @@ def _collective_rich_cells(c: CollectiveRow) -> list[str]:
     """The terminal's narrower row: code under the line, via and group under the op."""
     line = f"{c.line} {_clip(c.source, 26)}" if c.line else "—"
     op = c.op + (f" via {c.via}" if c.via else "") + (f" [{c.group}]" if c.group != "default" else "")
-    return [line, op, f"{_shapes(c)} {c.dtype}", fmt_bytes(c.nbytes), f"{ranks_text(list(c.ranks))} ×{c.count}", _late(c)]
+    shapes = _shapes(c) if c.by_rank else f"{_shapes(c)} {c.dtype}"
+    return [line, op, shapes, fmt_bytes(c.nbytes), f"{ranks_text(list(c.ranks))} ×{c.count}", _late(c)]
 
 
 def _error_text(rank: RankReport) -> str:
@@ -190,9 +193,23 @@ def _pipeline_html(p: PipelineFacts | None) -> str:
              f"{sum(e.kind == 'F' for e in s.events)} F / {sum(e.kind == 'B' for e in s.events)} B"] for s in sorted(p.stages, key=lambda s: s.stage)]
     sched = f" · {p.schedule}" + (f", {p.microbatches} micro-batches" if p.microbatches else "") if p.schedule else ""
     body = table(["stage", "rank", "layers", "parameters", "micro-batches"], rows)
+    sent = _sends_rows(p)
+    if sent:
+        body += '<div class="tm-muted">sent between stages (each micro-batch)</div>' + table(["from", "to", "what", "shape", "dtype", "micro-batches"], sent)
     if any(s.events for s in p.stages):
         body += timeline.svg(p)
     return f'<div class="tm-title">network partitioning: pipeline stages{esc(sched)}</div>' + body
+
+
+def _sends_rows(p: PipelineFacts) -> list[list[str]]:
+    """One row per (stage, peer, what, shape): the activations and gradients that crossed ranks."""
+    rows: dict[tuple[int, int, int, str, tuple[int, ...], str], int] = {}
+    for s in sorted(p.stages, key=lambda s: s.stage):
+        for send in s.sends:
+            key = (s.stage, s.rank, send.peer, send.what, send.shape, send.dtype)
+            rows[key] = rows.get(key, 0) + 1
+    return [[f"stage {st} (rank {rk})", f"rank {peer}", what, fmt_shape(shape), dtype, str(n)]
+            for (st, rk, peer, what, shape, dtype), n in rows.items()]
 
 
 def _gather_pipeline(r: DistributedReport) -> PipelineFacts | None:
@@ -312,11 +329,15 @@ def to_rich(r: DistributedReport) -> Any:
         items.append(Text(f"{f.name} {fmt_shape(f.global_shape)} {f.dtype} · {sharding.placements_text(f)} · local "
                           + ", ".join(f"r{b.rank}: {fmt_shape(b.size)}" for b in f.blocks[:8])))
         items.append(sharding.rich_grid(f))
+        items.append(Text("digits: the rank holding that part; *: every rank (replicated); italic: partial sums", style="dim"))
     p = _gather_pipeline(r)
     if p is not None:
         items.append(_table(["stage", "rank", "layers", "parameters"],
                             [[str(s.stage), str(s.rank), "; ".join(s.layers), f"{s.params:,}"] for s in sorted(p.stages, key=lambda s: s.stage)],
                             f"pipeline stages {p.schedule}"))
+        sent = _sends_rows(p)
+        if sent:
+            items.append(_table(["from", "to", "what", "shape", "dtype", "micro-batches"], sent, "sent between stages"))
         if any(s.events for s in p.stages):
             items.append(timeline.rich_timeline(p))
     if r.trace:

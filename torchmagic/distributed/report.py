@@ -16,7 +16,7 @@ from torchmagic.core.report import Report
 __all__ = [
     "Collective", "RankError", "RankReport", "Wait", "OutputGroup", "CollectiveRow", "ShapeDiff",
     "Hang", "DistributedReport", "PoolStatus", "GradRow", "Bucket", "DDPFacts", "Placement",
-    "ShardBlock", "DTensorFacts", "StageFacts", "StageEvent", "PipelineFacts",
+    "ShardBlock", "DTensorFacts", "Send", "StageFacts", "StageEvent", "PipelineFacts",
 ]
 
 
@@ -131,6 +131,17 @@ class StageEvent:
 
 
 @dataclass
+class Send:
+    """What a pipeline stage sent its neighbour for one micro-batch."""
+
+    what: str  # 'activation' (forward) or 'gradient' (backward)
+    micro: int
+    peer: int  # the receiving rank
+    shape: tuple[int, ...]
+    dtype: str
+
+
+@dataclass
 class StageFacts:
     """One pipeline stage: on which rank, which layers, what it sent and when it worked."""
 
@@ -139,6 +150,7 @@ class StageFacts:
     layers: tuple[str, ...]
     params: int
     events: tuple[StageEvent, ...]
+    sends: tuple[Send, ...] = ()
 
 
 @dataclass
@@ -220,6 +232,7 @@ class CollectiveRow:
     late_ms: float = 0.0  # how much later than the first rank, on average
     per_rank: tuple[tuple[int, int, float], ...] = ()  # (rank, count, mean ms after the earliest rank)
     pending: tuple[int, ...] = ()  # ranks still waiting in it when the cell stopped
+    by_rank: tuple[tuple[tuple[int, ...], str], ...] = ()  # (ranks, shapes) when ranks' shapes differ
 
 
 @dataclass
