@@ -18,7 +18,7 @@ from torchmagic.core.names import is_user_name
 from torchmagic.core.runner import Collector
 from torchmagic.distributed.report import DTensorFacts, Placement, ShardBlock
 
-__all__ = ["is_dtensor", "facts", "blocks", "placement_of", "DTensorCollector", "MAX_TENSORS"]
+__all__ = ["is_dtensor", "facts", "blocks", "placement_of", "local_report", "DTensorCollector", "MAX_TENSORS"]
 
 MAX_TENSORS = 8
 
@@ -90,6 +90,20 @@ def facts(name: str, t: Any) -> DTensorFacts:
         blocks=blocks(glob, mesh_shape, ranks, places),
         device=str(mesh.device_type),
     )
+
+
+def local_report(name: str, t: Any, inspect: Any) -> Any:
+    """``%tensorinfo`` of a DTensor: this rank's local shard inspected as usual, plus the DTensor's facts.
+
+    Statistics are of the local shard: computing them on the DTensor would
+    issue collectives, which hang unless every rank runs the same line.
+    """
+    report = inspect(t.to_local())
+    report.dtensor = facts(name, t)
+    report.notes.append(
+        f"a DTensor: global shape {tuple(t.shape)}; the values and statistics above are this rank's local shard"
+    )
+    return report
 
 
 def _named(name: str, value: Any) -> Iterator[tuple[str, Any]]:

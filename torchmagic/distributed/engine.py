@@ -95,8 +95,22 @@ def setup(
         device = f"cuda:{local_rank}"
     if init and not dist.is_initialized():
         dist.init_process_group(backend, rank=rank, world_size=world, timeout=timedelta(seconds=max(timeout, 1.0)))
+        dist.barrier()  # every rank is up; and the heartbeat's first flight-recorder read has an entry to warm up on
     _start_beat()
+    _load_magics()
     return STATE.host, os.getpid(), device
+
+
+def _load_magics() -> None:
+    """``%tensorinfo`` and the other magics work inside ``%%distributed`` cells too."""
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            shell.extension_manager.load_extension("torchmagic")
+    except Exception:  # the cells still run; only the magics are missing on the ranks
+        pass
 
 
 def rebuild(master_port: int) -> bool:
@@ -291,6 +305,15 @@ def _publisher() -> Callable[[Any], None]:
 
 
 def _beat_loop(main: int | None, publish: Callable[[Any], None]) -> None:
+    try:  # the recorder's first read with stacks costs about a second: pay it now, in the background, not in a hang
+        import torch.distributed as dist
+
+        from torchmagic.distributed import flight
+
+        if dist.is_initialized():
+            flight.read_entries()
+    except Exception:
+        pass
     last_key: Any = None
     since = time.time()
     pending = ""
@@ -307,9 +330,9 @@ def _beat_loop(main: int | None, publish: Callable[[Any], None]) -> None:
             now = time.time()
             if key != last_key:
                 last_key, since, pending, asked = key, now, "", False
-            elif not asked and now - since >= STUCK_S and STATE.backend != "nccl":
+            elif not asked and now - since >= STUCK_S:
                 asked = True
-                pending = _pending()
+                pending = _pending() or _c10d_call(frame)
             state = (STATE.rank, "collective" if pending else "running", line, pending, since)
             if state != STATE.published:
                 STATE.published = state
@@ -326,6 +349,18 @@ def _position(frame: Any, cell: str) -> tuple[int, Any]:
     line = cell_lineno(cell, frame)
     inner = (frame.f_code, frame.f_lasti) if frame is not None else None
     return line, (line, inner)
+
+
+def _c10d_call(frame: Any) -> str:
+    """The torch.distributed function the main thread is in ('' when none): the fallback for ``_pending``."""
+    depth = 0
+    while frame is not None and depth < 60:
+        path = frame.f_code.co_filename.replace(os.sep, "/")
+        if path.endswith("torch/distributed/distributed_c10d.py") and not frame.f_code.co_name.startswith("_"):
+            return frame.f_code.co_name
+        frame = frame.f_back
+        depth += 1
+    return ""
 
 
 def _pending() -> str:

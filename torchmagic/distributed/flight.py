@@ -120,7 +120,7 @@ def _via(frames: Sequence[Mapping[str, Any]], cell_index: int) -> str:
         if name == "backward" and (path.endswith("torch/_tensor.py") or "torch/autograd/" in path):
             return "backward"  # a collective a backward hook issued (DDP's bucket all-reduce)
         area = next((a for key, a in _AREAS if key in path), "")
-        plain = name.isidentifier() and not name.startswith("__") and name not in _PLUMBING
+        plain = name.isidentifier() and (name == "__init__" or not name.startswith("__")) and name not in _PLUMBING
         if area:
             return f"{area} {name}" if plain else area
         if plain and "/torch/" not in path:  # the user's own function, defined in another file or cell

@@ -70,10 +70,18 @@ class Front:
             emit(self.pool.status())
             return
         elif command == "restart":
-            if self.pool.options is None:
+            old = self.pool.options
+            if old is None:
                 raise UsageError("no pool to restart: %distributed start -n N")
-            with Progress(self.shell, delay=0.0) as progress:
-                self.pool.restart(progress.update)
+            options = self.pool_options(args)
+            if args.n is None:  # what was not given stays as it was
+                options.distributed_ranks = old.distributed_ranks
+            if not args.backend:
+                options.distributed_backend = old.distributed_backend
+            if not args.launcher:
+                options.launcher = old.launcher
+            self.pool.stop()
+            self._start(options)
         emit(self.pool.status())
 
     # -- %%distributed ------------------------------------------------------------------

@@ -174,16 +174,9 @@ def _vals(values: tuple[float, ...], norm: float) -> str:
 def _dtensor_html(facts: list[DTensorFacts]) -> str:
     if not facts:
         return ""
-    items = []
-    for f in facts:
-        locals_ = ", ".join(f"r{b.rank}: {fmt_shape(b.size)}" for b in f.blocks[:8])
-        items.append(
-            '<div style="display:inline-block;vertical-align:top;margin:0 16px 8px 0">'
-            f'<div><code>{esc(f.name)}</code> {esc(fmt_shape(f.global_shape))} {esc(f.dtype)} · '
-            f'{esc(sharding.placements_text(f))}</div>'
-            f'<div class="tm-muted">local shapes {esc(locals_)}</div>{sharding.svg(f)}</div>'
-        )
-    return '<div class="tm-title">layer-wise partitioning: DTensors (which rank holds which block)</div>' + "".join(items)
+    return '<div class="tm-title">layer-wise partitioning: DTensors (which rank holds which block)</div>' + "".join(
+        sharding.section_html(f) for f in facts
+    )
 
 
 def _pipeline_html(p: PipelineFacts | None) -> str:
@@ -325,11 +318,11 @@ def to_rich(r: DistributedReport) -> Any:
         if first.buckets:
             items.append(_table(["bucket", "bytes", "parameters"],
                                 [[str(b.index), fmt_bytes(b.nbytes), ", ".join(b.params)] for b in first.buckets]))
-    for f in _gather_dtensors(r):
-        items.append(Text(f"{f.name} {fmt_shape(f.global_shape)} {f.dtype} · {sharding.placements_text(f)} · local "
-                          + ", ".join(f"r{b.rank}: {fmt_shape(b.size)}" for b in f.blocks[:8])))
-        items.append(sharding.rich_grid(f))
-        items.append(Text("digits: the rank holding that part; *: every rank (replicated); italic: partial sums", style="dim"))
+    dtensors = _gather_dtensors(r)
+    for f in dtensors:
+        items.append(sharding.section_rich(f))
+    if dtensors:
+        items.append(Text(sharding.LEGEND, style="dim"))
     p = _gather_pipeline(r)
     if p is not None:
         items.append(_table(["stage", "rank", "layers", "parameters"],

@@ -16,9 +16,15 @@ from typing import Any
 from rich.text import Text
 
 from torchmagic.core.html import esc
+from torchmagic.core.meta import fmt_shape
 from torchmagic.distributed.report import DTensorFacts, ShardBlock
 
-__all__ = ["RANK_FILLS", "RANK_STYLES", "svg", "rich_grid", "placements_text", "grouped_blocks"]
+__all__ = [
+    "RANK_FILLS", "RANK_STYLES", "svg", "rich_grid", "placements_text", "grouped_blocks",
+    "section_html", "section_rich", "LEGEND",
+]
+
+LEGEND = "digits: the rank holding that part; *: several ranks (replicated); italic: partial sums"
 
 RANK_FILLS = ("#cfe3ff", "#ffe0b2", "#d7ecd9", "#f8d7e3", "#e6dcf5", "#fff3b0", "#d3f0f0", "#e8e8e8")
 RANK_STYLES = ("black on #cfe3ff", "black on #ffe0b2", "black on #d7ecd9", "black on #f8d7e3",
@@ -130,5 +136,30 @@ def rich_grid(f: DTensorFacts, max_rows: int = 8, max_cols: int = 32) -> Any:
             ranks, partial = cell
             ch = "*" if len(ranks) > 1 else str(ranks[0] % 10)
             out.append(ch, style=RANK_STYLES[ranks[0] % len(RANK_STYLES)] + (" italic" if partial else ""))
-        out.append("\n")
+        if i < gr - 1:
+            out.append("\n")
     return out
+
+
+def _locals(f: DTensorFacts) -> str:
+    return ", ".join(f"r{b.rank}: {fmt_shape(b.size)}" for b in f.blocks[:8]) + (" …" if len(f.blocks) > 8 else "")
+
+
+def section_html(f: DTensorFacts) -> str:
+    """One DTensor: global vs local shape, mesh, placements and the drawing."""
+    mesh = "×".join(map(str, f.mesh_shape))
+    names = f" ({', '.join(d for d in f.mesh_dims if d)})" if any(f.mesh_dims) else ""
+    return (
+        '<div class="tm-dtensor" style="display:inline-block;vertical-align:top;margin:0 16px 8px 0">'
+        f'<div><code>{esc(f.name)}</code> global {esc(fmt_shape(f.global_shape))} {esc(f.dtype)} · '
+        f'{esc(placements_text(f))}</div>'
+        f'<div class="tm-muted">mesh {esc(mesh)}{esc(names)} of ranks {esc(list(f.mesh_ranks))} on {esc(f.device)} · '
+        f'local shapes {esc(_locals(f))}</div>{svg(f)}</div>'
+    )
+
+
+def section_rich(f: DTensorFacts) -> Any:
+    from rich.console import Group
+
+    head = Text(f"{f.name} global {fmt_shape(f.global_shape)} {f.dtype} · {placements_text(f)} · local {_locals(f)}")
+    return Group(head, rich_grid(f))
