@@ -187,6 +187,11 @@ class RankPool:
         self.cluster = self.client = None
         self.engines, self.pids, self.hosts, self.devices = [], [], [], []
         if client is not None:
+            try:  # engines we did not launch (external, remote) are asked to exit
+                if client.ids:
+                    client.shutdown(targets="all", block=True)
+            except Exception:
+                pass
             try:
                 client.close()
             except Exception:

@@ -86,6 +86,12 @@ def _collective_rich_cells(c: CollectiveRow) -> list[str]:
     return [line, op, shapes, fmt_bytes(c.nbytes), f"{ranks_text(list(c.ranks))} ×{c.count}", _late(c)]
 
 
+def _no_collectives(r: DistributedReport) -> str:
+    if any(s.sends for rank in r.ranks if rank.pipeline for s in rank.pipeline.stages):
+        return "no collectives (point-to-point sends are not in gloo's flight recorder: the pipeline's are listed below)"
+    return "no collectives"
+
+
 def _error_text(rank: RankReport) -> str:
     e = rank.error
     assert e is not None
@@ -243,7 +249,7 @@ def to_html(r: DistributedReport) -> str:
             f"on all ranks{esc(lost)}</div>" + table(_COLL_HEAD, [_collective_cells(c) for c in r.collectives])
         )
     else:
-        parts.append('<div class="tm-muted">no collectives</div>')
+        parts.append(f'<div class="tm-muted">{esc(_no_collectives(r))}</div>')
     if r.shape_diffs:
         parts.append(
             '<div class="tm-title">ops whose shapes differ between ranks</div>'
@@ -341,5 +347,5 @@ def to_rich(r: DistributedReport) -> Any:
     for note in r.notes:
         items.append(Text(note, style="dim"))
     if not r.collectives:
-        items.append(Text("no collectives", style="dim"))
+        items.append(Text(_no_collectives(r), style="dim"))
     return Panel(Group(*items), title=txt(title(r)), title_align="left", border_style="red" if r.failed else "blue")
