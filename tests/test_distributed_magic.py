@@ -26,14 +26,10 @@ SETUP = "import os, time, torch, torch.nn as nn, torch.distributed as dist\nrank
 @pytest.fixture(scope="module")
 def shell(_shell: Any) -> Iterator[Any]:
     """The test shell with torchmagic loaded for the whole module (the pool lives on its magics)."""
-    before = set(_shell.user_ns)
-    _shell.run_line_magic("load_ext", "torchmagic")
-    try:
-        yield _shell
-    finally:
-        _shell.run_line_magic("unload_ext", "torchmagic")
-        for name in set(_shell.user_ns) - before:
-            del _shell.user_ns[name]
+    from tests.conftest import loaded
+
+    with loaded(_shell) as shell:
+        yield shell
 
 
 @pytest.fixture

@@ -62,7 +62,8 @@ def test_ddp_section_shows_before_and_after() -> None:
     rep = report(ddp=facts)
     html = rep.to_html()
     assert "data parallel" in html and "rank 0 before" in html and "[1.5, 2.5, …]" in html
-    assert "0.weight" in rich_to_text(rep)
+    text = rich_to_text(rep)
+    assert "0.weight (2, 2) bucket 0: r0 2.2 r1 2.2 → 2.9" in text and "bucket 0: 16 B" in text
 
 
 def test_dtensor_drawing_has_one_box_per_block_and_replicas_merge() -> None:

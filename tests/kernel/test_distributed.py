@@ -7,7 +7,6 @@ ipyparallel controller went with it.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from typing import Any, Iterator
@@ -15,26 +14,15 @@ from typing import Any, Iterator
 import psutil
 import pytest
 
-from tests.kernel.conftest import ROOT, Kernel
+from tests.kernel.conftest import Kernel, new_kernel
 
 pytestmark = pytest.mark.kernel
 
 
 @pytest.fixture(scope="module")
 def own() -> Iterator[tuple[Any, Kernel]]:
-    from jupyter_client.manager import start_new_kernel
-
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
-    km, kc = start_new_kernel(kernel_name="python3", startup_timeout=120, env=env)
-    try:
-        k = Kernel(kc)
-        assert k.run("%load_ext torchmagic").status == "ok"
-        yield km, k
-    finally:
-        kc.stop_channels()
-        if km.is_alive():
-            km.shutdown_kernel(now=True)
+    with new_kernel() as pair:
+        yield pair
 
 
 def _html(out: Any, marker: str) -> str:

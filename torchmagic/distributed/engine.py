@@ -88,6 +88,10 @@ def setup(
     import torch
     import torch.distributed as dist
 
+    if world > 1 and "OMP_NUM_THREADS" not in os.environ:  # as torchrun does: N ranks share the cores
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
+
     STATE.rank, STATE.world, STATE.backend, STATE.init = rank, world, backend, init
     device = "cpu"
     if backend == "nccl":

@@ -44,7 +44,7 @@ def check_backend(backend: str, world: int, launcher: str) -> str:
     """The backend to use, or one clear ``UsageError`` line (before any process starts)."""
     if backend == "auto":
         backend = "gloo"
-        if launcher == "local":
+        if launcher == "local" and _may_have_gpus():
             try:
                 import torch
 
@@ -65,6 +65,14 @@ def check_backend(backend: str, world: int, launcher: str) -> str:
                 "(use --backend gloo on CPU)"
             )
     return backend
+
+
+def _may_have_gpus() -> bool:
+    """Whether asking torch about CUDA is worth importing it here (seconds, when nothing else did)."""
+    import glob
+    import sys
+
+    return "torch" in sys.modules or bool(glob.glob("/dev/nvidia[0-9]*")) or bool(os.environ.get("CUDA_VISIBLE_DEVICES"))
 
 
 class RankPool:
@@ -105,11 +113,14 @@ class RankPool:
         self.options = options
         engines = None if options.launcher == "external" else options.launcher
         progress(f"starting {n} rank processes")
-        kwargs: dict[str, Any] = {"n": n if engines else 0, "log_level": 40}
+        # schedulers as threads of the controller, not processes of their own: a second less to start
+        kwargs: dict[str, Any] = {"n": n if engines else 0, "log_level": 40, "controller_args": ["--usethreads"]}
         if engines:
             kwargs["engines"] = engines
         if options.launcher != "local":
             kwargs["controller_ip"] = "*"  # remote engines must reach the controller
+        if engines == "local":
+            kwargs["config"] = _preloading_engines()
         try:
             self.cluster = ipp.Cluster(**kwargs)
             self.cluster.start_controller_sync()
@@ -288,6 +299,24 @@ class RankPool:
             message=(f"rank{'s' if len(dead) > 1 else ''} {', '.join(map(str, sorted(dead)))} died: "
                      "%distributed restart" if dead else ""),
         )
+
+
+# Each local engine starts importing torch in a thread as soon as its process starts, while the
+# engine itself imports IPython and registers with the controller (mostly waiting on sockets).
+_PRELOAD = (
+    "import threading; threading.Thread(target=__import__, args=('torch',), daemon=True).start(); "
+    "from ipyparallel.engine.app import main; main()"
+)
+
+
+def _preloading_engines() -> Any:
+    import sys
+
+    from traitlets.config import Config
+
+    config = Config()
+    config.LocalEngineLauncher.engine_cmd = [sys.executable, "-c", _PRELOAD]
+    return config
 
 
 def _host_pid() -> tuple[str, int]:

@@ -173,6 +173,20 @@ def _ddp_html(rank_facts: list[tuple[int, DDPFacts]]) -> str:
     )
 
 
+def _ddp_rich(ddp: list[tuple[int, DDPFacts]]) -> list[Any]:
+    """The terminal's DDP view: gradient norms per rank before, and after (every values' detail is in HTML)."""
+    first = ddp[0][1]
+    losses = ", ".join(f"r{rk} {', '.join(f'{v:.4g}' for v in f.losses) or '—'}" for rk, f in ddp)
+    head = Text(f"data parallel: DDP {first.model} · loss {losses} · ‖grad‖ before (each rank) → after (averaged)")
+    lines = []
+    for i, g in enumerate(first.grads):
+        befores = " ".join(f"r{rk} {f.grads[i].before_norm:.4g}" for rk, f in ddp if i < len(f.grads))
+        lines.append(f"  {g.name} {fmt_shape(g.shape)} bucket {g.bucket}: {befores} → {g.after_norm:.4g}")
+    for b in first.buckets:
+        lines.append(f"  bucket {b.index}: {fmt_bytes(b.nbytes)} · {', '.join(b.params)}")
+    return [head, txt("\n".join(lines))]
+
+
 def _vals(values: tuple[float, ...], norm: float) -> str:
     return "[" + ", ".join(f"{v:.4g}" for v in values) + (", …]" if values else "]") + f" ‖{norm:.4g}‖"
 
@@ -313,17 +327,7 @@ def to_rich(r: DistributedReport) -> Any:
                             "ops whose shapes differ between ranks"))
     ddp = _gather_ddp(r)
     if ddp:
-        first = ddp[0][1]
-        rows = []
-        for i, g in enumerate(first.grads):
-            befores = [_vals(f.grads[i].before, f.grads[i].before_norm) if i < len(f.grads) else "" for _, f in ddp]
-            rows.append([g.name, str(g.bucket), *befores, _vals(g.after, g.after_norm)])
-        items.append(Text(f"data parallel: DDP {first.model} · loss " + ", ".join(
-            f"r{rk} {', '.join(f'{v:.4g}' for v in f.losses) or '—'}" for rk, f in ddp)))
-        items.append(_table(["parameter", "bucket", *[f"rank {rk} before" for rk, _ in ddp], "after (every rank)"], rows))
-        if first.buckets:
-            items.append(_table(["bucket", "bytes", "parameters"],
-                                [[str(b.index), fmt_bytes(b.nbytes), ", ".join(b.params)] for b in first.buckets]))
+        items += _ddp_rich(ddp)
     dtensors = _gather_dtensors(r)
     for f in dtensors:
         items.append(sharding.section_rich(f))

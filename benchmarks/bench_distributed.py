@@ -1,0 +1,172 @@
+"""``%%distributed`` against torchrun: pool start-up, cell round trips, a DDP step, recording cost.
+
+Measures, in one run (ratios are only meaningful within one run on a shared
+machine), the speed targets of issue #11:
+
+* a 4-rank CPU pool ready (torch imported, gloo group up) vs ``torchrun
+  --nproc-per-node 4`` running an empty script (init, barrier, destroy);
+* an empty cell on a warm 4-rank pool;
+* a DDP training step cell on 2 ranks (recording included) vs the same step
+  inside a torchrun-launched loop, and 100 such edit-and-run iterations vs
+  relaunching torchrun for each;
+* recording collectives: a loop of 100 all-reduces of 4 MiB timed inside a
+  ``%%distributed`` cell (flight recorder on, every collector running) vs the
+  same loop in a torchrun script without the flight recorder.
+
+    python benchmarks/bench_distributed.py            # ~3 minutes on 2 cores
+    python benchmarks/bench_distributed.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
+from IPython.utils.capture import capture_output  # noqa: E402
+
+EMPTY = """
+import torch.distributed as dist
+dist.init_process_group("gloo")
+dist.barrier()
+dist.destroy_process_group()
+"""
+MODEL = "nn.Sequential(nn.Linear(512, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10))"
+STEP = """\
+x, y = torch.randn(128, 512), torch.randint(0, 10, (128,))
+loss = nn.functional.cross_entropy(model(x), y)
+loss.backward()
+opt.step()
+opt.zero_grad()
+"""
+SETUP = f"""\
+import os, time, torch, torch.nn as nn, torch.distributed as dist
+torch.manual_seed(int(os.environ["RANK"]))
+model = nn.parallel.DistributedDataParallel({MODEL})
+opt = torch.optim.SGD(model.parameters(), lr=0.01)
+"""
+ALLREDUCE = """\
+buf = torch.ones(1024 * 1024)          # 4 MiB of float32
+t0 = time.perf_counter()
+for _ in range(100):
+    dist.all_reduce(buf)
+loop_s = time.perf_counter() - t0
+"""
+
+
+def torchrun(script: str, n: int, env: dict[str, str] | None = None) -> tuple[float, str]:
+    """Run ``script`` under torchrun with ``n`` ranks; (wall seconds, rank 0's stdout)."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d, "script.py")
+        path.write_text(script)
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(n),
+             "--local-ranks-filter", "0", str(path)],
+            capture_output=True, text=True, env={**os.environ, **(env or {})}, check=True,
+        )
+        return time.perf_counter() - t0, out.stdout
+
+
+def cell(ip: InteractiveShell, body: str, line: str = "") -> float:
+    t0 = time.perf_counter()
+    with capture_output():
+        result = ip.run_cell(f"%%distributed {line}\n{body}")
+    took = time.perf_counter() - t0
+    if not result.success:
+        raise RuntimeError(f"cell failed: {result.error_in_exec}")
+    return took
+
+
+def magic_line(ip: InteractiveShell, line: str) -> float:
+    t0 = time.perf_counter()
+    with capture_output():
+        ip.run_line_magic("distributed", line)
+    return time.perf_counter() - t0
+
+
+def rank_value(ip: InteractiveShell, expr: str) -> float:
+    with capture_output():
+        ip.run_cell(f"%%distributed -o _bench_rep\n{expr}")
+    rep = ip.user_ns.pop("_bench_rep")
+    return float(rep.ranks[0].value)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    runs = 1 if args.quick else 3
+    cells = 10 if args.quick else 30
+    print(f"# bench_distributed · {platform.node()} · {os.cpu_count()} cores · python {platform.python_version()}")
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "torchmagic")
+
+    # 1. start-up: 4 ranks
+    pool_s, run_s = [], []
+    for _ in range(runs):
+        run_s.append(torchrun(EMPTY, 4)[0])
+        pool_s.append(magic_line(ip, "start -n 4"))
+        magic_line(ip, "stop")
+    print(f"start 4 ranks: pool best {min(pool_s):.2f} s (median {statistics.median(pool_s):.2f}), "
+          f"torchrun empty script best {min(run_s):.2f} s (median {statistics.median(run_s):.2f}); "
+          f"ratio of bests {min(pool_s) / min(run_s):.2f} (target <= 1.5)")
+
+    # 2. empty cell, warm 4-rank pool
+    magic_line(ip, "start -n 4")
+    cell(ip, "pass")
+    empty = [cell(ip, "pass") * 1000 for _ in range(cells)]
+    print(f"empty cell on 4 ranks: median {statistics.median(empty):.1f} ms, best {min(empty):.1f} ms (target <= 30 ms)")
+    magic_line(ip, "stop")
+
+    # 3. DDP step on 2 ranks: cell vs torchrun loop; edit-and-run vs relaunching
+    magic_line(ip, "start -n 2")
+    cell(ip, SETUP)
+    for _ in range(3):
+        cell(ip, STEP)
+    step_cells = [cell(ip, STEP) * 1000 for _ in range(cells)]
+    loop_script = SETUP + "for _ in range(5):\n" + _indent(STEP) + (
+        f"t0 = time.perf_counter()\nfor _ in range({cells}):\n" + _indent(STEP)
+        + f"print((time.perf_counter() - t0) / {cells} * 1000)\ndist.destroy_process_group()\n"
+    )
+    init = "import torch.distributed as dist\ndist.init_process_group('gloo')\n"
+    loop_ms = [float(torchrun(init + loop_script, 2)[1].split()[-1]) for _ in range(runs)]
+    one_script = init + SETUP + STEP + "dist.destroy_process_group()\n"
+    relaunch = [torchrun(one_script, 2)[0] for _ in range(runs)]
+    cell_ms, step_ms = statistics.median(step_cells), min(loop_ms)
+    print(f"DDP step (2 ranks, {MODEL.count('Linear')} Linear layers, batch 128): cell median {cell_ms:.1f} ms "
+          f"(best {min(step_cells):.1f}), torchrun loop {step_ms:.1f} ms/step; ratio {cell_ms / step_ms:.2f} (target <= 1.2)")
+    relaunch_s = statistics.median(relaunch)
+    print(f"100 edit-and-run iterations: pool {100 * cell_ms / 1000:.1f} s vs relaunching torchrun {100 * relaunch_s:.0f} s "
+          f"({relaunch_s:.2f} s per launch); {relaunch_s * 1000 / cell_ms:.0f}x faster (target >= 20x)")
+
+    # 4. recording cost: 100 all-reduces of 4 MiB
+    in_cell, cell_wall = [], []
+    for _ in range(runs + 2):
+        cell_wall.append(cell(ip, ALLREDUCE))
+        in_cell.append(rank_value(ip, "loop_s"))
+    plain = "import time, torch, torch.distributed as dist\ndist.init_process_group('gloo')\n" + ALLREDUCE.replace(
+        "t0 =", "dist.all_reduce(buf)\nt0 =") + "print(loop_s)\ndist.destroy_process_group()\n"
+    bare = [float(torchrun(plain, 2, {"TORCH_FR_BUFFER_SIZE": "0"})[1].split()[-1]) for _ in range(runs + 2)]
+    print(f"100 all-reduces of 4 MiB (2 ranks): torchrun without recording best {min(bare) * 1000:.0f} ms; "
+          f"%%distributed loop inside the cell best {min(in_cell) * 1000:.0f} ms "
+          f"({(min(in_cell) / min(bare) - 1) * 100:+.1f}%), whole cell incl. round trip and report "
+          f"best {min(cell_wall) * 1000:.0f} ms ({(min(cell_wall) / min(bare) - 1) * 100:+.1f}%) (target <= +5%)")
+    magic_line(ip, "stop")
+
+
+def _indent(code: str) -> str:
+    return "".join("    " + line + "\n" for line in code.splitlines())
+
+
+if __name__ == "__main__":
+    main()
