@@ -18,19 +18,21 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+from torch import nn
 
-from torchmagic.autograd.collapse import collapse_repeats  # noqa: E402
-from torchmagic.autograd.graph import Graph, to_dot, walk  # noqa: E402
-from torchmagic.autograd.svg import graph_svg  # noqa: E402
-from torchmagic.autograd.options import WatchOptions  # noqa: E402
-from torchmagic.options import options_for  # noqa: E402
+from torchmagic.autograd.collapse import collapse_repeats
+from torchmagic.autograd.dot import to_dot
+from torchmagic.autograd.graph import Graph
+from torchmagic.autograd.options import WatchOptions
+from torchmagic.autograd.svg import graph_svg
+from torchmagic.autograd.walk import walk
+from torchmagic.options import options_for
 
 
 def best(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
@@ -68,6 +70,7 @@ for step in range(steps):
 def training_overhead(steps: int, repeat: int) -> tuple[float, float]:
     """Seconds for an MLP + SGD loop, plain and inside the %%autograd watcher (best runs)."""
     from torchmagic.autograd.ledger import GradLedger
+    from torchmagic.autograd.site import CellSite
     from torchmagic.autograd.watcher import AutogradWatcher
 
     code = compile(TRAIN, "<bench-cell>", "exec")
@@ -83,7 +86,8 @@ def training_overhead(steps: int, repeat: int) -> tuple[float, float]:
 
     def watched() -> None:
         ns = namespace()
-        watcher = AutogradWatcher("<bench-cell>", TRAIN.splitlines(), ns, GradLedger(), options_for(WatchOptions))
+        site = CellSite("<bench-cell>", TRAIN.splitlines(), ns)
+        watcher = AutogradWatcher(site, GradLedger(), options_for(WatchOptions))
         with watcher:
             exec(code, ns)
 

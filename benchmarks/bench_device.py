@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-import torch.utils.benchmark as tbench  # noqa: E402
-from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
-from IPython.utils.capture import capture_output  # noqa: E402
+import torch
+import torch.utils.benchmark as tbench
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
 
 MATMUL = "for _ in range(8):\n    c = a @ b\n"
 SMALL_OPS = "for _ in range(200):\n    y = (x * 2 + 1).relu().sum()\n"

@@ -13,8 +13,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -74,15 +74,22 @@ def main() -> None:
         ("%tensorinfo huge_int (64×1024×1024 int32, 256 MiB)", best(magic("huge_int"), 3)),
     ]
     from torchmagic.options import options_for
-    from torchmagic.tensorinfo.inspect import InfoOptions, inspect_one
+    from torchmagic.tensors.inspect import InfoOptions, inspect_one
 
-    rows.append(("  of which: collect only (no rendering), big", best(lambda: inspect_one("big", ip.user_ns["big"], {}, options_for(InfoOptions)))))
+    rows.append(
+        (
+            "  of which: collect only (no rendering), big",
+            best(lambda: inspect_one("big", ip.user_ns["big"], {}, options_for(InfoOptions))),
+        )
+    )
     for i in range(5000):
         ip.user_ns[f"v{i}"] = i
     for i in range(2000):
         ip.user_ns[f"t{i}"] = torch.ones(3)
     rows.append(("%tensorinfo (no argument), 7,000 names, 2,000 tensors", best(magic(""), 3)))
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}"
+    )
     for label, seconds in rows:
         print(f"| {label} | {seconds * 1000:.1f} ms |")
 

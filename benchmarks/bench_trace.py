@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import os
 import platform
 import re
@@ -32,14 +31,15 @@ import statistics
 import sys
 import textwrap
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
-from torch.overrides import TorchFunctionMode  # noqa: E402
+import torch
+from torch.overrides import TorchFunctionMode
 
 N_ELEMENTWISE = 10_000
 
@@ -126,13 +126,12 @@ def _variants(body: str, snooper: bool = True) -> dict[str, str | None]:
     try:
         if not snooper:
             raise ImportError("skipped (--no-snooper)")
-        import torchsnooper  # noqa: F401
 
         snoop: str | None = (
             "import torchsnooper, io\n"
             "with torchsnooper.snoop(output=io.StringIO()):\n" + indented
         )
-    except Exception as exc:  # pragma: no cover - depends on the environment
+    except Exception as exc:  # noqa: BLE001 - depends on the environment: the table says what is missing
         print(f"# TorchSnooper unavailable ({type(exc).__name__}: {exc}); install the bench extra", file=sys.stderr)
         snoop = None
     return {
@@ -145,6 +144,8 @@ def _variants(body: str, snooper: bool = True) -> dict[str, str | None]:
 
 def micro_per_op(n: int = 20_000) -> dict[str, float]:
     """µs per op for ``a + b`` in a function: bare, empty mode, recorder (best of 5)."""
+    from torchmagic.options import options_for
+    from torchmagic.trace.options import TraceOptions
     from torchmagic.trace.recorder import Recorder
 
     a, b = torch.ones(10, 1), torch.ones(1, 10)
@@ -176,9 +177,9 @@ def micro_per_op(n: int = 20_000) -> dict[str, float]:
     return {
         "bare": best(contextlib.nullcontext),
         "empty_tf": best(EmptyMode),
-        "recorder": best(lambda: Recorder("<bench-cell>")),
+        "recorder": best(lambda: Recorder("<bench-cell>", options_for(TraceOptions))),
         "empty_tf+empty_dispatch": best(both_empty),
-        "recorder --deep": best(lambda: Recorder("<bench-cell>", deep=True)),
+        "recorder --deep": best(lambda: Recorder("<bench-cell>", options_for(TraceOptions, deep=True))),
     }
 
 
@@ -211,11 +212,11 @@ def main() -> None:
     repeat = {"a_elementwise": 3, "b_mlp_step": 60, "b100_mlp_100_steps": 5, "c_matmul": 7}
     snoop_repeat = {"a_elementwise": 1, "b_mlp_step": 30, "b100_mlp_100_steps": 3, "c_matmul": 3}
     if opts.quick:
-        repeat = {k: 2 for k in repeat}
-        snoop_repeat = {k: 1 for k in snoop_repeat}
+        repeat = dict.fromkeys(repeat, 2)
+        snoop_repeat = dict.fromkeys(snoop_repeat, 1)
     if opts.repeat:
-        repeat = {k: opts.repeat for k in repeat}
-        snoop_repeat = {k: opts.repeat for k in snoop_repeat}
+        repeat = dict.fromkeys(repeat, opts.repeat)
+        snoop_repeat = dict.fromkeys(snoop_repeat, opts.repeat)
     workloads = {k: v for k, v in WORKLOADS.items() if not opts.only or k in opts.only}
 
     print(f"# machine: {machine()}")
@@ -240,7 +241,9 @@ def main() -> None:
         results[name] = {label: statistics.median(v) for label, v in times.items()}
         best[name] = {label: min(v) for label, v in times.items()}
 
-    print("\n| workload | bare | empty TF mode | %%tensorinfo | TorchSnooper | %%tensorinfo / bare | TorchSnooper / %%tensorinfo |")
+    print(
+        "\n| workload | bare | empty TF mode | %%tensorinfo | TorchSnooper | %%tensorinfo / bare | TorchSnooper / %%tensorinfo |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, r in results.items():
         snoop = r.get("torchsnooper")

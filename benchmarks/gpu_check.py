@@ -36,10 +36,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
-import torch.utils.benchmark as tbench  # noqa: E402
-from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
-from IPython.utils.capture import capture_output  # noqa: E402
+import torch
+import torch.utils.benchmark as tbench
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
 
 RESULTS: dict[str, Any] = {}
 
@@ -62,7 +62,9 @@ def run_magic(ip: InteractiveShell, line: str, body: str) -> Any:
     return ip.user_ns["_gc_rep"]
 
 
-def magic_per_loop(ip: InteractiveShell, dev: str, body: str, loops: int, repeats: int) -> tuple[list[float], list[float]]:
+def magic_per_loop(
+    ip: InteractiveShell, dev: str, body: str, loops: int, repeats: int
+) -> tuple[list[float], list[float]]:
     """(per-loop times from the magic's main clock, per-loop wall times) over the repeats."""
     rep = run_magic(ip, f"{dev} -n {loops} -r {repeats}", body).runs[0].repeats
     return list(rep.per_loop_ms), list(rep.wall_per_loop_ms)
@@ -93,7 +95,9 @@ def sanity(ip: InteractiveShell, dev: str) -> None:
     restored = torch.ones(1).device.type
     RESULTS["sanity"] = {"placed_on": placed, "default_after": restored, "report_device": rep.runs[0].device}
     ok = placed == dev and restored == "cpu"
-    say(f"sanity: tensor made in the cell is on {placed}; default device afterwards {restored}: {'ok' if ok else 'FAILED'}")
+    say(
+        f"sanity: tensor made in the cell is on {placed}; default device afterwards {restored}: {'ok' if ok else 'FAILED'}"
+    )
 
 
 def timing(ip: InteractiveShell, dev: str, size: int, inner: int, loops: int, repeats: int, trials: int) -> None:
@@ -208,7 +212,7 @@ def main() -> int:
     for step in steps:
         try:
             step()
-        except Exception:  # keep going: every step's result is worth having
+        except Exception:  # noqa: BLE001 - keep going: every step's result is worth having
             rc = 1
             say(traceback.format_exc())
     if not args.no_tests:

@@ -82,7 +82,7 @@ def section(results: list[Any], seconds: float, jobs: int, command: str, pytest_
     lines = [
         HEADING,
         "",
-        "Every operator in PyTorch's OpInfo database "
+        ("Every operator in PyTorch's OpInfo database "
         "(`torch.testing._internal.common_methods_invocations.op_db`) is run on its CPU sample "
         "inputs — float32 (with `backward()` on the outputs where the op supports autograd) and "
         "one integer dtype where supported, also through the op's in-place variant where it has "
@@ -91,20 +91,23 @@ def section(results: list[Any], seconds: float, jobs: int, command: str, pytest_
         "bitwise (NaN positions and signed zeros included), dtype, shape, strides, storage offset, "
         "`requires_grad`, `grad_fn` type, inputs after the call, every leaf's `.grad`, the RNG state "
         "afterwards and the exception (type and message); building each report must raise nothing. "
-        "Test: `tests/hardening/test_opinfo.py` (engine: `tests/hardening/opinfo_sweep.py`).",
+        "Test: `tests/hardening/test_opinfo.py` (engine: `tests/hardening/opinfo_sweep.py`)."),
         "",
-        f"Each entry runs at most {S.MAX_SAMPLES} samples per dtype (and of its error inputs), "
+        (f"Each entry runs at most {S.MAX_SAMPLES} samples per dtype (and of its error inputs), "
         f"{S.INPLACE_SAMPLES} through its in-place variant, "
         "spread evenly over its list (a few pooling ops have over 1000); "
         f"{t['samples']} of the {t['available']} samples the database provides ran. Every report is "
         f"built, and every {S.RENDER_EVERY}th is also rendered to HTML and text. The sweep runs with "
-        "one intra-op thread. Differences are given as *bare vs recorded*.",
+        "one intra-op thread. Differences are given as *bare vs recorded*."),
         "",
         f"Measured {datetime.date.today().isoformat()}, torch {torch.__version__}, "
         f"Python {platform.python_version()}, {os.cpu_count()} CPU cores; "
         f"`{command}` took {seconds:.0f} s with {jobs} process{'es' if jobs > 1 else ''}"
-        + (f"; `pytest tests/hardening/test_opinfo.py` (one process, as CI runs it) took {pytest_time}."
-           if pytest_time else "."),
+        + (
+            f"; `pytest tests/hardening/test_opinfo.py` (one process, as CI runs it) took {pytest_time}."
+            if pytest_time
+            else "."
+        ),
         "",
         "| | |",
         "|---|---|",
@@ -133,7 +136,7 @@ def section(results: list[Any], seconds: float, jobs: int, command: str, pytest_
         "",
         "### Why no recorder uses a TorchDispatchMode",
         "",
-        "While any `TorchDispatchMode` is active, PyTorch treats every tensor as subclass-like "
+        ("While any `TorchDispatchMode` is active, PyTorch treats every tensor as subclass-like "
         "(`isTensorSubclassLike`, `aten/src/ATen/TensorSubclassLikeUtils.h`) and takes other paths "
         "in composite ops and backward formulas, even under PyTorch's own empty pass-through mode. "
         "An earlier `--deep` and `%%device` pushed one, and this sweep found 51 samples of 9 "
@@ -144,20 +147,20 @@ def section(results: list[Any], seconds: float, jobs: int, command: str, pytest_
         "records at the `TorchFunctionMode` level (user-level calls), `--deep` reads the aten ops "
         "from PyTorch's profiler, which only observes. `test_opinfo.py` runs those 9 operators "
         "under every recorder on every sample, and its checker tests make sure a recorder that "
-        "pushes an empty dispatch mode is caught.",
+        "pushes an empty dispatch mode is caught."),
     ]
     lines += [
         "",
         "### Exclusions",
         "",
-        "A sample is excluded only when a recorded run differed and the test then showed that the "
+        ("A sample is excluded only when a recorded run differed and the test then showed that the "
         "op does not reproduce on its own: another bare run with the same seed differed (plain, "
         "after writing NaN, zeros or random bits to freed memory, with "
         "`torch.utils.deterministic.fill_uninitialized_memory`, or with other tensors allocated "
         f"meanwhile), or one of {S.RERUNS} reruns under the same recorder matched the bare run "
         "exactly (intermittent: LAPACK's gelsy in `linalg.lstsq` varies by an ulp in about 1 of "
         "100 runs under any Python mode, PyTorch's own empty one included). "
-        "Reasons as the test recorded them:",
+        "Reasons as the test recorded them:"),
         "",
         "| operator | excluded | reason |",
         "|---|---|---|",

@@ -25,15 +25,15 @@ sys.path.insert(0, str(ROOT))
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))
 os.environ.setdefault("COLUMNS", "100")
 
-import torchmagic  # noqa: E402
+import torchmagic  # noqa: E402 - after sys.path points at this checkout
 
 sys.path.insert(0, str(DOCS))
-import gen_config  # noqa: E402
+import gen_config  # noqa: E402 - lives next to this file
 
 gen_config.write_all(DOCS / "_generated")
 
 
-from scripts import nbtools  # noqa: E402
+from scripts import nbtools  # noqa: E402 - after sys.path points at this checkout
 
 #: Pages left out because this checkout lacks a magic they use (never under CI:
 #: there every page must build).  docname -> the missing magics.

@@ -18,7 +18,7 @@ NOTEBOOK = ROOT / "examples" / "00_quickstart.ipynb"
 OUT = ROOT / "out"
 
 
-def execute(path: Path) -> "object":
+def execute(path: Path) -> object:
     import nbformat
     from nbclient import NotebookClient
 
@@ -33,7 +33,7 @@ def execute(path: Path) -> "object":
     return nb
 
 
-def write_html(nb: "object", name: str) -> Path:
+def write_html(nb: object, name: str) -> Path:
     import nbformat
     from nbconvert import HTMLExporter
 
@@ -45,7 +45,7 @@ def write_html(nb: "object", name: str) -> Path:
     return page
 
 
-def terminal(nb: "object") -> None:
+def terminal(nb: object) -> None:
     from IPython.terminal.interactiveshell import TerminalInteractiveShell
 
     shell = TerminalInteractiveShell.instance(colors="nocolor")

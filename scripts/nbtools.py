@@ -20,9 +20,10 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -80,7 +81,7 @@ def magic_uses(source: str) -> list[tuple[str, str]]:
 #: The package that implements each magic form (a registered magic without its
 #: package is a placeholder that says "not available yet").
 AREAS = {
-    ("line", "tensorinfo"): "torchmagic.tensorinfo",
+    ("line", "tensorinfo"): "torchmagic.tensors",
     ("cell", "tensorinfo"): "torchmagic.trace",
     ("line", "autograd"): "torchmagic.autograd",
     ("cell", "autograd"): "torchmagic.autograd",
@@ -257,7 +258,9 @@ def cell_problems(nb: Any) -> list[CellProblem]:
         if "Traceback (most recent call last)" in streams or "Error in callback" in streams:
             problems.append(CellProblem(i, cell.source, "printed a traceback:\n" + strip_ansi(streams)))
         if magic_uses(cell.source) and not errors and not report_outputs(cell):
-            problems.append(CellProblem(i, cell.source, "no torchmagic report (text/html with a .tm block + text/plain)"))
+            problems.append(
+                CellProblem(i, cell.source, "no torchmagic report (text/html with a .tm block + text/plain)")
+            )
     return problems
 
 
@@ -314,15 +317,17 @@ def vscode_html(nb: Any, colours: dict[str, str] = VSCODE_DARK) -> str:
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'><style>",
         f":root {{ {root}; }}",
-        "body { background: var(--vscode-editor-background); color: var(--vscode-editor-foreground);"
-        " font-family: var(--vscode-font-family); margin: 16px; }",
+        ("body { background: var(--vscode-editor-background); color: var(--vscode-editor-foreground);"
+        " font-family: var(--vscode-font-family); margin: 16px; }"),
         "pre.src { opacity: 0.8; }",
         "</style></head><body>",
     ]
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        parts.append(f'<section id="cell-id={_html.escape(cell.id)}"><pre class="src">{_html.escape(cell.source)}</pre>')
+        parts.append(
+            f'<section id="cell-id={_html.escape(cell.id)}"><pre class="src">{_html.escape(cell.source)}</pre>'
+        )
         for o in cell.get("outputs", []):
             data = o.get("data", {})
             if "text/html" in data:

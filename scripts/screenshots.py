@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from scripts import nbtools  # noqa: E402
+from scripts import nbtools  # noqa: E402 - after sys.path points at this checkout
 
 IMAGES = ROOT / "docs" / "images"
 WIDTH = 1000  # px: the page width the shots are taken at

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -50,3 +51,29 @@ def capture() -> Any:
     from IPython.utils.capture import capture_output
 
     return capture_output
+
+
+@pytest.fixture
+def options(ip: Any) -> Callable[..., Any]:
+    """``with options(trace_max_rows=7):`` sets TorchMagics options for a block, as ``%config`` does.
+
+    Afterwards the shell's config forgets them and the live magics go back to
+    each trait's own default, so no test repeats a default or leaks a setting.
+    """
+
+    @contextlib.contextmanager
+    def configured(**values: Any) -> Iterator[None]:
+        from torchmagic.extension import _INSTANCES
+
+        for name, value in values.items():
+            ip.run_line_magic("config", f"TorchMagics.{name} = {value!r}")
+        try:
+            yield
+        finally:
+            magics = _INSTANCES.get(id(ip))
+            for name in values:
+                ip.config.TorchMagics.pop(name, None)
+                if magics is not None:
+                    magics.set_trait(name, magics.trait_defaults(name))
+
+    return configured

@@ -18,7 +18,7 @@ def last_index(log: list[tuple[Any, ...]], entry: tuple[Any, ...]) -> int | None
 
 
 class FakeEvent:
-    def __init__(self, cuda: "FakeCuda", enable_timing: bool = False) -> None:
+    def __init__(self, cuda: FakeCuda, enable_timing: bool = False) -> None:
         assert enable_timing, "timing events must be created with enable_timing=True"
         self.cuda = cuda
         self.id = len(cuda.events)
@@ -31,7 +31,7 @@ class FakeEvent:
         self.recorded_at = self.cuda.clock
         self.cuda.log.append(("record", self.id))
 
-    def elapsed_time(self, end: "FakeEvent") -> float:
+    def elapsed_time(self, end: FakeEvent) -> float:
         assert self.cuda.synced_after(end), "elapsed_time read before a synchronize"
         self.cuda.log.append(("elapsed", self.id, end.id))
         assert self.recorded_at is not None and end.recorded_at is not None
@@ -51,7 +51,7 @@ class FakeCuda:
         self.allocated = 1000
         self.peak = 1000
 
-    def Event(self, enable_timing: bool = False) -> FakeEvent:  # noqa: N802 - mirrors torch
+    def Event(self, enable_timing: bool = False) -> FakeEvent:
         return FakeEvent(self, enable_timing)
 
     def synchronize(self, device: Any = None) -> None:

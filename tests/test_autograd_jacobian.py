@@ -34,14 +34,11 @@ def test_two_leaves_and_accumulated_grad(ip: Any) -> None:
     assert j.matches is True
 
 
-def test_limit_and_complex_give_a_note(ip: Any) -> None:
+def test_limit_and_complex_give_a_note(ip: Any, options: Any) -> None:
     r2 = _run(ip, "x = torch.ones(3, requires_grad=True)\ny = (x * 2).sum()\ny.backward()")
     assert r2.jacobians[0].matrix == ((2.0, 2.0, 2.0),)
-    ip.run_line_magic("config", "TorchMagics.jacobian_max_elements = 4")
-    try:
+    with options(jacobian_max_elements=4):
         lim = _run(ip, "x = torch.ones(3, requires_grad=True)\n(x * 2).backward(gradient=torch.ones(3))")
-    finally:
-        ip.run_line_magic("config", "TorchMagics.jacobian_max_elements = 256")
     assert "limit of 4" in lim.jacobians[0].note and not lim.jacobians[0].matrix
     c = _run(ip, "z = torch.tensor([1+1j], requires_grad=True)\n(z * z).abs().sum().backward()")
     assert "complex" in c.jacobians[0].note
@@ -55,7 +52,9 @@ def test_without_backward_uses_ones(ip: Any) -> None:
 
 
 def test_jacobian_does_not_change_gradients(ip: Any) -> None:
-    cell = "torch.manual_seed(1)\nW = torch.randn(2, 3, requires_grad=True)\nv = torch.randn(3)\n(W @ v).sum().backward()"
+    cell = (
+        "torch.manual_seed(1)\nW = torch.randn(2, 3, requires_grad=True)\nv = torch.randn(3)\n(W @ v).sum().backward()"
+    )
     ip.run_cell("import torch\n" + cell)
     plain = ip.user_ns["W"].grad.clone()
     _run(ip, cell)

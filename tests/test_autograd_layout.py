@@ -96,7 +96,7 @@ def test_crossing_count_matches_brute_force(pairs: list[tuple[int, int]]) -> Non
 @given(st.lists(st.floats(-100, 100), min_size=1, max_size=30))
 def test_isotonic_fit_is_monotone_and_optimal_for_sorted_input(values: list[float]) -> None:
     fit = _isotonic(values, [1.0] * len(values))
-    assert all(a <= b + 1e-9 for a, b in zip(fit, fit[1:]))
+    assert all(a <= b + 1e-9 for a, b in itertools.pairwise(fit))
     assert abs(sum(fit) - sum(values)) < 1e-6 * max(1.0, sum(abs(v) for v in values))
     srt = sorted(values)
     assert _isotonic(srt, [1.0] * len(srt)) == srt

@@ -281,7 +281,7 @@ def test_line_form_bad_input(ip: Any) -> None:
         ip.run_line_magic("autograd", "")
     with pytest.raises(UsageError):
         ip.run_line_magic("autograd", "a b")
-    with pytest.raises(UsageError, match="%autograd: name .undefined_name_xyz. is not defined"):
+    with pytest.raises(UsageError, match=r"%autograd: name .undefined_name_xyz. is not defined"):
         ip.run_line_magic("autograd", "undefined_name_xyz")
 
 
@@ -295,12 +295,9 @@ def test_big_chain_is_collapsed_and_can_be_drawn_in_full(ip: Any) -> None:
     assert full.graph is not None and len(full.graph.nodes) == full.graph.total_nodes
 
 
-def test_node_cap_message(ip: Any) -> None:
-    ip.run_line_magic("config", "TorchMagics.autograd_max_nodes = 20")
-    try:
+def test_node_cap_message(ip: Any, options: Any) -> None:
+    with options(autograd_max_nodes=20):
         r = run(ip, "x = torch.ones(1, requires_grad=True)\ny = x\nfor _ in range(40):\n    y = y * 1.5")
-    finally:
-        ip.run_line_magic("config", "TorchMagics.autograd_max_nodes = 5000")
     assert r.graph is not None and r.graph.truncated > 0
     assert "cap" in r.to_text()
 
@@ -317,8 +314,8 @@ def test_max_calls_still_detects_accumulation(ip: Any) -> None:
 
 
 def test_internal_failure_never_changes_the_users_run(ip: Any, monkeypatch: Any) -> None:
-    import torchmagic.autograd.session as session
     import torchmagic.autograd.backward as watcher
+    import torchmagic.autograd.session as session
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise ValueError("boom")

@@ -149,7 +149,7 @@ def test_line_form_info_and_model(ip: Any, capture: Any) -> None:
 
 def test_line_form_errors(ip: Any) -> None:
     ip.user_ns["n"] = 3
-    with pytest.raises(UsageError, match="expected an nn.Module"):
+    with pytest.raises(UsageError, match=r"expected an nn\.Module"):
         ip.run_line_magic("device", "n")
     with pytest.raises(UsageError, match="use the cell form: %%device cuda"):
         ip.run_line_magic("device", "cuda")

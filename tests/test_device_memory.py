@@ -6,8 +6,8 @@ import gc
 import weakref
 
 import torch
-from tests.device_fakes import FakeCuda
 
+from tests.device_fakes import FakeCuda
 from torchmagic.device.memory import AllocatorStats, TensorTracker
 
 

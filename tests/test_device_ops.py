@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import torch
-from tests.device_fakes import FakeCuda
 
+from tests.device_fakes import FakeCuda
 from torchmagic.device.ops import OpTimer, display_name, op_key
 from torchmagic.device.timing import EventClock, HostClock
 

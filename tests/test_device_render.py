@@ -41,12 +41,30 @@ def _run(device: str = "cuda:0", payload: str = XSS) -> DeviceRun:
         op_count=42,
         ops=[OpStat(f"torch.mm{payload}", f"(2, 2) {IMG}", 3, 6.0, 2.0, 3)],
         op_time_kind="device",
-        transfers=[Transfer(3, f"y = x.to('cuda') # {IMG}", "Tensor.to", "cpu", device, "host→device", 2, 2048, (16, 16), "float32")],
+        transfers=[
+            Transfer(
+                3, f"y = x.to('cuda') # {IMG}", "Tensor.to", "cpu", device, "host→device", 2, 2048, (16, 16), "float32"
+            )
+        ],
         transfer_count=2,
         transfer_bytes=2048,
         syncs=[SyncOp(4, f"print({MARKUP})", "print", device, 1, "printing a tensor copies its values to the host")],
-        memory=MemoryStats(device, "allocator", 0, 4096, 1024, [CreatedTensor((32, 32), "float32", device, 4096, 2, f"a = {MARKUP}", "torch.mm", True, f"w{payload}")]),
-        mismatch=Mismatch(5, f"b = a + {IMG}", "add", "Expected all tensors...", [Operand(f"a{XSS}", (2,), "float32", "cpu")], f"hint {MARKUP}"),
+        memory=MemoryStats(
+            device,
+            "allocator",
+            0,
+            4096,
+            1024,
+            [CreatedTensor((32, 32), "float32", device, 4096, 2, f"a = {MARKUP}", "torch.mm", True, f"w{payload}")],
+        ),
+        mismatch=Mismatch(
+            5,
+            f"b = a + {IMG}",
+            "add",
+            "Expected all tensors...",
+            [Operand(f"a{XSS}", (2,), "float32", "cpu")],
+            f"hint {MARKUP}",
+        ),
         error="RuntimeError: Expected all tensors...",
     )
 
@@ -103,7 +121,7 @@ def test_report_to_dict_is_json_and_mimebundle_has_both_views() -> None:
 def test_info_and_model_views_escape() -> None:
     info = DeviceInfoReport(
         torch_version="2.x",
-        devices=[DeviceFacts(f"cuda:0", "cuda", f"GPU {XSS}", 2**30, 2**29, 0, 0, "9.0")],
+        devices=[DeviceFacts("cuda:0", "cuda", f"GPU {XSS}", 2**30, 2**29, 0, 0, "9.0")],
         settings=[("cudnn.benchmark", f"{IMG}")],
     )
     html = render_info.to_html(info)

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 import torch
-from tests.device_fakes import FakeCuda, last_index
 from torch.overrides import _get_current_function_mode_stack
 from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
 
+from tests.device_fakes import FakeCuda, last_index
 from torchmagic.core.runner import run_cell
 from torchmagic.device.memory import AllocatorStats
 from torchmagic.device.report import DeviceReport, DeviceRun
@@ -146,7 +146,9 @@ def test_compare_runs_on_each_device_and_computes_speedup(ip: Any) -> None:
 
 
 def test_error_stops_compare_and_is_explained(ip: Any) -> None:
-    report, _, error = run(ip, "x = torch.ones(2)\ny = x + torch.ones(2, device='cpu')\n", ["cpu", "meta"], compare=True)
+    report, _, error = run(
+        ip, "x = torch.ones(2)\ny = x + torch.ones(2, device='cpu')\n", ["cpu", "meta"], compare=True
+    )
     assert isinstance(error, RuntimeError)
     assert len(report.runs) == 2 and report.runs[0].error == ""
     mm = report.runs[1].mismatch

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from tests.device_fakes import FakeCuda, last_index
 
+from tests.device_fakes import FakeCuda, last_index
 from torchmagic.device.timing import EventClock, HostClock, timed_repeats, timed_run
 
 
@@ -56,7 +56,7 @@ def test_event_run_records_end_and_syncs_when_the_cell_raises() -> None:
 
     with pytest.raises(ValueError, match="user error"):
         timed_run(boom, clock)
-    start, end = cuda.events
+    _start, end = cuda.events
     assert ("record", end.id) in cuda.log
     assert cuda.log[-1] == ("sync",)
 

@@ -1,9 +1,10 @@
 """``torchmagic.tensorinfo`` stays the API function after the magics import their modules.
 
-The subpackage ``torchmagic/tensorinfo/`` has the same name as the function;
-Python binds a subpackage on its parent when first imported, so without care
-the documented ``torchmagic.tensorinfo(x)`` breaks ("'module' object is not
-callable") as soon as ``%tensorinfo`` has run once.  The docs build found it.
+Python binds a subpackage on its parent when first imported; the subpackage
+used to share the function's name, and the documented ``torchmagic.tensorinfo(x)``
+broke ("'module' object is not callable") as soon as ``%tensorinfo`` had run
+once (the docs build found it).  The area is now ``torchmagic/tensors/``; these
+tests keep any subpackage from taking the name again.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ def test_function_survives_the_magic(ip: Any, capture: Any) -> None:
 
     ip.run_cell("import torch\nx = torch.ones(2, 3)")
     with capture():
-        ip.run_line_magic("tensorinfo", "x")  # imports torchmagic.tensorinfo.inspect
-    import torchmagic.tensorinfo.inspect  # noqa: F401  (and again, explicitly)
+        ip.run_line_magic("tensorinfo", "x")  # imports torchmagic.tensors.inspect
+    import torchmagic.tensors.inspect
 
     assert callable(torchmagic.tensorinfo)
     report = torchmagic.tensorinfo(ip.user_ns["x"], names=["x"])
@@ -31,7 +32,7 @@ def test_function_survives_the_magic(ip: Any, capture: Any) -> None:
 
 def test_function_survives_submodule_imported_first() -> None:
     code = (
-        "import torch, torchmagic.tensorinfo.inspect, torchmagic\n"
+        "import torch, torchmagic.tensors.inspect, torchmagic\n"
         "r = torchmagic.tensorinfo(torch.zeros(4), names=['z'])\n"
         "print(type(r).__name__, callable(torchmagic.tensorinfo))\n"
     )

@@ -61,3 +61,19 @@ def test_rich_console_renders_report() -> None:
     console = Console(width=60, record=True, color_system=None)
     console.print(_Demo(name="[bold]z", shape=(), value=0.0))
     assert "[bold]z" in console.export_text()
+
+
+def test_a_subclass_of_the_kernel_shell_gets_html() -> None:
+    """Google Colab's shell subclasses ipykernel's: it must get HTML, not terminal text."""
+    from ipykernel.zmqshell import ZMQInteractiveShell
+
+    class ColabLikeShell(ZMQInteractiveShell):
+        pass
+
+    shell = object.__new__(ColabLikeShell)  # no kernel needed to ask what kind of shell it is
+    assert in_kernel(shell)
+
+    class ZMQInteractiveShellLookalike:  # the old name test would have said yes
+        pass
+
+    assert not in_kernel(ZMQInteractiveShellLookalike())

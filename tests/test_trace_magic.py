@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import json
-import weakref
 
 import pytest
 import torch
@@ -27,7 +26,9 @@ h.add_(1)
 
 
 def _snapshot(ns: dict) -> dict:
-    return {k: v for k, v in ns.items() if not k.startswith("_") and k not in ("In", "Out", "exit", "quit", "get_ipython")}
+    return {
+        k: v for k, v in ns.items() if not k.startswith("_") and k not in ("In", "Out", "exit", "quit", "get_ipython")
+    }
 
 
 def _tensor_state(ns: dict) -> dict:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pytest
-import torch
 
 from tests.tracing import rows, trace
 
@@ -112,7 +111,8 @@ def test_no_warning_for_inplace_on_unsaved_tensor(ip, capture):
 
 def test_dtype_promotion_noted(ip, capture):
     rep = trace(
-        ip, capture,
+        ip,
+        capture,
         "a = torch.arange(3) + 0.5\nb = torch.ones(2, dtype=torch.int32) + torch.ones(2, dtype=torch.int64)\nc = torch.ones(2) * 2",
     )
     adds = rows(rep, "add")
@@ -153,7 +153,7 @@ def test_display_len_iteration_properties_not_recorded(ip, capture):
 def test_torchmagic_own_ops_not_recorded(ip, capture):
     body = (
         "import ast, sys\n"
-        "from torchmagic.trace.failing import _safe_eval\n"
+        "from torchmagic.errors.frames import _safe_eval\n"
         "x = torch.ones(2, 3)\n"
         "t = _safe_eval(ast.parse('x.T', mode='eval').body, sys._getframe())\n"
     )
@@ -174,12 +174,9 @@ def test_loop_aggregates_into_one_row(ip, capture):
     assert mul.count == 100 and mul.variants[0].count == 100
 
 
-def test_shapes_beyond_cap_are_counted(ip, capture):
-    ip.run_line_magic("config", "TorchMagics.trace_max_shapes = 3")
-    try:
+def test_shapes_beyond_cap_are_counted(ip, capture, options):
+    with options(trace_max_shapes=3):
         rep = trace(ip, capture, "for i in range(1, 11):\n    y = torch.ones(i) * 2")
-    finally:
-        ip.run_line_magic("config", "TorchMagics.trace_max_shapes = 4")
     mul, = rows(rep, "mul")
     assert len(mul.variants) == 3 and mul.other_count == 7 and mul.count == 10
 

@@ -6,17 +6,10 @@ import io
 
 from rich.console import Console
 
-from torchmagic.trace.broadcast import align
-from torchmagic.trace.report import (
-    AnnotatedLine,
-    ErrorReport,
-    Explanation,
-    Operand,
-    OpRow,
-    TraceReport,
-    Variant,
-)
+from torchmagic.core.broadcast import align
+from torchmagic.errors.report import ErrorReport, Explanation, Operand
 from torchmagic.trace.render import annotated_text
+from torchmagic.trace.report import AnnotatedLine, OpRow, TraceReport, Variant
 
 PAYLOADS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "[bold]x[/bold]"]
 
@@ -98,18 +91,6 @@ def test_user_text_escaped_everywhere():
         assert payload in " ".join(text.split()) or payload in text  # printed literally, never as markup
         if payload.startswith("["):
             assert text.count("[bold]x[/bold]") >= 3
-
-
-def test_error_report_rendering():
-    err = Explanation("matmul", "matmul: a is (2, 3), b is (5, 4): inner dims 3 ≠ 5", "RuntimeError",
-                      "mat1 and mat2 shapes cannot be multiplied (2x3 and 5x4)", 4, "c = a @ b", "a @ b",
-                      "matmul", (_t("a", (2, 3)), _t("b", (5, 4))), hint="Did you mean `a @ b.T`?")
-    out = _term(ErrorReport(err))
-    assert out.splitlines()[0] == "torchmagic explains"
-    assert "inner dims 3 ≠ 5" in out and "line 4: c = a @ b" in out and "hint: Did you mean" in out
-    assert "RuntimeError: mat1 and mat2" in out
-    html = ErrorReport(err).to_html()
-    assert "tm-error" in html and "c = a @ b" in html
 
 
 def test_annotated_text_aligns_comments():

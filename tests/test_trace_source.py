@@ -9,7 +9,6 @@ import pytest
 from tests.tracing import trace
 from torchmagic.trace import source
 
-
 CELL = (
     "x = torch.ones(3, 4)\n"
     "x[0] = torch.zeros(4)\n"

@@ -16,14 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-# The area subpackages share their names with the API functions below.  Python
-# binds a subpackage as an attribute of its parent when it is first imported,
-# which would replace ``torchmagic.tensorinfo`` (the function) with the module
-# the first time a magic imports ``torchmagic.tensorinfo.inspect``.  Importing
-# them here first (their ``__init__`` files are empty, so this is cheap and
-# imports no torch) lets the ``def`` below win for good.
-from . import tensorinfo as _tensorinfo_package  # noqa: F401,E402
-
 __version__ = "0.1.0"
 __all__ = ["tensorinfo", "load_ipython_extension", "unload_ipython_extension", "__version__"]
 
@@ -32,11 +24,11 @@ def tensorinfo(*objs: Any, names: list[str] | None = None, **options: Any) -> An
     """Inspect tensors, arrays, modules or values; returns a report (see ``%tensorinfo?``).
 
     ``names`` labels the objects (defaults to ``arg0``, ``arg1``...); options
-    are :class:`torchmagic.tensorinfo.inspect.InfoOptions` fields, e.g.
+    are :class:`torchmagic.tensors.inspect.InfoOptions` fields, e.g.
     ``stats_max_elements=10_000`` or ``image=True``.
     """
     from torchmagic.options import options_for
-    from torchmagic.tensorinfo.inspect import InfoOptions, inspect_many
+    from torchmagic.tensors.inspect import InfoOptions, inspect_many
 
     labels = names or [f"arg{i}" for i in range(len(objs))]
     return inspect_many(list(zip(labels, objs)), namespace={}, options=options_for(InfoOptions, **options))

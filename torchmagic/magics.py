@@ -11,7 +11,8 @@ session.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
@@ -56,7 +57,7 @@ class TorchMagics(Magics, Options):
         words = raw[2:].split(None, 1) if raw.startswith("%%") else []
         if words and words[0] in self.magics["cell"]:
             return  # torchmagic's own cell magics explain their errors in their report
-        from torchmagic.trace.failing import show_explanation
+        from torchmagic.errors.frames import show_explanation
 
         with guarded("explaining the error"):  # a callback traceback would bury the user's error
             show_explanation(exc, self.shell)
@@ -195,8 +196,8 @@ class TorchMagics(Magics, Options):
         args, exprs = parse_line(self.tensorinfo, line)
         if cell is not None:
             return self._trace_cell(line, cell, args, exprs)
-        from torchmagic.tensorinfo.inspect import InfoOptions, inspect_many
-        from torchmagic.tensorinfo.namespace import scan_namespace
+        from torchmagic.tensors.inspect import InfoOptions, inspect_many
+        from torchmagic.tensors.namespace import scan_namespace
 
         ns = self.ip.user_ns
         if not exprs:
@@ -210,10 +211,33 @@ class TorchMagics(Magics, Options):
         return None
 
     @magic_arguments()
-    @argument("-n", dest="loops", type=int, default=None, metavar="N", help="Timed loops per repeat (clean runs after a warm-up run).")
-    @argument("-r", dest="repeats", type=int, default=None, metavar="R", help="Timed repeats (default: TorchMagics.device_repeats when -n is given).")
-    @argument("--compare", nargs="+", metavar="DEVICE", help="Run the cell on each device in turn and show times side by side.")
-    @argument("--fallback", metavar="DEVICE", help="Run here instead when the requested device is not available (with a notice).")
+    @argument(
+        "-n",
+        dest="loops",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Timed loops per repeat (clean runs after a warm-up run).",
+    )
+    @argument(
+        "-r",
+        dest="repeats",
+        type=int,
+        default=None,
+        metavar="R",
+        help="Timed repeats (default: TorchMagics.device_repeats when -n is given).",
+    )
+    @argument(
+        "--compare",
+        nargs="+",
+        metavar="DEVICE",
+        help="Run the cell on each device in turn and show times side by side.",
+    )
+    @argument(
+        "--fallback",
+        metavar="DEVICE",
+        help="Run here instead when the requested device is not available (with a notice).",
+    )
     @argument("-o", "--out", metavar="NAME", help="Store the report object in the variable NAME.")
     @argument("target", nargs="?", help="Cell form: the device. Line form: a model/tensor expression.")
     @no_var_expand
@@ -276,7 +300,9 @@ class TorchMagics(Magics, Options):
             raise UsageError("give one device or --compare DEVICE DEVICE..., not both")
         devices = list(args.compare) if args.compare else [args.target] if args.target else []
         if not devices:
-            raise UsageError("%%device needs a device: %%device cuda (or cpu, cuda:1, mps, meta), or --compare cpu cuda")
+            raise UsageError(
+                "%%device needs a device: %%device cuda (or cpu, cuda:1, mps, meta), or --compare cpu cuda"
+            )
         for flag, value in (("-n", args.loops), ("-r", args.repeats)):
             if value is not None and value < 1:
                 raise UsageError(f"{flag} must be at least 1, not {value}")
@@ -302,7 +328,7 @@ class TorchMagics(Magics, Options):
         if not exprs:
             with guarded("building the %device report"):
                 self._emit(device_info(), args.out)
-            return None
+            return
         if len(exprs) > 1:
             raise UsageError("%device takes one model or tensor expression, e.g. %device model")
         expr = exprs[0]
@@ -321,7 +347,7 @@ class TorchMagics(Magics, Options):
                     f"got {type(obj).__name__}"
                 )
             self._emit(report, args.out)
-        return None
+        return
 
     # -- %%autograd ---------------------------------------------------------------
     @magic_arguments()

@@ -10,12 +10,14 @@ not needed).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
 from scripts import nbtools
+
 
 def _unavailable(reason: str) -> None:
     if os.environ.get("CI"):

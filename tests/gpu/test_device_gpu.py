@@ -86,7 +86,7 @@ def test_mismatch_between_cpu_and_cuda(ip: Any, capture: Any) -> None:
 
 
 def test_compare_cpu_cuda(ip: Any, capture: Any) -> None:
-    with capture() as cap:
+    with capture():
         res = run(ip, "%%device --compare cpu cuda -n 2 -r 2 -o rep\na = torch.randn(512, 512)\nb = a @ a\n")
     assert res.error_in_exec is None
     rep = ip.user_ns["rep"]
@@ -104,20 +104,16 @@ def test_info_lists_the_gpu(ip: Any, capture: Any) -> None:
     assert gpus[0].total_bytes and gpus[0].free_bytes is not None
 
 
-def test_model_to_cuda_and_backward_are_user_level_rows(ip: Any, capture: Any) -> None:
-    ip.run_line_magic("config", "TorchMagics.device_top_ops = 100")  # every row, not the 10 slowest
-    try:
-        with capture():
-            res = run(
+def test_model_to_cuda_and_backward_are_user_level_rows(ip: Any, capture: Any, options: Any) -> None:
+    with options(device_top_ops=100), capture():  # every row, not the 10 slowest
+        res = run(
             ip,
-                "%%device cuda -o rep\n"
-                "model = torch.nn.Linear(64, 32, device='cpu')\n"     # 2: built on the host
-                "model.to('cuda')\n"                                  # 3: weight + bias copied
-                "x = torch.randn(8, 64)\n"
-                "model(x).sum().backward()\n",                        # 5
-            )
-    finally:
-        ip.run_line_magic("config", "TorchMagics.device_top_ops = 10")
+            "%%device cuda -o rep\n"
+            "model = torch.nn.Linear(64, 32, device='cpu')\n"     # 2: built on the host
+            "model.to('cuda')\n"                                  # 3: weight + bias copied
+            "x = torch.randn(8, 64)\n"
+            "model(x).sum().backward()\n",                        # 5
+        )
     assert res.error_in_exec is None
     r = ip.user_ns["rep"].runs[0]
     (row,) = [x for x in r.transfers if x.line == 3]

@@ -30,8 +30,9 @@ import contextlib
 import io
 import re
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 from torch.utils import _pytree as pytree
@@ -171,7 +172,7 @@ def _scalar_equal(a: Any, b: Any) -> bool:
         return _scalar_equal(a.real, b.real) and _scalar_equal(a.imag, b.imag)
     try:
         return bool(a == b)
-    except Exception:  # noqa: BLE001 - objects without a meaningful ==
+    except Exception:
         return repr(a) == repr(b)
 
 
@@ -246,7 +247,7 @@ Runner = Callable[[Cell], tuple[Any, "BaseException | None", Any]]
 def _bare(cell: Cell) -> tuple[Any, BaseException | None, Any]:
     try:
         return cell.run([]), None, None
-    except Exception as exc:  # noqa: BLE001 - the op's own error, compared between runs
+    except Exception as exc:
         return None, exc, None
 
 
@@ -261,7 +262,7 @@ def _collected(make: Callable[[Cell], Any]) -> Runner:
         error: BaseException | None = None
         try:
             value = run_collected(cell, [make(cell)], shown.append)
-        except Exception as exc:  # noqa: BLE001 - the op's own error, compared with the bare run's
+        except Exception as exc:
             error = exc
         return value, error, shown[0] if shown else None
 
@@ -363,7 +364,7 @@ def run_once(runner: Runner, case: Case, render: bool = False) -> Outcome:
     try:
         with contextlib.redirect_stderr(said):
             _value, exc, report = runner(cell)
-    except Exception as inner:  # noqa: BLE001 - raised by torchmagic, not by the op
+    except Exception as inner:
         return Outcome(internal=f"torchmagic raised {type(inner).__name__}: {inner}")
     own = [line for line in said.getvalue().splitlines() if line.startswith("torchmagic:")]
     if own:
@@ -375,7 +376,7 @@ def run_once(runner: Runner, case: Case, render: bool = False) -> Outcome:
         try:
             report.to_html()
             report.to_text()
-        except Exception as inner:  # noqa: BLE001
+        except Exception as inner:
             return Outcome(internal=f"rendering the report raised {type(inner).__name__}: {inner}")
     leaves = leaves_of((ns["inp"], ns["args"], ns["kwargs"]))
     error = None
@@ -413,7 +414,10 @@ def _deterministic_fill(cell: Cell) -> tuple[Any, BaseException | None, Any]:
     """Bare, with torch filling uninitialised memory (NaN / max int) in deterministic mode."""
     import torch.utils.deterministic as det
 
-    old_mode, old_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    old_mode, old_warn = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     old_fill = det.fill_uninitialized_memory  # type: ignore[attr-defined]
     torch.use_deterministic_algorithms(True, warn_only=True)
     det.fill_uninitialized_memory = True  # type: ignore[attr-defined]
@@ -460,7 +464,7 @@ def intermittent(bare: Outcome, runner: Runner, case: Case) -> str | None:
     """
     for _ in range(RERUNS):
         if not bare.diff(run_once(runner, case)):
-            return (f"intermittent: a rerun under the same recorder matched the bare run exactly "
+            return ("intermittent: a rerun under the same recorder matched the bare run exactly "
                     "(the op's result varies between identical runs under a Python mode)")
     return None
 
@@ -524,7 +528,7 @@ def sweep_op(
 ) -> OpResult:
     """Compare every recorder with the bare run on ``op``'s CPU samples (float32, one int dtype)."""
     names = list(recorders)
-    res = OpResult(op_id(op), compared={r: 0 for r in names}, passed={r: 0 for r in names})
+    res = OpResult(op_id(op), compared=dict.fromkeys(names, 0), passed=dict.fromkeys(names, 0))
     supported = op.supported_dtypes("cpu")
     plan: list[tuple[torch.dtype, bool]] = []
     if torch.float32 in supported:
@@ -559,7 +563,7 @@ def _sweep_dtypes(
         dname = str(dtype).removeprefix("torch.")
         try:
             samples = _samples(op, dtype, grad)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             res.excluded.append((f"{dname} samples", f"sample_inputs raised {type(exc).__name__}: {str(exc)[:120]}"))
             continue
         res.available += len(samples)
@@ -584,7 +588,7 @@ def _sweep_errors(res: OpResult, names: list[str], op: Any, max_samples: int | N
     try:
         torch.default_generator.manual_seed(SEED)
         inputs = list(op.error_inputs("cpu"))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         res.excluded.append(("error inputs", f"error_inputs raised {type(exc).__name__}: {str(exc)[:120]}"))
         return
     res.available += len(inputs)
@@ -647,7 +651,9 @@ def totals(results: Iterable[OpResult]) -> dict[str, Any]:
         "grad_samples": sum(r.grad_samples for r in results),
         "inplace_samples": sum(r.inplace_samples for r in results),
         "error_samples": sum(r.error_samples for r in results),
-        "excluded_samples": sum(1 for r in results for w, _ in r.excluded if " sample " in w or w.startswith("error input ")),
+        "excluded_samples": sum(
+            1 for r in results for w, _ in r.excluded if " sample " in w or w.startswith("error input ")
+        ),
         "skipped_ops": sum(1 for r in results if not r.samples),
         "recorders": per,
     }
@@ -658,9 +664,9 @@ def summary_lines(results: Iterable[OpResult]) -> list[str]:
     results = [r for r in results if r.samples or r.skipped or r.excluded]
     t = totals(results)
     lines = [
-        f"OpInfo conformance: {t['ops_run']} of {t['entries']} entries run, {t['samples']} samples "
+        (f"OpInfo conformance: {t['ops_run']} of {t['entries']} entries run, {t['samples']} samples "
         f"({t['grad_samples']} with backward, {t['inplace_samples']} in-place, {t['error_samples']} error inputs), "
-        f"{t['excluded_samples']} samples excluded",
+        f"{t['excluded_samples']} samples excluded"),
     ]
     for name, row in t["recorders"].items():
         lines.append(

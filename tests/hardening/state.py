@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 import threading
 import warnings
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 import torch.nn.modules.module as module_mod

@@ -12,8 +12,9 @@ The whole in-process suite also runs on IPython 8 (``make test`` runs it in
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 

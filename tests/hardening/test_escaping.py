@@ -74,7 +74,11 @@ class _Tags(HTMLParser):
         for name, value in attrs:
             if name.lower().startswith("on"):
                 self.bad.append(f"<{tag} {name}=...>")
-            if value and re.match(r"\s*(javascript|data|vbscript):", value, re.I) and name in ("href", "src", "xlink:href"):
+            if (
+                value
+                and re.match(r"\s*(javascript|data|vbscript):", value, re.I)
+                and name in ("href", "src", "xlink:href")
+            ):
                 self.bad.append(f"<{tag} {name}={value}>")
 
 
@@ -167,7 +171,7 @@ def test_payloads_reach_the_reports(eip: Any, capture: Any) -> None:
 @pytest.mark.parametrize("magic", LINE_MAGICS)
 def test_line_reports_escape_payloads(eip: Any, capture: Any, magic: str) -> None:
     eip.run_cell(BODY)
-    html, text = _run(eip, capture, magic)
+    html, _text = _run(eip, capture, magic)
     _check_html(html, magic)
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -45,7 +46,7 @@ FAIL_BODY = (
 
 RENDER = {
     "trace": "torchmagic.trace.render",
-    "tensorinfo": "torchmagic.tensorinfo.render",
+    "tensorinfo": "torchmagic.tensors.render",
     "autograd": "torchmagic.autograd.render",
     "device": "torchmagic.device.render",
     "device_info": "torchmagic.device.render_info",
@@ -59,10 +60,10 @@ def _render_steps(kind: str) -> list[tuple[str, str]]:
 # magic -> (how it is written, is it a cell magic, steps to break)
 MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
     "%tensorinfo x": ("%tensorinfo x", False, [
-        ("torchmagic.tensorinfo.inspect", "inspect_many"),
-        ("torchmagic.tensorinfo.inspect", "inspect_tensor"),
-        ("torchmagic.tensorinfo.inspect", "sharing"),
-        ("torchmagic.tensorinfo.stats", "compute_stats"),
+        ("torchmagic.tensors.inspect", "inspect_many"),
+        ("torchmagic.tensors.inspect", "inspect_tensor"),
+        ("torchmagic.tensors.inspect", "sharing"),
+        ("torchmagic.tensors.stats", "compute_stats"),
         *_render_steps("tensorinfo"),
     ]),
     "%%tensorinfo": ("%%tensorinfo", True, [
@@ -70,6 +71,9 @@ MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
         ("torchmagic.trace.recorder.Recorder", "before"),
         ("torchmagic.trace.recorder.Recorder", "after"),
         ("torchmagic.trace.recorder.Recorder", "failed"),
+        ("torchmagic.trace.recorder", "locate"),
+        ("torchmagic.trace.recorder", "describe"),
+        ("torchmagic.core.saved.SavedLog", "note"),
         ("torchmagic.trace.collector", "finish"),
         ("torchmagic.core.runner", "drop_own_frames"),
         *_render_steps("trace"),
@@ -87,19 +91,19 @@ MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
         *_render_steps("trace"),
     ]),
     "error explainer (any failing cell)": ("", True, [
-        ("torchmagic.trace.failing", "show_explanation"),
-        ("torchmagic.trace.failing", "explain_exception"),
+        ("torchmagic.errors.frames", "show_explanation"),
+        ("torchmagic.errors.frames", "explain_exception"),
     ]),
     "%tensorinfo": ("%tensorinfo", False, [
-        ("torchmagic.tensorinfo.namespace", "scan_namespace"),
-        ("torchmagic.tensorinfo.namespace", "_tensor_row"),
-        ("torchmagic.tensorinfo.namespace", "_module_row"),
+        ("torchmagic.tensors.namespace", "scan_namespace"),
+        ("torchmagic.tensors.namespace", "_tensor_row"),
+        ("torchmagic.tensors.namespace", "_module_row"),
         *_render_steps("tensorinfo"),
     ]),
     "%%autograd": ("%%autograd", True, [
         ("torchmagic.autograd.session.AutogradSession", "__init__"),
         ("torchmagic.autograd.watcher.AutogradWatcher", "_on_untracked"),
-        ("torchmagic.autograd.watcher.AutogradWatcher", "_names"),
+        ("torchmagic.autograd.site.CellSite", "names"),
         ("torchmagic.autograd.backward.BackwardRecorder", "_before_backward"),
         ("torchmagic.autograd.backward.BackwardRecorder", "_after_backward"),
         ("torchmagic.autograd.session.AutogradSession", "report"),

@@ -97,8 +97,8 @@ def fip(hip: Any) -> Any:
     return hip
 
 
-LINE_TARGETS = {"tensorinfo": NAMES + ["x[0]", "x + 1", "model[0].weight", "d['w']", "x.T"],
-                "autograd": NAMES + ["t", "t * 2", "x.sum()"], "device": NAMES + DEVICES}
+LINE_TARGETS = {"tensorinfo": [*NAMES, "x[0]", "x + 1", "model[0].weight", "d['w']", "x.T"],
+                "autograd": [*NAMES, "t", "t * 2", "x.sum()"], "device": NAMES + DEVICES}
 
 
 @pytest.mark.parametrize("magic", ["tensorinfo", "autograd", "device"])
@@ -212,7 +212,7 @@ def test_odd_tensor_inspected(oip: Any, capture: Any, kind: str) -> None:
     oip.user_ns["v"] = oip.user_ns["odd"][kind]
     for magic, line in (("tensorinfo", "v"), ("tensorinfo", "--image v"), ("tensorinfo", ""),
                         ("autograd", "v"), ("device", "v"), ("device", "{'a': v}")):
-        _call(oip, capture, lambda: oip.run_line_magic(magic, line))
+        _call(oip, capture, lambda magic=magic, line=line: oip.run_line_magic(magic, line))
 
 
 @pytest.mark.parametrize("kind", ODD)

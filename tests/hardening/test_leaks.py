@@ -52,8 +52,18 @@ _refs.extend([weakref.ref(a), weakref.ref(h), weakref.ref(b), weakref.ref(loss),
 """
 FAIL = "\nloss.backward()\nloss.backward()\n"  # second backward: freed-buffers error after more recording
 
-CELL_MAGICS = ["", "%%tensorinfo", "%%tensorinfo --deep -o rep", "%%tensorinfo --source", "%%autograd", "%%autograd -o rep", "%%autograd --jacobian", "%%device cpu",
-               "%%device meta -o rep", "%%device cpu -n 2 -r 1"]
+CELL_MAGICS = [
+    "",
+    "%%tensorinfo",
+    "%%tensorinfo --deep -o rep",
+    "%%tensorinfo --source",
+    "%%autograd",
+    "%%autograd -o rep",
+    "%%autograd --jacobian",
+    "%%device cpu",
+    "%%device meta -o rep",
+    "%%device cpu -n 2 -r 1",
+]
 LINE_MAGICS = ["%tensorinfo b", "%tensorinfo -o rep a loss", "%tensorinfo", "%autograd loss",
                "%autograd -o rep loss", "%device model", "%device -o rep model"]
 COUNTS = {"cell magics": len(CELL_MAGICS) - 1, "line magics": len(LINE_MAGICS)}

@@ -41,8 +41,8 @@ def test_section_numbers_and_reasons() -> None:
     odd = S.OpResult(
         "empty", samples=1, available=2, compared={"trace": 1}, passed={"trace": 0},
         failures=["float32 sample 0 [trace]: out: values differ"],
-        excluded=[("float32 sample 1", "nondeterministic: a second bare run with the same seed differs "
-                                       "after NaN was written to freed memory (out: values differ)")],
+        excluded=[("float32 sample 1", ("nondeterministic: a second bare run with the same seed differs "
+                                       "after NaN was written to freed memory (out: values differ)"))],
     )
     none = S.OpResult("imag", skipped="supports neither float32 nor an integer dtype on CPU")
     text = report.section([ok, odd, none], 1.0, 1, "cmd")

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.filterwarnings("ignore:Anomaly Detection has been enabled")
-
 from tests.hardening.state import diff, snapshot
+
+pytestmark = pytest.mark.filterwarnings("ignore:Anomaly Detection has been enabled")
 
 CELL_MAGICS = ["%%tensorinfo", "%%tensorinfo --deep", "%%tensorinfo --source -o rep", "%%autograd",
                "%%device cpu", "%%device meta", "%%device cpu -n 2 -r 1", "%%device --compare cpu meta"]
@@ -170,19 +170,19 @@ NESTED = {
     "line magics inside %%device": (
         "%%device meta\n%tensorinfo x\n%autograd t\n%device model\nz = torch.ones(2)", None),
     "cell magics via run_cell_magic": (
-        "%%device cpu\n"
+        ("%%device cpu\n"
         "get_ipython().run_cell_magic('autograd', '', 'w = (x * 2).sum()\\nw.backward()')\n"
         "get_ipython().run_cell_magic('device', 'meta', 'q = torch.ones(3)')\n"
-        "q.device", None),
+        "q.device"), None),
     "inner failure propagates": (
-        "%%autograd\n"
+        ("%%autograd\n"
         "y = (x * 2).sum()\n"
-        "get_ipython().run_cell_magic('device', 'meta', 'raise ValueError(\"inner\")')", ValueError),
+        "get_ipython().run_cell_magic('device', 'meta', 'raise ValueError(\"inner\")')"), ValueError),
     "%%tensorinfo --deep around %%autograd and %%device": (
-        "%%tensorinfo --deep\n"
+        ("%%tensorinfo --deep\n"
         "get_ipython().run_cell_magic('autograd', '', 'w = (x * 2).sum()\\nw.backward()')\n"
         "get_ipython().run_cell_magic('device', 'cpu', 'q = x * 4')\n"
-        "%tensorinfo q", None),
+        "%tensorinfo q"), None),
     "%%device around a failing %%tensorinfo": (
         "%%device meta\nget_ipython().run_cell_magic('tensorinfo', '', 'torch.ones(2) @ torch.ones(3)')",
         RuntimeError),

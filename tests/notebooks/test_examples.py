@@ -76,7 +76,14 @@ def test_cell_problems_catches_errors() -> None:
     ok = new_code_cell("1 + 1", outputs=[new_output("execute_result", data={"text/plain": "2"})])
     err = new_code_cell(
         "1 / 0",
-        outputs=[new_output("error", ename="ZeroDivisionError", evalue="division by zero", traceback=["\x1b[31mZeroDivisionError\x1b[0m"])],
+        outputs=[
+            new_output(
+                "error",
+                ename="ZeroDivisionError",
+                evalue="division by zero",
+                traceback=["\x1b[31mZeroDivisionError\x1b[0m"],
+            )
+        ],
     )
     tagged_quiet = new_code_cell("x = 1", metadata={"tags": ["raises-exception"]})
     tagged_raises = new_code_cell(
@@ -93,7 +100,8 @@ def test_cell_problems_catches_errors() -> None:
         outputs=[new_output("display_data", data={"text/html": '<div class="tm tm-x">x</div>', "text/plain": "x"})],
     )
     usage = new_code_cell(
-        "%tensorinfo --nope", outputs=[new_output("stream", name="stderr", text="UsageError: unrecognized arguments: --nope\n")]
+        "%tensorinfo --nope",
+        outputs=[new_output("stream", name="stderr", text="UsageError: unrecognized arguments: --nope\n")],
     )
     usage_tagged = new_code_cell(
         "%tensorinfo --nope",

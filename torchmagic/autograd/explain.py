@@ -9,9 +9,11 @@ exception is re-raised unchanged by the magic; this only adds understanding.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from torchmagic.autograd.report import Explanation
+from torchmagic.core.text import first_line
+from torchmagic.errors.advice import advice
 
 __all__ = ["explain", "parse_inplace"]
 
@@ -38,8 +40,9 @@ def _names(names: Sequence[str]) -> str:
 
 def explain(message: str, root: str = "", suspects: Sequence[str] = (), saved_by: str = "") -> Explanation | None:
     """An explanation of ``message`` (the exception text), or None if it is not autograd's."""
-    first = message.strip().splitlines()[0] if message.strip() else ""
+    first = first_line(message)
     root_txt = f"`{root}`" if root else "the tensor"
+    fix = advice("RuntimeError", message, tensor=root_txt, code=root)  # the one wording of the advice table
     if "backward through the graph a second time" in message:
         return Explanation(
             kind="second-backward",
@@ -50,11 +53,7 @@ def explain(message: str, root: str = "", suspects: Sequence[str] = (), saved_by
                 "backward() through this graph freed them to save memory, so a second "
                 "backward() through the same graph has nothing to work with."
             ),
-            fix=(
-                f"Recompute {root_txt} (run the forward pass again) before each backward(), "
-                "which is what a training loop does; or, if you really need two backward passes "
-                "through one graph, pass retain_graph=True to the first one."
-            ),
+            fix=fix,
             tensors=(root,) if root else (),
         )
     info = parse_inplace(message)
@@ -74,10 +73,7 @@ def explain(message: str, root: str = "", suspects: Sequence[str] = (), saved_by
                 f"{then} to {now}. The saved value is gone, so backward() refuses to compute a "
                 "wrong gradient."
             ),
-            fix=(
-                "Use the out-of-place form (`x = x + 1` instead of `x += 1`, `torch.relu(x)` "
-                "instead of `x.relu_()`), or `.clone()` the tensor before changing it."
-            ),
+            fix=fix,
             tensors=tuple(suspects),
         )
     if "does not require grad and does not have a grad_fn" in message:
@@ -89,10 +85,7 @@ def explain(message: str, root: str = "", suspects: Sequence[str] = (), saved_by
                 "computed under torch.no_grad() / inference_mode(), from .detach()ed tensors, "
                 "or from tensors that never required grad. There is no graph to go back through."
             ),
-            fix=(
-                "Create the parameters with requires_grad=True (or use nn.Parameter) and compute "
-                f"{root_txt} outside torch.no_grad(), without .detach()."
-            ),
+            fix=fix,
             tensors=(root,) if root else (),
         )
     if "grad can be implicitly created only for scalar outputs" in message:
@@ -103,10 +96,7 @@ def explain(message: str, root: str = "", suspects: Sequence[str] = (), saved_by
                 f"{root_txt} has more than one element, so backward() does not know how to "
                 "weigh them: it computes v·J (vector–Jacobian product) and needs the vector v."
             ),
-            fix=(
-                f"Reduce to a scalar first ({root_txt}.sum().backward() or .mean()), or pass the "
-                f"weights: {root_txt}.backward(gradient=torch.ones_like({root or 'out'}))."
-            ),
+            fix=fix,
             tensors=(root,) if root else (),
         )
     if "leaf Variable that requires grad is being used in an in-place operation" in message:
@@ -117,9 +107,6 @@ def explain(message: str, root: str = "", suspects: Sequence[str] = (), saved_by
                 "A leaf tensor with requires_grad=True (a parameter) was changed in place while "
                 "autograd was recording; its gradient would then be meaningless."
             ),
-            fix=(
-                "Update parameters inside `with torch.no_grad():` (as optimizers do), "
-                "or use an out-of-place operation."
-            ),
+            fix=fix,
         )
     return None

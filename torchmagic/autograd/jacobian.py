@@ -11,12 +11,13 @@ tensor hooks the user registered do fire for them (documented in the magic).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
 
 import torch
 
 from torchmagic.autograd.report import Jacobian
+from torchmagic.core.text import first_line
 
 __all__ = ["jacobian_before", "finish"]
 
@@ -35,7 +36,7 @@ class Pending:
     note: str = ""
 
 
-def _flat(t: Any, numel: int) -> list[float]:
+def _flat(t: torch.Tensor | None, numel: int) -> list[float]:
     if t is None:
         return [0.0] * numel
     return [float(v) for v in t.detach().reshape(-1).to(torch.float64).tolist()]
@@ -52,9 +53,9 @@ def _element_names(name: str, shape: Sequence[int]) -> list[str]:
 
 def jacobian_before(
     kind: str,
-    roots: list[Any],
-    gradient: Any,
-    leaves: list[Any],
+    roots: list[torch.Tensor],
+    gradient: torch.Tensor | Sequence[torch.Tensor] | None,
+    leaves: list[torch.Tensor],
     names: dict[int, str],
     root_label: str,
     limit: int,
@@ -91,14 +92,14 @@ def jacobian_before(
             pending.matrix.append(tuple(row))
     except RuntimeError as exc:
         pending.matrix = []
-        pending.note = f"could not compute the Jacobian: {str(exc).splitlines()[0]}"
+        pending.note = f"could not compute the Jacobian: {first_line(str(exc))}"
         return pending
     pending.rows = tuple(_element_names(root_label if len(root_label) < 20 else "out", shape))
     cols: list[str] = []
     for leaf in leaves:
         cols.extend(_element_names(names.get(id(leaf), "leaf"), tuple(int(s) for s in leaf.shape)))
     pending.columns = tuple(cols)
-    grads_v = gradient[0] if isinstance(gradient, (list, tuple)) else gradient
+    grads_v = gradient if gradient is None or isinstance(gradient, torch.Tensor) else gradient[0]
     pending.v = tuple(_flat(grads_v, m)) if grads_v is not None else (1.0,) * m
     if kind != "torch.autograd.grad":
         for leaf in leaves:
@@ -106,7 +107,7 @@ def jacobian_before(
     return pending
 
 
-def finish(pending: Pending, after: list[Any], leaves: list[Any]) -> Jacobian:
+def finish(pending: Pending, after: Sequence[torch.Tensor | None], leaves: Sequence[torch.Tensor]) -> Jacobian:
     """Attach what backward produced: ``.grad`` growth, or autograd.grad's results."""
     vj: tuple[float, ...] = ()
     computed: tuple[float, ...] = ()

@@ -72,11 +72,11 @@ def draw(graph: Graph, lay: Layout, uid: str = "") -> str:
     uid = esc(uid)
     width, height = _n(lay.width), _n(lay.height)
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" id="{uid}" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="autograd graph">',
+        (f'<svg xmlns="http://www.w3.org/2000/svg" id="{uid}" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="autograd graph">'),
         _style(uid),
-        f'<defs><marker id="{uid}-a" viewBox="0 0 8 8" refX="8" refY="4" markerWidth="7" '
-        'markerHeight="7" orient="auto"><path d="M0,0L8,4L0,8z" fill="#8a94a6"/></marker></defs>',
+        (f'<defs><marker id="{uid}-a" viewBox="0 0 8 8" refX="8" refY="4" markerWidth="7" '
+        'markerHeight="7" orient="auto"><path d="M0,0L8,4L0,8z" fill="#8a94a6"/></marker></defs>'),
         f'<g class="e" marker-end="url(#{uid}-a)">',
     ]
     for route in lay.routes:
@@ -92,8 +92,8 @@ def draw(graph: Graph, lay: Layout, uid: str = "") -> str:
         lines = _lines(node)
         x0 = box.x + PAD_X
         parts = [
-            f'<g><title>{title}</title><rect class="{cls}" x="{_n(box.x)}" y="{_n(box.y)}" '
-            f'width="{_n(box.w)}" height="{_n(box.h)}" rx="4"/>'
+            (f'<g><title>{title}</title><rect class="{cls}" x="{_n(box.x)}" y="{_n(box.y)}" '
+            f'width="{_n(box.w)}" height="{_n(box.h)}" rx="4"/>')
         ]
         for k, text in enumerate(lines):
             y = box.y + 4 + LINE_H * (k + 1) - 3

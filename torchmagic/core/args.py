@@ -13,7 +13,8 @@ import argparse
 import ast
 import io
 import tokenize
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import parse_argstring
@@ -84,7 +85,7 @@ def evaluate(expr: str, shell: Any, magic: str) -> Any:
         raise UsageError(f"{magic}: {exc}") from None
     except SyntaxError as exc:
         raise UsageError(f"{magic}: {expr!r} is not valid Python: {exc.msg}") from None
-    except Exception as exc:  # the user's expression failed: say so in one line
+    except Exception as exc:  # noqa: BLE001 - fenced: our failure must not reach the user
         raise UsageError(f"{magic}: evaluating {expr!r} raised {type(exc).__name__}: {exc}") from None
 
 

@@ -15,9 +15,11 @@ import ast
 import contextlib
 import inspect
 import sys
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from types import CodeType, FrameType, TracebackType
-from typing import Any, ContextManager, Iterable
+from typing import Any
 
 from torchmagic.core.text import source_line
 
@@ -64,7 +66,7 @@ class Cell:
         last_expr: ast.Expression | None = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
             last_expr = ast.Expression(tree.body.pop().value)
-        flags = _TOP_LEVEL_AWAIT if getattr(shell, "autoawait", True) else 0
+        flags = _TOP_LEVEL_AWAIT if getattr(shell, "autoawait", True) and _awaits(tree) else 0
         with shell.compile.extra_flags(flags):
             body = shell.compile(tree, filename, "exec")
             last = shell.compile(last_expr, filename, "eval") if last_expr is not None else None
@@ -84,7 +86,7 @@ class Cell:
         """The source text of file line ``lineno`` (1-based), stripped."""
         return source_line(self.lines, lineno)
 
-    def run(self, contexts: Iterable[ContextManager[Any]] = ()) -> Any:
+    def run(self, contexts: Iterable[AbstractContextManager[Any]] = ()) -> Any:
         """Execute the body inside ``contexts`` and return the last expression's value.
 
         The user's exception propagates unchanged in type and value, with the
@@ -120,6 +122,19 @@ class Cell:
 
 
 _TOP_LEVEL_AWAIT = getattr(ast, "PyCF_ALLOW_TOP_LEVEL_AWAIT", 0)
+
+
+def _awaits(tree: ast.AST) -> bool:
+    """Whether the cell awaits at top level (only then is it compiled as a coroutine, as IPython does)."""
+    todo = list(ast.iter_child_nodes(tree))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.Await, ast.AsyncFor, ast.AsyncWith)):
+            return True
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue  # their own scope: an await there is theirs
+        todo.extend(ast.iter_child_nodes(node))
+    return False
 
 
 def _running_cell_number(shell: Any) -> int:

@@ -9,7 +9,8 @@ answers live here, computed once per callable and process.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -66,11 +67,11 @@ def _is_pointwise(name: str) -> bool:
     try:
         packet = getattr(torch.ops.aten, base)
         return any(torch.Tag.pointwise in getattr(packet, ov).tags for ov in packet.overloads())
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure to read op tags means "not pointwise"
         return False
 
 
-_FUNC_INFO: dict[Any, FuncInfo] = {}  # shared by all recorders: what a callable is never changes
+_FUNC_INFO: dict[Callable[..., Any], FuncInfo] = {}  # shared by all recorders: what a callable is never changes
 
 
 def func_info(func: Callable[..., Any]) -> FuncInfo:

@@ -9,7 +9,7 @@ themes.  Nothing here depends on scripts: untrusted notebooks strip them.
 from __future__ import annotations
 
 import html
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 __all__ = ["esc", "STYLE", "wrap", "table", "badge", "kv_table", "details"]
 
@@ -43,8 +43,12 @@ STYLE = f"""<style>
 .tm code, .tm .tm-mono {{ font-family: {MONO}; }}
 .tm table.tm-table {{ border-collapse: collapse; margin: 4px 0 8px 0; }}
 .tm table.tm-table th {{ text-align: left; font-weight: 600; background: {BG2}; color: {FG}; }}
-.tm table.tm-table th, .tm table.tm-table td {{ border: 1px solid {BORDER}; padding: 2px 8px; vertical-align: top; text-align: left; }}
-.tm .tm-badge {{ display: inline-block; border: 1px solid {BORDER}; border-radius: 3px; padding: 0 4px; margin-right: 3px; }}
+.tm table.tm-table th, .tm table.tm-table td {{
+  border: 1px solid {BORDER}; padding: 2px 8px; vertical-align: top; text-align: left;
+}}
+.tm .tm-badge {{
+  display: inline-block; border: 1px solid {BORDER}; border-radius: 3px; padding: 0 4px; margin-right: 3px;
+}}
 .tm .tm-warn {{ color: {WARN}; color: color-mix(in srgb, {WARN} 70%, {FG0}); }}
 .tm .tm-error {{ color: {ERROR}; color: color-mix(in srgb, {ERROR} 70%, {FG0}); }}
 .tm .tm-ok {{ color: {OK}; color: color-mix(in srgb, {OK} 70%, {FG0}); }}

@@ -9,7 +9,8 @@ while the namespace still holds those tensors: it never keeps them alive.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 __all__ = ["user_names", "iter_named_tensors", "is_user_name"]
 

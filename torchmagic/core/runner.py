@@ -29,21 +29,23 @@ and are said in one line after the cell.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, Callable, ClassVar, ContextManager, Iterable, Literal, Sequence
+from typing import Any, ClassVar, Literal
 
 from IPython.core.error import UsageError
 
 from torchmagic.core.cell import Cell
 from torchmagic.core.guard import Fence, guarded, internal_failure
-from torchmagic.core.text import exc_line
 from torchmagic.core.report import Report
+from torchmagic.core.text import exc_line
 
 __all__ = ["Collector", "Rerun", "run_cell", "run_collected", "drop_own_frames"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
-Rerun = Callable[[Iterable[ContextManager[Any]]], Any]
+Rerun = Callable[[Iterable[AbstractContextManager[Any]]], Any]
 """Runs the cell once more inside the given contexts; returns its value or raises the user's error."""
 
 
@@ -95,7 +97,7 @@ class _Fenced:
     def __enter__(self) -> None:
         try:
             self.collector.__enter__()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the fence: a collector's failure never reaches the cell
             if self.collector.required:
                 raise UsageError(
                     f"torchmagic could not start {self.collector.what} ({exc_line(exc)}); the cell did not run"
@@ -109,7 +111,7 @@ class _Fenced:
             self.inside = False
             try:
                 self.collector.__exit__(*exc_info)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the fence: a collector's failure never reaches the cell
                 internal_failure(f"stopping {self.collector.what}", exc)
         return False  # never swallow the cell's exception
 
@@ -134,7 +136,7 @@ def run_cell(
         collectors = start(cell)
     except UsageError:
         raise
-    except Exception as exc:  # cannot record: the cell runs as if torchmagic were not here
+    except Exception as exc:  # noqa: BLE001 - the fence: a collector's failure never reaches the cell
         internal_failure(f"starting {header.split()[0]}", exc)
     return run_collected(cell, collectors, show)
 
@@ -148,7 +150,7 @@ def run_collected(cell: Cell, collectors: Sequence[Collector], show: Callable[[R
         state.value = cell.run(fenced)
     except UsageError:
         raise
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 - the cell's own outcome, whatever it is, is re-raised below
         state.error = exc
     started = [f.collector for f in fenced if f.started]
     for collector in started:
@@ -180,7 +182,7 @@ def _more_runs(collector: Collector, cell: Cell, state: _State) -> None:
     __tracebackhide__ = True
     mine: list[BaseException] = []
 
-    def rerun(contexts: Iterable[ContextManager[Any]] = ()) -> Any:
+    def rerun(contexts: Iterable[AbstractContextManager[Any]] = ()) -> Any:
         __tracebackhide__ = True
         try:
             state.value = cell.run(contexts)
@@ -191,7 +193,7 @@ def _more_runs(collector: Collector, cell: Cell, state: _State) -> None:
 
     try:
         collector.more_runs(rerun)
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 - the user's error (re-raised below) or ours (one line)
         if isinstance(exc, KeyboardInterrupt) or any(exc is m for m in mine):
             state.error = exc
         else:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import heapq
 import weakref
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from torchmagic.core.meta import dtype_name, shape_of
 from torchmagic.core.names import iter_named_tensors, user_names

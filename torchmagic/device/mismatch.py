@@ -11,10 +11,12 @@ exception itself is re-raised unchanged.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from torchmagic.core.meta import dtype_name, fmt_shape, shape_of
 from torchmagic.core.names import user_names
+from torchmagic.core.text import first_line
 from torchmagic.device.report import Mismatch, Operand
 
 __all__ = ["is_mismatch_message", "tensor_operands", "explain"]
@@ -69,7 +71,7 @@ def explain(
     namespace: Mapping[str, Any] | None,
 ) -> Mismatch | None:
     """A :class:`Mismatch` if ``exc`` is about devices, else ``None``."""
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    message = first_line(str(exc)) or type(exc).__name__
     if not operands or not (is_mismatch_message(message) or len(_devices(operands)) > 1):
         return None
     names = user_names(namespace) if namespace is not None else {}

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
+from torchmagic.core.funcs import func_info
 from torchmagic.core.meta import shape_of
 from torchmagic.device.report import OpStat
 from torchmagic.device.timing import Clock
-from torchmagic.core.funcs import func_info
 
 __all__ = ["OpTimer", "display_name", "op_key"]
 

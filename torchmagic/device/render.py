@@ -121,7 +121,13 @@ _SYNC_HEAD = ["line", "op", "device", "count", "why it waits"]
 
 def _ops_rows(run: DeviceRun) -> list[list[str]]:
     return [
-        [s.op, s.shapes, str(s.count), fmt_ms(s.total_ms), fmt_ms(s.mean_ms) + ("" if s.timed == s.count else f" ({s.timed} timed)")]
+        [
+            s.op,
+            s.shapes,
+            str(s.count),
+            fmt_ms(s.total_ms),
+            fmt_ms(s.mean_ms) + ("" if s.timed == s.count else f" ({s.timed} timed)"),
+        ]
         for s in run.ops
     ]
 
@@ -144,7 +150,15 @@ def _mem_rows(run: DeviceRun) -> list[list[str]]:
 
 def _xfer_rows(run: DeviceRun) -> list[list[str]]:
     return [
-        [f"{x.line}: {x.source}" if x.line else "–", x.direction, f"{x.src} → {x.dst}", x.op, str(x.count), human_bytes(x.nbytes), f"{fmt_shape(x.shape)} {x.dtype}"]
+        [
+            f"{x.line}: {x.source}" if x.line else "–",
+            x.direction,
+            f"{x.src} → {x.dst}",
+            x.op,
+            str(x.count),
+            human_bytes(x.nbytes),
+            f"{fmt_shape(x.shape)} {x.dtype}",
+        ]
         for x in run.transfers
     ]
 
@@ -159,7 +173,8 @@ def _ops_caption(run: DeviceRun) -> str:
 
 
 def _xfer_caption(run: DeviceRun) -> str:
-    return f"Transfers: {run.transfer_count} cop{'y' if run.transfer_count == 1 else 'ies'} across devices, {human_bytes(run.transfer_bytes)}"
+    copies = f"{run.transfer_count} cop{'y' if run.transfer_count == 1 else 'ies'}"
+    return f"Transfers: {copies} across devices, {human_bytes(run.transfer_bytes)}"
 
 
 # -- HTML ------------------------------------------------------------------------------------
@@ -208,7 +223,8 @@ def to_html(report: DeviceReport) -> str:
     for run in report.runs:
         body.append(_run_html(run, with_device=many))
     if any(r.repeats is not None for r in report.runs):
-        body.append(f'<div class="tm-muted">{badge("repeated")} the cell ran several times; its side effects happened each time</div>')
+        repeated = "the cell ran several times; its side effects happened each time"
+        body.append(f'<div class="tm-muted">{badge("repeated")} {repeated}</div>')
     return wrap("".join(body), "device")
 
 
@@ -255,7 +271,12 @@ def _run_rich(run: DeviceRun, with_device: bool) -> list[Any]:
         items.append(txt("no copies across devices", "dim"))
     if run.syncs:
         items.append(
-            _rich_table(f"Sync points: {len(run.syncs)} line(s) make Python wait for the device", _SYNC_HEAD, _sync_rows(run), "bold yellow")
+            _rich_table(
+                f"Sync points: {len(run.syncs)} line(s) make Python wait for the device",
+                _SYNC_HEAD,
+                _sync_rows(run),
+                "bold yellow",
+            )
         )
     return items
 

@@ -23,20 +23,38 @@ def _b(n: int | None) -> str:
 
 def _dev_rows(report: DeviceInfoReport) -> list[list[str]]:
     return [
-        [d.name, d.description, d.capability or "–", _b(d.total_bytes), _b(d.free_bytes), _b(d.allocated_bytes), _b(d.reserved_bytes)]
+        [
+            d.name,
+            d.description,
+            d.capability or "–",
+            _b(d.total_bytes),
+            _b(d.free_bytes),
+            _b(d.allocated_bytes),
+            _b(d.reserved_bytes),
+        ]
         for d in report.devices
     ]
 
 
 def _what(report: ModelMapReport) -> tuple[str, str]:
-    return ("params", "buffers") if report.kind not in ("Tensor", "Parameter", "dict", "list", "tuple") else ("tensors", "–")
+    return (
+        ("params", "buffers")
+        if report.kind not in ("Tensor", "Parameter", "dict", "list", "tuple")
+        else ("tensors", "–")
+    )
 
 
 def _place_row(row: PlacementRow, with_kind: bool) -> list[str]:
     cells = [row.name]
     if with_kind:
         cells += [row.kind, ", ".join(row.devices)]
-    cells += [str(row.params), human_bytes(row.param_bytes), str(row.buffers), human_bytes(row.buffer_bytes), human_bytes(row.grad_bytes)]
+    cells += [
+        str(row.params),
+        human_bytes(row.param_bytes),
+        str(row.buffers),
+        human_bytes(row.buffer_bytes),
+        human_bytes(row.grad_bytes),
+    ]
     return cells
 
 
@@ -91,7 +109,9 @@ def to_rich(report: DeviceInfoReport | ModelMapReport) -> Any:
         items += [txt(f"⚠ {n}", "yellow") for n in report.notes]
         items.append(_rich_table(_device_head(report), [_place_row(r, False) for r in report.per_device], "per device"))
         if report.layers:
-            items.append(_rich_table(_layer_head(report), [_place_row(r, True) for r in report.layers], _layers_caption(report)))
+            items.append(
+                _rich_table(_layer_head(report), [_place_row(r, True) for r in report.layers], _layers_caption(report))
+            )
         return Group(*items)
     settings = Table(show_header=False, show_edge=False, pad_edge=False)
     settings.add_column()

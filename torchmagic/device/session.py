@@ -16,8 +16,9 @@ body, so it is restored however the cell ends (exception, KeyboardInterrupt).
 from __future__ import annotations
 
 import contextlib
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, ContextManager
+from typing import Any
 
 from IPython.core.error import UsageError
 
@@ -78,7 +79,7 @@ def _resolve(spec: str, fallback: str | None) -> Target:
         device, notice = resolve(spec, fallback)
     except UsageError:
         raise
-    except Exception as exc:  # torchmagic's or torch's bug: one line, no traceback
+    except Exception as exc:  # noqa: BLE001 - fenced: our failure must not reach the user
         raise UsageError(
             f"%%device could not resolve {spec!r} ({type(exc).__name__}: {exc}); the cell did not run"
         ) from None
@@ -90,7 +91,7 @@ def resolve_targets(devices: list[str], fallback: str | None = None) -> list[Tar
     return [_resolve(spec, fallback) for spec in devices]
 
 
-def default_device(device: Any) -> ContextManager[Any]:
+def default_device(device: Any) -> AbstractContextManager[Any]:
     """``with torch.device(device)``, or nothing when ``device`` is already the default.
 
     Skipping the no-op case keeps ``%%device cpu`` free of the extra
@@ -125,7 +126,7 @@ class RecordedRun:
         options: DeviceOptions,
         fence: Fence,
         clock: Clock | None = None,
-        allocator: AllocatorStats | None | bool = True,
+        allocator: AllocatorStats | bool | None = True,
     ) -> None:
         device = target.device
         self.cell = cell
@@ -146,14 +147,14 @@ class RecordedRun:
             stack.enter_context(default_device(self.device))  # a failure here stops the cell (required)
             try:
                 self._start_recording(stack)
-            except Exception as exc:  # the cell still runs on its device, unrecorded
+            except Exception as exc:  # noqa: BLE001 - fenced: our failure must not reach the user
                 self.fence.fail(exc)
                 self.watcher = None
             try:
                 start, end = self.clock.new_events(2)
                 self.clock.synchronize()  # outside the timed region: earlier work is not ours
                 self._marks = stack.enter_context(timed(self.clock, start, end))
-            except Exception as exc:  # the cell still runs, untimed
+            except Exception as exc:  # noqa: BLE001 - fenced: our failure must not reach the user
                 self.fence.fail(exc)
             self._stack = stack.pop_all()
         return self
@@ -165,7 +166,7 @@ class RecordedRun:
             self.stats.start()
         try:
             prime()
-        except Exception as exc:  # only a warm-up: the run is recorded without it
+        except Exception as exc:  # noqa: BLE001 - fenced: our failure must not reach the user
             self.fence.fail(exc)
         self.tracker = TensorTracker(options.device_top_tensors, device=self.device)
         self.ops = OpTimer(self.clock, options.device_op_events)  # its event pool exists before the clock starts
@@ -199,9 +200,11 @@ class RecordedRun:
             run.syncs = self.watcher.sync_rows()
             run.recording_ms = self.watcher.recording_s * 1e3
             run.memory = (
-                self.stats.stop(largest) if self.stats is not None else tracked_stats(self.device, self.tracker, largest)
+                self.stats.stop(largest)
+                if self.stats is not None
+                else tracked_stats(self.device, self.tracker, largest)
             )
-        except Exception as exc:  # never replaces the user's error
+        except Exception as exc:  # noqa: BLE001 - fenced: our failure must not reach the user
             self.fence.fail(exc)
 
 
@@ -221,7 +224,7 @@ class DeviceSession(Collector):
         options: DeviceOptions,
         compare: bool = False,
         clock: Clock | None = None,
-        allocator: AllocatorStats | None | bool = True,
+        allocator: AllocatorStats | bool | None = True,
     ) -> None:
         super().__init__()
         self.cell = cell

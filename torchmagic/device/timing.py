@@ -18,9 +18,10 @@ The CPU clock is ``time.perf_counter``; for CPU and ``meta`` cells the
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from torchmagic.device.report import RepeatStats, Timing
 

@@ -36,13 +36,15 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 from types import FrameType
-from typing import Any, Mapping
+from typing import Any
 
 import torch.overrides
 from torch.overrides import TorchFunctionMode
 
 from torchmagic.core.cell import cell_lineno
+from torchmagic.core.funcs import func_info
 from torchmagic.core.guard import Fence
 from torchmagic.core.meta import dtype_name, shape_of
 from torchmagic.device.devices import ASYNC_DEVICE_TYPES
@@ -51,7 +53,6 @@ from torchmagic.device.mismatch import explain, tensor_operands
 from torchmagic.device.ops import OpTimer, display_name, op_key
 from torchmagic.device.report import Mismatch, SyncOp, Transfer
 from torchmagic.device.timing import Clock
-from torchmagic.core.funcs import func_info
 
 __all__ = ["Watcher", "direction", "prime"]
 
@@ -296,9 +297,9 @@ class _UserMode(TorchFunctionMode):
             return
         w.note_transfer(label, src, str(out.device), out)
         non_blocking = bool(kwargs.get("non_blocking")) or (name == "copy_" and len(args) > 2 and args[2] is True)
-        if src.split(":")[0] in w.sync_types and out.device.type == "cpu" and not non_blocking:
-            if name not in _SYNC_METHODS:  # .cpu() was flagged before the call
-                w.note_sync(label, src, _HOST_COPY_WHY)
+        host_copy = src.split(":")[0] in w.sync_types and out.device.type == "cpu" and not non_blocking
+        if host_copy and name not in _SYNC_METHODS:  # .cpu() was flagged before the call
+            w.note_sync(label, src, _HOST_COPY_WHY)
 
     def _track(self, op: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         """Hand the call's new tensors to the memory tracker (views of its inputs are not new)."""

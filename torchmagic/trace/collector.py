@@ -15,11 +15,12 @@ from typing import Any
 from torchmagic.core.cell import Cell
 from torchmagic.core.names import user_names
 from torchmagic.core.runner import Collector
+from torchmagic.errors.frames import attached, explain_exception, mark_explained
+from torchmagic.errors.report import Explanation
 from torchmagic.trace.build import finish
-from torchmagic.trace.failing import attached, explain_exception, mark_explained
 from torchmagic.trace.options import TraceOptions
 from torchmagic.trace.recorder import Recorder
-from torchmagic.trace.report import Explanation, TraceReport
+from torchmagic.trace.report import TraceReport
 
 __all__ = ["TraceCollector"]
 
@@ -47,7 +48,7 @@ class TraceCollector(Collector):
         self.recorder.__enter__()
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.recorder.__exit__(*exc_info)
 
     def report(self, error: BaseException | None) -> TraceReport:

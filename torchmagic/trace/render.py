@@ -8,20 +8,19 @@ report, and every user-derived string is escaped or wrapped as literal text.
 
 from __future__ import annotations
 
-from typing import Any
-
+from torchmagic.core.broadcast import Alignment
 from torchmagic.core.html import badge, details, esc, wrap
+from torchmagic.core.lines import Block, Line
 from torchmagic.core.meta import fmt_shape
-from torchmagic.trace.broadcast import Alignment
-from torchmagic.trace.lines import Line
-from torchmagic.trace.render_error import (
+from torchmagic.errors.render import (
     alignment_html,
     alignment_lines,
     explanation_html,
     explanation_lines,
     lines_to_text,
 )
-from torchmagic.trace.report import INPLACE, SAME, VIEW, AnnotatedLine, Operand, OpRow, TraceReport, Variant
+from torchmagic.errors.report import Operand
+from torchmagic.trace.report import INPLACE, SAME, VIEW, AnnotatedLine, OpRow, TraceReport, Variant
 
 __all__ = ["to_html", "to_rich", "annotated_text", "is_scalar_broadcast"]
 
@@ -218,7 +217,7 @@ def _line_group(rows: list[OpRow], default_dtype: str) -> list[Line]:
     return items
 
 
-def to_rich(report: TraceReport) -> Any:
+def to_rich(report: TraceReport) -> Block:
     items: list[Line] = [Line(("%%tensorinfo ", "bold"), (report.summary(), "dim"))]
     if report.error is not None:
         items.extend(explanation_lines(report.error))

@@ -1,29 +1,20 @@
-"""The plain data a cell trace and an error explanation are made of.
+"""The plain data a cell trace is made of (operands and explanations: :mod:`torchmagic.errors.report`).
 
 Everything here is str, int, float, bool, tuples and nested dataclasses: no
 tensors, frames or autograd nodes, so a report can be kept (``-o NAME``),
 serialised (``to_dict()``) and rendered long after the cell's tensors are
-gone.  Both renderers (``render`` for traces, ``render_error`` for the
-explanation shown under a failing cell) read only these classes.
+gone.  The renderer (:mod:`torchmagic.trace.render`) reads only these classes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from torchmagic.core.meta import fmt_shape
+from torchmagic.core.broadcast import Alignment
 from torchmagic.core.report import Report
-from torchmagic.trace.broadcast import Alignment
+from torchmagic.errors.report import Explanation, Operand
 
-__all__ = [
-    "Operand",
-    "Variant",
-    "OpRow",
-    "AnnotatedLine",
-    "Explanation",
-    "TraceReport",
-    "ErrorReport",
-]
+__all__ = ["Variant", "OpRow", "AnnotatedLine", "TraceReport"]
 
 # What an op did with memory.
 NEW = "new"  # a new tensor with its own storage
@@ -31,30 +22,6 @@ VIEW = "view"  # shares storage with an input
 INPLACE = "in-place"  # modified an input
 SAME = "same"  # returned an input unchanged (e.g. .contiguous() on a contiguous tensor)
 NONE = ""  # no tensor output
-
-
-@dataclass(frozen=True)
-class Operand:
-    """One input or output of an op, as the user would name it."""
-
-    label: str  # variable name, sub-expression text, or the value for scalars
-    kind: str  # "tensor", "scalar" (Python number), "tensors" (a list of them), "value"
-    shape: tuple[int, ...] | None = None
-    dtype: str = ""
-    device: str = ""
-    named: bool = False  # label is a variable name (not an expression)
-    requires_grad: bool = False
-
-    def short(self) -> str:
-        """``x (2, 3) float32`` (device added when not the CPU)."""
-        if self.kind == "tensor" and self.shape is not None:
-            text = f"{fmt_shape(self.shape)} {self.dtype}"
-            if self.device and self.device != "cpu":
-                text += f" {self.device}"
-            return text
-        if self.kind == "scalar":
-            return f"scalar {self.dtype}".rstrip()
-        return self.kind
 
 
 @dataclass
@@ -97,24 +64,6 @@ class AnnotatedLine:
 
 
 @dataclass
-class Explanation:
-    """Why a line failed, in terms of the operands the user wrote."""
-
-    kind: str  # broadcast, matmul, linear, view, cat, stack, device, dtype, index, hint, op
-    title: str  # the one-line explanation
-    exc_type: str
-    message: str  # the exception's first line
-    line: int | None = None
-    source: str = ""
-    expression: str = ""
-    op: str = ""
-    operands: tuple[Operand, ...] = ()
-    details: tuple[str, ...] = ()
-    broadcast: Alignment | None = None
-    hint: str = ""
-
-
-@dataclass
 class TraceReport(Report):
     """What ``%%tensorinfo`` shows for a cell."""
 
@@ -142,12 +91,3 @@ class TraceReport(Report):
         ms = self.seconds * 1000
         text += f" · {ms:.1f} ms" if ms >= 1 else f" · {ms * 1000:.0f} µs"
         return text
-
-
-@dataclass
-class ErrorReport(Report):
-    """The explanation shown under any failing cell (default-on explainer)."""
-
-    _renderer = "torchmagic.trace.render_error"
-
-    explanation: Explanation

@@ -12,14 +12,9 @@ from __future__ import annotations
 import ast
 import linecache
 from itertools import islice
-from typing import Any
+from types import FrameType
 
-import torch
-
-from torchmagic.core.meta import device_name, dtype_name, shape_of
-from torchmagic.trace.report import Operand
-
-__all__ = ["Site", "site_of", "operand", "value_operands"]
+__all__ = ["Site", "site_of"]
 
 _MAX_TEXT = 80
 
@@ -70,7 +65,7 @@ def _text(source: str, node: ast.AST | None) -> str:
     if seg is None:
         try:
             seg = ast.unparse(node)
-        except Exception:  # pragma: no cover - unparse handles every node type we pass
+        except Exception:  # noqa: BLE001 - source lookup is best effort: no text, no label
             return ""
     seg = " ".join(seg.split())
     return seg if len(seg) <= _MAX_TEXT else seg[: _MAX_TEXT - 1] + "…"
@@ -123,7 +118,7 @@ class _Spans:
 _SPANS: dict[str, _Spans] = {}
 
 
-def _node_at(frame: Any) -> tuple[ast.AST, str] | None:
+def _node_at(frame: FrameType) -> tuple[ast.AST, str] | None:
     """The AST node of ``frame``'s current instruction, from ``co_positions`` (Python ≥ 3.11).
 
     The instruction's source span names the node exactly; ``executing`` does
@@ -151,19 +146,19 @@ def _node_at(frame: Any) -> tuple[ast.AST, str] | None:
     return (node, source) if node is not None else None
 
 
-def _executing_node(frame: Any) -> tuple[ast.AST, str] | None:
+def _executing_node(frame: FrameType) -> tuple[ast.AST, str] | None:
     try:
         import executing
 
         ex = executing.Source.executing(frame)
         node = ex.node
         source = ex.source.text
-    except Exception:
+    except Exception:  # noqa: BLE001 - source lookup is best effort: no text, no label
         return None
     return (node, source) if node is not None else None
 
 
-def site_of(frame: Any, op: str, nargs: int, direct: bool) -> Site:
+def site_of(frame: FrameType, op: str, nargs: int, direct: bool) -> Site:
     """Read the sub-expression at ``frame``'s current instruction.
 
     ``direct`` is False when the op ran inside a library call made on this
@@ -191,37 +186,3 @@ def site_of(frame: Any, op: str, nargs: int, direct: bool) -> Site:
             if isinstance(n, (ast.List, ast.Tuple)):
                 site.elts[i] = [_text(source, e) for e in n.elts]
     return site
-
-
-_DTYPES: dict[Any, str] = {}
-_DEVICES: dict[Any, str] = {}
-
-
-def operand(value: Any, label: str, named: bool = False) -> Any:
-    """An :class:`~torchmagic.trace.report.Operand` for one argument value."""
-    if isinstance(value, torch.Tensor):
-        dt, dev = value.dtype, value.device
-        dtype = _DTYPES.get(dt)
-        if dtype is None:
-            dtype = _DTYPES[dt] = dtype_name(dt)
-        device = _DEVICES.get(dev)
-        if device is None:
-            if len(_DEVICES) > 64:
-                _DEVICES.clear()
-            device = _DEVICES[dev] = device_name(dev)
-        return Operand(label, "tensor", shape_of(value), dtype, device, named, bool(value.requires_grad))
-    if isinstance(value, (bool, int, float, complex)):
-        return Operand(label=label or repr(value), kind="scalar", shape=(), dtype=type(value).__name__, named=named)
-    return Operand(label=label or type(value).__name__, kind="value", named=named)
-
-
-def value_operands(values: list[tuple[str, bool, Any]]) -> list[Any]:
-    """Operands for ``(label, named, value)`` items; lists of tensors are spread out."""
-    out = []
-    for label, named, value in values:
-        if isinstance(value, (list, tuple)) and value and all(isinstance(v, torch.Tensor) for v in value):
-            for i, v in enumerate(value):
-                out.append(operand(v, f"{label}[{i}]" if label else f"#{i}"))
-        else:
-            out.append(operand(value, label, named))
-    return out

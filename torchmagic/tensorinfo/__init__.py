@@ -1,1 +1,0 @@
-"""``%tensorinfo NAME…``: everything about tensors, arrays, modules and values."""

@@ -1,0 +1,1 @@
+"""``%tensorinfo NAME…``: everything about tensors, arrays, modules and values (``torchmagic.tensorinfo()``)."""

@@ -1,0 +1,117 @@
+"""Draw tensors that are pictures: grayscale, RGB(A), batches and video frames.
+
+Recognised layouts (channels first, as torchvision uses): ``(H, W)``,
+``(C, H, W)``, ``(N, C, H, W)`` and ``(N, T, C, H, W)`` with C in {1, 3, 4};
+also channels-last ``(H, W, C)``.  Values are mapped to 0–255 and the mapping
+is stated, because a learner's "why is my image black?" is usually a range
+question.  PNGs are encoded with zlib alone (no Pillow dependency).
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+import zlib
+from typing import Any
+
+from torchmagic.core.meta import fmt_shape
+from torchmagic.tensors.report import Picture
+
+__all__ = ["picture", "png_bytes"]
+
+MAX_SIDE = 256  # larger images are shown strided to this size
+THUMB_WIDTH = 24  # terminal thumbnails: characters wide
+
+
+def png_bytes(pixels: bytes, width: int, height: int, channels: int) -> bytes:
+    """Encode 8-bit grayscale (1), RGB (3) or RGBA (4) rows as a PNG file."""
+    color_type = {1: 0, 3: 2, 4: 6}[channels]
+    stride = width * channels
+    raw = b"".join(b"\x00" + pixels[y * stride : (y + 1) * stride] for y in range(height))
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
+
+
+def _frames(t: Any) -> tuple[Any, str] | None:
+    """Return (frames as (F, C, H, W), layout description) or None if not a picture."""
+    shape = tuple(t.shape)
+    chans = (1, 3, 4)
+    if t.dim() == 2:
+        return t[None, None], f"(H, W) = {fmt_shape(shape)}: one grayscale image"
+    if t.dim() == 3:
+        if shape[0] in chans:
+            return t[None], f"(C, H, W) = {fmt_shape(shape)}: one image, {_kind(shape[0])}"
+        if shape[2] in chans:
+            return t.permute(2, 0, 1)[
+                None
+            ], f"(H, W, C) = {fmt_shape(shape)}: one image, {_kind(shape[2])} (channels last)"
+        return t[:, None], f"{fmt_shape(shape)} read as {shape[0]} grayscale images (H, W)"
+    if t.dim() == 4 and shape[1] in chans:
+        return t, f"(N, C, H, W) = {fmt_shape(shape)}: {shape[0]} images, {_kind(shape[1])}"
+    if t.dim() == 5 and shape[2] in chans:
+        n, f = shape[0], shape[1]
+        return t.reshape(
+            n * f, *shape[2:]
+        ), f"(N, T, C, H, W) = {fmt_shape(shape)}: {n} clip(s) of {f} frames, {_kind(shape[2])}"
+    return None
+
+
+def _kind(c: int) -> str:
+    return {1: "grayscale", 3: "RGB", 4: "RGBA"}[c]
+
+
+def picture(t: Any, max_frames: int) -> Picture | str:
+    """Images of ``t``, or a sentence saying why it is not drawable as a picture."""
+    import torch
+
+    if (getattr(t, "is_nested", False) or t.device.type == "meta" or t.layout != torch.strided
+            or t.numel() == 0 or t.is_complex() or t.is_quantized):
+        return "not drawn: the tensor has no readable real values"
+    found = _frames(t.detach())
+    if found is None:
+        return (f"not drawn: shape {fmt_shape(tuple(t.shape))} is not (H, W), (C, H, W), "
+                "(N, C, H, W) or (N, T, C, H, W) with C in 1, 3, 4")
+    frames, layout = found
+    total = frames.shape[0]
+    with torch.no_grad():
+        frames = frames[:max_frames]
+        h, w = frames.shape[-2:]
+        step = max(1, -(-max(h, w) // MAX_SIDE))
+        frames = frames[..., ::step, ::step]
+        if t.dtype == torch.uint8:
+            pix = frames
+            mapping = "uint8 values shown as they are (0–255)"
+        else:
+            x = frames.double() if t.dtype == torch.float64 else frames.float()
+            finite = x[torch.isfinite(x)]
+            lo, hi = (finite.min().item(), finite.max().item()) if finite.numel() else (0.0, 1.0)
+            if t.dtype == torch.bool:
+                lo, hi = 0.0, 1.0
+                mapping = "False → black, True → white"
+            elif lo >= 0 and hi <= 1:
+                lo, hi = 0.0, 1.0
+                mapping = "values in [0, 1] mapped to 0–255 (0 black, 1 white)"
+            else:
+                mapping = (f"values mapped linearly from [{lo:.4g}, {hi:.4g}] (the shown frames' "
+                           "min and max) to 0–255; NaN/Inf drawn black")
+            scale = 255.0 / (hi - lo) if hi > lo else 0.0
+            x = torch.nan_to_num((x - lo) * scale, nan=0.0, posinf=0.0, neginf=0.0)
+            pix = x.clamp(0, 255).round().to(torch.uint8)
+        pix = pix.permute(0, 2, 3, 1).contiguous().cpu()  # F, H, W, C (small: shown frames only)
+    pngs: list[str] = []
+    thumbs: list[list[list[tuple[int, int, int]]]] = []
+    for frame in pix:
+        fh, fw, c = frame.shape
+        data = bytes(frame.reshape(-1).tolist())
+        pngs.append(base64.b64encode(png_bytes(data, fw, fh, c)).decode("ascii"))
+        tstep = max(1, -(-fw // THUMB_WIDTH))
+        small = frame[::tstep, ::tstep]
+        rows = []
+        for row in small.tolist():
+            rows.append([tuple(px[:3]) if c >= 3 else (px[0], px[0], px[0]) for px in row])
+        thumbs.append(rows)  # type: ignore[arg-type]
+    return Picture(layout=layout, mapping=mapping, pngs=pngs, thumbs=thumbs, shown=len(pngs), total=int(total))
