@@ -31,8 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
-from IPython.utils.capture import capture_output  # noqa: E402
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
 
 EMPTY = """
 import torch.distributed as dist
@@ -70,9 +70,21 @@ def torchrun(script: str, n: int, env: dict[str, str] | None = None) -> tuple[fl
         path.write_text(script)
         t0 = time.perf_counter()
         out = subprocess.run(
-            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(n),
-             "--local-ranks-filter", "0", str(path)],
-            capture_output=True, text=True, env={**os.environ, **(env or {})}, check=True,
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                "--nproc-per-node",
+                str(n),
+                "--local-ranks-filter",
+                "0",
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            check=True,
         )
         return time.perf_counter() - t0, out.stdout
 
@@ -117,15 +129,19 @@ def main() -> None:
         run_s.append(torchrun(EMPTY, 4)[0])
         pool_s.append(magic_line(ip, "start -n 4"))
         magic_line(ip, "stop")
-    print(f"start 4 ranks: pool best {min(pool_s):.2f} s (median {statistics.median(pool_s):.2f}), "
-          f"torchrun empty script best {min(run_s):.2f} s (median {statistics.median(run_s):.2f}); "
-          f"ratio of bests {min(pool_s) / min(run_s):.2f} (target <= 1.5)")
+    print(
+        f"start 4 ranks: pool best {min(pool_s):.2f} s (median {statistics.median(pool_s):.2f}), "
+        f"torchrun empty script best {min(run_s):.2f} s (median {statistics.median(run_s):.2f}); "
+        f"ratio of bests {min(pool_s) / min(run_s):.2f} (target <= 1.5)"
+    )
 
     # 2. empty cell, warm 4-rank pool
     magic_line(ip, "start -n 4")
     cell(ip, "pass")
     empty = [cell(ip, "pass") * 1000 for _ in range(cells)]
-    print(f"empty cell on 4 ranks: median {statistics.median(empty):.1f} ms, best {min(empty):.1f} ms (target <= 30 ms)")
+    print(
+        f"empty cell on 4 ranks: median {statistics.median(empty):.1f} ms, best {min(empty):.1f} ms (target <= 30 ms)"
+    )
     magic_line(ip, "stop")
 
     # 3. DDP step on 2 ranks: cell vs torchrun loop; edit-and-run vs relaunching
@@ -134,33 +150,48 @@ def main() -> None:
     for _ in range(3):
         cell(ip, STEP)
     step_cells = [cell(ip, STEP) * 1000 for _ in range(cells)]
-    loop_script = SETUP + "for _ in range(5):\n" + _indent(STEP) + (
-        f"t0 = time.perf_counter()\nfor _ in range({cells}):\n" + _indent(STEP)
-        + f"print((time.perf_counter() - t0) / {cells} * 1000)\ndist.destroy_process_group()\n"
+    loop_script = (
+        SETUP
+        + "for _ in range(5):\n"
+        + _indent(STEP)
+        + (
+            f"t0 = time.perf_counter()\nfor _ in range({cells}):\n"
+            + _indent(STEP)
+            + f"print((time.perf_counter() - t0) / {cells} * 1000)\ndist.destroy_process_group()\n"
+        )
     )
     init = "import torch.distributed as dist\ndist.init_process_group('gloo')\n"
     loop_ms = [float(torchrun(init + loop_script, 2)[1].split()[-1]) for _ in range(runs)]
     one_script = init + SETUP + STEP + "dist.destroy_process_group()\n"
     relaunch = [torchrun(one_script, 2)[0] for _ in range(runs)]
     cell_ms, step_ms = statistics.median(step_cells), min(loop_ms)
-    print(f"DDP step (2 ranks, {MODEL.count('Linear')} Linear layers, batch 128): cell median {cell_ms:.1f} ms "
-          f"(best {min(step_cells):.1f}), torchrun loop {step_ms:.1f} ms/step; ratio {cell_ms / step_ms:.2f} (target <= 1.2)")
+    print(
+        f"DDP step (2 ranks, {MODEL.count('Linear')} Linear layers, batch 128): cell median {cell_ms:.1f} ms "
+        f"(best {min(step_cells):.1f}), torchrun loop {step_ms:.1f} ms/step; ratio {cell_ms / step_ms:.2f} (target <= 1.2)"
+    )
     relaunch_s = statistics.median(relaunch)
-    print(f"100 edit-and-run iterations: pool {100 * cell_ms / 1000:.1f} s vs relaunching torchrun {100 * relaunch_s:.0f} s "
-          f"({relaunch_s:.2f} s per launch); {relaunch_s * 1000 / cell_ms:.0f}x faster (target >= 20x)")
+    print(
+        f"100 edit-and-run iterations: pool {100 * cell_ms / 1000:.1f} s vs relaunching torchrun {100 * relaunch_s:.0f} s "
+        f"({relaunch_s:.2f} s per launch); {relaunch_s * 1000 / cell_ms:.0f}x faster (target >= 20x)"
+    )
 
     # 4. recording cost: 100 all-reduces of 4 MiB
     in_cell, cell_wall = [], []
     for _ in range(runs + 2):
         cell_wall.append(cell(ip, ALLREDUCE))
         in_cell.append(rank_value(ip, "loop_s"))
-    plain = "import time, torch, torch.distributed as dist\ndist.init_process_group('gloo')\n" + ALLREDUCE.replace(
-        "t0 =", "dist.all_reduce(buf)\nt0 =") + "print(loop_s)\ndist.destroy_process_group()\n"
+    plain = (
+        "import time, torch, torch.distributed as dist\ndist.init_process_group('gloo')\n"
+        + ALLREDUCE.replace("t0 =", "dist.all_reduce(buf)\nt0 =")
+        + "print(loop_s)\ndist.destroy_process_group()\n"
+    )
     bare = [float(torchrun(plain, 2, {"TORCH_FR_BUFFER_SIZE": "0"})[1].split()[-1]) for _ in range(runs + 2)]
-    print(f"100 all-reduces of 4 MiB (2 ranks): torchrun without recording best {min(bare) * 1000:.0f} ms; "
-          f"%%distributed loop inside the cell best {min(in_cell) * 1000:.0f} ms "
-          f"({(min(in_cell) / min(bare) - 1) * 100:+.1f}%), whole cell incl. round trip and report "
-          f"best {min(cell_wall) * 1000:.0f} ms ({(min(cell_wall) / min(bare) - 1) * 100:+.1f}%) (target <= +5%)")
+    print(
+        f"100 all-reduces of 4 MiB (2 ranks): torchrun without recording best {min(bare) * 1000:.0f} ms; "
+        f"%%distributed loop inside the cell best {min(in_cell) * 1000:.0f} ms "
+        f"({(min(in_cell) / min(bare) - 1) * 100:+.1f}%), whole cell incl. round trip and report "
+        f"best {min(cell_wall) * 1000:.0f} ms ({(min(cell_wall) / min(bare) - 1) * 100:+.1f}%) (target <= +5%)"
+    )
     magic_line(ip, "stop")
 
 

@@ -24,7 +24,11 @@ def test_uneven_split_is_like_torch_chunk() -> None:
 def test_two_dim_mesh_replicate_and_partial() -> None:
     out = blocks((4, 4), (2, 2), (0, 1, 2, 3), [S0, R])
     assert [(b.rank, b.offset, b.size) for b in out] == [
-        (0, (0, 0), (2, 4)), (1, (0, 0), (2, 4)), (2, (2, 0), (2, 4)), (3, (2, 0), (2, 4))]
+        (0, (0, 0), (2, 4)),
+        (1, (0, 0), (2, 4)),
+        (2, (2, 0), (2, 4)),
+        (3, (2, 0), (2, 4)),
+    ]
     nested = blocks((8,), (2, 2), (0, 1, 2, 3), [S0, S0])
     assert [b.offset for b in nested] == [(0,), (2,), (4,), (6,)]
     partial = blocks((3,), (2,), (0, 1), [P])

@@ -31,10 +31,14 @@ def _launch_when_ready(front: Any, procs: list[subprocess.Popen[bytes]], n: int)
             if path.exists():
                 env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
                 for _ in range(n):
-                    procs.append(subprocess.Popen(
-                        [sys.executable, "-m", "ipyparallel.engine", f"--file={path}", "--log-level=40"],
-                        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                    ))
+                    procs.append(
+                        subprocess.Popen(
+                            [sys.executable, "-m", "ipyparallel.engine", f"--file={path}", "--log-level=40"],
+                            env=env,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                        )
+                    )
                 return
         time.sleep(0.1)
 

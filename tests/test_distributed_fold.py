@@ -10,7 +10,9 @@ from torchmagic.distributed.report import Collective, RankError, RankReport, Wai
 LINES = ["# %%distributed", "t = torch.ones(4)", "dist.all_reduce(t)", "dist.broadcast(t, 0)"]
 
 
-def call(op: str = "all_reduce", line: int = 3, t_ms: float = 0.0, shapes=((4,),), done: bool = True, rec: int = 0) -> Collective:
+def call(
+    op: str = "all_reduce", line: int = 3, t_ms: float = 0.0, shapes=((4,),), done: bool = True, rec: int = 0
+) -> Collective:
     return Collective(rec, op, "default", shapes, shapes, "float32", 16 * len(shapes), line, "", int(t_ms * 1e6), done)
 
 
@@ -37,7 +39,10 @@ def test_collectives_match_up_across_ranks_and_the_late_rank_stands_out() -> Non
     ]
     rows, total = merge_collectives(ranks, LINES, 50)
     assert total == 6
-    assert [(r.line, r.op, r.count, r.ranks) for r in rows] == [(3, "all_reduce", 2, (0, 1)), (4, "broadcast", 1, (0, 1))]
+    assert [(r.line, r.op, r.count, r.ranks) for r in rows] == [
+        (3, "all_reduce", 2, (0, 1)),
+        (4, "broadcast", 1, (0, 1)),
+    ]
     assert rows[0].source == "dist.all_reduce(t)"
     assert rows[0].late_rank == 1 and abs(rows[0].late_ms - 30.0) < 1e-6
     assert rows[0].by_rank == ()
@@ -67,11 +72,18 @@ def test_row_cap() -> None:
 
 def _trace(*rows: tuple[int, str, tuple[int, ...], tuple[int, ...]]) -> SimpleNamespace:
     op = lambda s: SimpleNamespace(shape=s)  # noqa: E731
-    return SimpleNamespace(rows=[
-        SimpleNamespace(line=line, op=name, expression="x", source="y = x + 1",
-                        variants=[SimpleNamespace(inputs=[op(i)], outputs=[op(o)])])
-        for line, name, i, o in rows
-    ])
+    return SimpleNamespace(
+        rows=[
+            SimpleNamespace(
+                line=line,
+                op=name,
+                expression="x",
+                source="y = x + 1",
+                variants=[SimpleNamespace(inputs=[op(i)], outputs=[op(o)])],
+            )
+            for line, name, i, o in rows
+        ]
+    )
 
 
 def test_shape_diffs_only_lists_ops_that_differ() -> None:
@@ -90,14 +102,19 @@ def test_hang_rank_never_joined() -> None:
 
 
 def test_hang_mismatched_collectives() -> None:
-    waits = [Wait(0, "collective", 3, "", "all_reduce (4,)"), Wait(1, "collective", 5, "", "all_gather (3,)"),
-             Wait(2, "collective", 5, "", "all_gather (3,)")]
+    waits = [
+        Wait(0, "collective", 3, "", "all_reduce (4,)"),
+        Wait(1, "collective", 5, "", "all_gather (3,)"),
+        Wait(2, "collective", 5, "", "all_gather (3,)"),
+    ]
     h = explain_hang(waits, 2, True)
     assert "mismatched" in h.reason and h.odd == (0,)
 
 
 def test_hang_failed_and_dead_ranks() -> None:
-    h = explain_hang([Wait(0, "collective", 4, "", "all_reduce (2,)"), Wait(1, "failed", 3, "", "ZeroDivisionError")], 3, True)
+    h = explain_hang(
+        [Wait(0, "collective", 4, "", "all_reduce (2,)"), Wait(1, "failed", 3, "", "ZeroDivisionError")], 3, True
+    )
     assert h.reason.endswith("rank 1 failed at line 3 before joining it")
     d = explain_hang([Wait(0, "collective", 4, "", "all_reduce (2,)"), Wait(1, "dead", 3)], 3, True)
     assert d.reason == "rank 1 died at line 3; rank 0 waited in all_reduce (2,) for it" and d.odd == (1,)

@@ -12,7 +12,8 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import psutil
 import pytest
@@ -82,10 +83,16 @@ def test_start_gives_each_rank_what_torchrun_would(shell: Any) -> None:
     with capture_output() as cap:
         shell.run_line_magic("distributed", "start -n 2")
     assert "2 ranks · gloo process group" in cap.stdout
-    result, rep = run(shell, SETUP + "\n(os.environ['RANK'], os.environ['WORLD_SIZE'], os.environ['LOCAL_RANK'], "
-                      "os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT']) > 0, dist.get_world_size())")
+    result, rep = run(
+        shell,
+        SETUP + "\n(os.environ['RANK'], os.environ['WORLD_SIZE'], os.environ['LOCAL_RANK'], "
+        "os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT']) > 0, dist.get_world_size())",
+    )
     assert result.success, result.error_in_exec
-    assert [v.text for v in rep.values] == ["('0', '2', '0', '127.0.0.1', True, 2)", "('1', '2', '1', '127.0.0.1', True, 2)"]
+    assert [v.text for v in rep.values] == [
+        "('0', '2', '0', '127.0.0.1', True, 2)",
+        "('1', '2', '1', '127.0.0.1', True, 2)",
+    ]
 
 
 def test_cell_on_every_rank_folds_output_and_records_collectives(shell: Any) -> None:
@@ -97,7 +104,15 @@ def test_cell_on_every_rank_folds_output_and_records_collectives(shell: Any) -> 
     assert texts == {(0,): "sum 12.0\nI am 0\n", (1,): "sum 12.0\nI am 1\n"}
     assert [(g.ranks, g.text) for g in rep.values] == [((0, 1), "tensor([3., 3., 3., 3.])")]
     (row,) = rep.collectives
-    assert (row.line, row.op, row.shapes, row.dtype, row.nbytes, row.ranks, row.count) == (3, "all_reduce", ((4,),), "float32", 16, (0, 1), 1)
+    assert (row.line, row.op, row.shapes, row.dtype, row.nbytes, row.ranks, row.count) == (
+        3,
+        "all_reduce",
+        ((4,),),
+        "float32",
+        16,
+        (0, 1),
+        1,
+    )
     assert row.source == "dist.all_reduce(t)"
     # state persists across cells
     result, rep = run(shell, "t * 2")
@@ -131,8 +146,14 @@ def test_wrong_size_for_the_running_pool(shell: Any) -> None:
 
 
 def test_data_parallel_grads_before_and_after_the_all_reduce(ready: Any, shell: Any) -> None:
-    run(shell, "torch.manual_seed(0)\nmodel = nn.parallel.DistributedDataParallel(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 1)))")
-    result, rep = run(shell, "torch.manual_seed(rank)\nloss = model(torch.randn(8, 4)).pow(2).mean()\nloss.backward()\nmodel.zero_grad()")
+    run(
+        shell,
+        "torch.manual_seed(0)\nmodel = nn.parallel.DistributedDataParallel(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 1)))",
+    )
+    result, rep = run(
+        shell,
+        "torch.manual_seed(rank)\nloss = model(torch.randn(8, 4)).pow(2).mean()\nloss.backward()\nmodel.zero_grad()",
+    )
     assert result.success, result.error_in_exec
     ddp = [r.ddp[0] for r in rep.ranks]
     assert ddp[0].losses != ddp[1].losses  # different data on each rank
@@ -194,12 +215,15 @@ def test_pipeline_stages_sends_and_timeline(ready: Any, shell: Any) -> None:
 @pytest.mark.parametrize(
     "body,reason",
     [
-        ("if rank == 0:\n    dist.all_reduce(torch.ones(4))\nelse:\n    dist.all_gather([torch.zeros(3)] * 2, torch.ones(3))",
-         "mismatched collectives"),
-        ("if rank == 0:\n    dist.all_reduce(torch.ones(4))\nelse:\n    time.sleep(60)",
-         "rank 0 waited in all_reduce (4,) float32 for more than 2 s; rank 1 never joined it"),
-        ("if rank == 1:\n    1 / 0\ndist.all_reduce(torch.ones(2))",
-         "rank 1 failed at line 3 before joining it"),
+        (
+            "if rank == 0:\n    dist.all_reduce(torch.ones(4))\nelse:\n    dist.all_gather([torch.zeros(3)] * 2, torch.ones(3))",
+            "mismatched collectives",
+        ),
+        (
+            "if rank == 0:\n    dist.all_reduce(torch.ones(4))\nelse:\n    time.sleep(60)",
+            "rank 0 waited in all_reduce (4,) float32 for more than 2 s; rank 1 never joined it",
+        ),
+        ("if rank == 1:\n    1 / 0\ndist.all_reduce(torch.ones(2))", "rank 1 failed at line 3 before joining it"),
     ],
     ids=["mismatch", "never-arrives", "exception"],
 )
@@ -260,7 +284,7 @@ def test_stop_leaves_no_process_behind(shell: Any) -> None:
 
     with capture_output():
         shell.run_line_magic("distributed", "stop")
-    gone, alive = psutil.wait_procs(ours, timeout=10)
+    _, alive = psutil.wait_procs(ours, timeout=10)
     assert not alive, [p.pid for p in alive]
 
 

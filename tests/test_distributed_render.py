@@ -9,24 +9,56 @@ from torchmagic.distributed import render_pool, sharding, timeline
 from torchmagic.distributed.dtensor import blocks
 from torchmagic.distributed.fold import build, explain_hang
 from torchmagic.distributed.report import (
-    Bucket, Collective, DDPFacts, DTensorFacts, GradRow, PipelineFacts, Placement, PoolStatus, RankError,
-    RankReport, Send, StageEvent, StageFacts, Wait,
+    Bucket,
+    Collective,
+    DDPFacts,
+    DTensorFacts,
+    GradRow,
+    PipelineFacts,
+    Placement,
+    PoolStatus,
+    RankError,
+    RankReport,
+    Send,
+    StageEvent,
+    StageFacts,
+    Wait,
 )
 
 EVIL = "<script>alert(1)</script>[bold]x[/bold]"
 LINES = ["# %%distributed", f"y = 1  # {EVIL}", "dist.all_reduce(t)"]
 
 
-def dtensor(name: str = "w", places=(Placement("Shard", 0),)) -> DTensorFacts:
-    return DTensorFacts(name, (16, 8), (8, 8), "float32", (2,), (0, 1), ("",), tuple(places),
-                        blocks((16, 8), (2,), (0, 1), list(places)))
+ROWS = (Placement("Shard", 0),)
+
+
+def dtensor(name: str = "w", places: tuple[Placement, ...] = ROWS) -> DTensorFacts:
+    return DTensorFacts(
+        name,
+        (16, 8),
+        (8, 8),
+        "float32",
+        (2,),
+        (0, 1),
+        ("",),
+        tuple(places),
+        blocks((16, 8), (2,), (0, 1), list(places)),
+    )
 
 
 def report(**kw):  # type: ignore[no-untyped-def]
     c = Collective(0, "all_reduce", "default", ((4,),), ((4,),), "float32", 16, 2, "", 0)
     r0 = RankReport(0, "h", 1, 0.01, stdout=f"hello {EVIL}\n", value=EVIL, collectives=(c,))
-    r1 = RankReport(1, "h", 2, 0.01, stdout=f"hello {EVIL}\n", value="2", collectives=(c,),
-                    error=RankError("exception", "ValueError", EVIL, traceback=f"Cell In[1], line 2\n{EVIL}", line=2))
+    r1 = RankReport(
+        1,
+        "h",
+        2,
+        0.01,
+        stdout=f"hello {EVIL}\n",
+        value="2",
+        collectives=(c,),
+        error=RankError("exception", "ValueError", EVIL, traceback=f"Cell In[1], line 2\n{EVIL}", line=2),
+    )
     for k, v in kw.items():
         setattr(r0, k, v)
         setattr(r1, k, v)
@@ -79,8 +111,14 @@ def test_dtensor_drawing_has_one_box_per_block_and_replicas_merge() -> None:
 
 def test_pipeline_timeline_and_bubbles() -> None:
     ms = 1_000_000
-    s0 = StageFacts(0, 0, ("0: Linear",), 10, (StageEvent("F", 0, 0, 2 * ms), StageEvent("B", 0, 6 * ms, 8 * ms)),
-                    (Send("activation", 0, 1, (2, 16), "float32"),))
+    s0 = StageFacts(
+        0,
+        0,
+        ("0: Linear",),
+        10,
+        (StageEvent("F", 0, 0, 2 * ms), StageEvent("B", 0, 6 * ms, 8 * ms)),
+        (Send("activation", 0, 1, (2, 16), "float32"),),
+    )
     s1 = StageFacts(1, 1, ("0: Linear",), 10, (StageEvent("F", 0, 2 * ms, 4 * ms), StageEvent("B", 0, 4 * ms, 6 * ms)))
     p = PipelineFacts((s0, s1), "ScheduleGPipe", 1)
     assert timeline.span(p) == (0, 8 * ms)
@@ -94,8 +132,16 @@ def test_pipeline_timeline_and_bubbles() -> None:
 
 
 def test_pool_status() -> None:
-    s = PoolStatus(True, 2, "gloo", "local", "127.0.0.1", True, ((0, EVIL, 11, "alive (cpu)"), (1, "h", 12, "dead")),
-                   "rank 1 died: %distributed restart")
+    s = PoolStatus(
+        True,
+        2,
+        "gloo",
+        "local",
+        "127.0.0.1",
+        True,
+        ((0, EVIL, 11, "alive (cpu)"), (1, "h", 12, "dead")),
+        "rank 1 died: %distributed restart",
+    )
     html = s.to_html()
     assert "<script>" not in html and "died" in html
     assert "2 ranks · gloo process group" in render_pool.summary(s)

@@ -456,12 +456,16 @@ class TorchMagics(Magics, Options):
             self._distributed.stop()
 
     @magic_arguments()
-    @argument("-n", type=int, default=None, metavar="N", help="Number of ranks (default: TorchMagics.distributed_ranks).")
+    @argument(
+        "-n", type=int, default=None, metavar="N", help="Number of ranks (default: TorchMagics.distributed_ranks)."
+    )
     @argument("--backend", metavar="NAME", help="gloo, nccl, mpi or auto (default: TorchMagics.distributed_backend).")
     @argument("--no-init", action="store_true", help="Do not call init_process_group: the cell's code does.")
     @argument("--launcher", metavar="NAME", help="How engines start: local (default), mpi, slurm, ssh, external.")
     @argument("--master-addr", metavar="HOST", help="Address of rank 0's store (default: found out from rank 0).")
-    @argument("--timeout", type=float, default=None, metavar="S", help="Cell form: seconds a rank may wait in a collective.")
+    @argument(
+        "--timeout", type=float, default=None, metavar="S", help="Cell form: seconds a rank may wait in a collective."
+    )
     @argument("--trace", action="store_true", help="Cell form: the full %%tensorinfo trace of every rank.")
     @argument("--no-start", action="store_true", help="Cell form: fail instead of starting a pool.")
     @argument("-o", "--out", metavar="NAME", help="Store the report object in the variable NAME.")

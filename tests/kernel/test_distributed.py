@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import psutil
 import pytest
@@ -36,7 +37,9 @@ def test_start_and_a_cell_show_html_reports(own: tuple[Any, Kernel]) -> None:
     out = k.run("%distributed start -n 2")
     assert out.status == "ok", out.error
     assert "2 ranks · gloo process group" in _html(out, "tm-distributed-pool")
-    out = k.run("%%distributed\nimport torch, torch.distributed as dist\nt = torch.ones(3)\ndist.all_reduce(t)\nprint('<b>', t)\nt")
+    out = k.run(
+        "%%distributed\nimport torch, torch.distributed as dist\nt = torch.ones(3)\ndist.all_reduce(t)\nprint('<b>', t)\nt"
+    )
     assert out.status == "ok", out.error
     html = _html(out, "tm-distributed")
     assert "&lt;b&gt; tensor([2., 2., 2.])" in html and "all_reduce" in html and "all ranks" in html
@@ -62,10 +65,10 @@ def test_interrupting_the_kernel_interrupts_every_rank(own: tuple[Any, Kernel]) 
 
 
 def test_ending_the_kernel_leaves_no_process(own: tuple[Any, Kernel]) -> None:
-    km, k = own
+    km, _ = own
     kernel_pid = km.provisioner.process.pid
     children = psutil.Process(kernel_pid).children(recursive=True)
     assert len(children) >= 3  # two ranks and the controller
     km.shutdown_kernel(now=False)  # the way Jupyter ends a kernel: a shutdown request, then exit
-    gone, alive = psutil.wait_procs(children, timeout=20)
+    _, alive = psutil.wait_procs(children, timeout=20)
     assert not alive, [(p.pid, p.cmdline()) for p in alive]

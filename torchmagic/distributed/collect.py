@@ -43,7 +43,7 @@ class FlightCollector(Collector):
         from torchmagic.distributed import flight
 
         if not (dist.is_available() and dist.is_initialized()):
-            return None
+            return
         entries, pgs = flight.read_entries()
         mark = self.state.mark
         self.calls = flight.to_collectives(
@@ -54,7 +54,7 @@ class FlightCollector(Collector):
             if mark >= 0 and oldest > mark + 1:
                 self.lost = oldest - mark - 1
             self.state.mark = max(mark, int(entries[-1].get("record_id", mark)))
-        return None
+        return
 
 
 def rank_collectors(cell: Any, shell: Any, options: Any, state: Any) -> list[Collector]:

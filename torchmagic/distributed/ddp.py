@@ -13,7 +13,8 @@ all-reduce, and how many bytes).
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from torch.overrides import TorchFunctionMode
 
@@ -55,7 +56,7 @@ class _LossMode(TorchFunctionMode):
                 t = args[0]
                 if hasattr(t, "numel") and t.numel() == 1:
                     self.losses.append(float(t.detach()))
-            except Exception:
+            except Exception:  # noqa: BLE001, S110 - recording is fenced: it never breaks the user's backward
                 pass
         out = func(*args, **kwargs)
         self.ended()  # DDP has averaged every bucket by now: .grad holds the all-reduced gradient
@@ -100,9 +101,9 @@ class DDPCollector(Collector):
         def hook(grad: Any) -> None:
             try:
                 self.before[key] = summary(grad)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - recording is fenced: it never breaks the user's backward
                 self.fence.fail(exc)
-            return None
+            return
 
         return hook
 
@@ -113,7 +114,7 @@ class DDPCollector(Collector):
                 for _, p in list(model.module.named_parameters())[:MAX_PARAMS]:
                     if id(p) in self.before and p.grad is not None:
                         self.after[id(p)] = summary(p.grad)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - recording is fenced: it never breaks the user's backward
             self.fence.fail(exc)
 
     def __exit__(self, *exc: Any) -> None:
@@ -142,14 +143,17 @@ class DDPCollector(Collector):
                 continue  # no backward through this model in the cell
             facts.append(
                 DDPFacts(
-                    model=name, losses=tuple(self.losses), grads=tuple(rows), buckets=buckets,
+                    model=name,
+                    losses=tuple(self.losses),
+                    grads=tuple(rows),
+                    buckets=buckets,
                     bucket_cap=int(getattr(model, "bucket_bytes_cap", 0)),
                 )
             )
         self.before.clear()
         self.after.clear()
         self.facts = tuple(facts)
-        return None
+        return
 
 
 def _buckets(model: Any, params: list[tuple[str, Any]]) -> tuple[tuple[Bucket, ...], dict[int, int]]:
@@ -159,7 +163,7 @@ def _buckets(model: Any, params: list[tuple[str, Any]]) -> tuple[tuple[Bucket, .
     where: dict[int, int] = {}
     try:
         grad_buckets = model.reducer._get_zeros_like_grad_buckets()
-    except Exception:
+    except Exception:  # noqa: BLE001 - recording is fenced: it never breaks the user's backward
         return (), {}
     for b in grad_buckets:
         members = list(b.parameters())

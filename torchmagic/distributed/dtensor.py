@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import itertools
 import sys
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from torchmagic.core.names import is_user_name
 from torchmagic.core.runner import Collector
@@ -135,7 +136,7 @@ class DTensorCollector(Collector):
 
     def report(self, error: BaseException | None) -> None:
         if "torch.distributed.tensor" not in sys.modules:
-            return None
+            return
         out: list[DTensorFacts] = []
         for n, v in list(self.namespace.items()):
             if not is_user_name(n) or self.before.get(n) == id(v):
@@ -145,8 +146,8 @@ class DTensorCollector(Collector):
                     break
                 try:
                     out.append(facts(label, t))
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - describing a DTensor is ours: fenced, said once
                     self.fence.fail(exc)
         self.facts = tuple(out)
         self.namespace = {}
-        return None
+        return

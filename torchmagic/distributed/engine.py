@@ -24,8 +24,9 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
 
 from torchmagic.distributed.report import RankError, RankReport
 
@@ -113,7 +114,7 @@ def _load_magics() -> None:
         shell = get_ipython()
         if shell is not None:
             shell.extension_manager.load_extension("torchmagic")
-    except Exception:  # the cells still run; only the magics are missing on the ranks
+    except Exception:  # noqa: BLE001, S110 - the cells still run; only the magics are missing on the ranks
         pass
 
 
@@ -130,7 +131,7 @@ def rebuild(master_port: int) -> bool:
     if dist.is_initialized():
         try:
             dist.destroy_process_group()
-        except Exception:  # a broken group may fail to say goodbye; it is gone either way
+        except Exception:  # noqa: BLE001, S110 - a broken group may fail to say goodbye; it is gone either way
             pass
     if not STATE.init:
         return False
@@ -176,7 +177,7 @@ def run(source: str, header: str, options: Any) -> RankReport:
     with capture_output(stdout=True, stderr=True, display=True) as cap:
         try:
             value = run_cell(shell, source, header, start, shown.append)
-        except BaseException as exc:  # the user's (or an interrupt): reported, never raised on the engine
+        except BaseException as exc:  # noqa: BLE001 - the user's (or an interrupt): reported, never raised on the engine
             error = exc
         finally:
             STATE.cell = None
@@ -213,7 +214,7 @@ def _set_timeout(seconds: float) -> None:
         for pg in list(c10d._world.pg_map):
             c10d._set_pg_timeout(timedelta(seconds=seconds), pg)
         STATE.timeout = seconds
-    except Exception:  # an older torch without per-group timeouts: the default group's stays
+    except Exception:  # noqa: BLE001, S110 - an older torch without per-group timeouts: the default group's stays
         pass
 
 
@@ -225,7 +226,7 @@ def _bundle(data: Any) -> dict[str, str]:
 def _format_value(shell: Any, value: Any, limit: int) -> tuple[str, str]:
     try:
         data, _ = shell.display_formatter.format(value)
-    except Exception:
+    except Exception:  # noqa: BLE001 - the rank must keep serving cells whatever this step meets
         return repr(value)[:limit], ""
     text = str(data.get("text/plain", ""))
     html = str(data.get("text/html", ""))
@@ -250,22 +251,26 @@ def _error(shell: Any, exc: BaseException, filename: str) -> RankError:
     try:
         stb = shell.InteractiveTB.structured_traceback(type(exc), exc, tb_start)
         tb = _ANSI.sub("", "\n".join(stb))
-    except Exception:
+    except Exception:  # noqa: BLE001 - the rank must keep serving cells whatever this step meets
         tb = f"{type(exc).__name__}: {exc}"
     lines = tb.splitlines()
     if len(lines) > TB_LINES:
-        tb = "\n".join(lines[:10] + [f"… {len(lines) - TB_LINES} lines …"] + lines[-(TB_LINES - 10):])
+        tb = "\n".join([*lines[:10], f"… {len(lines) - TB_LINES} lines …", *lines[-(TB_LINES - 10) :]])
     explanation = None
     if isinstance(exc, Exception) and kind == "exception":
         try:
             from torchmagic.trace.failing import explain_exception
 
             explanation = explain_exception(exc, shell)
-        except Exception:
+        except Exception:  # noqa: BLE001 - the rank must keep serving cells whatever this step meets
             explanation = None
     return RankError(
-        kind=kind, type=type(exc).__name__, message=first_line(str(exc)), traceback=tb,
-        explanation=explanation, line=line,
+        kind=kind,
+        type=type(exc).__name__,
+        message=first_line(str(exc)),
+        traceback=tb,
+        explanation=explanation,
+        line=line,
     )
 
 
@@ -316,7 +321,7 @@ def _beat_loop(main: int | None, publish: Callable[[Any], None]) -> None:
 
         if dist.is_initialized():
             flight.read_entries()
-    except Exception:
+    except Exception:  # noqa: BLE001, S110 - the rank must keep serving cells whatever this step meets
         pass
     last_key: Any = None
     since = time.time()
@@ -342,7 +347,7 @@ def _beat_loop(main: int | None, publish: Callable[[Any], None]) -> None:
                 STATE.published = state
                 publish(state)
             del frame
-        except Exception:  # the heartbeat must never take the rank down
+        except Exception:  # noqa: BLE001, S112 - the heartbeat must never take the rank down
             continue
 
 
@@ -377,9 +382,8 @@ def _pending() -> str:
 
     try:
         entries, _ = flight.read_entries()
-    except Exception:
+    except Exception:  # noqa: BLE001 - the rank must keep serving cells whatever this step meets
         return ""
     calls = flight.to_collectives(entries, STATE.cell or "", after=STATE.mark, since_ns=STATE.started_ns)
     waiting = [c for c in calls if not c.done]
     return flight.describe(waiting[-1]) if waiting else ""
-

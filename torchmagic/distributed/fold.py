@@ -9,12 +9,19 @@ ranks, and who waited in what when the cell was stopped.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from torchmagic.core.meta import fmt_shape
 from torchmagic.core.text import source_line
 from torchmagic.distributed.report import (
-    Collective, CollectiveRow, DistributedReport, Hang, OutputGroup, RankReport, ShapeDiff, Wait,
+    Collective,
+    CollectiveRow,
+    DistributedReport,
+    Hang,
+    OutputGroup,
+    RankReport,
+    ShapeDiff,
+    Wait,
 )
 
 __all__ = ["fold_texts", "ranks_text", "merge_collectives", "shape_diffs", "explain_hang", "build"]
@@ -59,7 +66,9 @@ def _key(c: Collective) -> tuple[object, ...]:
 
 
 def _sig(c: Collective) -> str:
-    return (", ".join(fmt_shape(s) for s in c.shapes[:3]) + (" …" if len(c.shapes) > 3 else "") + f" {c.dtype}").strip() or "—"
+    return (
+        ", ".join(fmt_shape(s) for s in c.shapes[:3]) + (" …" if len(c.shapes) > 3 else "") + f" {c.dtype}"
+    ).strip() or "—"
 
 
 def _shapes_by_rank(calls: dict[int, list[Collective]]) -> tuple[tuple[tuple[int, ...], str], ...]:
@@ -128,7 +137,9 @@ def merge_collectives(
                 late_rank=late_rank,
                 late_ms=late_ms,
                 per_rank=tuple((rank, len(calls[rank]), round(means.get(rank, 0.0), 3)) for rank in sorted(calls)),
-                pending=tuple(sorted(rank for rank, cs in calls.items() if rank in failed and any(not c.done for c in cs))),
+                pending=tuple(
+                    sorted(rank for rank, cs in calls.items() if rank in failed and any(not c.done for c in cs))
+                ),
                 by_rank=_shapes_by_rank(calls),
             )
         )
@@ -189,7 +200,9 @@ def explain_hang(waits: Sequence[Wait], timeout: float, released: bool) -> Hang:
     if dead:
         odd = tuple(w.rank for w in dead)
         at = f" at line {dead[0].line}" if len(dead) == 1 and dead[0].line else ""
-        reason = f"{ranks_text(list(odd))} died{at}" + (f"; {waited} for {'it' if len(odd) == 1 else 'them'}" if in_coll else "")
+        reason = f"{ranks_text(list(odd))} died{at}" + (
+            f"; {waited} for {'it' if len(odd) == 1 else 'them'}" if in_coll else ""
+        )
     elif in_coll and others:
         odd = tuple(w.rank for w in others)
         failed = [w for w in others if w.state == "failed"]

@@ -6,7 +6,8 @@ One pool per magics object (so per shell); it persists across cells until
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from IPython.core.error import UsageError
 
@@ -44,8 +45,11 @@ class Front:
         launcher = getattr(args, "launcher", None) or "local"
         if launcher not in LAUNCHERS:
             raise UsageError(f"unknown launcher {launcher!r}: use one of {', '.join(LAUNCHERS)}")
-        given: dict[str, Any] = {"init": not getattr(args, "no_init", False), "launcher": launcher,
-                                 "master_addr": getattr(args, "master_addr", None) or ""}
+        given: dict[str, Any] = {
+            "init": not getattr(args, "no_init", False),
+            "launcher": launcher,
+            "master_addr": getattr(args, "master_addr", None) or "",
+        }
         if n:
             given["distributed_ranks"] = n
         if getattr(args, "backend", None):

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from torchmagic.core.names import is_user_name
 from torchmagic.core.runner import Collector
@@ -86,7 +87,7 @@ class PipelineCollector(Collector):
                     log = collector.events[collector._note(stage)]
                     if len(log) < MAX_EVENTS:
                         log.append(StageEvent(kind, int(chunk), t0, time.time_ns()))
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - recording is fenced: it never breaks the user's pipeline
                     collector.fence.fail(exc)
 
         return timed
@@ -103,8 +104,10 @@ class PipelineCollector(Collector):
                     if t is not None and len(log) < MAX_EVENTS:
                         from torchmagic.core.meta import dtype_name
 
-                        log.append(Send(what, int(chunk), int(getattr(op, "peer", -1)), tuple(t.shape), dtype_name(t.dtype)))
-            except Exception as exc:
+                        log.append(
+                            Send(what, int(chunk), int(getattr(op, "peer", -1)), tuple(t.shape), dtype_name(t.dtype))
+                        )
+            except Exception as exc:  # noqa: BLE001 - recording is fenced: it never breaks the user's pipeline
                 collector.fence.fail(exc)
             return ops
 
@@ -114,10 +117,14 @@ class PipelineCollector(Collector):
         sched_mod = sys.modules.get("torch.distributed.pipelining.schedules")
         schedules = []
         if sched_mod is not None:
-            schedules = [v for n, v in list(self.namespace.items()) if is_user_name(n) and isinstance(v, sched_mod._PipelineSchedule)]
+            schedules = [
+                v
+                for n, v in list(self.namespace.items())
+                if is_user_name(n) and isinstance(v, sched_mod._PipelineSchedule)
+            ]
         self.namespace = {}
         if not self.stages:
-            return None
+            return
         facts = []
         for key, stage in self.stages.items():
             submod = getattr(stage, "submod", None)
@@ -143,7 +150,7 @@ class PipelineCollector(Collector):
             microbatches=int(getattr(sched, "_n_microbatches", 0) or 0),
         )
         self.stages.clear()
-        return None
+        return
 
 
 def bubbles(events: list[tuple[int, int]], start: int, end: int) -> list[tuple[int, int]]:

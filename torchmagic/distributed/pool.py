@@ -19,7 +19,8 @@ import signal
 import socket
 import time
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from IPython.core.error import UsageError
 
@@ -30,7 +31,7 @@ __all__ = ["RankPool", "BACKENDS", "LAUNCHERS", "check_backend", "free_port"]
 
 BACKENDS = ("gloo", "nccl", "mpi")
 LAUNCHERS = ("local", "mpi", "slurm", "ssh", "external")
-_POOLS: "weakref.WeakSet[RankPool]" = weakref.WeakSet()
+_POOLS: weakref.WeakSet[RankPool] = weakref.WeakSet()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -50,7 +51,7 @@ def check_backend(backend: str, world: int, launcher: str) -> str:
 
                 if torch.cuda.is_available() and torch.cuda.device_count() >= world:
                     backend = "nccl"
-            except Exception:
+            except Exception:  # noqa: BLE001, S110 - stopping or probing processes that may already be gone
                 pass
         return backend
     if backend not in BACKENDS:
@@ -72,7 +73,9 @@ def _may_have_gpus() -> bool:
     import glob
     import sys
 
-    return "torch" in sys.modules or bool(glob.glob("/dev/nvidia[0-9]*")) or bool(os.environ.get("CUDA_VISIBLE_DEVICES"))
+    return (
+        "torch" in sys.modules or bool(glob.glob("/dev/nvidia[0-9]*")) or bool(os.environ.get("CUDA_VISIBLE_DEVICES"))
+    )
 
 
 class RankPool:
@@ -172,8 +175,16 @@ class RankPool:
         progress(f"starting the {backend} process group on {n} ranks" if options.init else "setting up ranks")
         jobs = [
             self.client[e].apply_async(
-                engine.setup, r, n, local_ranks[r], self.master, port, backend, options.init,
-                options.distributed_max_collectives, 30.0,
+                engine.setup,
+                r,
+                n,
+                local_ranks[r],
+                self.master,
+                port,
+                backend,
+                options.init,
+                options.distributed_max_collectives,
+                30.0,
             )
             for r, e in enumerate(ids)
         ]
@@ -201,16 +212,16 @@ class RankPool:
             try:  # engines we did not launch (external, remote) are asked to exit
                 if client.ids:
                     client.shutdown(targets="all", block=True)
-            except Exception:
+            except Exception:  # noqa: BLE001, S110 - stopping or probing processes that may already be gone
                 pass
             try:
                 client.close()
-            except Exception:
+            except Exception:  # noqa: BLE001, S110 - stopping or probing processes that may already be gone
                 pass
         if cluster is not None:
             try:
                 cluster.stop_cluster_sync()
-            except Exception:
+            except Exception:  # noqa: BLE001, S110 - stopping or probing processes that may already be gone
                 pass
 
     def restart(self, progress: Callable[[str], None] = lambda s: None) -> None:
@@ -264,7 +275,7 @@ class RankPool:
             elif self.cluster is not None:
                 try:
                     self.cluster.signal_engines_sync(signal.SIGINT)
-                except Exception:
+                except Exception:  # noqa: BLE001, S110 - stopping or probing processes that may already be gone
                     pass
                 return
 
@@ -296,8 +307,11 @@ class RankPool:
                 (r, self.hosts[r], self.pids[r], "dead" if r in dead else f"alive ({self.devices[r]})")
                 for r in range(self.world)
             ),
-            message=(f"rank{'s' if len(dead) > 1 else ''} {', '.join(map(str, sorted(dead)))} died: "
-                     "%distributed restart" if dead else ""),
+            message=(
+                f"rank{'s' if len(dead) > 1 else ''} {', '.join(map(str, sorted(dead)))} died: %distributed restart"
+                if dead
+                else ""
+            ),
         )
 
 
@@ -335,5 +349,5 @@ def _stop_all() -> None:
     for pool in list(_POOLS):
         try:
             pool.stop()
-        except Exception:
+        except Exception:  # noqa: BLE001, S110 - stopping or probing processes that may already be gone
             pass

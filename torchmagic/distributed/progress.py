@@ -69,6 +69,6 @@ class Progress:
         if self._handle is not None:
             try:
                 self._handle.update({"text/plain": ""}, raw=True)
-            except Exception:
+            except Exception:  # noqa: BLE001, S110 - a progress line that cannot update is not an error
                 pass
             self._handle = None

@@ -22,7 +22,14 @@ from torchmagic.core.term import txt
 from torchmagic.distributed import sharding, timeline
 from torchmagic.distributed.fold import ranks_text
 from torchmagic.distributed.report import (
-    CollectiveRow, DDPFacts, DistributedReport, DTensorFacts, Hang, OutputGroup, PipelineFacts, RankReport,
+    CollectiveRow,
+    DDPFacts,
+    DistributedReport,
+    DTensorFacts,
+    Hang,
+    OutputGroup,
+    PipelineFacts,
+    RankReport,
 )
 
 __all__ = ["to_html", "to_rich", "fmt_bytes", "title"]
@@ -41,7 +48,9 @@ def _ms(seconds: float) -> str:
 
 def title(r: DistributedReport) -> str:
     state = f" · {ranks_text(list(r.failed))} failed" if r.failed else ""
-    return f"%%distributed · {r.world_size} rank{'s' if r.world_size != 1 else ''} · {r.backend} · {_ms(r.seconds)}{state}"
+    return (
+        f"%%distributed · {r.world_size} rank{'s' if r.world_size != 1 else ''} · {r.backend} · {_ms(r.seconds)}{state}"
+    )
 
 
 def _shapes(c: CollectiveRow) -> str:
@@ -65,8 +74,17 @@ def _where(line: int, source: str) -> str:
 
 def _collective_cells(c: CollectiveRow) -> list[str]:
     return [
-        str(c.line or "—"), c.source or "", c.op, c.via, c.group, _shapes(c), "" if c.by_rank else c.dtype,
-        fmt_bytes(c.nbytes), ranks_text(list(c.ranks)), f"×{c.count}", _late(c),
+        str(c.line or "—"),
+        c.source or "",
+        c.op,
+        c.via,
+        c.group,
+        _shapes(c),
+        "" if c.by_rank else c.dtype,
+        fmt_bytes(c.nbytes),
+        ranks_text(list(c.ranks)),
+        f"×{c.count}",
+        _late(c),
     ]
 
 
@@ -88,7 +106,9 @@ def _collective_rich_cells(c: CollectiveRow) -> list[str]:
 
 def _no_collectives(r: DistributedReport) -> str:
     if any(s.sends for rank in r.ranks if rank.pipeline for s in rank.pipeline.stages):
-        return "no collectives (point-to-point sends are not in gloo's flight recorder: the pipeline's are listed below)"
+        return (
+            "no collectives (point-to-point sends are not in gloo's flight recorder: the pipeline's are listed below)"
+        )
     return "no collectives"
 
 
@@ -108,8 +128,10 @@ def _groups_html(groups: tuple[OutputGroup, ...], label: str, world: int) -> str
     for g in groups:
         who = "all ranks" if len(g.ranks) == world and world > 1 else ranks_text(list(g.ranks))
         body = g.html if g.html else f"<pre>{esc(g.text.rstrip())}</pre>"
-        cells.append(f'<div class="tm-rankbox" style="flex:1 1 0;min-width:12em"><div class="tm-muted">{esc(who)}</div>{body}</div>')
-    return f'<div class="tm-title">{esc(label)}</div><div style="display:flex;gap:12px;flex-wrap:wrap">{"".join(cells)}</div>'
+        box = '<div class="tm-rankbox" style="flex:1 1 0;min-width:12em">'
+        cells.append(f'{box}<div class="tm-muted">{esc(who)}</div>{body}</div>')
+    row = '<div style="display:flex;gap:12px;flex-wrap:wrap">'
+    return f'<div class="tm-title">{esc(label)}</div>{row}{"".join(cells)}</div>'
 
 
 def _hang_html(h: Hang) -> str:
@@ -119,9 +141,8 @@ def _hang_html(h: Hang) -> str:
         odd = " ← odd one out" if w.rank in h.odd else ""
         rows.append([str(w.rank), what + odd, str(w.line or "—"), w.source, f"{w.seconds:g} s" if w.seconds else ""])
     released = "the waiting ranks were released" if h.released else "the ranks are still waiting"
-    return (
-        f'<div class="tm-error tm-title">stopped: {esc(h.reason)}; {esc(released)}</div>'
-        + table(["rank", "waiting in", "line", "code", "for"], rows)
+    return f'<div class="tm-error tm-title">stopped: {esc(h.reason)}; {esc(released)}</div>' + table(
+        ["rank", "waiting in", "line", "code", "for"], rows
     )
 
 
@@ -139,7 +160,10 @@ def _errors_html(r: DistributedReport) -> str:
             body += explanation_html(e.explanation)
         if e.traceback:
             body += f"<pre>{esc(e.traceback)}</pre>"
-        out.append(f'<div class="tm-error">{esc(head)}</div>' + (details("traceback", body, open_=e.kind == "exception") if body else ""))
+        out.append(
+            f'<div class="tm-error">{esc(head)}</div>'
+            + (details("traceback", body, open_=e.kind == "exception") if body else "")
+        )
     return "".join(out)
 
 
@@ -160,16 +184,19 @@ def _ddp_html(rank_facts: list[tuple[int, DDPFacts]]) -> str:
                 afters.add(_vals(row.after, row.after_norm))
         after = afters.pop() if len(afters) == 1 else "differ: " + " | ".join(sorted(afters))
         rows.append([g.name, fmt_shape(g.shape), str(g.bucket) if g.bucket >= 0 else "—", *befores, after])
-    buckets = table(
-        ["bucket", "bytes", "parameters"],
-        [[str(b.index), fmt_bytes(b.nbytes), ", ".join(b.params)] for b in first.buckets],
-    ) if first.buckets else ""
+    buckets = (
+        table(
+            ["bucket", "bytes", "parameters"],
+            [[str(b.index), fmt_bytes(b.nbytes), ", ".join(b.params)] for b in first.buckets],
+        )
+        if first.buckets
+        else ""
+    )
     return (
         f'<div class="tm-title">data parallel: DDP model <code>{esc(first.model)}</code></div>'
-        f'<div>loss per rank: {esc(losses)}</div>'
+        f"<div>loss per rank: {esc(losses)}</div>"
         '<div class="tm-muted">each rank computes its own gradient (before); DDP all-reduces and averages them, '
-        "bucket by bucket, during backward (after: the same on every rank)</div>"
-        + table(head, rows) + buckets
+        "bucket by bucket, during backward (after: the same on every rank)</div>" + table(head, rows) + buckets
     )
 
 
@@ -202,13 +229,23 @@ def _dtensor_html(facts: list[DTensorFacts]) -> str:
 def _pipeline_html(p: PipelineFacts | None) -> str:
     if p is None or not p.stages:
         return ""
-    rows = [[str(s.stage), str(s.rank), "; ".join(s.layers), f"{s.params:,}",
-             f"{sum(e.kind == 'F' for e in s.events)} F / {sum(e.kind == 'B' for e in s.events)} B"] for s in sorted(p.stages, key=lambda s: s.stage)]
+    rows = [
+        [
+            str(s.stage),
+            str(s.rank),
+            "; ".join(s.layers),
+            f"{s.params:,}",
+            f"{sum(e.kind == 'F' for e in s.events)} F / {sum(e.kind == 'B' for e in s.events)} B",
+        ]
+        for s in sorted(p.stages, key=lambda s: s.stage)
+    ]
     sched = f" · {p.schedule}" + (f", {p.microbatches} micro-batches" if p.microbatches else "") if p.schedule else ""
     body = table(["stage", "rank", "layers", "parameters", "micro-batches"], rows)
     sent = _sends_rows(p)
     if sent:
-        body += '<div class="tm-muted">sent between stages (each micro-batch)</div>' + table(["from", "to", "what", "shape", "dtype", "micro-batches"], sent)
+        body += '<div class="tm-muted">sent between stages (each micro-batch)</div>' + table(
+            ["from", "to", "what", "shape", "dtype", "micro-batches"], sent
+        )
     if any(s.events for s in p.stages):
         body += timeline.svg(p)
     return f'<div class="tm-title">network partitioning: pipeline stages{esc(sched)}</div>' + body
@@ -221,8 +258,10 @@ def _sends_rows(p: PipelineFacts) -> list[list[str]]:
         for send in s.sends:
             key = (s.stage, s.rank, send.peer, send.what, send.shape, send.dtype)
             rows[key] = rows.get(key, 0) + 1
-    return [[f"stage {st} (rank {rk})", f"rank {peer}", what, fmt_shape(shape), dtype, str(n)]
-            for (st, rk, peer, what, shape, dtype), n in rows.items()]
+    return [
+        [f"stage {st} (rank {rk})", f"rank {peer}", what, fmt_shape(shape), dtype, str(n)]
+        for (st, rk, peer, what, shape, dtype), n in rows.items()
+    ]
 
 
 def _gather_pipeline(r: DistributedReport) -> PipelineFacts | None:
@@ -267,8 +306,13 @@ def to_html(r: DistributedReport) -> str:
     if r.shape_diffs:
         parts.append(
             '<div class="tm-title">ops whose shapes differ between ranks</div>'
-            + table(["line", "code", "op", "shapes per rank"],
-                    [[str(d.line), d.source, d.op, "; ".join(f"{ranks_text(list(rs))}: {t}" for rs, t in d.shapes)] for d in r.shape_diffs])
+            + table(
+                ["line", "code", "op", "shapes per rank"],
+                [
+                    [str(d.line), d.source, d.op, "; ".join(f"{ranks_text(list(rs))}: {t}" for rs, t in d.shapes)]
+                    for d in r.shape_diffs
+                ],
+            )
         )
     parts.append(_ddp_html(_gather_ddp(r)))
     parts.append(_dtensor_html(_gather_dtensors(r)))
@@ -276,7 +320,9 @@ def to_html(r: DistributedReport) -> str:
     if r.trace:
         for rank in r.ranks:
             if rank.trace is not None:
-                parts.append(details(f"rank {rank.rank}: %%tensorinfo trace ({rank.trace.summary()})", rank.trace.to_html()))
+                parts.append(
+                    details(f"rank {rank.rank}: %%tensorinfo trace ({rank.trace.summary()})", rank.trace.to_html())
+                )
     for note in r.notes:
         parts.append(f'<div class="tm-muted">{esc(note)}</div>')
     return wrap("".join(p for p in parts if p), "distributed")
@@ -303,9 +349,20 @@ def to_rich(r: DistributedReport) -> Any:
     if r.hang is not None:
         h = r.hang
         items.append(Text(f"stopped: {h.reason}", style="bold red"))
-        items.append(_table(["rank", "waiting in", "line", "for"],
-                            [[str(w.rank), (w.op if w.state == "collective" else w.state) + (" ← odd one out" if w.rank in h.odd else ""),
-                              str(w.line or "—"), f"{w.seconds:g} s" if w.seconds else ""] for w in h.waits]))
+        items.append(
+            _table(
+                ["rank", "waiting in", "line", "for"],
+                [
+                    [
+                        str(w.rank),
+                        (w.op if w.state == "collective" else w.state) + (" ← odd one out" if w.rank in h.odd else ""),
+                        str(w.line or "—"),
+                        f"{w.seconds:g} s" if w.seconds else "",
+                    ]
+                    for w in h.waits
+                ],
+            )
+        )
     for rank in r.ranks:
         if rank.error is not None:
             items.append(Text(f"rank {rank.rank}: {_error_text(rank)}", style="bold red"))
@@ -319,12 +376,24 @@ def to_rich(r: DistributedReport) -> Any:
     items += _groups_rich(r.errors_out, "stderr", r.world_size)
     items += _groups_rich(r.values, "value", r.world_size)
     if r.collectives:
-        items.append(_table(_COLL_HEAD_RICH, [_collective_rich_cells(c) for c in r.collectives],
-                            f"collectives: {r.collectives_total} calls on all ranks"))
+        items.append(
+            _table(
+                _COLL_HEAD_RICH,
+                [_collective_rich_cells(c) for c in r.collectives],
+                f"collectives: {r.collectives_total} calls on all ranks",
+            )
+        )
     if r.shape_diffs:
-        items.append(_table(["line", "op", "shapes per rank"],
-                            [[str(d.line), d.op, "; ".join(f"{ranks_text(list(rs))}: {t}" for rs, t in d.shapes)] for d in r.shape_diffs],
-                            "ops whose shapes differ between ranks"))
+        items.append(
+            _table(
+                ["line", "op", "shapes per rank"],
+                [
+                    [str(d.line), d.op, "; ".join(f"{ranks_text(list(rs))}: {t}" for rs, t in d.shapes)]
+                    for d in r.shape_diffs
+                ],
+                "ops whose shapes differ between ranks",
+            )
+        )
     ddp = _gather_ddp(r)
     if ddp:
         items += _ddp_rich(ddp)
@@ -335,9 +404,16 @@ def to_rich(r: DistributedReport) -> Any:
         items.append(Text(sharding.LEGEND, style="dim"))
     p = _gather_pipeline(r)
     if p is not None:
-        items.append(_table(["stage", "rank", "layers", "parameters"],
-                            [[str(s.stage), str(s.rank), "; ".join(s.layers), f"{s.params:,}"] for s in sorted(p.stages, key=lambda s: s.stage)],
-                            f"pipeline stages {p.schedule}"))
+        items.append(
+            _table(
+                ["stage", "rank", "layers", "parameters"],
+                [
+                    [str(s.stage), str(s.rank), "; ".join(s.layers), f"{s.params:,}"]
+                    for s in sorted(p.stages, key=lambda s: s.stage)
+                ],
+                f"pipeline stages {p.schedule}",
+            )
+        )
         sent = _sends_rows(p)
         if sent:
             items.append(_table(["from", "to", "what", "shape", "dtype", "micro-batches"], sent, "sent between stages"))

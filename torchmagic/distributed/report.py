@@ -14,9 +14,26 @@ from typing import Any, ClassVar
 from torchmagic.core.report import Report
 
 __all__ = [
-    "Collective", "RankError", "RankReport", "Wait", "OutputGroup", "CollectiveRow", "ShapeDiff",
-    "Hang", "DistributedReport", "PoolStatus", "GradRow", "Bucket", "DDPFacts", "Placement",
-    "ShardBlock", "DTensorFacts", "Send", "StageFacts", "StageEvent", "PipelineFacts",
+    "Collective",
+    "RankError",
+    "RankReport",
+    "Wait",
+    "OutputGroup",
+    "CollectiveRow",
+    "ShapeDiff",
+    "Hang",
+    "DistributedReport",
+    "PoolStatus",
+    "GradRow",
+    "Bucket",
+    "DDPFacts",
+    "Placement",
+    "ShardBlock",
+    "DTensorFacts",
+    "Send",
+    "StageFacts",
+    "StageEvent",
+    "PipelineFacts",
 ]
 
 

@@ -20,7 +20,8 @@ fresh port on every rank: the ranks' variables survive.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from torchmagic.distributed.fold import build, explain_hang, ranks_text
 from torchmagic.distributed.options import RunOptions
@@ -59,7 +60,9 @@ class _Watch:
         return tuple(value) if value else None
 
     def pending(self) -> list[int]:
-        return [r for r in range(self.n) if not self.jobs[r].ready() and r not in self.pool.dead and r not in self.stuck]
+        return [
+            r for r in range(self.n) if not self.jobs[r].ready() and r not in self.pool.dead and r not in self.stuck
+        ]
 
     def failed_finished(self) -> list[int]:
         out = []
@@ -68,7 +71,7 @@ class _Watch:
             if j.ready():
                 try:
                     rep = j.get(0)
-                except Exception:
+                except Exception:  # noqa: BLE001 - a reply that cannot be read means the rank died
                     out.append(r)
                     continue
                 if getattr(rep, "error", None) is not None:
@@ -119,7 +122,7 @@ class _Watch:
     def _kind(self, rank: int) -> str:
         try:
             e = self.jobs[rank].get(0).error
-        except Exception:
+        except Exception:  # noqa: BLE001 - a reply that cannot be read means the rank died
             return "dead"
         return e.kind if e is not None else ""
 
@@ -142,7 +145,9 @@ class _Watch:
                 continue
             _, state, line, op, _since = b
             where = f"line {line}" if line else "running"
-            parts.append(f"rank {r} waits in {op} at {where}" if state == "collective" and op else f"rank {r} at {where}")
+            parts.append(
+                f"rank {r} waits in {op} at {where}" if state == "collective" and op else f"rank {r} at {where}"
+            )
         return "; ".join(parts[:8]) + (" …" if len(parts) > 8 else "")
 
 
@@ -152,9 +157,13 @@ def _missing(pool: Any, watch: _Watch, rank: int) -> RankReport:
     line = int(b[2]) if b else 0
     at = f" at line {line}" if line else ""
     if rank in pool.dead:
-        err = RankError("dead", "", f"the rank's process (PID {pool.pids[rank]}) died{at}; %distributed restart starts a new pool")
+        err = RankError(
+            "dead", "", f"the rank's process (PID {pool.pids[rank]}) died{at}; %distributed restart starts a new pool"
+        )
     else:
-        err = RankError("stuck", "", f"the rank did not stop{at} after an interrupt; %distributed restart starts a new pool")
+        err = RankError(
+            "stuck", "", f"the rank did not stop{at} after an interrupt; %distributed restart starts a new pool"
+        )
     return RankReport(rank=rank, host=pool.hosts[rank], pid=pool.pids[rank], seconds=0.0, error=err)
 
 
@@ -187,7 +196,7 @@ def run_on_ranks(
         if job.ready():
             try:
                 rep = job.get(0)
-            except Exception:  # the engine died while running it (ipyparallel's EngineError)
+            except Exception:  # noqa: BLE001 - the engine died while running it (ipyparallel's EngineError)
                 pool.dead.add(r)
         reports.append(rep if rep is not None else _missing(pool, watch, r))
     for r in watch.stopped_by_us:
@@ -196,19 +205,33 @@ def run_on_ranks(
             e.kind = "stopped"
             e.message = "stopped by torchmagic: the other ranks had given up waiting for this one"
     hang = None
-    if any(r.error is not None and r.error.kind in ("timeout", "released", "stopped", "dead", "stuck") for r in reports):
+    if any(
+        r.error is not None and r.error.kind in ("timeout", "released", "stopped", "dead", "stuck") for r in reports
+    ):
         hang = explain_hang(_final_waits(reports, watch), options.distributed_timeout, released=not watch.stuck)
     notes: tuple[str, ...] = ()
     if any(_broke_group(r) for r in reports) and pool.options and pool.options.init:
         if pool.dead or watch.stuck:
             notes += ("the process group cannot be rebuilt without every rank: %distributed restart",)
         elif pool.rebuild():
-            notes += ("the process group was rebuilt on every rank (variables kept; groups and device meshes made by the cell must be made again)",)
+            notes += (
+                (
+                    "the process group was rebuilt on every rank (variables kept; "
+                    "groups and device meshes made by the cell must be made again)"
+                ),
+            )
         else:
             notes += ("rebuilding the process group failed: %distributed restart",)
     report = build(
-        header, pool.backend, reports, cell.lines, time.perf_counter() - t0, options.distributed_max_rows,
-        hang=hang, trace=options.trace, notes=notes,
+        header,
+        pool.backend,
+        reports,
+        cell.lines,
+        time.perf_counter() - t0,
+        options.distributed_max_rows,
+        hang=hang,
+        trace=options.trace,
+        notes=notes,
     )
     return report, watch.interrupted
 

@@ -20,15 +20,30 @@ from torchmagic.core.meta import fmt_shape
 from torchmagic.distributed.report import DTensorFacts, ShardBlock
 
 __all__ = [
-    "RANK_FILLS", "RANK_STYLES", "svg", "rich_grid", "placements_text", "grouped_blocks",
-    "section_html", "section_rich", "LEGEND",
+    "RANK_FILLS",
+    "RANK_STYLES",
+    "svg",
+    "rich_grid",
+    "placements_text",
+    "grouped_blocks",
+    "section_html",
+    "section_rich",
+    "LEGEND",
 ]
 
 LEGEND = "digits: the rank holding that part; *: several ranks (replicated); italic: partial sums"
 
 RANK_FILLS = ("#cfe3ff", "#ffe0b2", "#d7ecd9", "#f8d7e3", "#e6dcf5", "#fff3b0", "#d3f0f0", "#e8e8e8")
-RANK_STYLES = ("black on #cfe3ff", "black on #ffe0b2", "black on #d7ecd9", "black on #f8d7e3",
-               "black on #e6dcf5", "black on #fff3b0", "black on #d3f0f0", "black on #e8e8e8")
+RANK_STYLES = (
+    "black on #cfe3ff",
+    "black on #ffe0b2",
+    "black on #d7ecd9",
+    "black on #f8d7e3",
+    "black on #e6dcf5",
+    "black on #fff3b0",
+    "black on #d3f0f0",
+    "black on #e8e8e8",
+)
 MAX_W, MAX_H = 260.0, 160.0
 
 
@@ -71,8 +86,10 @@ def svg(f: DTensorFacts) -> str:
     sx, sy = w / cols, h / rows
     left, top = 34.0, 16.0
     parts = [
-        f'<svg class="tm-sharding" xmlns="http://www.w3.org/2000/svg" width="{left + w + 8:.0f}" '
-        f'height="{top + h + 8:.0f}" role="img" aria-label="{esc(f.name)}: which rank holds which block">',
+        (
+            f'<svg class="tm-sharding" xmlns="http://www.w3.org/2000/svg" width="{left + w + 8:.0f}" '
+            f'height="{top + h + 8:.0f}" role="img" aria-label="{esc(f.name)}: which rank holds which block">'
+        ),
         f'<text x="{left:.0f}" y="11" font-size="10" fill="currentColor">{esc(_axis_label(f))}</text>',
     ]
     for ranks, b in grouped_blocks(f):
@@ -98,7 +115,8 @@ def svg(f: DTensorFacts) -> str:
         parts.append("</g>")
     parts.append(
         f'<text x="2" y="{top + 10:.0f}" font-size="10" fill="currentColor">{rows}</text>'
-        if len(f.global_shape) > 1 else ""
+        if len(f.global_shape) > 1
+        else ""
     )
     parts.append("</svg>")
     return "".join(parts)
@@ -151,10 +169,10 @@ def section_html(f: DTensorFacts) -> str:
     names = f" ({', '.join(d for d in f.mesh_dims if d)})" if any(f.mesh_dims) else ""
     return (
         '<div class="tm-dtensor" style="display:inline-block;vertical-align:top;margin:0 16px 8px 0">'
-        f'<div><code>{esc(f.name)}</code> global {esc(fmt_shape(f.global_shape))} {esc(f.dtype)} · '
-        f'{esc(placements_text(f))}</div>'
+        f"<div><code>{esc(f.name)}</code> global {esc(fmt_shape(f.global_shape))} {esc(f.dtype)} · "
+        f"{esc(placements_text(f))}</div>"
         f'<div class="tm-muted">mesh {esc(mesh)}{esc(names)} of ranks {esc(list(f.mesh_ranks))} on {esc(f.device)} · '
-        f'local shapes {esc(_locals(f))}</div>{svg(f)}</div>'
+        f"local shapes {esc(_locals(f))}</div>{svg(f)}</div>"
     )
 
 

@@ -46,8 +46,10 @@ def svg(p: PipelineFacts) -> str:
     stages = sorted(p.stages, key=lambda s: s.stage)
     h = ROW_H * len(stages) + 22
     parts = [
-        f'<svg class="tm-timeline" xmlns="http://www.w3.org/2000/svg" width="{left + WIDTH + 10:.0f}" height="{h:.0f}" '
-        'role="img" aria-label="micro-batches per pipeline stage over time">'
+        (
+            f'<svg class="tm-timeline" xmlns="http://www.w3.org/2000/svg" width="{left + WIDTH + 10:.0f}" '
+            f'height="{h:.0f}" role="img" aria-label="micro-batches per pipeline stage over time">'
+        )
     ]
     for i, s in enumerate(stages):
         y = 4 + i * ROW_H
@@ -61,17 +63,24 @@ def svg(p: PipelineFacts) -> str:
             x = left + (e.start_ns - t0) / total * WIDTH
             w = max((e.end_ns - e.start_ns) / total * WIDTH, 1.5)
             label = f"{e.kind}{e.micro}"
-            tip = f"{'forward' if e.kind == 'F' else 'backward'} of micro-batch {e.micro}: {(e.end_ns - e.start_ns) / 1e6:.2f} ms"
+            which = "forward" if e.kind == "F" else "backward"
+            tip = f"{which} of micro-batch {e.micro}: {(e.end_ns - e.start_ns) / 1e6:.2f} ms"
             parts.append(
                 f'<g class="node"><title>{esc(tip)}</title><rect x="{x:.1f}" y="{y:.0f}" width="{w:.1f}" '
                 f'height="{ROW_H - 4:.0f}" fill="{FILL.get(e.kind, "#e8e8e8")}" stroke="#44546a"/>'
-                + (f'<text x="{x + w / 2:.1f}" y="{y + 13:.0f}" text-anchor="middle" font-size="10" fill="#1f1f1f">{esc(label)}</text>' if w >= 18 else "")
+                + (
+                    f'<text x="{x + w / 2:.1f}" y="{y + 13:.0f}" text-anchor="middle" font-size="10" '
+                    f'fill="#1f1f1f">{esc(label)}</text>'
+                    if w >= 18
+                    else ""
+                )
                 + "</g>"
             )
     ms = total / 1e6
     parts.append(
         f'<text x="{left:.0f}" y="{h - 4:.0f}" font-size="10" fill="currentColor">0</text>'
-        f'<text x="{left + WIDTH:.0f}" y="{h - 4:.0f}" font-size="10" text-anchor="end" fill="currentColor">{ms:.1f} ms</text>'
+        f'<text x="{left + WIDTH:.0f}" y="{h - 4:.0f}" font-size="10" text-anchor="end" '
+        f'fill="currentColor">{ms:.1f} ms</text>'
     )
     parts.append("</svg>")
     return "".join(parts)
