@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from torchmagic.distributed.flight import describe
 from torchmagic.distributed.fold import build, explain_hang, ranks_text
 from torchmagic.distributed.options import RunOptions
 from torchmagic.distributed.report import DistributedReport, RankError, RankReport, Wait
@@ -243,6 +244,9 @@ def _final_waits(reports: list[RankReport], watch: _Watch) -> list[Wait]:
         b = watch.beat(r.rank)
         line = int(b[2]) if b else 0
         op = str(b[3]) if b and b[1] == "collective" else ""
+        pending = [c for c in r.collectives if not c.done]
+        if pending and not op:  # the flight recorder, read after the cell, still holds what it waited in
+            op, line = describe(pending[-1]), pending[-1].line or line
         e = r.error
         if e is None:
             waits.append(Wait(r.rank, "done"))
