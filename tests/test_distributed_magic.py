@@ -133,6 +133,17 @@ def test_a_failing_rank_fails_the_cell_and_names_it(ready: Any, shell: Any) -> N
     assert [g.text for g in rep.values] == ["0", "10"]
 
 
+def test_shapes_that_differ_between_ranks_and_the_full_trace(ready: Any, shell: Any) -> None:
+    result, rep = run(shell, "x = torch.ones(rank + 2)\ny = x * 2\nz = torch.ones(3) + 1", "--trace")
+    assert result.success, result.error_in_exec
+    # only the ops whose shapes differ (ones(rank + 2) and x * 2), not ones(3) + 1
+    assert [(d.line, d.op) for d in rep.shape_diffs] == [(2, "ones"), (3, "mul")]
+    assert rep.shape_diffs[1].shapes == (((0,), "(2,) → (2,)"), ((1,), "(3,) → (3,)"))
+    assert all(r.trace is not None and r.trace.rows for r in rep.ranks)
+    html = rep.to_html()
+    assert "ops whose shapes differ between ranks" in html and "rank 1: %%tensorinfo trace" in html
+
+
 def test_syntax_error_is_said_once_and_nothing_runs(shell: Any) -> None:
     result, rep = run(shell, "ran_anyway = 1\nx = (")
     assert isinstance(result.error_in_exec, SyntaxError) and rep is None

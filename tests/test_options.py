@@ -8,11 +8,12 @@ import pytest
 
 from torchmagic.autograd.options import GraphOptions, WatchOptions
 from torchmagic.device.session import DeviceOptions
+from torchmagic.distributed.options import PoolOptions, RunOptions
 from torchmagic.options import Options, options_for
 from torchmagic.tensors.inspect import InfoOptions
 from torchmagic.trace.options import TraceOptions
 
-AREAS = [InfoOptions, TraceOptions, WatchOptions, GraphOptions, DeviceOptions]
+AREAS = [InfoOptions, TraceOptions, WatchOptions, GraphOptions, DeviceOptions, PoolOptions, RunOptions]
 READ_BY_MAGICS = {"explain_errors"}  # the only traits read by magics.py itself (a hook switch)
 
 

@@ -150,10 +150,14 @@ def _variant_text(row: object) -> str:
     variants = getattr(row, "variants", [])
     parts = []
     for v in variants[:2]:
-        ins = ", ".join(fmt_shape(o.shape) for o in v.inputs if o.shape is not None)
+        ins = ", ".join(fmt_shape(o.shape) for o in v.inputs if o.shape is not None and _is_tensor(o))
         outs = ", ".join(fmt_shape(o.shape) for o in v.outputs if o.shape is not None)
         parts.append(f"{ins} → {outs}" if outs else ins)
     return " | ".join(parts)
+
+
+def _is_tensor(operand: object) -> bool:
+    return getattr(operand, "kind", "tensor") == "tensor"
 
 
 def shape_diffs(ranks: Sequence[RankReport], max_rows: int = 20) -> tuple[ShapeDiff, ...]:

@@ -80,6 +80,20 @@ class _Watch:
         return out
 
     def run(self) -> None:
+        """Wait for every rank; an interrupt (SIGINT: Ctrl-C, Jupyter's stop button) is passed on to the ranks.
+
+        While waiting, SIGINT only sets a flag that the loop reads: a
+        KeyboardInterrupt raised somewhere inside ipyparallel's waiting could
+        be swallowed there.  A second interrupt stops waiting at once.
+        """
+        asked: list[int] = []
+        previous = _catch_sigint(asked)
+        try:
+            self._loop(asked)
+        finally:
+            _restore_sigint(previous)
+
+    def _loop(self, asked: list[int]) -> None:
         last_dead_check = 0.0
         while True:
             pending = self.pending()
@@ -88,9 +102,12 @@ class _Watch:
             try:
                 self.pool.client.wait([self.jobs[r] for r in pending], timeout=0.05)
             except KeyboardInterrupt:
-                if self.interrupted:  # a second interrupt: stop waiting now
-                    self.stuck |= set(self.pending())
-                    return
+                asked.append(1)
+            if len(asked) >= 2:  # a second interrupt: stop waiting now
+                self.interrupted = True
+                self.stuck |= set(self.pending())
+                return
+            if asked and not self.interrupted:
                 self.interrupted = True
                 self._interrupt(self.pending())
                 continue
@@ -150,6 +167,23 @@ class _Watch:
                 f"rank {r} waits in {op} at {where}" if state == "collective" and op else f"rank {r} at {where}"
             )
         return "; ".join(parts[:8]) + (" …" if len(parts) > 8 else "")
+
+
+def _catch_sigint(asked: list[int]) -> Any:
+    """Count SIGINTs into ``asked`` instead of raising (main thread only; elsewhere nothing changes)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, lambda signum, frame: asked.append(signum))
+
+
+def _restore_sigint(previous: Any) -> None:
+    import signal
+
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _missing(pool: Any, watch: _Watch, rank: int) -> RankReport:
