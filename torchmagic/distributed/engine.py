@@ -249,7 +249,7 @@ def _error(shell: Any, exc: BaseException, filename: str) -> RankError:
     tb_start = trim_traceback(exc.__traceback__, filename) if filename else exc.__traceback__
     line = _cell_line(tb_start, filename)
     try:
-        stb = shell.InteractiveTB.structured_traceback(type(exc), exc, tb_start)
+        stb = shell.InteractiveTB.structured_traceback(type(exc), exc, tb_start, tb_offset=0)
         tb = _ANSI.sub("", "\n".join(stb))
     except Exception:  # noqa: BLE001 - the rank must keep serving cells whatever this step meets
         tb = f"{type(exc).__name__}: {exc}"
