@@ -17,10 +17,12 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
+from traitlets import observe
 
 from torchmagic.core.args import evaluate, parse_line, parse_options
 from torchmagic.core.guard import guarded
 from torchmagic.core.report import Report, show
+from torchmagic.i18n import set_language
 from torchmagic.options import Options, options_for
 
 __all__ = ["TorchMagics"]
@@ -37,6 +39,12 @@ class TorchMagics(Magics, Options):
         self._hooks: list[tuple[str, Callable[..., Any]]] = []
         self._grad_ledger: Any = None  # torchmagic.autograd.ledger.GradLedger, made on first use
         self._distributed: Any = None  # torchmagic.distributed.front.Front: the rank pool, made on first use
+        set_language(self.language)
+
+    @observe("language")
+    def _language_changed(self, change: Any) -> None:
+        """``%config TorchMagics.language = "zh_CN"``: the next report is in that language."""
+        set_language(change["new"])
 
     @property
     def ip(self) -> Any:

@@ -27,6 +27,14 @@ T = TypeVar("T")
 class Options(Configurable):
     """torchmagic's options (the traits of ``TorchMagics``)."""
 
+    # -- all magics ------------------------------------------------------------
+    language = Unicode(
+        "auto",
+        help="The language of explanations, hints, warnings and labels: 'en', 'zh_CN' (简体中文), or "
+        "'auto' for the locale of the kernel process (LANGUAGE, LC_ALL, LC_MESSAGES, LANG), English "
+        "when there is no catalog for it. Code, shapes, dtypes and PyTorch's own messages stay as they are.",
+    ).tag(config=True)
+
     # -- %tensorinfo ---------------------------------------------------------
     stats_max_elements = Int(
         1_000_000,
