@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from torchmagic.distributed.flight import describe
@@ -36,6 +37,10 @@ GIVE_UP_S = 5.0  # after an interrupt, how long a rank may take to stop before i
 
 class DistributedCellError(Exception):
     """A ``%%distributed`` cell failed on some rank(s); the report above says where and why."""
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython shows this instead of a traceback: the ranks' own tracebacks are in the report."""
+        return [f"{type(self).__name__}: {self}"]
 
 
 class _Watch:
@@ -243,7 +248,8 @@ def run_on_ranks(
     if any(
         r.error is not None and r.error.kind in ("timeout", "released", "stopped", "dead", "stuck") for r in reports
     ):
-        hang = explain_hang(_final_waits(reports, watch), options.distributed_timeout, released=not watch.stuck)
+        waits = [replace(w, source=cell.line(w.line)) if w.line else w for w in _final_waits(reports, watch)]
+        hang = explain_hang(waits, options.distributed_timeout, released=not watch.stuck)
     notes: tuple[str, ...] = ()
     if any(_broke_group(r) for r in reports) and pool.options and pool.options.init:
         if pool.dead or watch.stuck:
