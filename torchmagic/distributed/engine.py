@@ -197,7 +197,10 @@ def run(source: str, header: str, options: Any) -> RankReport:
         error = None  # no cycle through this frame
     from torchmagic.distributed.collect import fill
 
-    fill(report, collectors, shown)
+    try:
+        fill(report, collectors, shown)
+    except Exception as exc:  # noqa: BLE001 - the rank's outcome still comes back, with one note
+        report.notes += (f"torchmagic: reading this rank's recordings failed ({type(exc).__name__}: {exc})",)
     return report
 
 
@@ -337,11 +340,11 @@ def _beat_loop(main: int | None, publish: Callable[[Any], None]) -> None:
             frame = sys._current_frames().get(main or -1)
             line, key = _position(frame, cell)
             now = time.time()
-            if key != last_key:
-                last_key, since, pending, asked = key, now, "", False
-            elif not asked and now - since >= STUCK_S:
+            if key != last_key:  # moved: in a collective called from Python we know its name at once
+                last_key, since, pending, asked = key, now, _c10d_call(frame), False
+            elif not asked and now - since >= STUCK_S:  # stuck: the flight recorder adds shapes and dtype
                 asked = True
-                pending = _pending() or _c10d_call(frame)
+                pending = _pending() or pending or _c10d_call(frame)
             state = (STATE.rank, "collective" if pending else "running", line, pending, since)
             if state != STATE.published:
                 STATE.published = state

@@ -58,7 +58,7 @@ class Collective:
 class RankError:
     """How a rank's cell ended when it did not end well."""
 
-    kind: str  # exception, timeout, interrupted (the user), stopped (by torchmagic), dead, stuck
+    kind: str  # exception, timeout, released, interrupted (the user), stopped (by torchmagic), dead, stuck, internal
     type: str  # exception class name ('' for dead ranks)
     message: str
     traceback: str = ""  # plain text, no ANSI

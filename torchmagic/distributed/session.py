@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from torchmagic.core.text import exc_line
 from torchmagic.distributed.flight import describe
 from torchmagic.distributed.fold import build, explain_hang, ranks_text
 from torchmagic.distributed.options import RunOptions
@@ -77,7 +78,7 @@ class _Watch:
             if j.ready():
                 try:
                     rep = j.get(0)
-                except Exception:  # noqa: BLE001 - a reply that cannot be read means the rank died
+                except Exception:  # noqa: BLE001 - a reply that cannot be read counts as a failed rank
                     out.append(r)
                     continue
                 if getattr(rep, "error", None) is not None:
@@ -236,8 +237,14 @@ def run_on_ranks(
         if job.ready():
             try:
                 rep = job.get(0)
-            except Exception:  # noqa: BLE001 - the engine died while running it (ipyparallel's EngineError)
-                pool.dead.add(r)
+            except Exception as exc:  # noqa: BLE001 - said in the report: a dead engine, or torchmagic failing there
+                if type(exc).__name__ == "EngineError" or r in pool.find_dead():
+                    pool.dead.add(r)
+                else:  # the rank is alive: our side of the cell failed there, not the user's code
+                    msg = f"torchmagic could not report this rank ({exc_line(exc)}); its cell did run"
+                    rep = RankReport(
+                        rank=r, host=pool.hosts[r], pid=pool.pids[r], seconds=0.0, error=RankError("internal", "", msg)
+                    )
         reports.append(rep if rep is not None else _missing(pool, watch, r))
     for r in watch.stopped_by_us:
         e = reports[r].error
