@@ -40,6 +40,7 @@ class TorchMagics(Magics, Options):
         self._grad_ledger: Any = None  # torchmagic.autograd.ledger.GradLedger, made on first use
         if not hasattr(self, "_tensor_display"):  # the config may have switched it on already
             self._tensor_display: Any = None  # torchmagic.tensors.display.TensorDisplay, made when switched on
+        self._distributed: Any = None  # torchmagic.distributed.front.Front: the rank pool, made on first use
         set_language(self.language)
 
     @observe("language")
@@ -476,6 +477,100 @@ class TorchMagics(Magics, Options):
         return self._run(
             cell, f"%%autograd {line}", lambda c: [AutogradSession(c, ledger, watch, graph)], args.out
         )
+
+    # -- %%distributed ---------------------------------------------------------------
+    def _front(self) -> Any:
+        if self._distributed is None:
+            from torchmagic.distributed.front import Front
+
+            self._distributed = Front(self)
+        return self._distributed
+
+    def stop_distributed(self) -> None:
+        """Stop the rank pool, if any (``%unload_ext`` calls this: no rank process outlives it)."""
+        if self._distributed is not None:
+            self._distributed.stop()
+
+    @magic_arguments()
+    @argument(
+        "-n", type=int, default=None, metavar="N", help="Number of ranks (default: TorchMagics.distributed_ranks)."
+    )
+    @argument("--backend", metavar="NAME", help="gloo, nccl, mpi or auto (default: TorchMagics.distributed_backend).")
+    @argument("--no-init", action="store_true", help="Do not call init_process_group: the cell's code does.")
+    @argument("--launcher", metavar="NAME", help="How engines start: local (default), mpi, slurm, ssh, external.")
+    @argument("--master-addr", metavar="HOST", help="Address of rank 0's store (default: found out from rank 0).")
+    @argument(
+        "--timeout", type=float, default=None, metavar="S", help="Cell form: seconds a rank may wait in a collective."
+    )
+    @argument("--trace", action="store_true", help="Cell form: the full %%tensorinfo trace of every rank.")
+    @argument("--no-start", action="store_true", help="Cell form: fail instead of starting a pool.")
+    @argument("-o", "--out", metavar="NAME", help="Store the report object in the variable NAME.")
+    @argument("command", nargs="?", help="Line form: start, stop, restart or status.")
+    @no_var_expand
+    @line_cell_magic
+    def distributed(self, line: str = "", cell: str | None = None) -> Any:
+        """Run a cell on N ranks of torch.distributed and see what every rank did.
+
+        Line form: the rank pool (processes that persist across cells, each
+        with RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT set and a
+        process group initialised, as torchrun would give them)::
+
+            %distributed start -n 4          # gloo on CPU; nccl when each rank has a GPU
+            %distributed start -n 2 --no-init   # the cells call init_process_group
+            %distributed status              # ranks, hosts, PIDs, alive or dead
+            %distributed restart             # a fresh pool (after a rank died)
+            %distributed stop                # no rank process is left
+
+        Cell form: run the cell on every rank (a pool starts on first use)::
+
+            %%distributed -n 2
+            t = torch.ones(4) * (dist.get_rank() + 1)
+            dist.all_reduce(t)
+            print(t)
+            t.sum()
+
+        shows one report: each rank's output and last value (identical ones
+        folded, "ranks 0–3"), every collective any rank issued — including
+        those DDP, FSDP, DTensor and pipelining issue inside — with the cell
+        line, op, shapes, dtype, bytes, group and which rank arrived late;
+        ops whose shapes differ between ranks; for DDP models each rank's
+        loss and gradients before and after the all-reduce, with the
+        buckets; for DTensors the mesh, placements, global and local shapes
+        and a drawing of which rank holds which block; for pipeline stages
+        their layers and a timeline of micro-batches with the idle bubbles.
+
+        If a rank fails, the cell fails with one error naming the rank(s);
+        the report shows each failing rank's traceback.  Ranks left waiting
+        in a collective are released; ranks that wait longer than --timeout
+        (mismatched collectives, a rank that never arrives) are stopped and
+        the report says which rank waited in what at which line.  The
+        process group is rebuilt when a collective broke it; variables on
+        every rank survive.  A rank that dies is reported: %distributed
+        restart.  Interrupting the kernel interrupts every rank.
+
+        ::
+
+            %%distributed --trace            # plus every rank's %%tensorinfo trace
+            %%distributed --timeout 10       # allow slow collectives
+            %%distributed --no-start         # fail if no pool is running
+            %%distributed -o rep             # keep the report: rep.to_dict()
+
+        Past one machine: ``%distributed start -n 8 --launcher mpi`` (or
+        slurm, ssh), or ``--launcher external`` to wait for engines you start
+        with ``ipengine --file=...`` on other hosts (see the docs).  Options:
+        ``%config TorchMagics`` (distributed_*).
+        """
+        __tracebackhide__ = True
+        args = parse_options(self.distributed, line)
+        front = self._front()
+        emit = lambda report: self._emit(report, args.out)  # noqa: E731
+        if cell is None:
+            if args.trace or args.timeout is not None or args.no_start:
+                raise UsageError("--trace, --timeout and --no-start are for the cell form (%%distributed)")
+            return front.line(args.command or "status", args, emit)
+        if args.command:
+            raise UsageError(f"%%distributed takes options only, not {args.command!r}")
+        return front.cell(cell, f"%%distributed {line}".rstrip(), args, emit)
 
 
 def _magic_name(report: Report) -> str:
