@@ -307,10 +307,13 @@ def test_max_calls_still_detects_accumulation(ip: Any) -> None:
     assert r.calls_total == 15 and len(r.calls) == 10
     (note,) = r.accumulated
     assert note.count == 14
-    assert any("15 backward calls" in n.message for n in r.notes)
-    text = r.to_text()
-    assert "#10 backward on (w * 2).sum()" in text and "⚠ accumulated" in text
-    assert text.count(".grad before") == 3  # full tables for the first calls only
+    assert note.message.startswith("1 parameter accumulated over 14 steps: `w.grad = None` missing in the loop at line 3")
+    assert r.loop is not None and r.loop.detailed == 10 and r.loop.accumulated == ("w",)
+    text = " ".join(r.to_text().split())
+    assert "The first 10 of 15 backward() calls are kept in detail" in text
+    assert ".grad before" not in text  # one summary, not one table per call
+    html = r.to_html()
+    assert "The first 10 of 15 backward() calls in detail" in html and html.count("#10 backward on") == 1
 
 
 def test_internal_failure_never_changes_the_users_run(ip: Any, monkeypatch: Any) -> None:

@@ -363,6 +363,14 @@ class TorchMagics(Magics, Options):
         action="store_true",
         help="One box per layer: fold each module's parameters into the op that uses them.",
     )
+    @argument(
+        "--expand",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="Draw the module call NAME (e.g. enc.layers.0) open in a graph folded by module; "
+        "repeat for several.",
+    )
     @argument("expressions", nargs="*", help="Line form: the tensor whose graph to show.")
     @no_var_expand
     @line_cell_magic
@@ -414,9 +422,9 @@ class TorchMagics(Magics, Options):
         from torchmagic.autograd.options import GraphOptions, WatchOptions
 
         watch = options_for(WatchOptions, self, jacobian=args.jacobian)
-        graph = options_for(GraphOptions, self)
+        graph = options_for(GraphOptions, self, expand=tuple(args.expand))
         if args.no_collapse:
-            graph.autograd_collapse = False
+            graph.autograd_collapse = graph.autograd_fold = False
         if args.modules:
             graph.autograd_group_modules = True
         shell: Any = self.ip

@@ -162,6 +162,8 @@ def _isotonic(targets: list[float], weights: list[float]) -> list[float]:
 
 def _place(row: list[int], width: list[float], desired: list[float], weight: list[float]) -> list[float]:
     """Centres for ``row`` closest to ``desired`` with no two boxes overlapping."""
+    if len(row) == 1:  # most layers of a deep graph: nothing to keep apart
+        return desired
     offsets = [0.0]
     for a, b in itertools.pairwise(row):
         offsets.append(offsets[-1] + width[a] / 2 + H_GAP + width[b] / 2)
@@ -267,11 +269,15 @@ def layout(
             x += width[v] + H_GAP
     weight = [1.0 if v < n else 2.0 for v in range(total)]
     for it in range(8):
+        moved = 0.0
         for i, down in _sweep(it, depth):
             row = order[i]
             desired = [_mean((pred if down else succ)[v], xs, xs[v]) for v in row]
             for v, x in zip(row, _place(row, width, desired, [weight[v] for v in row])):
+                moved = max(moved, abs(xs[v] - x))
                 xs[v] = x
+        if moved < 0.5 and it % 2:  # settled after a down and an up sweep
+            break
     # y: one band per layer, as tall as its tallest box.
     band = [0.0] * depth
     for v in range(n):
