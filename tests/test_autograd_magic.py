@@ -422,3 +422,21 @@ def test_manual_sgd_with_data_after_backward_does_not_warn(ip: Any) -> None:
                 "    for p in model.parameters():\n        p.data -= 0.1 * p.grad")
     assert not [n for n in r.notes if n.kind == "data-inplace"]  # the graph was already used
     assert any(u.kind == "data" for u in r.untracked)
+
+
+def test_traceback_is_the_plain_one(ip: Any) -> None:
+    """No torchmagic frame, no mode dispatch (overrides.py), Tensor.backward once, at its real line."""
+    ip.run_cell("import torch")
+    res = ip.run_cell("%%autograd\nw = torch.ones(2, requires_grad=True)\ny = w.exp().sum()\ny.backward()\ny.backward()")
+    err = res.error_in_exec
+    assert isinstance(err, RuntimeError) and "second time" in str(err)
+    frames = []
+    tb = err.__traceback__
+    while tb is not None:
+        frames.append((tb.tb_frame.f_code.co_filename, tb.tb_frame.f_code.co_name))
+        tb = tb.tb_next
+    cell_at = max(i for i, (f, _) in enumerate(frames) if f in ip.compile._filename_map)  # the magic's body
+    names = [f.rsplit("/", 1)[-1] + ":" + n for f, n in frames[cell_at:]]
+    assert not any(n.startswith("overrides.py") for n in names), names
+    assert names.count("_tensor.py:backward") == 1, names
+    assert not any("/torchmagic/" in f for f, _ in frames[cell_at:]), names

@@ -73,14 +73,15 @@ def test_many_leaves_are_one_row_per_module_with_problems_first() -> None:
         for i in range(60)
     )
     call = BackwardCall(1, "backward", "loss", 3, "loss.backward()", leaves=leaves)
-    headers, rows, statuses = leaf_rows(call)
-    assert headers[0] == "module" and len(rows) == 6
-    assert [r[0] for r in rows[:2]] == ["m2", "m4"] and statuses[:2] == ["non-finite", "accumulated"]
-    m0 = next(r for r in rows if r[0] == "m0")
-    assert m0[1:] == ["10 tensors, 40 values", "None", "norm 9.487", "norm 9.487"]  # sqrt(10 * 3²)
+    t = leaf_rows(call)
+    assert t.headers[0] == "module" and len(t.rows) == 6
+    assert t.caption == "60 leaves, one row per module: its parameters (tensors), norms of their .grad; .grad was None before this call"
+    assert [r[0] for r in t.rows[:2]] == ["m2", "m4"] and t.statuses[:2] == ["non-finite", "accumulated"]
+    m0 = next(r for r in t.rows if r[0] == "m0")
+    assert m0[1:] == ["40 (10)", "9.49", "9.49"]  # sqrt(10 * 3²); no "before" column: all None
     text = AutogradReport(title="%%autograd", calls=[call], calls_total=1).to_text()
     assert "⚠ non-finite" in text and "⚠ accumulated" in text and "m5" in text and "m0.p3" not in text
     few = BackwardCall(1, "backward", "loss", 3, "loss.backward()", leaves=leaves[:3])
-    headers, rows, _ = leaf_rows(few)
-    assert headers[:5] == ["leaf", "shape", ".grad before", "this call added", ".grad after"]
-    assert rows[0] == ["m0.p0", "(4,) float32", "None", "norm 3", "norm 3"]
+    t = leaf_rows(few)
+    assert t.headers == ["leaf", "shape", "this call added", ".grad after"]
+    assert t.rows[0] == ["m0.p0", "(4,) float32", "norm 3", "norm 3"]

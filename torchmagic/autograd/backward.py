@@ -370,13 +370,11 @@ class BackwardRecorder:
     # -- a call that raised ----------------------------------------------------------
     def _failed(self, call: _Call, exc: BaseException) -> None:
         self.log.errors.append((exc, call.graph, call.label))
+        self._accumulation(call)  # leaves reached before the error were added to, as in any backward
         if not call.detailed:
             return
         small, digits = self.options.autograd_value_elements, self.options.precision
         leaf_grads = self._leaf_grads(call)
-        for leaf in call.leaves:
-            if id(leaf) in call.received:  # reached before the error: .grad has changed
-                self.ledger.remember(leaf, call.here)
         self.log.calls.append(BackwardCall(
             call.index, call.kind, call.label, call.line, call.source, _shape(call.roots),
             _dtype(call.roots), _grad_text(call.gradient, small, digits), call.retain,

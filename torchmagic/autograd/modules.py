@@ -21,6 +21,7 @@ parameter counts at the end of the cell.
 from __future__ import annotations
 
 import bisect
+import math
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,7 @@ from torch.nn.modules import module as _module
 
 from torchmagic.autograd.graph import CallInfo, Graph
 from torchmagic.autograd.hooks import GlobalHooks
-from torchmagic.autograd.walk import storage_names
+from torchmagic.autograd.walk import UNKNOWN_INPUT, storage_names
 from torchmagic.core.guard import Fence
 from torchmagic.core.meta import fmt_shape
 
@@ -262,28 +263,26 @@ def name_inputs(graph: Graph, calls: Sequence[CallRecord], storages: Mapping[int
     users = graph.users()
     nodes = list(graph.nodes)
     for node in graph.nodes:
-        if node.kind != "const" or node.names:
+        if node.kind != "const" or node.label != UNKNOWN_INPUT:
             continue
-        consts: list[tuple[int, tuple[int, ...]]] = []
+        consts: dict[int, tuple[int, ...]] = {}
         index = node.call
-        while index >= 0 and not consts:  # the innermost call that received a no-grad tensor
+        while index >= 0 and not consts:  # the innermost call that received a named no-grad tensor
             rec = by_index.get(index)
             if rec is None:
                 break
-            consts = [c for c in rec.consts if storages.get(c[0])]
+            consts = {address: shape for address, shape in rec.consts if storages.get(address)}
             index = rec.parent
-        if not consts:
-            continue
         shape = node.shape
         if shape is None:  # not saved: the consumer's output shape tells which input it was
             consumer = graph.nodes[users[node.id][0]] if users[node.id] else None
             shape = consumer.shape if consumer is not None else None
-        same = [c for c in consts if c[1] == shape]
-        pick = same if len(same) == 1 else (consts if len(consts) == 1 else [])
+        fits = [a for a, s in consts.items() if s == shape] or (
+            [a for a, s in consts.items() if shape is not None and math.prod(s) == math.prod(shape)])
+        pick = fits if len(fits) == 1 else (list(consts) if len(consts) == 1 else [])
         if not pick:
             continue
-        address, true_shape = pick[0]
-        name = storages[address]
+        name, true_shape = storages[pick[0]], consts[pick[0]]
         view = f" (as {fmt_shape(node.shape)})" if node.shape is not None and node.shape != true_shape else ""
         nodes[node.id] = node.but(
             label=name + view, names=(name,), shape=node.shape or true_shape,

@@ -15,7 +15,9 @@ traceback, right below the report.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from torchmagic.autograd.render_graph import graph_html, graph_lines
@@ -28,13 +30,12 @@ from torchmagic.core.meta import fmt_shape
 if TYPE_CHECKING:
     from torchmagic.autograd.report import AutogradReport, BackwardCall, Jacobian, LeafGrad, Note
 
-__all__ = ["to_html", "to_rich", "leaf_rows", "FULL_CALLS", "GROUP_LEAVES"]
+__all__ = ["to_html", "to_rich", "leaf_rows", "LeafTable", "FULL_CALLS", "GROUP_LEAVES"]
 
 FULL_CALLS = 3  # backward calls shown with their full leaf table; later ones in one line
 GROUP_LEAVES = 12  # calls with more leaves show one row per module
 _BOX_WARN = ' style="border-left:3px solid var(--jp-warn-color1, #b35900);padding:2px 8px;margin:4px 0"'
 _BOX_ERROR = ' style="border-left:3px solid var(--jp-error-color1, #c62828);padding:2px 8px;margin:4px 0"'
-_HEADERS = ["leaf", "shape", ".grad before", "this call added", ".grad after", ""]
 _STATUS = {"ok": "ok", "accumulated": "⚠ accumulated", "non-finite": "⚠ non-finite"}
 
 
@@ -58,36 +59,55 @@ def _combined(values: Sequence[float]) -> float:
     return math.sqrt(sum(v * v for v in values))
 
 
-def leaf_rows(call: BackwardCall) -> tuple[list[str], list[list[str]], list[str]]:
-    """(headers, rows, statuses) of a call's leaf table: one row per leaf, or per module when many.
+@dataclass(frozen=True)
+class LeafTable:
+    """A call's leaf table, for both renderers: one row per leaf, or per module when there are many."""
 
-    Accumulated and non-finite leaves come first; the values are those of
-    :attr:`Values.short` (the values when small, else ``norm N``).
-    """
+    caption: str
+    headers: list[str]
+    rows: list[list[str]]
+    statuses: list[str]
+
+
+def _natural(name: str) -> list[tuple[int, object]]:
+    """``layers.2`` before ``layers.10``: numbers compare as numbers."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name)]
+
+
+def leaf_rows(call: BackwardCall) -> LeafTable:
+    """Accumulated and non-finite leaves first; values when small, else norms; no "before" column when all None."""
     leaves = sorted(call.leaves, key=lambda leaf: leaf.status == "ok")
     if len(leaves) <= GROUP_LEAVES:
+        caption = ""
+        headers = ["leaf", "shape", ".grad before", "this call added", ".grad after"]
         rows = [[leaf.name, f"{fmt_shape(leaf.shape)} {leaf.dtype}", leaf.before.short, leaf.added.short,
                  leaf.after.short] for leaf in leaves]
-        return _HEADERS, rows, [leaf.status for leaf in leaves]
-    groups: dict[str, list[LeafGrad]] = {}
-    for leaf in call.leaves:
-        groups.setdefault(leaf.group or leaf.name, []).append(leaf)
-    rows, statuses = [], []
-    for name, members in groups.items():
-        def norm(pick: str, members: list[LeafGrad] = members) -> str:
-            values = [getattr(m, pick) for m in members]
-            if all(v.text == "None" for v in values):
-                return "None"
-            return f"norm {fmt_number(_combined([v.norm for v in values]))}"
+        statuses = [leaf.status for leaf in leaves]
+    else:
+        groups: dict[str, list[LeafGrad]] = {}
+        for leaf in call.leaves:
+            groups.setdefault(leaf.group or leaf.name, []).append(leaf)
+        rows, statuses = [], []
+        for name, members in groups.items():
+            def norm(pick: str, members: list[LeafGrad] = members) -> str:
+                values = [getattr(m, pick) for m in members]
+                if all(v.text == "None" for v in values):
+                    return "None"
+                return fmt_number(_combined([v.norm for v in values]), 3)
 
-        elements = sum(math.prod(m.shape) for m in members)
-        rows.append([name, f"{len(members)} tensors, {elements:,} values", norm("before"), norm("added"),
-                     norm("after")])
-        bad = [m.status for m in members if m.status != "ok"]
-        statuses.append("non-finite" if "non-finite" in bad else ("accumulated" if bad else "ok"))
-    headers = ["module", "parameters", ".grad before", "this call added", ".grad after", ""]
-    order = sorted(range(len(rows)), key=lambda k: statuses[k] == "ok")
-    return headers, [rows[k] for k in order], [statuses[k] for k in order]
+            elements = sum(math.prod(m.shape) for m in members)
+            rows.append([name, f"{elements:,} ({len(members)})", norm("before"), norm("added"), norm("after")])
+            bad = [m.status for m in members if m.status != "ok"]
+            statuses.append("non-finite" if "non-finite" in bad else ("accumulated" if bad else "ok"))
+        order = sorted(range(len(rows)), key=lambda k: (statuses[k] == "ok", _natural(rows[k][0])))
+        rows, statuses = [rows[k] for k in order], [statuses[k] for k in order]
+        caption = f"{len(call.leaves)} leaves, one row per module: its parameters (tensors), norms of their .grad"
+        headers = ["module", "parameters", ".grad before", "this call added", ".grad after"]
+    if rows and all(row[2] == "None" for row in rows):
+        caption += ("; " if caption else "") + ".grad was None before this call"
+        headers = headers[:2] + headers[3:]
+        rows = [row[:2] + row[3:] for row in rows]
+    return LeafTable(caption, headers, rows, statuses)
 
 
 def _call_head(call: BackwardCall) -> str:
@@ -108,11 +128,13 @@ def _call_html(call: BackwardCall) -> str:
     if call.error:
         out += f'<div class="tm-error">{esc(_raised(call))}</div>'
     if call.leaves:
-        headers, rows, statuses = leaf_rows(call)
+        t = leaf_rows(call)
         cells = [[f"<code>{esc(c)}</code>" if k != 1 else esc(c) for k, c in enumerate(row)]
                  + [f'<span class="{"tm-ok" if s == "ok" else "tm-warn"}">{esc(_STATUS[s])}</span>']
-                 for row, s in zip(rows, statuses)]
-        out += table(headers, cells, escape=False)
+                 for row, s in zip(t.rows, t.statuses)]
+        if t.caption:
+            out += f'<div class="tm-muted">{esc(t.caption)}</div>'
+        out += table([*t.headers, ""], cells, escape=False)
     if call.results:
         out += table(["input", "gradient returned"], [[n, v] for n, v in call.results])
     return out
@@ -219,9 +241,12 @@ def _call_lines(call: BackwardCall) -> list[Line]:
     if call.error:
         out.append(Line("  ", (_raised(call), "red")))
     if call.leaves:
-        headers, rows, statuses = leaf_rows(call)
-        styles = ["green" if s == "ok" else "yellow" for s in statuses]
-        out.extend(_columns(headers, [[*r, _STATUS[s]] for r, s in zip(rows, statuses)], styles))
+        t = leaf_rows(call)
+        if t.caption:
+            out.append(Line("  ", (t.caption, "dim")))
+        styles = ["green" if s == "ok" else "yellow" for s in t.statuses]
+        out.extend(_columns([*t.headers, ""], [[*r, _STATUS[s]] for r, s in zip(t.rows, t.statuses)], styles,
+                            width=30))
     if call.results:
         out.extend(_columns(["input", "gradient returned"], [[n, v] for n, v in call.results]))
     return out

@@ -60,23 +60,43 @@ def _drill_summary(d: Drill) -> str:
 
 
 def _drills_html(drills: list[Drill], uid: str) -> str:
-    """Nested ``<details>``: a drill at depth k sits inside the last drill at depth k - 1."""
+    """Nested ``<details>``: a drill at depth k sits inside the last drill at depth k - 1.
+
+    Boxes whose inside looks like one already shown are named together in
+    one line at the end of their level instead of being drawn again.
+    """
     out: list[str] = ['<div class="tm-muted">Inside the module boxes (click to open):</div>']
     open_depths: list[int] = []
-    for k, d in enumerate(drills):
-        while open_depths and open_depths[-1] >= d.depth:
+    same: dict[int, list[str]] = {}  # depth -> "b (as a)" waiting for the end of that level
+
+    def close_to(depth: int) -> None:
+        while open_depths and open_depths[-1] >= depth:
+            level = open_depths.pop()
+            _flush(out, same, level + 1)
             out.append("</details>")
-            open_depths.pop()
-        if d.graph is None:
+
+    for k, d in enumerate(drills):
+        close_to(d.depth)
+        if d.same_as:
+            same.setdefault(d.depth, []).append(f"{d.path} (as {d.same_as})")
+        elif d.graph is None:
             out.append(f'<div class="tm-muted" style="margin-left:{12 * (d.depth + 1)}px">'
                        f"{esc(_drill_summary(d))}</div>")
-            continue
-        svg = _BOX.format(graph_svg(d.graph, f"{uid}-d{k}"))
-        out.append(f'<details style="margin-left:{12 * d.depth}px"><summary>{esc(_drill_summary(d))}</summary>'
-                   f"{svg}")
-        open_depths.append(d.depth)
-    out.extend("</details>" for _ in open_depths)
+        else:
+            svg = _BOX.format(graph_svg(d.graph, f"{uid}-d{k}"))
+            out.append(f'<details style="margin-left:{12 * d.depth}px"><summary>{esc(_drill_summary(d))}'
+                       f"</summary>{svg}")
+            open_depths.append(d.depth)
+    close_to(0)
+    _flush(out, same, 0)
     return "".join(out)
+
+
+def _flush(out: list[str], same: dict[int, list[str]], depth: int) -> None:
+    names = same.pop(depth, [])
+    if names:
+        out.append(f'<div class="tm-muted" style="margin-left:{12 * (depth + 1)}px">'
+                   f"The same inside as a box above: {esc(', '.join(names))}</div>")
 
 
 # -- terminal ------------------------------------------------------------------------

@@ -31,8 +31,9 @@ from torchmagic.core.meta import dtype_name, fmt_shape
 from torchmagic.core.names import iter_named_tensors
 from torchmagic.core.saved import read_saved
 
-__all__ = ["walk", "find_leaves", "node_key", "storage_names", "NodeKey"]
+__all__ = ["walk", "find_leaves", "node_key", "storage_names", "NodeKey", "UNKNOWN_INPUT"]
 
+UNKNOWN_INPUT = "input without grad"  # the label of an input nothing tells the name of
 NodeKey = tuple[int, str]  # (sequence number, name) of a backward node: stable while it lives
 # Inputs of a backward node are usually saved under these names, in this order.
 _INPUT_ORDER = ("self", "input", "mat1", "other", "mat2", "weight", "bias", "tensor", "tensors")
@@ -182,7 +183,7 @@ class _Walker:
         viewed = self.storages.get(_storage(v), "")
         if viewed:
             return _Input(viewed, shape, dtype, True, f"saved: {viewed} (its storage, as {fmt_shape(shape)})")
-        return _Input("input without grad", shape, dtype, False,
+        return _Input(UNKNOWN_INPUT, shape, dtype, False,
                       "a tensor that needs no gradient, made in the cell without a name")
 
 
@@ -303,7 +304,7 @@ def _op(w: _Walker, graph: Graph, nid: int, fn: Any, fn_names: Mapping[int, list
 def _input_node(nid: int, c: _Input | None) -> GNode:
     """The box of an input that needs no gradient (``None``: one autograd did not save)."""
     if c is None:
-        return GNode(id=nid, kind="const", label="input without grad", requires_grad=False,
+        return GNode(id=nid, kind="const", label=UNKNOWN_INPUT, requires_grad=False,
                      note="an input that needs no gradient (autograd did not save it: name and shape unknown)")
     return GNode(id=nid, kind="const", label=c.label, shape=c.shape, dtype=c.dtype,
                  names=(c.label,) if c.named else (), requires_grad=False, note=c.note)
