@@ -116,7 +116,7 @@ def fold(graph: Graph, expanded: Collection[int] = (), scope: int = -1) -> Graph
         if ka is None:
             if a not in outside:
                 outside[a] = len(nodes)
-                nodes.append(_stub(len(nodes), graph, a, chains, expanded))
+                nodes.append(_stub(len(nodes), graph, a, chains, scope))
             edges.append((outside[a], new_id[kb]))
         elif ka != kb:
             edges.append((new_id[ka], new_id[kb]))
@@ -168,20 +168,19 @@ def _box(nid: int, info: CallInfo, inside: list[GNode]) -> GNode:
     )
 
 
-def _stub(nid: int, graph: Graph, original: int, chains: dict[int, list[int]],
-          expanded: Collection[int]) -> GNode:
-    """An input that comes from outside the scope of a drill-down view."""
+def _stub(nid: int, graph: Graph, original: int, chains: dict[int, list[int]], scope: int) -> GNode:
+    """An input that comes from outside the scope of a drill-down view, named by the box it comes from."""
     node = graph.nodes[original]
-    source = node.label
-    try:
-        box = _unit(chains.get(node.call, []), expanded, -1)
-    except KeyError:
-        box = None
-    if box is not None:
-        source = next((c.title for c in graph.calls if c.index == box), source)
-    label = f"from {source}"
-    shape = node.shape
-    return GNode(id=nid, kind="const", label=label, shape=shape, dtype=node.dtype,
+    inside = chains.get(scope, [])
+    source = chains.get(node.call, [])
+    common = 0
+    while common < min(len(inside), len(source)) and inside[common] == source[common]:
+        common += 1
+    rest = source[common:]
+    label = node.label
+    if rest:
+        label = next((c.title for c in graph.calls if c.index == rest[0]), label)
+    return GNode(id=nid, kind="const", label=f"from {label}", shape=node.shape, dtype=node.dtype,
                  requires_grad=node.requires_grad, note="comes from outside this module call")
 
 
@@ -209,15 +208,16 @@ def _count(graph: Graph, expanded: Collection[int], scope: int) -> int:
 def auto_expand(graph: Graph, budget: int, scope: int = -1, given: Iterable[int] = ()) -> set[int]:
     """Calls to open so the view shows at most ``budget`` boxes: whole levels of containers at a time.
 
-    ``given`` calls (``--expand``) are open whatever the budget, with every
-    call around them.
+    ``given`` calls (``--expand``) are open too, with every call around
+    them, whatever the budget: the default picture with those opened.
     """
     by_index = {c.index: c for c in graph.calls}
-    expanded: set[int] = set()
+    opened: set[int] = set()
     for index in given:
         while index >= 0 and index in by_index:
-            expanded.add(index)
+            opened.add(index)
             index = by_index[index].parent
+    expanded: set[int] = set()
     depths = _depths(graph)
     base = depths.get(scope, -1)
     containers = _containers(graph)
@@ -228,13 +228,13 @@ def auto_expand(graph: Graph, budget: int, scope: int = -1, given: Iterable[int]
         if scope >= 0:
             candidates = {i for i in candidates if _inside(i, scope, by_index)}
         if not candidates:
-            return expanded
+            return expanded | opened
         trial = expanded | candidates
         shown = _count(graph, trial, scope)
         # Over budget: stop, unless what is shown now is too little to tell anything (one box)
         # and repeated blocks can still fold the bigger view (collapse_repeats).
         if shown > budget and (_count(graph, expanded, scope) >= MIN_VIEW or shown > 4 * budget):
-            return expanded
+            return expanded | opened
         expanded = trial
         level += 1
 

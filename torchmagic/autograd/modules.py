@@ -16,6 +16,12 @@ output shapes, and the storage address and shape of inputs that need no
 gradient (so an unsaved input inside the module can be named ``src`` later).
 Modules themselves are held by weak reference only, for their names and
 parameter counts at the end of the cell.
+
+The hooks are plain ones, not ``always_call``: those double the cost of
+every module call.  A forward that raises therefore never reaches our
+post-hook; its call is closed when its parent returns, so a forward that
+catches a submodule's error and goes on has its later calls counted inside
+the failed one (a rare pattern; nothing else is affected).
 """
 
 from __future__ import annotations

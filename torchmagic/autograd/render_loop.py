@@ -114,10 +114,10 @@ def _ratio(layer: LayerFlow) -> str:
     return fmt_number(layer.ratios[-1], 2) if layer.ratios else "—"
 
 
-def _flow_caption(flow: GradFlow) -> str:
-    text = f"Gradient flow: each layer's gradient norm on {len(flow.steps)} sampled steps"
-    if flow.update_steps:
-        text += "; update/weight = ‖Δw‖ / ‖w‖ of the last sampled optimizer step"
+def _flow_caption(flow: GradFlow, html: bool = False) -> str:
+    text = f"Gradient flow: each layer's gradient norm, first → last of {len(flow.steps)} sampled steps"
+    if flow.update_steps and html:
+        text += "; update/weight = ‖Δw‖ / ‖w‖ on the last sampled optimizer step"
     return text
 
 
@@ -136,7 +136,7 @@ def loop_html(loop: LoopSummary) -> str:
                 f"<code>{esc(fmt_number(layer.norms[0]))} → {esc(fmt_number(layer.norms[-1]))}</code>"),
                 esc(_ratio(layer)), f'<span class="{cls}">{esc(_flag_text(layer))}</span>',
             ])
-        parts.append(f'<div class="tm-muted">{esc(_flow_caption(flow))}</div>')
+        parts.append(f'<div class="tm-muted">{esc(_flow_caption(flow, html=True))}</div>')
         parts.append(table(["layer", "tensors", "gradient norm", "update/weight", ""], rows, escape=False))
     return "".join(parts)
 
