@@ -298,8 +298,8 @@ def to_rich(report: AutogradReport) -> Any:
     if report.loop is not None:
         items.extend(loop_lines(report.loop))
         if report.calls:
-            items.append(Line((f"The first {len(report.calls)} of {report.calls_total} backward() calls are kept "
-                               "in full in the report (-o NAME: NAME.calls).", "dim")))
+            items.append(Line(((f"The first {len(report.calls)} of {report.calls_total} backward() calls are kept "
+                               "in full in the report (-o NAME: NAME.calls)."), "dim")))
     else:
         for call in report.calls[:FULL_CALLS]:
             items.extend(_call_lines(call))
