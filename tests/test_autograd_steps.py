@@ -71,4 +71,4 @@ def test_optimizer_updates_on_sampled_steps_and_hooks_removed() -> None:
     assert log.optimizer_steps == 3 and list(log.optimizers) == [id(opt)]
     assert [u.step for u in log.updates] == [1, 2, 3]
     delta, size = log.updates[-1].updates[id(model.weight)]
-    assert math.isclose(delta, moved, rel_tol=1e-5) and math.isclose(size, float(model.weight.norm()), rel_tol=1e-5)
+    assert math.isclose(delta, moved, rel_tol=1e-5) and math.isclose(size, model.weight.norm().item(), rel_tol=1e-5)

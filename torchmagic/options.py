@@ -105,9 +105,10 @@ class Options(Configurable):
         "as shape and norm.",
     ).tag(config=True)
     autograd_max_calls = Int(
-        10,
-        help="backward() calls of one cell recorded in detail (graph, .grad before/after); later "
-        "calls are still checked for gradient accumulation.",
+        3,
+        help="backward() calls of one cell recorded in detail (graph, every leaf's .grad before, added, "
+        "after); later calls are still counted and checked for gradient accumulation, and a training "
+        "loop is then followed through hooks on its parameters (loss, gradient flow).",
     ).tag(config=True)
     jacobian_max_elements = Int(
         256,

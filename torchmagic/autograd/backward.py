@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from torchmagic.autograd.follow import Handoff
 from torchmagic.autograd.graph import Graph, topo_order
 from torchmagic.autograd.ledger import GradLedger, Where
 from torchmagic.autograd.log import Accumulation, NonFinite, WatchLog
 from torchmagic.autograd.modules import ModuleRecorder, annotate
 from torchmagic.autograd.options import WatchOptions
 from torchmagic.autograd.report import BackwardCall, LeafGrad, Note
-from torchmagic.autograd.site import CellSite
+from torchmagic.autograd.site import CellSite, names_of
 from torchmagic.autograd.steps import StepLog
 from torchmagic.autograd.values import NONE, Values, fmt_number, nonfinite_text, summarize
 from torchmagic.autograd.walk import NodeKey, find_leaves, node_key, walk
@@ -62,6 +63,7 @@ class _Call:
     names: dict[int, str]
     label: str
     here: Where
+    named: list[tuple[str, torch.Tensor]] = field(default_factory=list)  # (name, tensor) in scope
     graph: Graph = field(default_factory=Graph)
     leaves: list[torch.Tensor] = field(default_factory=list)
     state: list[tuple[int, int]] = field(default_factory=list)  # per leaf: (id(.grad) or 0, its version)
@@ -77,6 +79,7 @@ class _Call:
         """Drop every tensor reference (a failing call's traceback keeps this object)."""
         self.leaves.clear()
         self.reached.clear()
+        self.named.clear()
         self.roots = []
         self.inputs = []
         self.gradient = None
@@ -106,6 +109,7 @@ class BackwardRecorder:
     cell_key: str = ""
     modules: ModuleRecorder | None = None
     steps: StepLog = field(default_factory=StepLog)
+    handoff: Handoff | None = None  # set after the last detailed call of a loop: the follower takes over
 
     def record(self, kind: str, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Run the user's backward call between our reading of the graph and of ``.grad``.
@@ -158,14 +162,15 @@ class BackwardRecorder:
         line = self.site.line()
         if len(log.lines) < _MAX_LINES:
             log.lines.append(line)
-        names = self.site.names() if detailed else {}  # naming walks the namespace: detailed calls only
+        named = self.site.tensors() if detailed else []  # naming walks the namespace: detailed calls only
+        names = names_of(named)
         for t in roots:
             log.roots.append(weakref.ref(t))
         source = self.site.source(line)
         call = _Call(
             index=index, kind=kind, detailed=detailed, roots=roots, gradient=gradient,
             retain=retain, inputs=inputs, line=line, source=source, names=names,
-            label=_root_label(roots, names, source), here=Where(self.run, self.cell_key, line),
+            label=_root_label(roots, names, source), here=Where(self.run, self.cell_key, line), named=named,
         )
         if kind != "torch.autograd.grad":  # autograd.grad never touches .grad
             leaves = find_leaves(roots)
@@ -189,17 +194,16 @@ class BackwardRecorder:
         fns: list[tuple[int, Any]] = []
         call.graph = walk(
             [(call.names.get(id(t), call.label if len(call.roots) == 1 else ""), t) for t in call.roots],
-            namespace=self.site.namespace,
+            named=call.named,
             names=call.names,
             max_nodes=self.options.autograd_max_nodes,
-            grad_text=lambda t: summarize(t.grad, small, digits).text,
-            cuts=self.log.live_cuts(),
+            cuts=self.log.live_cuts(),  # the leaves' .grad goes in after the call (_leaf_grads)
             saved_cache=self.log.saved_cache,
             fns_out=fns,
             leaves_out=call.leaf_nodes,
         )
         if self.modules is not None:
-            annotate(call.graph, self.modules, self.site.namespace)
+            annotate(call.graph, self.modules, self.site.namespace, call.named)
         for leaf in call.leaves:
             call.before[id(leaf)] = summarize(leaf.grad, small, digits)
         received = call.received
@@ -246,9 +250,7 @@ class BackwardRecorder:
     def _after(self, call: _Call, result: Any) -> None:
         self._accumulation(call)
         self.steps.gradients(call.index, call.leaves)
-        loss = _loss(call.roots)
-        if call.roots:
-            self.steps.loss(call.index, call.roots[0])
+        loss = self.steps.loss(call.index, call.roots[0]) if len(call.roots) == 1 else None
         if not call.detailed:
             return
         log = self.log
@@ -268,6 +270,9 @@ class BackwardRecorder:
             _dtype(call.roots), _grad_text(call.gradient, small, digits), call.retain,
             tuple(leaf_grads), results, len(call.graph.nodes), loss=loss,
         ))
+        if call.index == self.options.autograd_max_calls and self.site.loop_line(call.line) and call.leaves:
+            loss_name = call.names.get(id(call.roots[0]), "") if len(call.roots) == 1 else ""
+            self.handoff = Handoff(call.leaves, call.names, loss_name, call.here)
         if call.jacobian is not None:
             from torchmagic.autograd.jacobian import finish
 
@@ -303,19 +308,27 @@ class BackwardRecorder:
         self.steps.leaves.setdefault(key, weakref.ref(leaf))
 
     def _leaf_grads(self, call: _Call) -> list[LeafGrad]:
+        """Each leaf's .grad before, added and after; the graph's leaf boxes get the after."""
         small, digits = self.options.autograd_value_elements, self.options.precision
         out: list[LeafGrad] = []
+        after: dict[int, str] = {}
         for leaf in call.leaves:
             key = id(leaf)
             name = call.names.get(key, "") or "a leaf"
             accumulation = self.log.accumulated.get(key)
             accumulated = accumulation is not None and accumulation.first == call.index
+            grad = summarize(leaf.grad, small, digits)
+            after[key] = grad.text
             out.append(LeafGrad(
                 name, tuple(int(s) for s in leaf.shape), dtype_name(leaf.dtype), call.before.get(key, NONE),
-                summarize(leaf.grad, small, digits), call.received.get(key, NONE), accumulated,
+                grad, call.received.get(key, NONE), accumulated,
                 accumulation.previous if accumulated and accumulation is not None else "",
                 group=name.rsplit(".", 1)[0] if "." in name else "",
             ))
+        nodes = call.graph.nodes
+        for nid, key in call.leaf_nodes.items():
+            if key in after and nid < len(nodes):
+                nodes[nid] = nodes[nid].but(grad=after[key])
         return out
 
     def _reached(self, call: _Call) -> None:
@@ -379,7 +392,7 @@ class BackwardRecorder:
             call.index, call.kind, call.label, call.line, call.source, _shape(call.roots),
             _dtype(call.roots), _grad_text(call.gradient, small, digits), call.retain,
             tuple(g for g in leaf_grads if g.added.text != "None" or g.before.text != g.after.text),
-            (), len(call.graph.nodes), error=type(exc).__name__, loss=_loss(call.roots),
+            (), len(call.graph.nodes), error=type(exc).__name__,
         ))
         changed = [g for g in leaf_grads if g.added.text != "None"]
         if changed:
@@ -440,13 +453,6 @@ def _shape(roots: list[torch.Tensor]) -> tuple[int, ...]:
 
 def _dtype(roots: list[torch.Tensor]) -> str:
     return dtype_name(roots[0].dtype) if roots else ""
-
-
-def _loss(roots: list[torch.Tensor]) -> float | None:
-    """The root's value when it is one real number on the CPU (no device sync for a report line)."""
-    if len(roots) != 1 or roots[0].numel() != 1 or roots[0].is_complex() or roots[0].device.type != "cpu":
-        return None
-    return float(roots[0].detach().reshape(()))
 
 
 def _grad_text(gradient: Any, small: int, digits: int) -> str:

@@ -23,6 +23,7 @@ H_GAP = 18.0  # horizontal space between boxes
 V_GAP = 28.0  # vertical space between layers
 MARGIN = 8.0
 DUMMY_W = 6.0
+X_SWEEPS = 4  # down, up, down, up: enough for narrow autograd graphs (more barely moves a box)
 
 
 @dataclass(frozen=True)
@@ -268,7 +269,7 @@ def layout(
             xs[v] = x + width[v] / 2
             x += width[v] + H_GAP
     weight = [1.0 if v < n else 2.0 for v in range(total)]
-    for it in range(8):
+    for it in range(X_SWEEPS):
         moved = 0.0
         for i, down in _sweep(it, depth):
             row = order[i]

@@ -29,7 +29,7 @@ from __future__ import annotations
 import bisect
 import math
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -40,11 +40,13 @@ from torchmagic.autograd.hooks import GlobalHooks
 from torchmagic.autograd.walk import UNKNOWN_INPUT, storage_names
 from torchmagic.core.guard import Fence
 from torchmagic.core.meta import fmt_shape
+from torchmagic.core.names import iter_named_tensors
 
 if TYPE_CHECKING:
     from torch import nn
     from torch.utils.hooks import RemovableHandle
 
+_QUIET = torch._C.DisableTorchFunction
 __all__ = ["ModuleRecorder", "CallRecord", "annotate", "assign_calls", "module_paths", "name_inputs"]
 
 _next_seq = torch._C._autograd._get_sequence_nr
@@ -79,7 +81,7 @@ def _tensors(value: Any) -> list[torch.Tensor]:
 
 
 def _shape(t: torch.Tensor) -> tuple[int, ...]:
-    return tuple(int(s) for s in t.shape)
+    return tuple(t.shape)  # torch.Size is a tuple of ints
 
 
 def _storage(t: torch.Tensor) -> int:
@@ -99,6 +101,7 @@ class ModuleRecorder(GlobalHooks):
         self._offset = 0  # index of calls[0]
         self._paths: dict[int, str] = {}  # id(module) -> its name, read from the namespace once
         self._params: dict[int, tuple[int, int]] = {}  # id(module) -> (elements, tensors)
+        self.user_hook: Callable[[], None] | None = None  # called before each module call, in the user's code
         self._stack: list[CallRecord] = []
 
     def register(self) -> list[RemovableHandle]:
@@ -111,34 +114,40 @@ class ModuleRecorder(GlobalHooks):
         self._stack.clear()
 
     def _pre(self, module: nn.Module, args: tuple[Any, ...]) -> None:
-        try:
-            key = id(module)
-            if key not in self.modules:
-                self.modules[key] = (weakref.ref(module), type(module).__name__)
-            parent = self._stack[-1].index if self._stack else -1
-            call = CallRecord(self._offset + len(self.calls), key, parent, _next_seq())
-            tensors = _tensors(args)
-            call.ins = tuple(_shape(t) for t in tensors)
-            call.consts = tuple((_storage(t), _shape(t)) for t in tensors if not t.requires_grad)
-            self.calls.append(call)
-            self._stack.append(call)
-            if len(self.calls) > MAX_CALLS:
-                drop = len(self.calls) // 2
-                self._offset += drop
-                del self.calls[:drop]
-        except Exception as exc:  # noqa: BLE001 - recording must never break the user's model
-            self.fence.fail(exc)
+        if self.user_hook is not None:
+            self.user_hook()  # the user's code is running: the watcher may step aside here
+            if not self._handles:  # ... and it did, taking us off too
+                return
+        with _QUIET():  # our own ops here must not go through the recording mode
+            try:
+                key = id(module)
+                if key not in self.modules:
+                    self.modules[key] = (weakref.ref(module), type(module).__name__)
+                parent = self._stack[-1].index if self._stack else -1
+                call = CallRecord(self._offset + len(self.calls), key, parent, _next_seq())
+                tensors = _tensors(args)
+                call.ins = tuple(_shape(t) for t in tensors)
+                call.consts = tuple((_storage(t), _shape(t)) for t in tensors if not t.requires_grad)
+                self.calls.append(call)
+                self._stack.append(call)
+                if len(self.calls) > MAX_CALLS:
+                    drop = len(self.calls) // 2
+                    self._offset += drop
+                    del self.calls[:drop]
+            except Exception as exc:  # noqa: BLE001 - recording must never break the user's model
+                self.fence.fail(exc)
 
     def _post(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        try:
-            while self._stack:  # a child whose forward raised (and was caught) never got here: close it too
-                call = self._stack.pop()
-                call.hi = _next_seq()
-                if call.module == id(module):
-                    call.outs = tuple(_shape(t) for t in _tensors(output))
-                    break
-        except Exception as exc:  # noqa: BLE001 - recording must never break the user's model
-            self.fence.fail(exc)
+        with _QUIET():  # our own ops here must not go through the recording mode
+            try:
+                while self._stack:  # a child whose forward raised (and was caught) never got here: close it too
+                    call = self._stack.pop()
+                    call.hi = _next_seq()
+                    if call.module == id(module):
+                        call.outs = tuple(_shape(t) for t in _tensors(output))
+                        break
+            except Exception as exc:  # noqa: BLE001 - recording must never break the user's model
+                self.fence.fail(exc)
 
     def record(self, index: int) -> CallRecord | None:
         """The call with this index, if it is still kept."""
@@ -297,10 +306,15 @@ def name_inputs(graph: Graph, calls: Sequence[CallRecord], storages: Mapping[int
     graph.nodes = nodes
 
 
-def annotate(graph: Graph, recorder: ModuleRecorder, namespace: Mapping[str, Any]) -> None:
-    """Everything a walked graph learns from the module calls: ``node.call``, ``graph.calls``, input names."""
+def annotate(graph: Graph, recorder: ModuleRecorder, namespace: Mapping[str, Any],
+             named: Iterable[tuple[str, torch.Tensor]] | None = None) -> None:
+    """Everything a walked graph learns from the module calls: ``node.call``, ``graph.calls``, input names.
+
+    ``named``: the namespace's ``(name, tensor)`` pairs, when the caller has them already.
+    """
     if not recorder.calls:
         return
     assign_calls(graph, recorder.calls)
     graph.calls = recorder.infos(graph, namespace)
-    name_inputs(graph, recorder.calls, storage_names(namespace))
+    pairs = named if named is not None else iter_named_tensors(namespace)
+    name_inputs(graph, recorder.calls, storage_names(pairs))

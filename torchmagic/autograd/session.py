@@ -14,7 +14,6 @@ autograd, warnings and, if the cell failed, the error in plain words.
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import hashlib
 import itertools
@@ -45,7 +44,7 @@ from torchmagic.core.cell import Cell
 from torchmagic.core.names import iter_named_tensors, user_names
 from torchmagic.core.runner import Collector
 
-__all__ = ["AutogradSession", "tensor_report", "finish_graph", "enclosing_loop", "LOOP_CALLS"]
+__all__ = ["AutogradSession", "tensor_report", "finish_graph", "LOOP_CALLS"]
 
 _RUNS = itertools.count(1)
 LOOP_CALLS = 4  # a cell with at least this many backward() calls gets the loop summary
@@ -120,6 +119,7 @@ class AutogradSession(Collector):
             self.site, ledger, options, run=next(_RUNS), cell_key=key, modules=self.modules, steps=self.steps
         )
         self.watcher.fence = self.fence
+        self.modules.user_hook = self.steps.user_hook = self.watcher.step_aside
         self._stack = contextlib.ExitStack()
         self._seq = 0
 
@@ -164,8 +164,8 @@ class AutogradSession(Collector):
         log = self.watcher.log
         graph: Graph | None = None
         last = log.graphs[-1] if log.graphs else None
-        if last is not None and outputs and _covers(last, outputs):
-            return _with_grads(last, self.ns, self.options)
+        if last is not None and (self.watcher.followed or (outputs and _covers(last, outputs))):
+            return _with_grads(last, self.ns, self.options)  # a followed loop: its steps repeat this graph
         if outputs:
             small, digits = self.options.autograd_value_elements, self.options.precision
             graph = walk(
@@ -258,7 +258,7 @@ def _loop(log: WatchLog, steps: StepLog, site: CellSite, names: Mapping[int, str
           leaf_names: Mapping[int, str]) -> LoopSummary:
     """The training-loop summary of a cell with many backward() calls."""
     line = log.lines[-1] if log.lines else 0
-    loop_line = enclosing_loop(site.lines, line)
+    loop_line = site.loop_line(line)
     losses = steps.loss_values()
     optimizers = tuple(dict.fromkeys(
         names.get(key, "") or _name_of(site.namespace, ref()) or "an optimizer"
@@ -280,19 +280,6 @@ def _name_of(ns: Mapping[str, Any], obj: object) -> str:
     if obj is None:
         return ""
     return next((k for k, v in list(ns.items()) if v is obj and not k.startswith("_")), "")
-
-
-def enclosing_loop(lines: list[str], line: int) -> int:
-    """The line of the innermost ``for``/``while`` around cell line ``line`` (0 when there is none)."""
-    try:
-        tree = ast.parse("\n".join(lines))
-    except SyntaxError:  # IPython syntax the transformers rewrote: no loop to point at
-        return 0
-    best = 0
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.For, ast.While, ast.AsyncFor)) and node.lineno <= line <= (node.end_lineno or 0):
-            best = max(best, node.lineno)
-    return best
 
 
 def _nothing_message(

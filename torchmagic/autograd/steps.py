@@ -16,7 +16,7 @@ on an accelerator are collected as device scalars and read once at the end.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,10 +29,12 @@ from torchmagic.core.guard import Fence
 if TYPE_CHECKING:
     from torch.utils.hooks import RemovableHandle
 
+_QUIET = torch._C.DisableTorchFunction
 __all__ = ["StepLog", "Sampler", "FlowSample", "UpdateSample", "MAX_SAMPLES"]
 
-MAX_SAMPLES = 64  # gradient-norm samples kept (per loop)
+MAX_SAMPLES = 32  # gradient-norm samples kept (per loop)
 MAX_LOSSES = 512  # loss values kept
+MAX_UPDATES = 8  # optimizer updates measured (each copies the parameters once)
 
 
 class Sampler:
@@ -65,7 +67,8 @@ class FlowSample:
 class UpdateSample:
     """One optimizer step on a sampled training step: ``‖Δw‖`` and ``‖w‖`` per parameter."""
 
-    step: int
+    step: int  # the backward call it followed
+    number: int = 0  # which optimizer step it was
     updates: dict[int, tuple[float, float]] = field(default_factory=dict)
 
 
@@ -80,26 +83,34 @@ class StepLog(GlobalHooks):
         self.flow: list[FlowSample] = []
         self.flow_sampler = Sampler(MAX_SAMPLES)
         self.updates: list[UpdateSample] = []
+        self.update_sampler = Sampler(MAX_UPDATES)
         self.leaves: dict[int, weakref.ref[torch.Tensor]] = {}
         self.optimizers: dict[int, weakref.ref[torch.optim.Optimizer]] = {}
         self.optimizer_steps = 0
         self.step = 0  # the number of the backward call that ran last
+        # True between an optimizer step's pre- and post-hook: the watcher leaves its ops alone.  A
+        # step that raises never reaches the post-hook; the next step's pre-hook sets it again anyway.
+        self.stepping = False
+        self.user_hook: Callable[[], None] | None = None  # called after each optimizer step, in the user's code
         self._snapshot: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     # -- the loss ----------------------------------------------------------------
-    def loss(self, step: int, root: torch.Tensor) -> None:
-        """Remember ``root``'s value on this step when it is one real number."""
-        if root.numel() != 1 or root.is_complex() or not self.loss_sampler.wants(step):
-            return
+    def loss(self, step: int, root: torch.Tensor) -> float | None:
+        """Remember ``root``'s value on this step when it is one real number; its value, when on the CPU."""
+        if root.numel() != 1 or root.is_complex():
+            return None
         value = root.detach()
-        if value.device.type in ("cpu", "meta"):
-            if value.device.type == "cpu":
-                self.losses.append((step, float(value.reshape(()))))
-        else:  # no synchronisation per step on an accelerator: read them all at the end
+        number = float(value.reshape(())) if value.device.type == "cpu" else None
+        if not self.loss_sampler.wants(step):
+            return number
+        if number is not None:
+            self.losses.append((step, number))
+        elif value.device.type != "meta":  # no synchronisation per step on an accelerator: read all at the end
             self._pending.append((step, value.reshape(()).clone()))
         if len(self.losses) + len(self._pending) >= MAX_LOSSES:
             self._read_pending()
             self.losses = self.loss_sampler.thin(self.losses, lambda item: item[0])
+        return number
 
     def _read_pending(self) -> None:
         if self._pending:
@@ -142,41 +153,50 @@ class StepLog(GlobalHooks):
 
     def reset(self) -> None:
         self._snapshot = []
+        self.stepping = False
 
     def _before_step(self, opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        try:
-            self.optimizer_steps += 1
-            if id(opt) not in self.optimizers:
-                self.optimizers[id(opt)] = weakref.ref(opt)
-            sampled = bool(self.flow) and self.flow[-1].step == self.step
-            if not sampled or (self.updates and self.updates[-1].step == self.step):
+        self.stepping = True
+        with _QUIET():  # our own ops here must not go through the recording mode
+            try:
+                self.optimizer_steps += 1
+                if id(opt) not in self.optimizers:
+                    self.optimizers[id(opt)] = weakref.ref(opt)
+                sampled = bool(self.flow) and self.flow[-1].step == self.step
+                if (not sampled or (self.updates and self.updates[-1].step == self.step)
+                        or not self.update_sampler.wants(self.optimizer_steps)):
+                    self._snapshot = []
+                    return
+                params = [p for group in opt.param_groups for p in group["params"]
+                          if isinstance(p, torch.Tensor) and p.grad is not None and p.layout == torch.strided]
+                with torch.no_grad():
+                    self._snapshot = [(p, p.detach().clone()) for p in params]
+            except Exception as exc:  # noqa: BLE001 - recording must never break the user's step
                 self._snapshot = []
-                return
-            params = [p for group in opt.param_groups for p in group["params"]
-                      if isinstance(p, torch.Tensor) and p.grad is not None and p.layout == torch.strided]
-            with torch.no_grad():
-                self._snapshot = [(p, p.detach().clone()) for p in params]
-        except Exception as exc:  # noqa: BLE001 - recording must never break the user's step
-            self._snapshot = []
-            self.fence.fail(exc)
+                self.fence.fail(exc)
 
     def _after_step(self, opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        self.stepping = False
         snapshot, self._snapshot = self._snapshot, []
+        if self.user_hook is not None:
+            self.user_hook()  # the user's code is running: the watcher may step aside here
         if not snapshot:
             return
-        try:
-            with torch.no_grad():
-                params = [p for p, _ in snapshot]
-                deltas = torch._foreach_sub([p.detach() for p in params], [old for _, old in snapshot])
-                moved = torch._foreach_norm(deltas)
-                sizes = torch._foreach_norm([p.detach() for p in params])
-                numbers = torch.stack([n.to(torch.float64) for n in (*moved, *sizes)]).cpu().tolist()
-            half = len(params)
-            sample = UpdateSample(self.step)
-            for k, p in enumerate(params):
-                sample.updates[id(p)] = (numbers[k], numbers[half + k])
-                if id(p) not in self.leaves:
-                    self.leaves[id(p)] = weakref.ref(p)
-            self.updates.append(sample)
-        except Exception as exc:  # noqa: BLE001 - recording must never break the user's step
-            self.fence.fail(exc)
+        with _QUIET():  # our own ops here must not go through the recording mode
+            try:
+                with torch.no_grad():
+                    params = [p for p, _ in snapshot]
+                    deltas = torch._foreach_sub([p.detach() for p in params], [old for _, old in snapshot])
+                    moved = torch._foreach_norm(deltas)
+                    sizes = torch._foreach_norm([p.detach() for p in params])
+                    numbers = torch.stack([n.to(torch.float64) for n in (*moved, *sizes)]).cpu().tolist()
+                half = len(params)
+                sample = UpdateSample(self.step, self.optimizer_steps)
+                for k, p in enumerate(params):
+                    sample.updates[id(p)] = (numbers[k], numbers[half + k])
+                    if id(p) not in self.leaves:
+                        self.leaves[id(p)] = weakref.ref(p)
+                self.updates.append(sample)
+                self.updates = self.update_sampler.thin(self.updates, lambda u: u.number)
+            except Exception as exc:  # noqa: BLE001 - recording must never break the user's step
+                self.fence.fail(exc)

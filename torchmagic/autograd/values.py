@@ -97,15 +97,17 @@ def summarize(t: torch.Tensor | None, small_elements: int = 16, digits: int = 4)
         numel = d.numel()
         if numel <= small_elements:
             wide = d.to(torch.complex128) if d.is_complex() else d.to(torch.float64)
-            norm = float(torch.linalg.vector_norm(wide)) if numel else 0.0
             flat: tuple[float, ...] | None = None
             nan = inf = 0
             if not d.is_complex():
-                flat = tuple(float(v) for v in wide.reshape(-1).tolist())
+                flat = tuple(wide.reshape(-1).tolist())
+                norm = math.sqrt(sum(v * v for v in flat))
                 nan = sum(1 for v in flat if v != v)
                 inf = sum(1 for v in flat if v in (math.inf, -math.inf))
-            elif not math.isfinite(norm):
-                nan, inf = _count_nonfinite(d)
+            else:
+                norm = float(torch.linalg.vector_norm(wide)) if numel else 0.0
+                if not math.isfinite(norm):
+                    nan, inf = _count_nonfinite(d)
             return Values(
                 text=_nested(wide.tolist(), digits), shape=shape, dtype=dtype, norm=norm, flat=flat,
                 nonzero=bool(norm != 0.0), nan=nan, inf=inf,

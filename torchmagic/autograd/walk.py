@@ -19,7 +19,7 @@ ints and tuples.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,7 +79,7 @@ def _order_key(item: tuple[str, Any]) -> tuple[int, str]:
 def _output_meta(fn: Any) -> tuple[tuple[int, ...] | None, str]:
     try:
         meta = fn._input_metadata[0]
-        return tuple(int(s) for s in meta.shape), dtype_name(meta.dtype)
+        return tuple(meta.shape), dtype_name(meta.dtype)
     except Exception:  # noqa: BLE001 - custom Functions may lack metadata
         return None, ""
 
@@ -95,10 +95,10 @@ def _storage(t: torch.Tensor) -> int:
         return 0
 
 
-def storage_names(namespace: Mapping[str, Any]) -> dict[int, str]:
-    """``storage address -> name`` of the namespace's tensors that need no gradient (the first name wins)."""
+def storage_names(named: Iterable[tuple[str, torch.Tensor]]) -> dict[int, str]:
+    """``storage address -> name`` of the named tensors that need no gradient (the first name wins)."""
     out: dict[int, str] = {}
-    for name, t in iter_named_tensors(namespace):
+    for name, t in named:
         if not t.requires_grad:
             address = _storage(t)
             if address:
@@ -199,8 +199,12 @@ def walk(
     op_flags: Mapping[NodeKey, str] | None = None,
     fns_out: list[tuple[int, Any]] | None = None,
     leaves_out: dict[int, int] | None = None,
+    named: Sequence[tuple[str, torch.Tensor]] | None = None,
 ) -> Graph:
     """The graph behind ``roots`` (``(label, tensor)`` pairs), named from ``namespace``.
+
+    ``named`` gives the ``(name, tensor)`` pairs directly when the caller has
+    them already (they are read from ``namespace`` otherwise).
 
     ``grad_text(tensor) -> str`` formats a leaf's ``.grad`` (leaves only).
     ``cuts`` maps ``id(tensor)`` of ``.detach()`` results to a description, so
@@ -215,13 +219,14 @@ def walk(
     """
     names = dict(names or {})
     fn_names: dict[int, list[str]] = {}
-    w = _Walker(names, storage_names(namespace) if namespace is not None else {}, cuts or {}, grad_text)
-    if namespace is not None:
-        for name, t in iter_named_tensors(namespace):
-            names.setdefault(id(t), name)
-            if t.grad_fn is not None:
-                w.keep.append(t.grad_fn)
-                fn_names.setdefault(id(t.grad_fn), []).append(name)
+    if named is None:
+        named = list(iter_named_tensors(namespace)) if namespace is not None else []
+    w = _Walker(names, storage_names(named), cuts or {}, grad_text)
+    for name, t in named:
+        names.setdefault(id(t), name)
+        if t.grad_fn is not None:
+            w.keep.append(t.grad_fn)
+            fn_names.setdefault(id(t.grad_fn), []).append(name)
     graph = Graph()
     for label, t in roots:
         if not isinstance(t, torch.Tensor) or not t.requires_grad:
@@ -271,11 +276,14 @@ def _op(w: _Walker, graph: Graph, nid: int, fn: Any, fn_names: Mapping[int, list
     key = node_key(fn)
     label = key[1]
     shape, dtype = _output_meta(fn)
+    children = [child for child, _ in fn.next_functions]
     saved = read_saved(fn)
     note = ""
-    values = sorted(saved.values, key=_order_key)
+    values = sorted(saved.values, key=_order_key) if len(saved.values) > 1 else saved.values
     described = tuple(f"{k}: {_describe(v, w.names)}" for k, v in values)
-    spare = [w.input_of(v, label) for _, v in values if isinstance(v, torch.Tensor) and not v.requires_grad]
+    spare: list[_Input] = []
+    if None in children:  # only inputs without a grad_fn need a name: read the saved ones for it
+        spare = [w.input_of(v, label) for _, v in values if isinstance(v, torch.Tensor) and not v.requires_grad]
     if saved.freed:
         graph.freed = True
         note = "saved tensors were freed by an earlier backward()"
@@ -288,17 +296,17 @@ def _op(w: _Walker, graph: Graph, nid: int, fn: Any, fn_names: Mapping[int, list
         graph.stale.append(f"{label}: {note}")
     if saved_cache is not None and (described or spare):
         saved_cache[key] = (described, tuple(spare))
+    given = fn_names.get(id(fn))
     w.nodes[nid] = GNode(
-        id=nid, kind="op", label=label, shape=shape, dtype=dtype, names=tuple(fn_names.get(id(fn), ())),
-        saved=described, note=note, grad=(op_grads or {}).get(key, ""), seq=key[0],
-        flag=(op_flags or {}).get(key, ""),
+        nid, "op", label, shape, dtype, tuple(given) if given else (), described, op_grads.get(key, "")
+        if op_grads else "", note, seq=key[0], flag=op_flags.get(key, "") if op_flags else "",
     )
-    for child, _ in fn.next_functions:
+    edges = graph.edges
+    for child in children:
         if child is not None:
-            graph.edges.append((w.add(child), nid))
-            continue
-        const_id = w.new(_input_node(len(w.nodes), spare.pop(0) if spare else None))
-        graph.edges.append((const_id, nid))
+            edges.append((w.add(child), nid))
+        else:
+            edges.append((w.new(_input_node(len(w.nodes), spare.pop(0) if spare else None)), nid))
 
 
 def _input_node(nid: int, c: _Input | None) -> GNode:

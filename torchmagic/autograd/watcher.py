@@ -20,6 +20,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from torchmagic.autograd.backward import BackwardRecorder
+from torchmagic.autograd.follow import Follower
 from torchmagic.autograd.ledger import GradLedger
 from torchmagic.autograd.log import WatchLog
 from torchmagic.autograd.modules import ModuleRecorder
@@ -45,6 +46,8 @@ _SPECIAL: dict[Any, str] = {  # what the mode sees -> what it is (backward calls
     torch.detach: "detach",
 }
 _MAX_EVENTS = 50
+_is_compiling = torch.compiler.is_compiling
+_grad_enabled = torch.is_grad_enabled
 
 
 def _func_name(func: Any) -> str:
@@ -80,11 +83,43 @@ class AutogradWatcher(TorchFunctionMode):
         self.options = options
         self.log = WatchLog()
         self.fence = Fence()  # our own recording failures, said once after the cell
-        self.backward = BackwardRecorder(
-            site, self.log, ledger, options, run, cell_key, modules, steps or StepLog(self.fence)
-        )
+        self.steps = steps or StepLog(self.fence)
+        self.backward = BackwardRecorder(site, self.log, ledger, options, run, cell_key, modules, self.steps)
         self._data: dict[int, tuple[weakref.ref[torch.Tensor], _DataRef]] = {}  # .data results seen
         self._untracked_keys: dict[tuple[str, int, str], int] = {}
+        self.modules = modules
+        self.follower = Follower(self.log, self.steps, ledger, site.namespace, self.fence)
+        self.detached = False  # off the function-mode stack: a loop is followed through its leaves
+        self.followed = False  # ... at some point of this cell
+
+    def step_aside(self) -> None:
+        """From a hook that runs in the user's code: hand a loop over to the follower, and leave the stack.
+
+        Only when the last detailed backward call asked for it and this mode is
+        on top of the stack (a mode the user pushed above it stays undisturbed).
+        """
+        handoff = self.backward.handoff
+        if handoff is None or self.detached:
+            return
+        try:
+            depth = torch._C._len_torch_function_stack()
+            if depth == 0 or torch._C._get_function_stack_at(depth - 1) is not self:
+                return
+            torch._C._pop_torch_function_stack()
+            self.detached = self.followed = True
+            self.backward.handoff = None
+            self.follower.start(handoff)
+            if self.modules is not None:
+                self.modules.__exit__(None, None, None)
+        except Exception as exc:  # noqa: BLE001 - recording must never break the user's step
+            self.fence.fail(exc)
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.follower.stop()
+        if self.detached:  # back on the stack, so that exiting the mode pops this mode and no other
+            torch._C._push_on_torch_function_stack(self)
+            self.detached = False
+        super().__exit__(*exc_info)
 
     # -- the mode ---------------------------------------------------------------
     def __torch_function__(
@@ -92,19 +127,22 @@ class AutogradWatcher(TorchFunctionMode):
     ) -> Any:
         __tracebackhide__ = True
         kwargs = dict(kwargs) if kwargs else {}  # a copy: a DeviceContext below us edits it in place
-        if torch.compiler.is_compiling():
+        if _is_compiling():
             return func(*args, **kwargs)
         try:
             special = _SPECIAL.get(func)
         except TypeError:  # an unhashable callable
             special = None
         if special is None:
+            if self.steps.stepping:  # inside optimizer.step(): its own business, and many small ops
+                return func(*args, **kwargs)
             if self._data and args and isinstance(args[0], torch.Tensor):
                 self._fenced(self._check_data_inplace, func, args[0])
-            if torch.is_grad_enabled():
+            if _grad_enabled():
                 return func(*args, **kwargs)  # the common case: nothing to record
             out = func(*args, **kwargs)
-            self._fenced(self._on_untracked, func, args, kwargs, out, True)
+            if any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+                self._fenced(self._on_untracked, func, args, kwargs, out, True)
             return out
         if special == "data.get":
             out = func(*args, **kwargs)
