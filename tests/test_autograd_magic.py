@@ -503,3 +503,17 @@ def test_the_error_text_appears_once(ip: Any, capture: Any) -> None:
         assert "raised RuntimeError (the message is in the traceback below)" in view
     assert message.startswith("Trying to backward through the graph a second time")
     assert (cap.stdout + cap.stderr).count("Trying to backward") == 1  # the traceback, once
+
+
+def test_in_a_large_graph_a_non_finite_gradient_is_traced_to_its_module(ip: Any) -> None:
+    ip.run_cell(
+        "import torch\nfrom torch import nn\n"
+        "class Root(nn.Module):\n    def forward(self, x):\n        return (x * 0).sqrt() + x\n"
+        "deep = nn.Sequential(*[nn.Sequential(nn.Linear(3, 3), nn.Tanh()) for _ in range(30)], Root(),"
+        " nn.Linear(3, 1))"
+    )
+    r = run(ip, "loss = deep(torch.ones(2, 3)).sum()\nloss.backward()")
+    assert r.graph is not None and r.graph.total_nodes > 100
+    (note,) = [n for n in r.notes if n.kind == "nonfinite"]
+    assert "It appeared inside deep.30:" in note.message, note.message
+    assert "deep.29.0.weight: 9 NaN" in note.message and " and 57 more" in note.message  # 60 leaves, 3 named

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from torchmagic.autograd.follow import Handoff
-from torchmagic.autograd.graph import Graph, topo_order
+from torchmagic.autograd.graph import GNode, Graph, topo_order
 from torchmagic.autograd.ledger import GradLedger, Where
 from torchmagic.autograd.log import Accumulation, NonFinite, WatchLog
 from torchmagic.autograd.modules import ModuleRecorder, annotate
@@ -41,9 +41,10 @@ if TYPE_CHECKING:
 
     from torchmagic.autograd.jacobian import Pending
 
-__all__ = ["BackwardRecorder", "NODE_HOOKS"]
+__all__ = ["BackwardRecorder", "NODE_HOOKS", "EVERY_NODE"]
 
 NODE_HOOKS = 2000  # graphs with more backward nodes get no per-node gradient hooks
+EVERY_NODE = 100  # graphs up to this size: a hook on every node; larger ones: module outputs only
 _MAX_LINES = 1000
 
 
@@ -229,8 +230,10 @@ class BackwardRecorder:
 
         try:
             if len(call.graph.nodes) <= NODE_HOOKS:
+                traced = _traced(call.graph)
                 for nid, fn in fns:
-                    call.handles.append(fn.register_hook(node_hook(nid, node_key(fn))))
+                    if nid in traced:
+                        call.handles.append(fn.register_hook(node_hook(nid, node_key(fn))))
             fns.clear()
             for leaf in call.leaves:
                 if leaf.requires_grad:
@@ -352,7 +355,12 @@ class BackwardRecorder:
                 nodes[nid] = nodes[nid].but(grad=text, flag=flag)
 
     def _nonfinite(self, call: _Call, leaves: list[LeafGrad], results: tuple[tuple[str, str], ...]) -> None:
-        """Say which leaves got NaN/inf gradients, and in which backward node they appeared."""
+        """Say which leaves got NaN/inf gradients, and in which backward node (or module) they appeared.
+
+        The origin is the first node, from the output towards the leaves, whose
+        incoming gradient was finite while something below it (through nodes
+        without a hook, in a large graph) was not.
+        """
         bad = [f"{g.name}: {nonfinite_text(g.added.nan or g.after.nan, g.added.inf or g.after.inf)}"
                for g in leaves if g.status == "non-finite"]
         bad.extend(f"{name}: not finite" for name, text in results if "nan" in text or "inf" in text)
@@ -361,24 +369,28 @@ class BackwardRecorder:
         graph = call.graph
         nodes = graph.nodes
         ins = graph.inputs()
-        finite_leaf = {nid: call.received.get(key, NONE).finite for nid, key in call.leaf_nodes.items()}
-        origin, root = "", ""
+        known: dict[int, bool] = {nid: not nodes[nid].flag for nid, _, _, _ in call.reached}  # True: finite
+        known.update({nid: call.received.get(key, NONE).finite for nid, key in call.leaf_nodes.items()})
+        origin, root, inside = "", "", ""
         names: tuple[str, ...] = ()
         for nid in reversed(topo_order(graph)):  # from the outputs towards the leaves: backward's order
-            node = nodes[nid]
-            if node.kind != "op" or node.flag:
+            if nodes[nid].kind != "op" or not known.get(nid, False):
                 continue
-            if any(nodes[i].flag == "nonfinite" or not finite_leaf.get(i, True) for i in ins[nid]):
-                nodes[nid] = node.but(flag="origin", note=(node.note + "; " if node.note else "")
-                                     + "a NaN/inf gradient appeared here: what reached it was finite")
-                origin, names = node.label, node.names
-                key = next((k for i, k, _, _ in call.reached if i == nid), None)
-                if key is not None:
-                    self.log.op_flags[key] = "origin"
-                break
+            region = _bad_below(nid, ins, known, nodes)
+            if region is None:
+                continue
+            node = nodes[nid]
+            nodes[nid] = node.but(flag="origin", note=(node.note + "; " if node.note else "")
+                                  + "a NaN/inf gradient appeared here: what reached it was finite")
+            origin, names = node.label, node.names
+            inside = next((c.title for c in graph.calls if c.index == region), "") if region >= 0 else ""
+            key = next((k for i, k, _, _ in call.reached if i == nid), None)
+            if key is not None:
+                self.log.op_flags[key] = "origin"
+            break
         if not origin and any(nodes[r].flag for r in graph.roots):
             root = call.label
-        self.log.nonfinite.append(NonFinite(call.index, call.line, tuple(bad), origin, names, root))
+        self.log.nonfinite.append(NonFinite(call.index, call.line, tuple(bad), origin, names, root, inside))
 
     # -- a call that raised ----------------------------------------------------------
     def _failed(self, call: _Call, exc: BaseException) -> None:
@@ -407,6 +419,40 @@ class BackwardRecorder:
                          "leaves .grad partly updated."),
                 fix="Zero the gradients (optimizer.zero_grad()) before running backward() again.",
             ))
+
+
+def _bad_below(nid: int, ins: dict[int, list[int]], known: dict[int, bool], nodes: list[GNode]) -> int | None:
+    """Whether a non-finite gradient is below ``nid``, down to the nearest traced nodes: None if not; else
+    the module call of the untraced ops on a path to it (preferred: a traced node can hold a NaN that
+    came in along another path), or -1 when it is a direct input."""
+    stack = [(i, -1) for i in ins[nid]]
+    seen: set[tuple[int, int]] = set()
+    found: int | None = None
+    while stack:
+        i, region = stack.pop()
+        if (i, region) in seen:
+            continue
+        seen.add((i, region))
+        state = known.get(i)
+        if state is False:
+            if region >= 0:
+                return region
+            found = -1
+        elif state is None and nodes[i].kind == "op":  # not traced: look through it
+            stack.extend((j, region if region >= 0 else nodes[i].call) for j in ins[i])
+    return found
+
+
+def _traced(graph: Graph) -> set[int]:
+    """The ops that get a gradient hook: all of a small graph; in a large one those outside modules and
+    each module call's outputs (the gradient that reaches the module)."""
+    ops = [n for n in graph.nodes if n.kind == "op"]
+    if len(graph.nodes) <= EVERY_NODE:
+        return {n.id for n in ops}
+    users = graph.users()
+    roots = set(graph.roots)
+    return {n.id for n in ops if n.call < 0 or n.id in roots
+            or any(graph.nodes[u].call != n.call for u in users[n.id])}
 
 
 def _as_list(value: Any) -> list[Any]:

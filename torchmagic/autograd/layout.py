@@ -258,7 +258,7 @@ def layout(
             best_cross, best, stale = cross, [row[:] for row in order], 0
         else:
             stale += 1
-            if stale >= 4:
+            if stale >= 2:
                 break
     order = best
     # x: start packed, then pull each node towards its neighbours (down and up sweeps).

@@ -45,6 +45,7 @@ class NonFinite:
     origin: str  # the backward node where the non-finite gradient appeared ('' if unknown)
     origin_names: tuple[str, ...] = ()  # what that node's output is called in the cell
     root: str = ""  # the root itself was not finite: the forward pass made it
+    inside: str = ""  # in a large graph: the module call whose untraced ops made it
 
 
 @dataclass

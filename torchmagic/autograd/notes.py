@@ -93,7 +93,10 @@ def nonfinite_notes(log: WatchLog) -> list[Note]:
     out: list[Note] = []
     for bad in log.nonfinite[:3]:
         where = ""
-        if bad.origin:
+        if bad.origin and bad.inside:
+            where = (f" It appeared inside {bad.inside}: the gradient that reached its output ({bad.origin}) "
+                     "was finite, the one it passed on was not.")
+        elif bad.origin:
             made = f" (the backward of {', '.join(bad.origin_names)})" if bad.origin_names else ""
             where = (f" It appeared in {bad.origin}{made}: the gradient that reached it was finite, "
                      "the one it passed on was not.")
@@ -102,7 +105,7 @@ def nonfinite_notes(log: WatchLog) -> list[Note]:
         out.append(Note(
             kind="nonfinite", line=bad.line, subject=bad.leaves[0].split(":")[0],
             message=(f"Non-finite gradient after the backward() at line {bad.line}: "
-                     f"{'; '.join(bad.leaves)}.{where}"),
+                     f"{_listed(list(bad.leaves), 3).replace(', ', '; ')}.{where}"),
             fix=("Look at that op's inputs: sqrt/log/pow at 0 or below, division by 0, or an overflow "
                  "produce inf/NaN derivatives. Clamp the input (x.clamp_min(1e-12)), add an epsilon, or "
                  "use a stable form (torch.logsumexp, F.log_softmax)."),

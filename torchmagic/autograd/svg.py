@@ -46,8 +46,8 @@ def node_size(node: GNode) -> tuple[float, float]:
 
 def _n(v: float) -> str:
     """Compact coordinates: integers where possible, one decimal otherwise."""
-    r = round(v, 1)
-    return str(int(r)) if r == int(r) else str(r)
+    text = f"{v:.1f}"
+    return text[:-2] if text.endswith(".0") else text
 
 
 def _style(uid: str) -> str:
