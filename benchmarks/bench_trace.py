@@ -144,6 +144,8 @@ def _variants(body: str, snooper: bool = True) -> dict[str, str | None]:
 
 def micro_per_op(n: int = 20_000) -> dict[str, float]:
     """µs per op for ``a + b`` in a function: bare, empty mode, recorder (best of 5)."""
+    from torchmagic.options import options_for
+    from torchmagic.trace.options import TraceOptions
     from torchmagic.trace.recorder import Recorder
 
     a, b = torch.ones(10, 1), torch.ones(1, 10)
@@ -175,9 +177,9 @@ def micro_per_op(n: int = 20_000) -> dict[str, float]:
     return {
         "bare": best(contextlib.nullcontext),
         "empty_tf": best(EmptyMode),
-        "recorder": best(lambda: Recorder("<bench-cell>")),
+        "recorder": best(lambda: Recorder("<bench-cell>", options_for(TraceOptions))),
         "empty_tf+empty_dispatch": best(both_empty),
-        "recorder --deep": best(lambda: Recorder("<bench-cell>", deep=True)),
+        "recorder --deep": best(lambda: Recorder("<bench-cell>", options_for(TraceOptions, deep=True))),
     }
 
 

@@ -93,18 +93,6 @@ def test_user_text_escaped_everywhere():
             assert text.count("[bold]x[/bold]") >= 3
 
 
-def test_error_report_rendering():
-    err = Explanation("matmul", "matmul: a is (2, 3), b is (5, 4): inner dims 3 ≠ 5", "RuntimeError",
-                      "mat1 and mat2 shapes cannot be multiplied (2x3 and 5x4)", 4, "c = a @ b", "a @ b",
-                      "matmul", (_t("a", (2, 3)), _t("b", (5, 4))), hint="Did you mean `a @ b.T`?")
-    out = _term(ErrorReport(err))
-    assert out.splitlines()[0] == "torchmagic explains"
-    assert "inner dims 3 ≠ 5" in out and "line 4: c = a @ b" in out and "hint: Did you mean" in out
-    assert "RuntimeError: mat1 and mat2" in out
-    html = ErrorReport(err).to_html()
-    assert "tm-error" in html and "c = a @ b" in html
-
-
 def test_annotated_text_aligns_comments():
     text = annotated_text([AnnotatedLine(2, "x = 1", "(2,)"), AnnotatedLine(3, "for i in r:", ""),
                            AnnotatedLine(4, "    yy = x * 2", "(2,)  ×3")])

@@ -71,7 +71,7 @@ def _is_pointwise(name: str) -> bool:
         return False
 
 
-_FUNC_INFO: dict[Any, FuncInfo] = {}  # shared by all recorders: what a callable is never changes
+_FUNC_INFO: dict[Callable[..., Any], FuncInfo] = {}  # shared by all recorders: what a callable is never changes
 
 
 def func_info(func: Callable[..., Any]) -> FuncInfo:

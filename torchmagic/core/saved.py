@@ -10,10 +10,15 @@ values only while it looks at them.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["FREED", "MODIFIED", "Saved", "read_saved", "saved_attrs"]
+if TYPE_CHECKING:
+    import torch
+    from torch.autograd.graph import Node
+
+__all__ = ["FREED", "MODIFIED", "Saved", "SavedBy", "SavedLog", "read_saved", "saved_attrs"]
 
 FREED = "Trying to backward through the graph a second time"  # autograd's words once buffers are freed
 MODIFIED = "modified by an inplace operation"  # ... and for a saved tensor changed in place
@@ -21,7 +26,7 @@ MODIFIED = "modified by an inplace operation"  # ... and for a saved tensor chan
 _ATTRS: dict[type, tuple[str, ...]] = {}  # node class -> its ``_saved_*`` attributes (never changes)
 
 
-def saved_attrs(node: Any) -> tuple[str, ...]:
+def saved_attrs(node: Node) -> tuple[str, ...]:
     """The ``_saved_*`` attribute names of ``node``'s class (sizes and strides left out), cached."""
     kind = type(node)
     attrs = _ATTRS.get(kind)
@@ -41,7 +46,7 @@ class Saved:
     modified: list[str] = field(default_factory=list)  # saved tensors changed in place since
 
 
-def read_saved(node: Any) -> Saved:
+def read_saved(node: Node) -> Saved:
     """Everything ``node`` saved that can still be read."""
     out = Saved()
     for attr in saved_attrs(node):
@@ -58,3 +63,76 @@ def read_saved(node: Any) -> Saved:
             continue
         out.values.append((attr[7:], value))
     return out
+
+
+@dataclass(frozen=True)
+class SavedBy:
+    """Which backward node saved a tensor, and on which cell line the op that made the node ran."""
+
+    node: str  # "SigmoidBackward0"
+    line: int
+
+
+class SavedLog:
+    """The tensors autograd saved for backward, noted as ops run, to catch in-place writes to them.
+
+    After each op whose result has a ``grad_fn``, :meth:`note` records what
+    that node saved (by ``id``, with a weak reference and the tensor's
+    version counter: nothing is kept alive).  Before an in-place op,
+    :meth:`before_write` says whether its target is such a tensor, unchanged
+    since and still needed (no backward has freed the buffers yet): the
+    write will make ``backward()`` fail with "modified by an inplace
+    operation".  The trace warns with it; the autograd watcher's ``.data``
+    check asks the same question.  Bounded: the oldest entries go first.
+    """
+
+    def __init__(self, limit: int = 4096) -> None:
+        import torch  # here, not at import: the graph model imports this module without needing torch
+
+        self._tensor = torch.Tensor
+        self.limit = limit
+        # id(tensor) -> (its weakref, version when saved, node name, attribute, weakref to the node's output, line)
+        self._saved: dict[int, tuple[weakref.ref[torch.Tensor], int, str, str, weakref.ref[torch.Tensor], int]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._saved)
+
+    def note(self, out: torch.Tensor, line: int) -> None:
+        """Record what ``out.grad_fn`` saved (``out`` is the op's tensor result, with a ``grad_fn``)."""
+        saved = self._saved
+        out_ref = weakref.ref(out)
+        node = out.grad_fn
+        if node is None:
+            return
+        node_name = type(node).__name__
+        tensor = self._tensor
+        for name, t in read_saved(node).values:
+            if name == "result":
+                t = out  # the very object the user holds, not autograd's unpacked copy
+            elif not isinstance(t, tensor):
+                continue
+            saved.pop(id(t), None)
+            saved[id(t)] = (weakref.ref(t), t._version, node_name, "_saved_" + name, out_ref, line)
+        while len(saved) > self.limit:
+            saved.pop(next(iter(saved)))
+
+    def before_write(self, target: torch.Tensor) -> SavedBy | None:
+        """Who saved ``target`` if writing it in place now would break a later ``backward()`` (forgotten then)."""
+        entry = self._saved.get(id(target))
+        if entry is None:
+            return None
+        ref, version, node_name, attr, out_ref, line = entry
+        if ref() is not target or target._version != version:
+            return None  # a different tensor now, or already modified (said then)
+        out = out_ref()
+        if out is None or out.grad_fn is None:
+            return None
+        try:
+            getattr(out.grad_fn, attr)
+        except RuntimeError:  # backward has freed the saved tensors: nothing left to break
+            return None
+        del self._saved[id(target)]
+        return SavedBy(node_name, line)
+
+    def clear(self) -> None:
+        self._saved.clear()

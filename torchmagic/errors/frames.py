@@ -18,8 +18,11 @@ import inspect
 import linecache
 import sys
 from dataclasses import replace
-from types import TracebackType
-from typing import Any
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 from torchmagic.core.text import first_line
 from torchmagic.errors.advice import hint_for
@@ -68,7 +71,7 @@ def attached(exc: BaseException) -> Explanation | None:
     return found if isinstance(found, Explanation) else None
 
 
-def _safe_eval(node: ast.AST, frame: Any) -> Any:
+def _safe_eval(node: ast.AST, frame: FrameType) -> Any:
     """Value of names, literals and harmless attribute reads in ``frame``; never calls anything."""
     import torch
 
@@ -110,7 +113,7 @@ def _text(source: str, node: ast.AST) -> str:
     return " ".join(seg.split())
 
 
-def _op_and_args(node: ast.AST, frame: Any) -> tuple[str, list[Any]] | None:
+def _op_and_args(node: ast.AST, frame: FrameType) -> tuple[str, list[Any]] | None:
     import torch
 
     if isinstance(node, ast.BinOp):
@@ -177,12 +180,17 @@ def _frame_failure(tb: TracebackType, names: dict[int, str]) -> FailedOp | None:
     extra: dict[str, Any] = {}
     this = frame.f_locals.get("self")
     if isinstance(this, torch.nn.Module):
-        try:
-            extra["module"] = f"{type(this).__name__}({this.extra_repr()})"
-        except Exception:  # noqa: BLE001, S110 - a module's own extra_repr failed: no description of it
-            pass
+        extra["module"] = _describe(this)
     extra["arg_texts"] = [_text(source, a) for a in arg_nodes]
     return FailedOp(op=op, operands=operands, expression=_text(source, node), extra=extra)
+
+
+def _describe(module: torch.nn.Module) -> str:
+    """``Linear(in_features=3, ...)``: the module as its repr's first line says it ('' if that fails)."""
+    try:
+        return f"{type(module).__name__}({module.extra_repr()})"
+    except Exception:  # noqa: BLE001 - the user's own extra_repr raised: the explanation names no layer
+        return ""
 
 
 def id_named(op: Operand, names: dict[int, str]) -> bool:

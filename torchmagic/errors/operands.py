@@ -11,8 +11,8 @@ from torchmagic.errors.report import Operand
 
 __all__ = ["operand"]
 
-_DTYPES: dict[Any, str] = {}  # names cached: the trace asks once per op, on a hot path
-_DEVICES: dict[Any, str] = {}
+_DTYPES: dict[torch.dtype, str] = {}  # names cached: the trace asks once per op, on a hot path
+_DEVICES: dict[torch.device, str] = {}
 
 
 def operand(value: Any, label: str, named: bool = False) -> Operand:

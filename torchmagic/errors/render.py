@@ -7,8 +7,6 @@ every user-derived string is escaped (HTML) or wrapped as literal text (rich).
 
 from __future__ import annotations
 
-from typing import Any
-
 from torchmagic.core.broadcast import ADDED, CLASH, STRETCH, Alignment
 from torchmagic.core.html import esc, wrap
 from torchmagic.core.lines import Block, Line
@@ -87,7 +85,7 @@ def alignment_lines(al: Alignment) -> list[Line]:
     return lines
 
 
-def alignment_rich(al: Alignment) -> Any:
+def alignment_rich(al: Alignment) -> Block:
     return lines_to_text(alignment_lines(al))
 
 
@@ -130,7 +128,7 @@ def explanation_lines(e: Explanation) -> list[Line]:
     return items
 
 
-def explanation_rich(e: Explanation) -> Any:
+def explanation_rich(e: Explanation) -> Block:
     return lines_to_text(explanation_lines(e))
 
 
@@ -138,5 +136,5 @@ def to_html(report: ErrorReport) -> str:
     return wrap('<div class="tm-muted">torchmagic explains</div>' + explanation_html(report.explanation), "error")
 
 
-def to_rich(report: ErrorReport) -> Any:
+def to_rich(report: ErrorReport) -> Block:
     return lines_to_text([Line(("torchmagic explains", "dim")), *explanation_lines(report.explanation)])

@@ -34,9 +34,14 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Mapping
 from types import CodeType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from torch._C._profiler import ProfilerConfig
+
+    from torchmagic.trace.rows import Row
 
 __all__ = ["AtenLog", "profiler_conflict"]
 
@@ -106,7 +111,7 @@ def decomposes(name: str) -> bool:
     return found
 
 
-def _config() -> Any:
+def _config() -> ProfilerConfig:
     from torch._C._profiler import ProfilerConfig, ProfilerState, _ExperimentalConfig
 
     # state, record_input_shapes, profile_memory, with_stack, with_flops, with_modules
@@ -116,10 +121,10 @@ def _config() -> Any:
 class AtenLog:
     """Counts the aten ops under each recorded op; ``count(row, 'aten.mm')`` is called for each."""
 
-    def __init__(self, count: Callable[[Any, str], None], chunk: int = 4096) -> None:
+    def __init__(self, count: Callable[[Row, str], None], chunk: int = 4096) -> None:
         self.count = count
         self.chunk = chunk
-        self.pending: list[Any] = []  # rows, in the order their ranges were opened
+        self.pending: list[Row] = []  # rows, in the order their ranges were opened
         self.running = False
         self._range: Any = None  # torch's RecordFunction context manager
 
@@ -136,7 +141,7 @@ class AtenLog:
             self.running = False
             self._count(self._disable())
 
-    def open(self, row: Any) -> Any:
+    def open(self, row: Row) -> Any:
         """Enter a range for ``row``'s op; pass the result to :meth:`close` (None: not recording)."""
         if not self.running:
             return None

@@ -8,8 +8,8 @@ and the annotated source is built from the rows.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import replace
-from typing import Any
 
 import torch
 
@@ -17,13 +17,14 @@ from torchmagic.core.broadcast import align
 from torchmagic.core.meta import dtype_name
 from torchmagic.errors.report import Explanation, Operand
 from torchmagic.trace.annotate import annotate
-from torchmagic.trace.recorder import Recorder, _Row
+from torchmagic.trace.recorder import Recorder
 from torchmagic.trace.report import OpRow, TraceReport, Variant
+from torchmagic.trace.rows import Row
 
 __all__ = ["finish"]
 
 
-def _final_input(op: Operand, ref: Any, pre: str, post: dict[int, str], i: int) -> Operand:
+def _final_input(op: Operand, ref: weakref.ref[torch.Tensor] | None, pre: str, post: dict[int, str], i: int) -> Operand:
     if op.named or op.kind != "tensor":
         return op if op.label else replace(op, label=f"arg{i}")
     t = ref() if ref is not None else None
@@ -34,7 +35,7 @@ def _final_input(op: Operand, ref: Any, pre: str, post: dict[int, str], i: int) 
     return replace(op, label=pre or f"arg{i}", named=bool(pre))
 
 
-def _final_output(op: Operand, ref: Any, row: _Row, post: dict[int, str]) -> Operand:
+def _final_output(op: Operand, ref: weakref.ref[torch.Tensor] | None, row: Row, post: dict[int, str]) -> Operand:
     if row.site.target and not row.via:
         return op
     t = ref() if ref is not None else None

@@ -48,7 +48,7 @@ class TraceCollector(Collector):
         self.recorder.__enter__()
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.recorder.__exit__(*exc_info)
 
     def report(self, error: BaseException | None) -> TraceReport:

@@ -8,11 +8,9 @@ report, and every user-derived string is escaped or wrapped as literal text.
 
 from __future__ import annotations
 
-from typing import Any
-
 from torchmagic.core.broadcast import Alignment
 from torchmagic.core.html import badge, details, esc, wrap
-from torchmagic.core.lines import Line
+from torchmagic.core.lines import Block, Line
 from torchmagic.core.meta import fmt_shape
 from torchmagic.errors.render import (
     alignment_html,
@@ -219,7 +217,7 @@ def _line_group(rows: list[OpRow], default_dtype: str) -> list[Line]:
     return items
 
 
-def to_rich(report: TraceReport) -> Any:
+def to_rich(report: TraceReport) -> Block:
     items: list[Line] = [Line(("%%tensorinfo ", "bold"), (report.summary(), "dim"))]
     if report.error is not None:
         items.extend(explanation_lines(report.error))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 import linecache
 from itertools import islice
-from typing import Any
+from types import FrameType
 
 __all__ = ["Site", "site_of"]
 
@@ -118,7 +118,7 @@ class _Spans:
 _SPANS: dict[str, _Spans] = {}
 
 
-def _node_at(frame: Any) -> tuple[ast.AST, str] | None:
+def _node_at(frame: FrameType) -> tuple[ast.AST, str] | None:
     """The AST node of ``frame``'s current instruction, from ``co_positions`` (Python ≥ 3.11).
 
     The instruction's source span names the node exactly; ``executing`` does
@@ -146,7 +146,7 @@ def _node_at(frame: Any) -> tuple[ast.AST, str] | None:
     return (node, source) if node is not None else None
 
 
-def _executing_node(frame: Any) -> tuple[ast.AST, str] | None:
+def _executing_node(frame: FrameType) -> tuple[ast.AST, str] | None:
     try:
         import executing
 
@@ -158,7 +158,7 @@ def _executing_node(frame: Any) -> tuple[ast.AST, str] | None:
     return (node, source) if node is not None else None
 
 
-def site_of(frame: Any, op: str, nargs: int, direct: bool) -> Site:
+def site_of(frame: FrameType, op: str, nargs: int, direct: bool) -> Site:
     """Read the sub-expression at ``frame``'s current instruction.
 
     ``direct`` is False when the op ran inside a library call made on this
