@@ -88,6 +88,6 @@ def test_folded_transformer_text_stays_11px_at_notebook_width(
     nodes = page.evaluate(GEOMETRY)
     for node in nodes:
         left, top, right, bottom = node["rect"]
-        for tl, tt, tr, tb, text in node["texts"]:
-            assert tl >= left - 0.5 and tr <= right + 0.5, (text, node["rect"])
+        for tl, tt, tr, tb, text in node["texts"]:  # every label inside its box
+            assert left - 0.5 <= tl and tr <= right + 0.5 and top - 0.5 <= tt and tb <= bottom + 0.5, text
     assert page.evaluate("() => document.querySelectorAll('script').length") == 0
