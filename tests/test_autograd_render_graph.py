@@ -61,3 +61,21 @@ def test_html_has_drill_downs_without_scripts() -> None:
     assert "<details" in html and "net.lin · Linear (1 boxes)" in html
     assert "The same inside as a box above: net.lin2 (as net.lin)" in html and "--expand net.big" in html
     assert 'style="max-width:none"' in html  # a notebook must not shrink it (text stays 11 px)
+
+
+def test_runs_of_the_same_block_are_shown_once_and_counted() -> None:
+    from tests.test_autograd_fold import _net
+    from torchmagic.autograd.fold import auto_expand, fold
+
+    g = _net(blocks=6)
+    view = fold(g, auto_expand(g, budget=40))
+    lines = _text(graph_lines(view)).splitlines()
+    assert lines[1:] == [
+        "x  (1, 2)",
+        "net  Net  (1, 2) → (1, 2)",
+        "  0  Block  (1, 2) → (1, 2)",
+        "    lin  Linear  (1, 2) → (1, 2)",
+        "    ReluBackward0  (1, 2)",
+        "  … 5 more the same: 1 … 5",
+        "SumBackward0  → out  ()",
+    ]

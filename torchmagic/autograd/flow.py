@@ -10,8 +10,9 @@ all its parameters' gradients together.  The rules, on the sampled steps:
 * **non-finite**: a NaN or inf norm on some step;
 * **no gradient**: the norm is 0 on every step (the layer is not connected
   to the loss, or its units are dead);
-* **vanishing**: on the last step the norm is below :data:`VANISH_ABS`, or
-  below :data:`VANISH_REL` times the largest layer's norm;
+* **vanishing**: on most sampled steps (the median) the norm is below
+  :data:`VANISH_REL` times the largest layer's norm of the same step, or on
+  the last step below :data:`VANISH_ABS`;
 * **exploding**: the norm grew to at least :data:`GROWTH` times its first
   value, or above :data:`HUGE`.
 
@@ -72,14 +73,14 @@ def grad_flow(
         layer_norms = tuple(_combine([n.get(k, 0.0) for k in keys]) for _, n in samples)
         ratios = tuple(_ratio([u[k] for k in keys if k in u]) for _, u in updates if any(k in u for k in keys))
         rows.append((layer, len(keys), layer_norms, ratios))
-    largest = max((r[2][-1] for r in rows if math.isfinite(r[2][-1])), default=0.0)
+    largest = [max((r[2][k] for r in rows if math.isfinite(r[2][k])), default=0.0) for k in range(len(steps))]
     out = [LayerFlow(layer, tensors, norms, ratios, *_judge(norms, steps, largest))
            for layer, tensors, norms, ratios in rows[:MAX_LAYERS]]
     return GradFlow(steps=steps, layers=tuple(out), update_steps=tuple(step for step, _ in updates))
 
 
-def _judge(norms: tuple[float, ...], steps: tuple[int, ...], largest: float) -> tuple[str, str]:
-    """(flag, why) for one layer's norms on the sampled steps."""
+def _judge(norms: tuple[float, ...], steps: tuple[int, ...], largest: list[float]) -> tuple[str, str]:
+    """(flag, why) for one layer's norms on the sampled steps (``largest``: the largest layer's, per step)."""
     for step, norm in zip(steps, norms):
         if not math.isfinite(norm):
             return "non-finite", f"gradient norm {fmt_number(norm)} at step {step}"
@@ -88,7 +89,10 @@ def _judge(norms: tuple[float, ...], steps: tuple[int, ...], largest: float) -> 
         return "no gradient", "gradient is 0 on every sampled step"
     if last > HUGE or (len(norms) >= 3 and first > 0 and last >= GROWTH * first):
         return "exploding", f"gradient norm grew from {fmt_number(first)} to {fmt_number(last)}"
-    if last < VANISH_ABS or (largest > 0 and last < VANISH_REL * largest):
-        return "vanishing", (f"gradient norm {fmt_number(last)} on the last sampled step, "
-                             f"the largest layer's is {fmt_number(largest)}")
+    shares = sorted(n / top for n, top in zip(norms, largest) if top > 0)
+    share = shares[len(shares) // 2] if shares else 1.0
+    if share < VANISH_REL:
+        return "vanishing", f"about {share:.0e} of the largest layer's gradient norm (median of the steps)"
+    if last < VANISH_ABS:
+        return "vanishing", f"gradient norm {fmt_number(last)} on the last sampled step"
     return "", ""

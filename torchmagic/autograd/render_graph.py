@@ -11,6 +11,8 @@ indented under the modules that are open, so a Transformer fits on a screen.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from torchmagic.autograd.fold import Drill
 from torchmagic.autograd.graph import CallInfo, GNode, Graph, forward_order
 from torchmagic.autograd.svg import graph_svg
@@ -166,29 +168,49 @@ def _chain(call: int, calls: dict[int, CallInfo]) -> list[int]:
     return out[::-1]
 
 
+@dataclass
+class _Row:
+    """One outline line; an open module's line holds the rows inside it."""
+
+    line: Line
+    key: str  # what the line says without names (blocks with equal keys are the same structure)
+    name: str = ""
+    inside: list[_Row] = field(default_factory=list)
+
+    def signature(self) -> tuple[object, ...]:
+        return (self.key, tuple(r.signature() for r in self.inside))
+
+
 def graph_lines(g: Graph) -> list[Line]:
-    """A folded graph in forward order: open modules as headers, their boxes indented below them."""
+    """A folded graph in forward order: open modules as headers, their boxes indented below them.
+
+    Runs of sibling modules with the same inside (layers 1 to 10 of a deep
+    stack) are shown once, followed by one line that counts the others.
+    """
     if not any(n.kind == "module" for n in g.nodes):
         return tree_lines(g)
     calls = {c.index: c for c in g.calls}
     ins = g.inputs()
     label: dict[int, str] = {}
-    out = [Line(("backward graph, folded by module (forward order; --expand NAME opens a box)", "bold"))]
-    printed: list[int] = []
+    top: list[_Row] = []
+    open_rows: list[tuple[int, _Row]] = []  # (call index, its row) of the open modules we are in
     previous = -1
     for nid in forward_order(g):
         node = g.nodes[nid]
         start = calls[node.call].parent if node.kind == "module" and node.call in calls else node.call
         chain = _chain(start, calls)
         common = 0
-        while common < len(printed) and common < len(chain) and printed[common] == chain[common]:
+        while common < len(open_rows) and common < len(chain) and open_rows[common][0] == chain[common]:
             common += 1
+        del open_rows[common:]
         for depth in range(common, len(chain)):
             info = calls[chain[depth]]
             parent = calls[chain[depth - 1]].path if depth else ""
-            out.append(Line("  " * depth, (_short_path(info.title, parent), "bold magenta"),
-                            (f"  {info.type}  {info.shapes}".rstrip(), "dim")))
-        printed = chain
+            short = _short_path(info.title, parent)
+            row = _Row(Line("  " * depth, (short, "bold magenta"), (f"  {info.type}  {info.shapes}".rstrip(), "dim")),
+                       f"{info.type} {info.shapes}", short)
+            (open_rows[-1][1].inside if open_rows else top).append(row)
+            open_rows.append((chain[depth], row))
         parent_path = calls[chain[-1]].path if chain else ""
         name = _short_path(node.label, parent_path) if node.kind == "module" else node.label
         label[nid] = name
@@ -197,6 +219,29 @@ def graph_lines(g: Graph) -> list[Line]:
         sources = [label.get(i, "") for i in ins[nid]]
         if sources and (len(sources) > 1 or ins[nid][0] != previous):
             line.add("  ← " + ", ".join(s for s in sources if s), "dim")
-        out.append(line)
+        what = node.label if node.kind == "op" else ""
+        key = node.sub if node.kind == "module" else f"{node.kind} {what} {node.shape}"
+        (open_rows[-1][1].inside if open_rows else top).append(_Row(line, key))
         previous = nid
+    out = [Line(("backward graph, folded by module (forward order; --expand NAME opens a box)", "bold"))]
+    _emit(top, out, 0)
     return out
+
+
+def _emit(rows: list[_Row], out: list[Line], depth: int) -> None:
+    """Render ``rows``, a run of three or more same-structure open modules as the first and a count."""
+    k = 0
+    while k < len(rows):
+        row = rows[k]
+        run = 1
+        if row.inside:
+            while k + run < len(rows) and rows[k + run].inside and rows[k + run].signature() == row.signature():
+                run += 1
+        out.append(row.line)
+        _emit(row.inside, out, depth + 1)
+        if run >= 3:
+            names = [r.name for r in rows[k + 1:k + run]]
+            out.append(Line("  " * depth, (f"… {run - 1} more the same: {names[0]} … {names[-1]}", "dim")))
+            k += run
+        else:
+            k += 1
