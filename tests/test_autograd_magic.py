@@ -356,14 +356,14 @@ def test_ops_remember_the_gradient_that_reached_them(ip: Any, monkeypatch: Any) 
 def test_help_and_options_are_documented(ip: Any, capture: Any) -> None:
     magic = ip.find_cell_magic("autograd")
     doc = magic.__doc__ or ""
-    assert "%%autograd" in doc and "%autograd loss" in doc and "--jacobian" in doc
+    assert "%%autograd" in doc and "%autograd loss" in doc and "--jacobian" in doc and "--expand" in doc
     from torchmagic.magics import TorchMagics
 
     traits = TorchMagics.class_traits(config=True)
     for name in ("autograd_max_nodes", "autograd_collapse", "autograd_collapse_above",
                  "autograd_min_repeats", "autograd_value_elements", "autograd_max_calls",
-                 "jacobian_max_elements"):
-        assert name in traits and traits[name].help, name
+                 "jacobian_max_elements", "autograd_fold", "autograd_fold_above", "autograd_fold_boxes"):
+        assert name in traits and traits[name].help and name in doc, name
     from IPython.core.error import UsageError
 
     with pytest.raises(UsageError):

@@ -162,8 +162,7 @@ class ModuleRecorder(GlobalHooks):
 
     def _size(self, key: int, module: nn.Module | None) -> tuple[int, int]:
         if key not in self._params:
-            params = list(module.parameters()) if module is not None else []
-            self._params[key] = (sum(p.numel() for p in params), len(params))
+            self._params[key] = _size_of(module) if module is not None else (0, 0)
         return self._params[key]
 
     def infos(self, graph: Graph, namespace: Mapping[str, Any]) -> list[CallInfo]:
@@ -194,6 +193,20 @@ class ModuleRecorder(GlobalHooks):
                 repeat=seen_paths[path], detail=_detail(module),
             ))
         return out
+
+
+_SIZES: weakref.WeakKeyDictionary[nn.Module, tuple[int, int]] = weakref.WeakKeyDictionary()
+
+
+def _size_of(module: nn.Module) -> tuple[int, int]:
+    """(parameter elements, parameter tensors) of ``module``, remembered while it lives (re-run cells ask again)."""
+    size = _SIZES.get(module)
+    if size is None:
+        params = list(module.parameters())
+        if any(torch.nn.parameter.is_lazy(p) for p in params):  # LazyLinear before its first call
+            return 0, len(params)
+        size = _SIZES[module] = (sum(p.numel() for p in params), len(params))
+    return size
 
 
 def _detail(module: nn.Module | None) -> str:
