@@ -252,13 +252,14 @@ class BackwardRecorder:
     # -- after ----------------------------------------------------------------------
     def _after(self, call: _Call, result: Any) -> None:
         self._accumulation(call)
-        self.steps.gradients(call.index, call.leaves)
         loss = self.steps.loss(call.index, call.roots[0]) if len(call.roots) == 1 else None
         if not call.detailed:
+            self.steps.gradients(call.index, call.leaves)
             return
         log = self.log
         small, digits = self.options.autograd_value_elements, self.options.precision
         leaf_grads = self._leaf_grads(call)
+        self.steps.gradients(call.index, call.leaves, [g.after.norm for g in leaf_grads])  # already read
         results: tuple[tuple[str, str], ...] = ()
         if call.kind == "torch.autograd.grad" and isinstance(result, tuple):
             results = tuple(

@@ -124,8 +124,8 @@ class StepLog(GlobalHooks):
         return list(self.losses)
 
     # -- gradient norms ----------------------------------------------------------
-    def gradients(self, step: int, leaves: Sequence[torch.Tensor]) -> None:
-        """On sampled steps: every leaf's gradient norm (one fused call, read once)."""
+    def gradients(self, step: int, leaves: Sequence[torch.Tensor], known: Sequence[float] | None = None) -> None:
+        """On sampled steps: every leaf's gradient norm (one fused call, read once; ``known``: already read)."""
         self.step = step
         if not self.flow_sampler.wants(step):
             return
@@ -133,8 +133,11 @@ class StepLog(GlobalHooks):
         grads = [g for leaf in with_grad if (g := leaf.grad) is not None]
         if not grads:
             return
-        with torch.no_grad():
-            norms = torch.stack([n.to(torch.float64) for n in torch._foreach_norm(grads)]).cpu().tolist()
+        if known is not None and len(known) == len(leaves) == len(with_grad):
+            norms = list(known)
+        else:
+            with torch.no_grad():
+                norms = torch.stack([n.to(torch.float64) for n in torch._foreach_norm(grads)]).cpu().tolist()
         sample = FlowSample(step)
         for leaf, norm in zip(with_grad, norms):
             key = id(leaf)
