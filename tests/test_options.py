@@ -8,12 +8,15 @@ import pytest
 
 from torchmagic.autograd.options import GraphOptions, WatchOptions
 from torchmagic.device.session import DeviceOptions
+from torchmagic.distributed.options import PoolOptions, RunOptions
 from torchmagic.options import Options, options_for
 from torchmagic.tensors.inspect import InfoOptions
+from torchmagic.tensors.summary import SummaryOptions
 from torchmagic.trace.options import TraceOptions
 
-AREAS = [InfoOptions, TraceOptions, WatchOptions, GraphOptions, DeviceOptions]
-READ_BY_MAGICS = {"explain_errors"}  # the only traits read by magics.py itself (a hook switch)
+AREAS = [InfoOptions, SummaryOptions, TraceOptions, WatchOptions, GraphOptions, DeviceOptions, PoolOptions, RunOptions]
+# the traits magics.py reads itself (hook switches, the catalog)
+READ_BY_MAGICS = {"explain_errors", "language", "tensor_display"}
 
 
 def test_every_trait_is_read_under_its_own_name() -> None:

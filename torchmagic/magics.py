@@ -17,10 +17,12 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
+from traitlets import observe
 
 from torchmagic.core.args import evaluate, parse_line, parse_options
 from torchmagic.core.guard import guarded
 from torchmagic.core.report import Report, show
+from torchmagic.i18n import set_language
 from torchmagic.options import Options, options_for
 
 __all__ = ["TorchMagics"]
@@ -36,6 +38,15 @@ class TorchMagics(Magics, Options):
         super().__init__(shell=shell, **kwargs)
         self._hooks: list[tuple[str, Callable[..., Any]]] = []
         self._grad_ledger: Any = None  # torchmagic.autograd.ledger.GradLedger, made on first use
+        if not hasattr(self, "_tensor_display"):  # the config may have switched it on already
+            self._tensor_display: Any = None  # torchmagic.tensors.display.TensorDisplay, made when switched on
+        self._distributed: Any = None  # torchmagic.distributed.front.Front: the rank pool, made on first use
+        set_language(self.language)
+
+    @observe("language")
+    def _language_changed(self, change: Any) -> None:
+        """``%config TorchMagics.language = "zh_CN"``: the next report is in that language."""
+        set_language(change["new"])
 
     @property
     def ip(self) -> Any:
@@ -46,6 +57,22 @@ class TorchMagics(Magics, Options):
     def install_hooks(self) -> None:
         """Register event callbacks (called once by the extension loader)."""
         self._register("post_run_cell", self._explain_error)
+        self._show_tensors(self.tensor_display)
+
+    @observe("tensor_display")
+    def _tensor_display_changed(self, change: Any) -> None:
+        self._show_tensors(change["new"])
+
+    def _show_tensors(self, mode: str) -> None:
+        """``tensor_display``: the one-line summary above displayed tensors (see torchmagic.tensors.display)."""
+        current = getattr(self, "_tensor_display", None)  # the config may set the trait during __init__
+        if current is None and mode == "repr":
+            return
+        from torchmagic.tensors.display import TensorDisplay
+
+        if current is None:
+            current = self._tensor_display = TensorDisplay(self.shell, self)
+        current.use(mode)
 
     def _explain_error(self, result: Any) -> None:
         """post_run_cell: explain a failing cell's torch error (see ``explain_errors``)."""
@@ -63,6 +90,7 @@ class TorchMagics(Magics, Options):
 
     def remove_hooks(self) -> None:
         """Undo :meth:`install_hooks`; called on ``%unload_ext``."""
+        self._show_tensors("repr")
         for event, fn in self._hooks:
             try:
                 self.ip.events.unregister(event, fn)
@@ -118,6 +146,11 @@ class TorchMagics(Magics, Options):
         action="store_true",
         help="Also draw tensors that are pictures: (H, W), (C, H, W), (N, C, H, W), (N, T, C, H, W).",
     )
+    @argument(
+        "--short",
+        action="store_true",
+        help="One line per expression: kind, shape, dtype, device, grad, range, mean/std, NaN/Inf.",
+    )
     @argument("--deep", action="store_true", help="Cell form: also list the aten ops under each op.")
     @argument(
         "--source",
@@ -145,7 +178,10 @@ class TorchMagics(Magics, Options):
             %tensorinfo x y model.weight o[:, 1]   # several names or expressions
             %tensorinfo --image imgs       # draw (N, C, H, W) images as a grid
             %tensorinfo model              # an nn.Module: parameter/buffer table
-            %tensorinfo                    # every tensor and module in the namespace
+            %tensorinfo --short x y z      # one line each: shape, dtype, device, grad,
+                                           # range, mean/std, NaN/Inf counts
+            %tensorinfo                    # every tensor, array and module in the
+                                           # namespace, one line each, largest first
             %tensorinfo -o r x             # also store the report as `r`
 
         Cell form: run the cell as usual (same results, variables, output and
@@ -196,16 +232,20 @@ class TorchMagics(Magics, Options):
         if cell is not None:
             return self._trace_cell(line, cell, args, exprs)
         from torchmagic.tensors.inspect import InfoOptions, inspect_many
-        from torchmagic.tensors.namespace import scan_namespace
+        from torchmagic.tensors.namespace import scan_namespace, summarize
+        from torchmagic.tensors.summary import SummaryOptions
 
         ns = self.ip.user_ns
         if not exprs:
             with guarded("building the %tensorinfo report"):
-                self._emit(scan_namespace(ns), args.out)
+                self._emit(scan_namespace(ns, options_for(SummaryOptions, self)), args.out)
             return None
         items = [(expr, evaluate(expr, self.ip, "%tensorinfo")) for expr in exprs]
         with guarded("building the %tensorinfo report"):
-            report = inspect_many(items, namespace=ns, options=options_for(InfoOptions, self, image=args.image))
+            if args.short:
+                report: Report = summarize(items, options_for(SummaryOptions, self))
+            else:
+                report = inspect_many(items, namespace=ns, options=options_for(InfoOptions, self, image=args.image))
             self._emit(report, args.out)
         return None
 
@@ -309,9 +349,6 @@ class TorchMagics(Magics, Options):
 
         options = options_for(DeviceOptions, self, loops=args.loops, repeats=args.repeats)
         targets = resolve_targets(devices, args.fallback)  # a UsageError before anything runs
-        for target in targets:
-            if target.notice:
-                _announce(target.notice)
         return self._run(
             cell, f"%%device {line}",
             lambda c: [DeviceSession(c, targets, options, compare=bool(args.compare))], args.out,
@@ -463,12 +500,99 @@ class TorchMagics(Magics, Options):
             cell, f"%%autograd {line}", lambda c: [AutogradSession(c, ledger, watch, graph)], args.out
         )
 
+    # -- %%distributed ---------------------------------------------------------------
+    def _front(self) -> Any:
+        if self._distributed is None:
+            from torchmagic.distributed.front import Front
 
-def _announce(notice: str) -> None:
-    """Say before the cell runs that it runs somewhere else than asked (--fallback)."""
-    import sys
+            self._distributed = Front(self)
+        return self._distributed
 
-    print(f"torchmagic: {notice}", file=sys.stderr)
+    def stop_distributed(self) -> None:
+        """Stop the rank pool, if any (``%unload_ext`` calls this: no rank process outlives it)."""
+        if self._distributed is not None:
+            self._distributed.stop()
+
+    @magic_arguments()
+    @argument(
+        "-n", type=int, default=None, metavar="N", help="Number of ranks (default: TorchMagics.distributed_ranks)."
+    )
+    @argument("--backend", metavar="NAME", help="gloo, nccl, mpi or auto (default: TorchMagics.distributed_backend).")
+    @argument("--no-init", action="store_true", help="Do not call init_process_group: the cell's code does.")
+    @argument("--launcher", metavar="NAME", help="How engines start: local (default), mpi, slurm, ssh, external.")
+    @argument("--master-addr", metavar="HOST", help="Address of rank 0's store (default: found out from rank 0).")
+    @argument(
+        "--timeout", type=float, default=None, metavar="S", help="Cell form: seconds a rank may wait in a collective."
+    )
+    @argument("--trace", action="store_true", help="Cell form: the full %%tensorinfo trace of every rank.")
+    @argument("--no-start", action="store_true", help="Cell form: fail instead of starting a pool.")
+    @argument("-o", "--out", metavar="NAME", help="Store the report object in the variable NAME.")
+    @argument("command", nargs="?", help="Line form: start, stop, restart or status.")
+    @no_var_expand
+    @line_cell_magic
+    def distributed(self, line: str = "", cell: str | None = None) -> Any:
+        """Run a cell on N ranks of torch.distributed and see what every rank did.
+
+        Line form: the rank pool (processes that persist across cells, each
+        with RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT set and a
+        process group initialised, as torchrun would give them)::
+
+            %distributed start -n 4          # gloo on CPU; nccl when each rank has a GPU
+            %distributed start -n 2 --no-init   # the cells call init_process_group
+            %distributed status              # ranks, hosts, PIDs, alive or dead
+            %distributed restart             # a fresh pool (after a rank died)
+            %distributed stop                # no rank process is left
+
+        Cell form: run the cell on every rank (a pool starts on first use)::
+
+            %%distributed -n 2
+            t = torch.ones(4) * (dist.get_rank() + 1)
+            dist.all_reduce(t)
+            print(t)
+            t.sum()
+
+        shows one report: each rank's output and last value (identical ones
+        folded, "ranks 0–3"), every collective any rank issued — including
+        those DDP, FSDP, DTensor and pipelining issue inside — with the cell
+        line, op, shapes, dtype, bytes, group and which rank arrived late;
+        ops whose shapes differ between ranks; for DDP models each rank's
+        loss and gradients before and after the all-reduce, with the
+        buckets; for DTensors the mesh, placements, global and local shapes
+        and a drawing of which rank holds which block; for pipeline stages
+        their layers and a timeline of micro-batches with the idle bubbles.
+
+        If a rank fails, the cell fails with one error naming the rank(s);
+        the report shows each failing rank's traceback.  Ranks left waiting
+        in a collective are released; ranks that wait longer than --timeout
+        (mismatched collectives, a rank that never arrives) are stopped and
+        the report says which rank waited in what at which line.  The
+        process group is rebuilt when a collective broke it; variables on
+        every rank survive.  A rank that dies is reported: %distributed
+        restart.  Interrupting the kernel interrupts every rank.
+
+        ::
+
+            %%distributed --trace            # plus every rank's %%tensorinfo trace
+            %%distributed --timeout 10       # allow slow collectives
+            %%distributed --no-start         # fail if no pool is running
+            %%distributed -o rep             # keep the report: rep.to_dict()
+
+        Past one machine: ``%distributed start -n 8 --launcher mpi`` (or
+        slurm, ssh), or ``--launcher external`` to wait for engines you start
+        with ``ipengine --file=...`` on other hosts (see the docs).  Options:
+        ``%config TorchMagics`` (distributed_*).
+        """
+        __tracebackhide__ = True
+        args = parse_options(self.distributed, line)
+        front = self._front()
+        emit = lambda report: self._emit(report, args.out)  # noqa: E731
+        if cell is None:
+            if args.trace or args.timeout is not None or args.no_start:
+                raise UsageError("--trace, --timeout and --no-start are for the cell form (%%distributed)")
+            return front.line(args.command or "status", args, emit)
+        if args.command:
+            raise UsageError(f"%%distributed takes options only, not {args.command!r}")
+        return front.cell(cell, f"%%distributed {line}".rstrip(), args, emit)
 
 
 def _magic_name(report: Report) -> str:
