@@ -400,6 +400,14 @@ class TorchMagics(Magics, Options):
         action="store_true",
         help="One box per layer: fold each module's parameters into the op that uses them.",
     )
+    @argument(
+        "--expand",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="Draw the module call NAME (e.g. enc.layers.0) open in a graph folded by module; "
+        "repeat for several.",
+    )
     @argument("expressions", nargs="*", help="Line form: the tensor whose graph to show.")
     @no_var_expand
     @line_cell_magic
@@ -412,9 +420,16 @@ class TorchMagics(Magics, Options):
           assigned, and every tensor backward() was called on, back to the
           leaves), drawn as SVG in notebooks and as a tree in terminals; hover
           a box for shapes, saved tensors and gradients;
+          Large graphs are folded by module: one box per nn.Module call,
+          whole levels opened while the picture stays small; each box opens
+          below the graph (--expand NAME draws one open in it);
         * every backward() / torch.autograd.grad call with each leaf's .grad
-          before -> after, and a warning when a gradient accumulated onto an
-          earlier one that was never zeroed (also across cells);
+          before, what the call added, and after, and a warning when a
+          gradient accumulated onto an earlier one that was never zeroed (also
+          across cells) or holds NaN/inf (naming the op where it appeared);
+        * a training loop (4 or more backward calls) as one summary: loss per
+          step, optimizer steps, each layer's gradient norm and update/weight
+          ratio, with vanishing and exploding layers flagged;
         * what autograd did not track: torch.no_grad(), inference_mode(),
           .detach() cuts, and in-place changes through .data after saving;
         * autograd errors (second backward, in-place modification) in plain
@@ -432,6 +447,10 @@ class TorchMagics(Magics, Options):
             y = x ** 2
             y.backward(gradient=torch.tensor([1., 0.5]))   # shows J, v and v·J
 
+            %%autograd --expand enc.layers.0    # a folded model with one layer drawn open
+            loss = enc(src).pow(2).mean()
+            loss.backward()
+
             %autograd loss                # line form: the graph leading to `loss`
             %autograd -o r loss           # keep the report: r.svg, r.to_dot(), r.to_dict()
             %autograd --modules loss      # one box per layer: parameters folded in
@@ -439,9 +458,12 @@ class TorchMagics(Magics, Options):
         --jacobian runs extra backward passes through the graph (never
         touching .grad); hooks you registered on tensors fire for them too.
         Top-level ``await`` is not supported inside the cell.  Options:
-        ``%config TorchMagics`` (autograd_max_nodes, autograd_collapse,
+        ``%config TorchMagics`` (autograd_max_nodes, autograd_fold,
+        autograd_fold_above, autograd_fold_boxes, autograd_collapse,
         autograd_collapse_above, autograd_min_repeats, autograd_group_modules,
         autograd_value_elements, autograd_max_calls, jacobian_max_elements).
+        After the first autograd_max_calls backward calls of a loop, the loop
+        is followed through hooks on its parameters (no per-op recording).
         Large graphs: long runs of identical blocks are drawn as one box
         (``--no-collapse`` draws everything) and at most autograd_max_nodes
         nodes are read.
@@ -451,9 +473,9 @@ class TorchMagics(Magics, Options):
         from torchmagic.autograd.options import GraphOptions, WatchOptions
 
         watch = options_for(WatchOptions, self, jacobian=args.jacobian)
-        graph = options_for(GraphOptions, self)
+        graph = options_for(GraphOptions, self, expand=tuple(args.expand))
         if args.no_collapse:
-            graph.autograd_collapse = False
+            graph.autograd_collapse = graph.autograd_fold = False
         if args.modules:
             graph.autograd_group_modules = True
         shell: Any = self.ip

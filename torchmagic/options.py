@@ -110,6 +110,19 @@ class Options(Configurable):
         help="Fold each nn.Module's parameters (weight, bias and their transposes) into the op "
         "that uses them, so a model's graph shows one box per layer (same as --modules).",
     ).tag(config=True)
+    autograd_fold = Bool(
+        True,
+        help="In graphs larger than autograd_fold_above nodes, draw each nn.Module call as one box "
+        "(its inside opens below the graph, or with --expand NAME); False draws every node.",
+    ).tag(config=True)
+    autograd_fold_above = Int(
+        60, help="Graphs with more backward nodes than this are folded by module."
+    ).tag(config=True)
+    autograd_fold_boxes = Int(
+        40,
+        help="A folded graph opens whole levels of nested modules (the model, then each layer) "
+        "while it shows at most this many boxes.",
+    ).tag(config=True)
     autograd_min_repeats = Int(
         4, help="A block must repeat at least this many times in a row to be collapsed."
     ).tag(config=True)
@@ -119,9 +132,10 @@ class Options(Configurable):
         "as shape and norm.",
     ).tag(config=True)
     autograd_max_calls = Int(
-        10,
-        help="backward() calls of one cell recorded in detail (graph, .grad before/after); later "
-        "calls are still checked for gradient accumulation.",
+        3,
+        help="backward() calls of one cell recorded in detail (graph, every leaf's .grad before, added, "
+        "after); later calls are still counted and checked for gradient accumulation, and a training "
+        "loop is then followed through hooks on its parameters (loss, gradient flow).",
     ).tag(config=True)
     jacobian_max_elements = Int(
         256,
