@@ -57,6 +57,13 @@ class Options(Configurable):
     trace_max_aten = Int(
         40, help="With --deep, at most this many distinct aten ops are listed under one op."
     ).tag(config=True)
+    trace_modules = Bool(
+        True,
+        help="%%tensorinfo files each op under the nn.Module call it ran in (net.conv1 › conv2d), "
+        "in the order the data flowed, with a module summary table (type, input → output shapes, "
+        "parameter elements, time share) and identical layers folded ×N.  Uses two global module "
+        "hooks while the cell runs; set False to list ops by line only.",
+    ).tag(config=True)
     explain_errors = Bool(
         True,
         help="When a cell fails inside a torch op, show which operands (by name, with shapes) "

@@ -29,7 +29,8 @@ from torchmagic.errors.advice import hint_for
 from torchmagic.errors.explain import FailedOp, explain
 from torchmagic.errors.report import Explanation, Operand
 
-__all__ = ["explain_exception", "mark_explained", "was_explained", "show_explanation", "attach", "attached"]
+__all__ = ["explain_exception", "mark_explained", "was_explained", "show_explanation", "attach", "attached",
+           "describe_module"]
 
 _MISSING = object()
 _TENSOR_ATTRS = frozenset({"T", "mT", "H", "mH", "data", "real", "imag"})
@@ -180,12 +181,12 @@ def _frame_failure(tb: TracebackType, names: dict[int, str]) -> FailedOp | None:
     extra: dict[str, Any] = {}
     this = frame.f_locals.get("self")
     if isinstance(this, torch.nn.Module):
-        extra["module"] = _describe(this)
+        extra["module"] = describe_module(this)
     extra["arg_texts"] = [_text(source, a) for a in arg_nodes]
     return FailedOp(op=op, operands=operands, expression=_text(source, node), extra=extra)
 
 
-def _describe(module: torch.nn.Module) -> str:
+def describe_module(module: torch.nn.Module) -> str:
     """``Linear(in_features=3, ...)``: the module as its repr's first line says it ('' if that fails)."""
     try:
         return f"{type(module).__name__}({module.extra_repr()})"

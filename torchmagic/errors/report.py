@@ -28,6 +28,10 @@ class Operand:
     named: bool = False  # label is a variable name (not an expression)
     requires_grad: bool = False
 
+    def relabel(self, label: str, named: bool) -> Operand:
+        """The same operand under another label (cheaper than ``dataclasses.replace``: reports make many)."""
+        return Operand(label, self.kind, self.shape, self.dtype, self.device, named, self.requires_grad)
+
     def short(self) -> str:
         """``x (2, 3) float32`` (device added when not the CPU)."""
         if self.kind == "tensor" and self.shape is not None:

@@ -14,7 +14,7 @@ from torchmagic.core.broadcast import Alignment
 from torchmagic.core.report import Report
 from torchmagic.errors.report import Explanation, Operand
 
-__all__ = ["Variant", "OpRow", "AnnotatedLine", "TraceReport"]
+__all__ = ["Variant", "OpRow", "ModuleCall", "AnnotatedLine", "TraceReport"]
 
 # What an op did with memory.
 NEW = "new"  # a new tensor with its own storage
@@ -52,6 +52,38 @@ class OpRow:
     warnings: list[str] = field(default_factory=list)
     children: list[tuple[str, int]] = field(default_factory=list)  # --deep: aten op, count
     children_other: int = 0
+    module: int = -1  # index of the ModuleCall it ran in (-1: on the cell's line itself)
+    inner: str = ""  # the sub-expression in the user's own function that ran it (``self.fc(x)``)
+
+
+@dataclass
+class ModuleCall:
+    """One ``nn.Module`` call site of the cell: where it sits in the tree, what went in and out, what ran inside.
+
+    ``items`` lists what ran inside in the order it first ran: ``("op", row
+    index)`` and ``("module", module index)``.  Identical siblings in a row
+    (``layers.0`` … ``layers.11``) fold into the first: it gets ``repeat``,
+    the ``instances``' paths and their ``differences``; the others are
+    marked ``folded``.
+    """
+
+    index: int
+    path: str  # "net.conv1", "enc.layers.0.self_attn"
+    type: str  # "Conv2d"
+    parent: int  # -1 for a call made by the cell itself
+    line: int  # the cell line of the outermost call
+    calls: int
+    inputs: str  # shapes of the first call's tensors, "(8, 3, 32, 32)"
+    outputs: str
+    params: int  # parameter elements (not tensors), its children's included
+    seconds: float  # inclusive, all calls
+    items: list[tuple[str, int]] = field(default_factory=list)
+    shape_sets: int = 1  # distinct input shapes over its calls
+    opaque: bool = False  # ran untraced (eval mode: PyTorch's fast path stays available)
+    repeat: int = 1
+    instances: tuple[str, ...] = ()
+    differences: tuple[str, ...] = ()
+    folded: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +113,8 @@ class TraceReport(Report):
     error: Explanation | None = None
     max_rows: int = 0
     default_dtype: str = "float32"  # dtypes equal to this are not repeated in the terminal view
+    modules: list[ModuleCall] = field(default_factory=list)
+    order: list[tuple[str, int]] = field(default_factory=list)  # the cell's own items, as ModuleCall.items
 
     def summary(self) -> str:
         """``'12 ops (5 distinct) in 3 rows · 1.2 ms'``."""

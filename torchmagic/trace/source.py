@@ -33,6 +33,12 @@ class Site:
         self.target = target  # the name the result is assigned to, if the op is the whole RHS
         self.top = top  # the op is the outermost expression of its statement
 
+    def copy(self) -> Site:
+        """A copy whose lists can be replaced without touching this one."""
+        site = Site(self.expression, self.arg_texts, self.target, self.top)
+        site.elts, site.call_names = self.elts, self.call_names
+        return site
+
 
 _LINES: dict[str, list[str]] = {}
 
