@@ -27,9 +27,11 @@ import torch
 from torch import nn
 
 from torchmagic.autograd.collapse import collapse_repeats
-from torchmagic.autograd.graph import Graph, to_dot, walk
+from torchmagic.autograd.dot import to_dot
+from torchmagic.autograd.graph import Graph
 from torchmagic.autograd.options import WatchOptions
 from torchmagic.autograd.svg import graph_svg
+from torchmagic.autograd.walk import walk
 from torchmagic.options import options_for
 
 
@@ -68,6 +70,7 @@ for step in range(steps):
 def training_overhead(steps: int, repeat: int) -> tuple[float, float]:
     """Seconds for an MLP + SGD loop, plain and inside the %%autograd watcher (best runs)."""
     from torchmagic.autograd.ledger import GradLedger
+    from torchmagic.autograd.site import CellSite
     from torchmagic.autograd.watcher import AutogradWatcher
 
     code = compile(TRAIN, "<bench-cell>", "exec")
@@ -83,7 +86,8 @@ def training_overhead(steps: int, repeat: int) -> tuple[float, float]:
 
     def watched() -> None:
         ns = namespace()
-        watcher = AutogradWatcher("<bench-cell>", TRAIN.splitlines(), ns, GradLedger(), options_for(WatchOptions))
+        site = CellSite("<bench-cell>", TRAIN.splitlines(), ns)
+        watcher = AutogradWatcher(site, GradLedger(), options_for(WatchOptions))
         with watcher:
             exec(code, ns)
 

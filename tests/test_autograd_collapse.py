@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from torchmagic.autograd.collapse import collapse_repeats
-from torchmagic.autograd.graph import walk
+from torchmagic.autograd.walk import walk
 
 
 def _chain(blocks: int) -> tuple[nn.Module, torch.Tensor]:

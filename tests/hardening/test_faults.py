@@ -103,7 +103,7 @@ MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
     "%%autograd": ("%%autograd", True, [
         ("torchmagic.autograd.session.AutogradSession", "__init__"),
         ("torchmagic.autograd.watcher.AutogradWatcher", "_on_untracked"),
-        ("torchmagic.autograd.watcher.AutogradWatcher", "_names"),
+        ("torchmagic.autograd.site.CellSite", "names"),
         ("torchmagic.autograd.backward.BackwardRecorder", "_before_backward"),
         ("torchmagic.autograd.backward.BackwardRecorder", "_after_backward"),
         ("torchmagic.autograd.session.AutogradSession", "report"),

@@ -1,4 +1,6 @@
-"""Record one ``backward()`` / ``torch.autograd.grad`` call, fenced off from the user's run.
+"""Record each ``backward()`` / ``torch.autograd.grad`` call, fenced off from the user's run.
+
+The watcher hands every backward call it sees to :meth:`BackwardRecorder.record`.
 
 Before the call we read the graph (saved tensors are still there), each
 leaf's ``.grad``, and register a ``post_accumulate_grad`` hook per leaf (the
@@ -16,16 +18,23 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from torchmagic.autograd.graph import Graph, find_leaves, walk
+from torchmagic.autograd.graph import Graph
 from torchmagic.autograd.ledger import GradLedger, Where
+from torchmagic.autograd.log import WatchLog
+from torchmagic.autograd.options import WatchOptions
 from torchmagic.autograd.report import BackwardCall, LeafGrad, Note
+from torchmagic.autograd.site import CellSite
 from torchmagic.autograd.values import Values, difference, summarize
+from torchmagic.autograd.walk import find_leaves, walk
 from torchmagic.core.meta import dtype_name
 from torchmagic.core.text import first_line
 
 if TYPE_CHECKING:
-    from torchmagic.autograd.options import WatchOptions
-    from torchmagic.autograd.watcher import WatchLog
+    from collections.abc import Callable
+
+    from torch.utils.hooks import RemovableHandle
+
+    from torchmagic.autograd.jacobian import Pending
 
 __all__ = ["BackwardRecorder"]
 
@@ -37,22 +46,22 @@ class _Call:
     index: int
     kind: str
     detailed: bool
-    roots: list[Any]
-    gradient: Any
+    roots: list[torch.Tensor]
+    gradient: Any  # a tensor, a sequence of them, or None
     retain: bool
-    inputs: list[Any]
+    inputs: list[torch.Tensor]
     line: int
     source: str
     names: dict[int, str]
     label: str
     here: Where
     graph: Graph = field(default_factory=Graph)
-    leaves: list[Any] = field(default_factory=list)
+    leaves: list[torch.Tensor] = field(default_factory=list)
     before: dict[int, Values] = field(default_factory=dict)
     fresh: dict[int, str] = field(default_factory=dict)
     hooked: dict[int, str] = field(default_factory=dict)
-    handles: list[Any] = field(default_factory=list)
-    jacobian: Any = None
+    handles: list[RemovableHandle] = field(default_factory=list)
+    jacobian: Pending | None = None
     fn_keys: list[tuple[int, tuple[int, str]]] = field(default_factory=list)  # (node id, cache key)
 
     def release(self) -> None:
@@ -64,25 +73,23 @@ class _Call:
         self.jacobian = None
 
 
+@dataclass
 class BackwardRecorder:
-    """Mixin for the watcher mode: everything about backward calls."""
+    """Everything about backward calls, for the watcher mode to call: :meth:`record` runs one.
 
+    ``run`` and ``cell_key`` say which ``%%autograd`` run this is (the ledger
+    tells "this cell", "the previous run of this cell" and "an earlier cell"
+    apart by them).
+    """
+
+    site: CellSite
     log: WatchLog
-    options: WatchOptions
     ledger: GradLedger
-    run: int
-    cell_key: str
+    options: WatchOptions
+    run: int = 0
+    cell_key: str = ""
 
-    def _names(self) -> dict[int, str]:  # provided by the watcher
-        raise NotImplementedError
-
-    def _line_of_call(self) -> int:
-        raise NotImplementedError
-
-    def _source(self, line: int) -> str:
-        raise NotImplementedError
-
-    def _on_backward(self, kind: str, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def record(self, kind: str, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Run the user's backward call between our reading of the graph and of ``.grad``.
 
         Our own bookkeeping is fenced off: if it fails, the call still runs
@@ -126,12 +133,12 @@ class BackwardRecorder:
         index = log.calls_total
         detailed = index <= self.options.autograd_max_calls
         roots, gradient, retain, inputs = _backward_args(kind, args, kwargs)
-        line = self._line_of_call()
+        line = self.site.line()
         # Naming walks the namespace; calls past max_calls only need it if they accumulate.
-        names = self._names() if detailed else {}
+        names = self.site.names() if detailed else {}
         for t in roots:
             log.roots.append(weakref.ref(t))
-        source = self._source(line)
+        source = self.site.source(line)
         call = _Call(
             index=index, kind=kind, detailed=detailed, roots=roots, gradient=gradient,
             retain=retain, inputs=inputs, line=line, source=source, names=names,
@@ -145,7 +152,7 @@ class BackwardRecorder:
                 names=names,
                 max_nodes=self.options.autograd_max_nodes,
                 grad_text=lambda t: summarize(t.grad, small, digits).text,
-                cuts={k: v[1] for k, v in log.cuts.items() if v[0]() is not None},
+                cuts=log.live_cuts(),
                 saved_cache=log.saved_cache,
                 fns_out=fns,
             )
@@ -165,7 +172,7 @@ class BackwardRecorder:
         ledger = self.ledger
         here = call.here
 
-        def hook(leaf: Any) -> None:
+        def hook(leaf: torch.Tensor) -> None:
             where = ledger.accumulated_onto(leaf)
             if where:
                 hooked[id(leaf)] = where.describe(here)
@@ -218,7 +225,7 @@ class BackwardRecorder:
         small, digits = self.options.autograd_value_elements, self.options.precision
         names = call.names
         if not call.detailed and call.hooked:
-            names = self._names()
+            names = self.site.names()
         leaf_grads: list[LeafGrad] = []
         for leaf in call.leaves:
             prev = call.hooked.get(id(leaf)) or ""
@@ -287,7 +294,7 @@ def _as_list(value: Any) -> list[Any]:
 
 def _backward_args(
     kind: str, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> tuple[list[Any], Any, bool, list[Any]]:
+) -> tuple[list[torch.Tensor], Any, bool, list[torch.Tensor]]:
     """(roots, gradient, retain_graph, inputs) from the call's arguments."""
     if kind == "backward":
         names = ["self", "gradient", "retain_graph", "create_graph", "inputs"]
@@ -305,7 +312,7 @@ def _backward_args(
     return [t for t in roots if isinstance(t, torch.Tensor)], gradient, bool(retain or create), inputs
 
 
-def _root_label(roots: list[Any], names: dict[int, str], source: str) -> str:
+def _root_label(roots: list[torch.Tensor], names: dict[int, str], source: str) -> str:
     labels = [names.get(id(t), "") for t in roots]
     if all(labels) and labels:
         return ", ".join(labels)
@@ -315,11 +322,11 @@ def _root_label(roots: list[Any], names: dict[int, str], source: str) -> str:
     return ", ".join(label or "a tensor" for label in labels) or "a tensor"
 
 
-def _shape(roots: list[Any]) -> tuple[int, ...]:
+def _shape(roots: list[torch.Tensor]) -> tuple[int, ...]:
     return tuple(int(s) for s in roots[0].shape) if roots else ()
 
 
-def _dtype(roots: list[Any]) -> str:
+def _dtype(roots: list[torch.Tensor]) -> str:
     return dtype_name(roots[0].dtype) if roots else ""
 
 

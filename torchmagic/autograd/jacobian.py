@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
@@ -37,7 +36,7 @@ class Pending:
     note: str = ""
 
 
-def _flat(t: Any, numel: int) -> list[float]:
+def _flat(t: torch.Tensor | None, numel: int) -> list[float]:
     if t is None:
         return [0.0] * numel
     return [float(v) for v in t.detach().reshape(-1).to(torch.float64).tolist()]
@@ -54,9 +53,9 @@ def _element_names(name: str, shape: Sequence[int]) -> list[str]:
 
 def jacobian_before(
     kind: str,
-    roots: list[Any],
-    gradient: Any,
-    leaves: list[Any],
+    roots: list[torch.Tensor],
+    gradient: torch.Tensor | Sequence[torch.Tensor] | None,
+    leaves: list[torch.Tensor],
     names: dict[int, str],
     root_label: str,
     limit: int,
@@ -100,7 +99,7 @@ def jacobian_before(
     for leaf in leaves:
         cols.extend(_element_names(names.get(id(leaf), "leaf"), tuple(int(s) for s in leaf.shape)))
     pending.columns = tuple(cols)
-    grads_v = gradient[0] if isinstance(gradient, (list, tuple)) else gradient
+    grads_v = gradient if gradient is None or isinstance(gradient, torch.Tensor) else gradient[0]
     pending.v = tuple(_flat(grads_v, m)) if grads_v is not None else (1.0,) * m
     if kind != "torch.autograd.grad":
         for leaf in leaves:
@@ -108,7 +107,7 @@ def jacobian_before(
     return pending
 
 
-def finish(pending: Pending, after: list[Any], leaves: list[Any]) -> Jacobian:
+def finish(pending: Pending, after: Sequence[torch.Tensor | None], leaves: Sequence[torch.Tensor]) -> Jacobian:
     """Attach what backward produced: ``.grad`` growth, or autograd.grad's results."""
     vj: tuple[float, ...] = ()
     computed: tuple[float, ...] = ()

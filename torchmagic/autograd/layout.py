@@ -14,6 +14,7 @@ coordinates, so it is tested on random graphs.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 __all__ = ["Box", "Layout", "layout", "count_crossings", "overlaps"]
@@ -168,6 +169,18 @@ def _place(row: list[int], width: list[float], desired: list[float], weight: lis
     return [f + o for f, o in zip(fit, offsets)]
 
 
+def _sweep(it: int, depth: int) -> Iterator[tuple[int, bool]]:
+    """Layers visited by sweep number ``it``: downwards on even sweeps (by inputs), upwards on odd ones."""
+    down = it % 2 == 0
+    for i in range(1, depth) if down else range(depth - 2, -1, -1):
+        yield i, down
+
+
+def _mean(nbrs: list[int], values: list[float], default: float) -> float:
+    """The mean of ``values`` over ``nbrs`` (``default`` when there are none): a barycentre."""
+    return sum(values[u] for u in nbrs) / len(nbrs) if nbrs else default
+
+
 def layout(
     sizes: list[tuple[float, float]],
     edges: list[tuple[int, int]],
@@ -227,14 +240,11 @@ def layout(
     for it in range(sweeps):
         if best_cross == 0:
             break
-        down = it % 2 == 0
-        rng = range(1, depth) if down else range(depth - 2, -1, -1)
-        for i in rng:
+        for i, down in _sweep(it, depth):
             row = order[i]
             keyed = []
             for v in row:
-                nbrs = pred[v] if down else succ[v]
-                key = sum(pos[u] for u in nbrs) / len(nbrs) if nbrs else pos[v]
+                key = _mean((pred if down else succ)[v], pos, pos[v])
                 keyed.append((key, pos[v], v))
             keyed.sort()
             order[i] = [v for _, _, v in keyed]
@@ -257,14 +267,9 @@ def layout(
             x += width[v] + H_GAP
     weight = [1.0 if v < n else 2.0 for v in range(total)]
     for it in range(8):
-        down = it % 2 == 0
-        rng = range(1, depth) if down else range(depth - 2, -1, -1)
-        for i in rng:
+        for i, down in _sweep(it, depth):
             row = order[i]
-            desired = []
-            for v in row:
-                nbrs = pred[v] if down else succ[v]
-                desired.append(sum(xs[u] for u in nbrs) / len(nbrs) if nbrs else xs[v])
+            desired = [_mean((pred if down else succ)[v], xs, xs[v]) for v in row]
             for v, x in zip(row, _place(row, width, desired, [weight[v] for v in row])):
                 xs[v] = x
     # y: one band per layer, as tall as its tallest box.

@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["GradLedger", "Where"]
 
 
 @dataclass
 class _LedgerEntry:
-    leaf: weakref.ref[Any]
-    grad: weakref.ref[Any] | None
+    leaf: weakref.ref[torch.Tensor]
+    grad: weakref.ref[torch.Tensor] | None
     version: int
     where: Where
 
@@ -59,7 +62,7 @@ class GradLedger:
         for k in dead:
             del self._entries[k]
 
-    def remember(self, leaf: Any, where: Where) -> None:
+    def remember(self, leaf: torch.Tensor, where: Where) -> None:
         if len(self._entries) > 4096:
             self._prune()
         grad = leaf.grad
@@ -70,20 +73,20 @@ class GradLedger:
             weakref.ref(leaf), weakref.ref(grad), int(grad._version), where
         )
 
-    def accumulated_onto(self, leaf: Any) -> Where | None:
+    def accumulated_onto(self, leaf: torch.Tensor) -> Where | None:
         """Where the previous, un-zeroed gradient came from, if ``leaf.grad`` just grew from it."""
         return self._same_grad(leaf, writes=1)
 
-    def untouched_since(self, leaf: Any) -> Where | None:
+    def untouched_since(self, leaf: torch.Tensor) -> Where | None:
         """Before a backward: the gradient is still exactly what the last backward left."""
         return self._same_grad(leaf, writes=0)
 
-    def _same_grad(self, leaf: Any, writes: int) -> Where | None:
+    def _same_grad(self, leaf: torch.Tensor, writes: int) -> Where | None:
         """The remembered ``where`` if ``leaf.grad`` is the tensor we saw, written ``writes`` times since."""
         entry = self._entries.get(id(leaf))
         if entry is None or entry.leaf() is not leaf or entry.grad is None:
             return None
-        grad: Any = getattr(leaf, "grad", None)
+        grad = leaf.grad
         if grad is None or id(entry.grad()) != id(grad):
             return None
         if int(grad._version) == entry.version + writes:

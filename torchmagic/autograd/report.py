@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from torchmagic.autograd.graph import Graph, to_dot
+from torchmagic.autograd.dot import to_dot
+from torchmagic.autograd.graph import Graph
 from torchmagic.autograd.values import Values
 from torchmagic.core.report import Report
 

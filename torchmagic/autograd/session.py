@@ -22,11 +22,13 @@ import torch
 
 from torchmagic.autograd.collapse import collapse_repeats, group_modules
 from torchmagic.autograd.explain import explain, parse_inplace
-from torchmagic.autograd.graph import Graph, find_leaves, walk
+from torchmagic.autograd.graph import Graph
 from torchmagic.autograd.ledger import GradLedger
 from torchmagic.autograd.options import GraphOptions, WatchOptions
 from torchmagic.autograd.report import AutogradReport, Explanation, Note
+from torchmagic.autograd.site import CellSite
 from torchmagic.autograd.values import summarize
+from torchmagic.autograd.walk import find_leaves, walk
 from torchmagic.autograd.watcher import AutogradWatcher
 from torchmagic.core.cell import Cell
 from torchmagic.core.names import iter_named_tensors, user_names
@@ -87,7 +89,7 @@ class AutogradSession(Collector):
         body = "\n".join(cell.lines[cell.first_line - 1:])
         key = hashlib.blake2b(body.encode(), digest_size=6).hexdigest()
         self.watcher = AutogradWatcher(
-            cell.filename, cell.lines, namespace, ledger, options, run=next(_RUNS), cell_key=key
+            CellSite(cell.filename, cell.lines, namespace), ledger, options, run=next(_RUNS), cell_key=key
         )
         self.fence = self.watcher.fence
 
@@ -131,7 +133,7 @@ class AutogradSession(Collector):
                 namespace=self.ns,
                 max_nodes=self.options.autograd_max_nodes,
                 grad_text=lambda t: summarize(t.grad, small, digits).text,
-                cuts={k: v[1] for k, v in log.cuts.items() if v[0]() is not None},
+                cuts=log.live_cuts(),
                 saved_cache=log.saved_cache,
                 op_grads=log.op_grads,
             )

@@ -1,7 +1,7 @@
 """Watch a running cell for ``backward()`` calls and for what escapes autograd.
 
 A :class:`torch.overrides.TorchFunctionMode` sees every ``Tensor.backward``,
-``torch.autograd.backward`` and ``torch.autograd.grad`` call (recorded by
+``torch.autograd.backward`` and ``torch.autograd.grad`` call (handed to the
 :class:`~torchmagic.autograd.backward.BackwardRecorder`), every ``.detach()``
 and ``.data`` access and every op run with grad disabled.  Nothing here keeps
 a tensor, a ``grad_fn`` or a saved tensor: leaves are held only for the
@@ -10,11 +10,9 @@ duration of one call, everything else is weak references or plain data.
 
 from __future__ import annotations
 
-import os
-import sys
 import weakref
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -22,20 +20,17 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from torchmagic.autograd.backward import BackwardRecorder
-from torchmagic.autograd.graph import Graph
 from torchmagic.autograd.ledger import GradLedger
+from torchmagic.autograd.log import WatchLog
 from torchmagic.autograd.options import WatchOptions
-from torchmagic.autograd.report import BackwardCall, Note, Untracked
-from torchmagic.core.cell import cell_lineno
+from torchmagic.autograd.report import Note, Untracked
+from torchmagic.autograd.site import CellSite
 from torchmagic.core.funcs import INPLACE_DUNDER
 from torchmagic.core.guard import Fence
-from torchmagic.core.names import user_names
 from torchmagic.core.saved import read_saved
 
-__all__ = ["WatchLog", "AutogradWatcher"]
+__all__ = ["AutogradWatcher"]
 
-_TORCH_DIR = os.path.dirname(torch.__file__)
-_HERE = os.path.dirname(os.path.dirname(__file__))
 _DATA_GET = torch._C.TensorBase.__dict__["data"].__get__  # what TF sees for `.data`
 _DATA_SET = torch._C.TensorBase.__dict__["data"].__set__  # ... for `t.data = other`
 _BACKWARDS = {  # what the mode sees -> how the report names the call
@@ -44,9 +39,6 @@ _BACKWARDS = {  # what the mode sees -> how the report names the call
     torch.autograd.grad: "torch.autograd.grad",
 }
 _MAX_EVENTS = 50
-_SKIP_DIRS = tuple(
-    os.path.join(_TORCH_DIR, *parts) for parts in (("optim",), ("nn", "init.py"), ("nn", "utils"))
-)
 
 
 def _func_name(func: Any) -> str:
@@ -59,95 +51,30 @@ def _is_inplace(name: str) -> bool:
 
 @dataclass
 class _DataRef:
-    source: weakref.ref[Any]
+    source: weakref.ref[torch.Tensor]
     name: str
     line: int
 
 
-@dataclass
-class WatchLog:
-    """What the watcher saw, as plain data (plus weakrefs for naming at the end)."""
-
-    calls: list[BackwardCall] = field(default_factory=list)
-    calls_total: int = 0
-    graphs: list[Graph] = field(default_factory=list)  # graph read before each detailed call
-    untracked: list[Untracked] = field(default_factory=list)
-    notes: list[Note] = field(default_factory=list)
-    jacobians: list[Any] = field(default_factory=list)
-    errors: list[tuple[BaseException, Graph | None, str]] = field(default_factory=list)
-    roots: list[weakref.ref[Any]] = field(default_factory=list)
-    cuts: dict[int, tuple[weakref.ref[Any], str]] = field(default_factory=dict)
-    outputs: dict[int, weakref.ref[Any]] = field(default_factory=dict)  # untracked outputs
-    saved_cache: dict[tuple[int, str], Any] = field(default_factory=dict)
-    op_grads: dict[tuple[int, str], str] = field(default_factory=dict)  # gradient reaching each op
-
-
-class AutogradWatcher(BackwardRecorder, TorchFunctionMode):
+class AutogradWatcher(TorchFunctionMode):
     """The torch function mode active while an ``%%autograd`` cell runs."""
 
     def __init__(
         self,
-        filename: str,
-        lines: list[str],
-        namespace: Mapping[str, Any],
+        site: CellSite,
         ledger: GradLedger,
         options: WatchOptions,
         run: int = 0,
         cell_key: str = "",
     ) -> None:
         super().__init__()
-        self.filename = filename
-        self.lines = lines
-        self.ns = namespace
-        self.ledger = ledger
+        self.site = site
         self.options = options
-        self.run = run
-        self.cell_key = cell_key
         self.log = WatchLog()
         self.fence = Fence()  # our own recording failures, said once after the cell
-        self._data: dict[int, tuple[weakref.ref[Any], _DataRef]] = {}
+        self.backward = BackwardRecorder(site, self.log, ledger, options, run, cell_key)
+        self._data: dict[int, tuple[weakref.ref[torch.Tensor], _DataRef]] = {}
         self._untracked_keys: dict[tuple[str, int, str], int] = {}
-
-    # -- where in the cell ------------------------------------------------------
-    def _cell_frame(self) -> FrameType | None:
-        """The cell's frame if the op was called from the cell (through torch.nn), else None.
-
-        Ops run by optimizers, ``nn.init`` and ``nn.utils`` are their own business
-        (they work under ``no_grad`` on purpose), so they do not count.
-        """
-        frame: FrameType | None = sys._getframe(1)
-        while frame is not None:
-            fname = frame.f_code.co_filename
-            if fname == self.filename:
-                return frame
-            if fname.startswith(_HERE):
-                frame = frame.f_back
-                continue
-            if fname.startswith(_TORCH_DIR):
-                if fname.startswith(_SKIP_DIRS):
-                    return None
-                frame = frame.f_back
-                continue
-            return None
-        return None
-
-    def _line_of_call(self) -> int:
-        return cell_lineno(self.filename, sys._getframe(1))
-
-    def _source(self, line: int) -> str:
-        return self.lines[line - 1].strip() if 1 <= line <= len(self.lines) else ""
-
-    def _names(self) -> dict[int, str]:
-        """``id(tensor) -> name`` from the namespace and the cell's local frames."""
-        names = user_names(self.ns)
-        frame: FrameType | None = sys._getframe(1)
-        while frame is not None:
-            if frame.f_code.co_filename == self.filename and frame.f_locals is not self.ns:
-                for k, v in list(frame.f_locals.items()):
-                    if isinstance(v, torch.Tensor) and not k.startswith("_"):
-                        names.setdefault(id(v), k)
-            frame = frame.f_back
-        return names
 
     # -- the mode ---------------------------------------------------------------
     def __torch_function__(
@@ -159,7 +86,7 @@ class AutogradWatcher(BackwardRecorder, TorchFunctionMode):
             return func(*args, **kwargs)
         kind = _BACKWARDS.get(func)
         if kind is not None:
-            return self._on_backward(kind, func, args, kwargs)
+            return self.backward.record(kind, func, args, kwargs)
         if func is _DATA_GET or func == _DATA_GET:
             out = func(*args, **kwargs)
             try:
@@ -195,7 +122,7 @@ class AutogradWatcher(BackwardRecorder, TorchFunctionMode):
         tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
         if not any(t.requires_grad for t in tensors):
             return
-        frame = self._cell_frame()
+        frame = self.site.frame()
         if frame is None or (grad_off and _in_custom_function(frame)):
             return
         line = frame.f_lineno
@@ -210,32 +137,32 @@ class AutogradWatcher(BackwardRecorder, TorchFunctionMode):
             return
         if len(self.log.untracked) >= _MAX_EVENTS:
             return
-        names = self._names()
+        names = self.site.names()
         inputs = tuple(names.get(id(t), "") or "a tensor" for t in tensors if t.requires_grad)
         self._untracked_keys[key] = len(self.log.untracked)
-        self.log.untracked.append(Untracked(kind, line, self._source(line), name, inputs))
+        self.log.untracked.append(Untracked(kind, line, self.site.source(line), name, inputs))
         if isinstance(out, torch.Tensor):
             self.log.outputs[len(self.log.untracked) - 1] = weakref.ref(out)
             if kind == "detach":
                 self.log.cuts[id(out)] = (weakref.ref(out), f"{inputs[0]}.detach() (line {line})")
 
-    def _on_data(self, source: Any, out: Any) -> None:
+    def _on_data(self, source: Any, out: torch.Tensor) -> None:
         if not isinstance(source, torch.Tensor) or not source.requires_grad:
             return
-        frame = self._cell_frame()
+        frame = self.site.frame()
         if frame is None:
             return
         line = frame.f_lineno
-        name = self._names().get(id(source), "a tensor")
+        name = self.site.names().get(id(source), "a tensor")
         self._data[id(out)] = (weakref.ref(out), _DataRef(weakref.ref(source), name, line))
         key = ("data", line, "data")
         if key not in self._untracked_keys and len(self.log.untracked) < _MAX_EVENTS:
             self._untracked_keys[key] = len(self.log.untracked)
             self.log.untracked.append(
-                Untracked("data", line, self._source(line), ".data", (name,))
+                Untracked("data", line, self.site.source(line), ".data", (name,))
             )
 
-    def _check_data_inplace(self, func: Any, target: Any) -> None:
+    def _check_data_inplace(self, func: Callable[..., Any], target: torch.Tensor) -> None:
         entry = self._data.get(id(target))
         if entry is None or entry[0]() is not target:
             return
@@ -248,18 +175,18 @@ class AutogradWatcher(BackwardRecorder, TorchFunctionMode):
             return
         self._warn_data(ref.name, source, f"modified in place ({name}")
 
-    def _on_data_set(self, target: Any) -> None:
+    def _on_data_set(self, target: torch.Tensor) -> None:
         """``t.data = other`` swaps the values autograd may have saved for ``t``."""
-        if not target.requires_grad or self._cell_frame() is None:
+        if not target.requires_grad or self.site.frame() is None:
             return
-        name = self._names().get(id(target), "a tensor")
+        name = self.site.names().get(id(target), "a tensor")
         self._warn_data(name, target, "replaced (.data = ...")
 
-    def _warn_data(self, name: str, source: Any, what: str) -> None:
+    def _warn_data(self, name: str, source: torch.Tensor, what: str) -> None:
         saved_by = self._saved_by(source)
         if not saved_by:
             return
-        line = self._line_of_call()
+        line = self.site.line()
         self.log.notes.append(Note(
             kind="data-inplace",
             line=line,
@@ -277,12 +204,12 @@ class AutogradWatcher(BackwardRecorder, TorchFunctionMode):
             ),
         ))
 
-    def _saved_by(self, source: Any) -> str:
+    def _saved_by(self, source: torch.Tensor) -> str:
         """Which backward node of a live graph saved (a view of) ``source``."""
         storage = _storage(source)
         if storage is None:
             return ""
-        starts: list[Any] = [t.grad_fn for t in _tensors_in(self.ns) if t.grad_fn is not None]
+        starts: list[Any] = [t.grad_fn for t in _tensors_in(self.site.namespace) if t.grad_fn is not None]
         for ref in self.log.roots:
             t = ref()
             if t is not None and t.grad_fn is not None:
@@ -312,7 +239,7 @@ def _in_custom_function(frame: FrameType) -> bool:
     )
 
 
-def _storage(t: Any) -> int | None:
+def _storage(t: torch.Tensor) -> int | None:
     """The address of ``t``'s storage (``None`` for tensors without one, e.g. sparse or meta)."""
     try:
         return int(t.untyped_storage().data_ptr())
@@ -320,5 +247,5 @@ def _storage(t: Any) -> int | None:
         return None
 
 
-def _tensors_in(ns: Mapping[str, Any]) -> list[Any]:
+def _tensors_in(ns: Mapping[str, Any]) -> list[torch.Tensor]:
     return [v for k, v in list(ns.items()) if isinstance(v, torch.Tensor) and not k.startswith("_")]

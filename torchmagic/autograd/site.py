@@ -1,0 +1,81 @@
+"""Where in the cell an autograd event happened: its frame, line, source text and the names in scope.
+
+The watcher (``.detach()``, ``no_grad``, ``.data``) and the backward recorder
+both ask the same questions from inside a torch hook; a :class:`CellSite`
+answers them for one compiled cell.  Frames are only looked at, never kept.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import torch
+
+from torchmagic.core.cell import cell_lineno
+from torchmagic.core.names import user_names
+from torchmagic.core.text import source_line
+
+__all__ = ["CellSite"]
+
+_TORCH_DIR = os.path.dirname(torch.__file__)
+_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # torchmagic/
+# Ops run by optimizers, nn.init and nn.utils work under no_grad on purpose: not the cell's doing.
+_SKIP_DIRS = tuple(
+    os.path.join(_TORCH_DIR, *parts) for parts in (("optim",), ("nn", "init.py"), ("nn", "utils"))
+)
+
+
+@dataclass(frozen=True)
+class CellSite:
+    """One running cell: the file name its frames carry, its source lines and its namespace."""
+
+    filename: str
+    lines: list[str]
+    namespace: Mapping[str, Any]
+
+    def frame(self) -> FrameType | None:
+        """The cell's frame if the current op was called from the cell (also through ``torch.nn``), else None.
+
+        Ops that optimizers, ``nn.init`` and ``nn.utils`` run are their own
+        business, so for them there is no cell frame.
+        """
+        frame: FrameType | None = sys._getframe(1)
+        while frame is not None:
+            fname = frame.f_code.co_filename
+            if fname == self.filename:
+                return frame
+            if fname.startswith(_OWN_DIR):
+                frame = frame.f_back
+                continue
+            if fname.startswith(_TORCH_DIR):
+                if fname.startswith(_SKIP_DIRS):
+                    return None
+                frame = frame.f_back
+                continue
+            return None
+        return None
+
+    def line(self) -> int:
+        """The cell line the current call comes from (0 when no cell frame is on the stack)."""
+        return cell_lineno(self.filename, sys._getframe(1))
+
+    def source(self, line: int) -> str:
+        """The stripped text of cell line ``line``."""
+        return source_line(self.lines, line)
+
+    def names(self) -> dict[int, str]:
+        """``id(tensor) -> name`` from the namespace and the cell's local frames (loops in functions)."""
+        names = user_names(self.namespace)
+        frame: FrameType | None = sys._getframe(1)
+        while frame is not None:
+            if frame.f_code.co_filename == self.filename and frame.f_locals is not self.namespace:
+                for k, v in list(frame.f_locals.items()):
+                    if isinstance(v, torch.Tensor) and not k.startswith("_"):
+                        names.setdefault(id(v), k)
+            frame = frame.f_back
+        return names
