@@ -13,7 +13,7 @@ from torchmagic.tensors.inspect import InfoOptions
 from torchmagic.trace.options import TraceOptions
 
 AREAS = [InfoOptions, TraceOptions, WatchOptions, GraphOptions, DeviceOptions]
-READ_BY_MAGICS = {"explain_errors"}  # the only traits read by magics.py itself (a hook switch)
+READ_BY_MAGICS = {"explain_errors", "nan_watch"}  # the only traits read by magics.py itself (hook switches)
 
 
 def test_every_trait_is_read_under_its_own_name() -> None:

@@ -161,3 +161,20 @@ def test_the_module_tree_can_be_turned_off(ip, capture, options, on):
     assert [r.op for r in rep.rows][:1] == ["conv2d"]
     if not on:  # the old view: one row per op site, conv1 and conv2 share Conv2d's
         assert len([r for r in rep.rows if r.op == "conv2d"]) == 1
+
+
+@pytest.mark.parametrize("step", ["_push", "_pop"])
+def test_a_failing_hook_of_ours_never_reaches_the_forward(ip, capture, monkeypatch, step):
+    from torchmagic.trace.modules import ModuleTracker
+
+    def broken(self, *args):
+        raise RuntimeError("injected")
+
+    ip.run_cell(CNN)
+    monkeypatch.setattr(ModuleTracker, step, broken)
+    with capture() as cap:
+        res = ip.run_cell("%%tensorinfo\nout = net(batch)")
+    assert res.success and ip.user_ns["out"].shape == (8, 10)
+    lines = [ln for ln in cap.stderr.splitlines() if ln.startswith("torchmagic:")]
+    assert len(lines) == 1 and "injected" in lines[0]
+    assert _no_global_hooks() and torch._C._len_torch_function_stack() == 0

@@ -64,6 +64,13 @@ class Options(Configurable):
         "parameter elements, time share) and identical layers folded ×N.  Uses two global module "
         "hooks while the cell runs; set False to list ops by line only.",
     ).tag(config=True)
+    nan_watch = Bool(
+        False,
+        help="After every cell, say which op made its first NaN or ±Inf from finite inputs (line, "
+        "sub-expression, op, counts and why), without a full trace: a light TorchFunctionMode runs "
+        "while the cell runs (about 1 µs per op on the CPU; on a GPU values are read once at the end of "
+        "the cell).  %tensorinfo --nan on|off sets it.",
+    ).tag(config=True)
     explain_errors = Bool(
         True,
         help="When a cell fails inside a torch op, show which operands (by name, with shapes) "

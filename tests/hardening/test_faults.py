@@ -74,6 +74,8 @@ MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
         ("torchmagic.trace.recorder", "locate"),
         ("torchmagic.trace.recorder", "describe"),
         ("torchmagic.core.saved.SavedLog", "note"),
+        ("torchmagic.trace.nans.NanWatch", "add"),
+        ("torchmagic.trace.nans.NanWatch", "finish"),
         ("torchmagic.trace.collector", "finish"),
         ("torchmagic.core.runner", "drop_own_frames"),
         *_render_steps("trace"),

@@ -23,9 +23,10 @@ from torchmagic.core.meta import dtype_name
 from torchmagic.errors.report import Explanation, Operand
 from torchmagic.trace.annotate import annotate
 from torchmagic.trace.fold import fold
-from torchmagic.trace.modules import Node, count_params, shapes_text
+from torchmagic.trace.modules import ModuleTracker, Node, count_params, shapes_text
+from torchmagic.trace.nans import Found
 from torchmagic.trace.recorder import Recorder
-from torchmagic.trace.report import ModuleCall, OpRow, TraceReport, Variant
+from torchmagic.trace.report import ModuleCall, NanOrigin, OpRow, TraceReport, Variant
 from torchmagic.trace.rows import Row
 
 __all__ = ["finish", "module_paths"]
@@ -148,6 +149,10 @@ def finish(
     nodes = rec.tracker.nodes if rec.tracker is not None else []
     paths = module_paths(nodes, names_now or (lambda m: ""))
     rows = [_op_row(r, lines, post_names, paths, rec.ordered) for r in rec.ordered]
+    for index, times in rec.nans.carried.items():
+        if isinstance(index, int) and 0 <= index < len(rows):
+            rows[index].nonfinite = times
+    nan = _nan_origin(rec.nan_found, rows, paths, rec.tracker) if rec.nan_found is not None else None
     tops = {r.index for r in rec.ordered if r.site.top}
     modules = _module_calls(nodes, paths)
     fold(modules, rows, rec.top)
@@ -166,4 +171,25 @@ def finish(
         default_dtype=dtype_name(torch.get_default_dtype()),
         modules=modules,
         order=list(rec.top),
+        nan=nan,
     )
+
+
+def _nan_origin(
+    found: Found, rows: list[OpRow], paths: Sequence[str], tracker: ModuleTracker | None
+) -> NanOrigin | None:
+    """The report's NaN line: the origin op's row, what it made and why (or which inputs held them already)."""
+    if not isinstance(found.tag, int) or not 0 <= found.tag < len(rows):
+        return None
+    row = rows[found.tag]
+    row.nan_origin = True
+    var = row.variants[0] if row.variants else None
+    came_in: tuple[str, ...] = ()
+    if found.came_in and var is not None:
+        came_in = tuple(o.label for o in var.inputs if o.kind == "tensor")[:3]
+    where = ""
+    if row.module >= 0 and tracker is not None:
+        where = f"{paths[row.module]} ({tracker.nodes[row.module].type})"
+    note = "" if found.nan >= 0 else "read once at the end of the cell (no synchronisation per op): no counts"
+    return NanOrigin(row.line, row.source, row.inner or row.expression, row.op, found.made(), found.why,
+                     came_in, where, note)

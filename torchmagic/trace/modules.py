@@ -44,6 +44,7 @@ import torch.nn.modules.module as module_mod
 from torch import nn
 
 from torchmagic.core.cell import cell_lineno
+from torchmagic.core.guard import Fence
 from torchmagic.core.meta import fmt_shape
 from torchmagic.trace.rows import Made
 
@@ -188,7 +189,9 @@ class ModuleTracker:
         top: list[tuple[str, int]],
         lift: Callable[[], bool] | None = None,
         restore: Callable[[], None] | None = None,
+        fence: Fence | None = None,
     ) -> None:
+        self.fence = fence or Fence()
         self.filename = filename
         self.names = names
         self.made = made
@@ -225,9 +228,16 @@ class ModuleTracker:
 
     # -- the hooks -----------------------------------------------------------------
     def _pre(self, module: nn.Module, args: Any) -> None:
+        """Forward pre-hook: push the call (fenced: a failure of ours never reaches the user's forward)."""
         if threading.get_ident() != self._thread:
             return
-        frame = sys._getframe(1)
+        try:
+            self._push(module, args, sys._getframe(1))
+        except Exception as exc:  # noqa: BLE001 - the fence: the user's module call never sees our failure
+            self.fence.fail(exc)
+            self._stack.append((-1, id(module), 0.0, False))  # keep the stack balanced for _post
+
+    def _push(self, module: nn.Module, args: Any, frame: FrameType) -> None:
         while frame.f_code.co_filename == _MODULE_FILE and frame.f_back is not None:
             frame = frame.f_back  # out of Module._call_impl: the line that called the module
         parent = self.current
@@ -258,8 +268,15 @@ class ModuleTracker:
         return
 
     def _post(self, module: nn.Module, args: Any, result: Any) -> None:
+        """Forward hook (also when forward raised): pop the call (fenced like :meth:`_pre`)."""
         if threading.get_ident() != self._thread:
             return
+        try:
+            self._pop(module, result)
+        except Exception as exc:  # noqa: BLE001 - the fence: the user's module call never sees our failure
+            self.fence.fail(exc)
+
+    def _pop(self, module: nn.Module, result: Any) -> None:
         stack = self._stack
         key = id(module)
         while stack:  # normally the top; deeper when a KeyboardInterrupt skipped inner posts

@@ -39,9 +39,10 @@ from torchmagic.errors.explain import FailedOp, explain
 from torchmagic.errors.frames import attach, describe_module
 from torchmagic.trace.aten import AtenLog, profiler_conflict
 from torchmagic.trace.modules import ModuleTracker
+from torchmagic.trace.nans import Found, NanWatch
 from torchmagic.trace.options import TraceOptions
 from torchmagic.trace.rows import Made, Row, Var
-from torchmagic.trace.sites import is_library_file, locate
+from torchmagic.trace.sites import SKIP_FRAMES, is_library_file, locate
 from torchmagic.trace.source import Site, site_of
 from torchmagic.trace.variants import describe, inputs_of, requested_shape, signature
 
@@ -76,9 +77,9 @@ class _FunctionMode(TorchFunctionMode):
             row = None
         if row is None:
             return func(*args, **kwargs)
-        if row.info.inplace and rec.saved:
-            try:
-                rec.check_inplace(row, args)  # before the op: the saving node is still reachable
+        if row.info.inplace or (kwargs and ("out" in kwargs or kwargs.get("inplace"))):
+            try:  # before the op: the saving node is still reachable, held values not yet overwritten
+                rec.before_write(row, args)
             except Exception as exc:  # noqa: BLE001 - recording is fenced: the user's op never sees our failure
                 rec.fence.fail(exc)
         stack = rec.stack
@@ -144,6 +145,7 @@ class Recorder:
         namespace: Mapping[str, Any] | None = None,
         modules: Callable[[nn.Module], str] | None = None,
     ) -> None:
+        self.fence = Fence()  # failures of our own bookkeeping, said once after the cell
         self.filename = filename
         self.names = names or {}
         self.options = options
@@ -159,16 +161,18 @@ class Recorder:
         self.stack: list[Row] = []
         self.seconds = 0.0
         self.saved = SavedLog()
+        self.nans = NanWatch()
+        self.nan_found: Found | None = None
         self._funcs: dict[Callable[..., Any], FuncInfo] = {}
         self._via_sites: dict[tuple[CodeType, int], Site] = {}  # the cell's site of each library call
         self.made: Made = {}  # what made the tensors the cell's ops returned (bounded)
         self.top: list[tuple[str, int]] = []  # the cell's own items in order: ("op", row) / ("module", node)
         self.tracker: ModuleTracker | None = None
         if modules is not None:
-            self.tracker = ModuleTracker(filename, modules, self.made, self.top, self._lift, self._restore)
+            self.tracker = ModuleTracker(filename, modules, self.made, self.top, self._lift, self._restore,
+                                         self.fence)
         self._mode: _FunctionMode | None = None
         self._t0 = 0.0
-        self.fence = Fence()  # failures of our own bookkeeping, said once after the cell
 
     # -- context manager -------------------------------------------------------
     def __enter__(self) -> Recorder:
@@ -201,18 +205,25 @@ class Recorder:
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self._t0
-        mode, self._mode = self._mode, None
         try:
-            if self.tracker is not None:
-                self.tracker.stop()  # first: it puts our mode back if a module had lifted it
-        finally:
             try:
-                if mode is not None:
-                    mode.__exit__(None, None, None)
+                self.nan_found = self.nans.finish()  # reads what is left (and lets go of it) first
+            except Exception as exc:  # noqa: BLE001 - recording is fenced: a failure here only loses the NaN note
+                self.fence.fail(exc)
+        finally:  # however that ended (even a KeyboardInterrupt), every global piece is undone
+            try:
+                if self.tracker is not None:
+                    self.tracker.stop()  # first: it puts our mode back if a module had lifted it
             finally:
-                self._stop_aten()
-        self.stack.clear()
-        self.saved.clear()
+                mode, self._mode = self._mode, None
+                try:
+                    if mode is not None:
+                        mode.__exit__(None, None, None)
+                finally:
+                    self._stop_aten()
+                    self.stack.clear()
+                    self.saved.clear()
+                    self.nans.pending.clear()
 
     def _lift(self) -> bool:
         """Take our mode off the top of the function-mode stack (False: it is not on top; left alone)."""
@@ -245,10 +256,14 @@ class Recorder:
             info = self._funcs[func] = func_info(func)
         if info.skip:
             return None
-        found = locate(frame, self.filename, info)
-        if found is None:
-            return None
-        f, depth, caller = found
+        code = frame.f_code
+        if code.co_filename == self.filename and code.co_name not in SKIP_FRAMES:  # on the cell's line: no walk
+            f, depth, caller = frame, 0, frame
+        else:
+            found = locate(frame, self.filename, info)
+            if found is None:
+                return None
+            f, depth, caller = found
         tracker = self.tracker
         twin = -1 if tracker is None else tracker.twin
         if depth == 0:
@@ -316,8 +331,10 @@ class Recorder:
             row.variants[sig] = describe(row, args, kwargs, out, self.names, self.made)
         else:
             row.other += 1
-        if (type(out) is torch.Tensor or isinstance(out, torch.Tensor)) and out.grad_fn is not None:
-            self.saved.note(out, row.line)
+        if type(out) is torch.Tensor or isinstance(out, torch.Tensor):
+            if out.grad_fn is not None:
+                self.saved.note(out, row.line)
+            self.nans.add(row.index, row.op, args, kwargs, out)
 
     def failed(self, row: Row, args: Sequence[Any], kwargs: dict[str, Any], exc: BaseException) -> None:
         """The op raised: explain it in terms of its operands (the mode fences our failures)."""
@@ -364,6 +381,13 @@ class Recorder:
         return layer, f"inside {path} ({node.type})" + (f", called from {row.inner_at}" if row.inner_at else "")
 
     # -- in-place on tensors autograd saved -------------------------------------------
+    def before_write(self, row: Row, args: Sequence[Any]) -> None:
+        """Before an op that writes in place: check held outputs for NaN first, then the saved-tensor warning."""
+        if self.nans.pending:
+            self.nans.flush()
+        if self.saved:
+            self.check_inplace(row, args)
+
     def check_inplace(self, row: Row, args: Sequence[Any]) -> None:
         """Before an in-place op: warn when its target is a tensor a later backward() still needs."""
         target = args[0] if args else None

@@ -15,6 +15,7 @@ from torchmagic.core.html import details, esc, wrap
 from torchmagic.core.lines import Block, Line
 from torchmagic.errors.render import explanation_html, explanation_lines, lines_to_text
 from torchmagic.trace.render_modules import module_lines, module_tree_html, summary_html, summary_lines
+from torchmagic.trace.render_nan import nan_html, nan_lines
 from torchmagic.trace.render_ops import HEADERS, is_scalar_broadcast, op_lines, op_trs
 from torchmagic.trace.report import AnnotatedLine, OpRow, TraceReport
 
@@ -47,6 +48,8 @@ def _rows_html(report: TraceReport) -> str:
 
 def to_html(report: TraceReport) -> str:
     parts = [f'<div class="tm-title">%%tensorinfo <span class="tm-muted">{esc(report.summary())}</span></div>']
+    if report.nan is not None:
+        parts.append(nan_html(report.nan))
     if report.error is not None:
         parts.append(explanation_html(report.error))
     if report.deep_note:
@@ -104,6 +107,8 @@ def _source_of(report: TraceReport, line: int) -> str:
 
 def to_rich(report: TraceReport) -> Block:
     items: list[Line] = [Line(("%%tensorinfo ", "bold"), (report.summary(), "dim"))]
+    if report.nan is not None:
+        items.extend(nan_lines(report.nan))
     if report.error is not None:
         items.extend(explanation_lines(report.error))
     if report.deep_note:

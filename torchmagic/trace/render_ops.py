@@ -77,6 +77,9 @@ def _notes_html(var: Variant, row: OpRow, first: bool) -> str:
         else:
             parts.append(details("broadcast", alignment_html(var.broadcast), open_=True))
     if first:
+        nan = _nan_note(row)
+        if nan:
+            parts.append(badge(nan, "tm-error"))
         parts.extend(f'<div class="tm-warn">⚠ {esc(w)}</div>' for w in row.warnings)
         if row.children:
             total = sum(n for _, n in row.children)
@@ -160,10 +163,23 @@ def _notes_rich(var: Variant, row: OpRow, first: bool) -> Line:
     if var.broadcast is not None and is_scalar_broadcast(var.broadcast):
         out.add("  " if out.parts else "")
         out.add("scalar broadcast", "dim")
+    nan = _nan_note(row) if first else ""
+    if nan:
+        out.add("  " if out.parts else "")
+        out.add(nan, "bold red")
     if first and row.children:
         out.add("  " if out.parts else "")
         out.add(f"[{_children_text(row)}]", "dim")
     return out
+
+
+def _nan_note(row: OpRow) -> str:
+    """``'NaN/Inf start here'`` on the origin row, ``'NaN/Inf ×3'`` on rows that carried them."""
+    if row.nan_origin:
+        return "NaN/Inf start here"
+    if row.nonfinite:
+        return "NaN/Inf" + (f" ×{row.nonfinite}" if row.nonfinite != row.count else "")
+    return ""
 
 
 def _fit(text: str, width: int) -> str:

@@ -14,7 +14,7 @@ from torchmagic.core.broadcast import Alignment
 from torchmagic.core.report import Report
 from torchmagic.errors.report import Explanation, Operand
 
-__all__ = ["Variant", "OpRow", "ModuleCall", "AnnotatedLine", "TraceReport"]
+__all__ = ["Variant", "OpRow", "ModuleCall", "AnnotatedLine", "NanOrigin", "NanReport", "TraceReport"]
 
 # What an op did with memory.
 NEW = "new"  # a new tensor with its own storage
@@ -54,6 +54,42 @@ class OpRow:
     children_other: int = 0
     module: int = -1  # index of the ModuleCall it ran in (-1: on the cell's line itself)
     inner: str = ""  # the sub-expression in the user's own function that ran it (``self.fc(x)``)
+    nonfinite: int = 0  # executions whose output held NaN or ±Inf
+    nan_origin: bool = False  # the first op that made them from finite inputs
+
+
+@dataclass
+class NanOrigin:
+    """Where NaN/±Inf first appeared: the op that made them from finite inputs (or got them from its inputs)."""
+
+    line: int
+    source: str  # the line's text
+    expression: str  # the sub-expression that ran the op, "torch.log(x)"
+    op: str
+    made: str  # "1 NaN and 1 −Inf"
+    why: str = ""  # "log of a negative number and of 0"
+    came_in: tuple[str, ...] = ()  # labels of inputs that held them already (from before the cell)
+    where: str = ""  # "net.fc (Linear)" when it ran inside a module
+    note: str = ""  # e.g. read once at the end of the cell on an accelerator: no counts, no reason
+
+    def sentence(self) -> str:
+        """``"line 3: torch.log(x) made 1 NaN and 1 −Inf (log of a negative number and of 0)"``."""
+        code = self.expression or self.source
+        where = f" in {self.where}" if self.where else ""
+        if self.came_in:
+            return (f"line {self.line}: {code}{where} gave {self.made} because its input "
+                    f"{', '.join(self.came_in)} held non-finite values already (made before this cell)")
+        return f"line {self.line}: {code}{where} made {self.made}" + (f" ({self.why})" if self.why else "")
+
+
+@dataclass
+class NanReport(Report):
+    """What the any-cell NaN watch (``%tensorinfo --nan on``) says under a cell that made NaN/±Inf."""
+
+    _renderer = "torchmagic.trace.render_nan"
+
+    origin: NanOrigin
+    carried: int = 0  # later ops whose outputs held them too
 
 
 @dataclass
@@ -115,6 +151,7 @@ class TraceReport(Report):
     default_dtype: str = "float32"  # dtypes equal to this are not repeated in the terminal view
     modules: list[ModuleCall] = field(default_factory=list)
     order: list[tuple[str, int]] = field(default_factory=list)  # the cell's own items, as ModuleCall.items
+    nan: NanOrigin | None = None  # where NaN/±Inf started, if the cell made any
 
     def summary(self) -> str:
         """``'12 ops (5 distinct) in 3 rows · 1.2 ms'``."""
