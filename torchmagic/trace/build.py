@@ -25,6 +25,7 @@ from torchmagic.trace.annotate import annotate
 from torchmagic.trace.fold import fold
 from torchmagic.trace.modules import ModuleTracker, Node, count_params, shapes_text
 from torchmagic.trace.nans import Found
+from torchmagic.trace.notes import source_notes
 from torchmagic.trace.recorder import Recorder
 from torchmagic.trace.report import ModuleCall, NanOrigin, OpRow, TraceReport, Variant
 from torchmagic.trace.rows import Row
@@ -172,6 +173,7 @@ def finish(
         modules=modules,
         order=list(rec.top),
         nan=nan,
+        notes=source_notes("\n".join(lines[1:]), first_line=2),
     )
 
 

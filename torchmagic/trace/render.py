@@ -50,6 +50,7 @@ def to_html(report: TraceReport) -> str:
     parts = [f'<div class="tm-title">%%tensorinfo <span class="tm-muted">{esc(report.summary())}</span></div>']
     if report.nan is not None:
         parts.append(nan_html(report.nan))
+    parts.extend(f'<div class="tm-warn">⚠ line {esc(line)}: {esc(note)}</div>' for line, note in report.notes)
     if report.error is not None:
         parts.append(explanation_html(report.error))
     if report.deep_note:
@@ -109,6 +110,7 @@ def to_rich(report: TraceReport) -> Block:
     items: list[Line] = [Line(("%%tensorinfo ", "bold"), (report.summary(), "dim"))]
     if report.nan is not None:
         items.extend(nan_lines(report.nan))
+    items.extend(Line(("⚠ ", "yellow"), (f"line {line}: {note}", "yellow")) for line, note in report.notes)
     if report.error is not None:
         items.extend(explanation_lines(report.error))
     if report.deep_note:

@@ -152,6 +152,7 @@ class TraceReport(Report):
     modules: list[ModuleCall] = field(default_factory=list)
     order: list[tuple[str, int]] = field(default_factory=list)  # the cell's own items, as ModuleCall.items
     nan: NanOrigin | None = None  # where NaN/±Inf started, if the cell made any
+    notes: list[tuple[int, str]] = field(default_factory=list)  # (line, note) read from the source itself
 
     def summary(self) -> str:
         """``'12 ops (5 distinct) in 3 rows · 1.2 ms'``."""

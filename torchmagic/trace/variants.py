@@ -18,6 +18,7 @@ import torch
 from torchmagic.core.broadcast import align, needs_diagram
 from torchmagic.core.meta import dtype_name, shape_of
 from torchmagic.errors.operands import operand
+from torchmagic.trace.notes import division, op_notes
 from torchmagic.trace.report import INPLACE, NEW, NONE, SAME, VIEW
 from torchmagic.trace.rows import Input, Made, Row, Var
 
@@ -173,9 +174,11 @@ def describe(
         if needs_diagram([op.shape or () for op in ops_in]):
             var.broadcast = align([(op.label, op.shape or ()) for op in ops_in])
         if tensors_out:
-            note = _promotion(ops_in, dtype_name(tensors_out[0].dtype))
+            out_dtype = dtype_name(tensors_out[0].dtype)
+            note = division(row.op, [op.dtype for op in ops_in], out_dtype) or _promotion(ops_in, out_dtype)
             if note:
                 var.notes.append(note)
+    var.notes.extend(op_notes(row.op, args, kwargs, out))
     return var
 
 
