@@ -143,30 +143,29 @@ class NanWatch:
         if not batch:
             return
         with torch._C.DisableTorchFunction(), torch.no_grad():
-            if not self.defer and all(b[4].is_cpu for b in batch):
-                self._check_now(batch)  # the usual case: one device, the CPU
-                return
+            if not self.defer and batch[0][4].is_cpu:
+                try:  # the usual case, a loop: same shape, all on the CPU; stack refuses anything else
+                    self._check_now(batch, torch.stack([b[4] for b in batch]))
+                    return
+                except RuntimeError:
+                    pass
             devices: dict[torch.device, list[_Op]] = {}
             for b in batch:
                 if _readable(b[4]):
                     devices.setdefault(b[4].device, []).append(b)
             for device, ops in devices.items():
                 if device.type == "cpu" and not self.defer:
-                    self._check_now(ops)
+                    self._check_now(ops, _flatten([b[4] for b in ops]))
                 else:
                     self._queue(ops)
 
-    def _check_now(self, batch: list[_Op]) -> None:
-        """CPU: one sum over the batch's outputs; each output on its own only when that sum is not finite."""
+    def _check_now(self, batch: list[_Op], joined: torch.Tensor) -> None:
+        """CPU: one sum over the batch's outputs (``joined``); each output on its own only if it is not finite."""
         self.checked += len(batch)
-        outs = [b[4] for b in batch]
-        shape = outs[0].shape
-        # one shape (a loop): stack them; several: flatten them into one (slower per tensor)
-        joined = torch.stack(outs) if all(o.shape == shape for o in outs) else _flatten(outs)
         if math.isfinite(abs(complex(joined.sum().item()))):
             return
         for tag, op, args, kwargs, out in batch:
-            if _finite(out):
+            if not _readable(out) or _finite(out):
                 continue
             self.carried[tag] = self.carried.get(tag, 0) + 1
             if self.found is None:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
-from torchmagic.core.funcs import func_info
+from torchmagic.core.funcs import FuncInfo, func_info
 from torchmagic.core.guard import Fence
 from torchmagic.trace.nans import Found, NanWatch
 from torchmagic.trace.report import NanOrigin, NanReport
@@ -62,6 +62,7 @@ class _Mode(TorchFunctionMode):
         super().__init__()
         self.watch = watch
         self.fence = fence
+        self.funcs: dict[Op, FuncInfo] = {}  # what each callable is, looked up once per cell
 
     def __torch_function__(self, func: Op, types: Sequence[type], args: Args = (), kwargs: Kwargs = None) -> Any:
         """Call the op as given; then queue its output for the NaN check, tagged with the user's line."""
@@ -70,19 +71,24 @@ class _Mode(TorchFunctionMode):
         if torch.compiler.is_compiling():
             return func(*args, **kwargs)
         watch = self.watch
-        if watch.pending:
+        info = self.funcs.get(func)
+        if info is None:
+            try:
+                info = self.funcs[func] = func_info(func)
+            except Exception as exc:  # noqa: BLE001 - the watch is fenced: the user's op never sees our failure
+                self.fence.fail(exc)
+                return func(*args, **kwargs)
+        if watch.pending and (info.inplace or (kwargs and ("out" in kwargs or kwargs.get("inplace")))):
             try:  # an in-place write must not change values we hold before we read them
-                watch.before_write(func, kwargs)
+                watch.flush()
             except Exception as exc:  # noqa: BLE001 - the watch is fenced: the user's op never sees our failure
                 self.fence.fail(exc)
         out = func(*args, **kwargs)
-        if isinstance(out, torch.Tensor):
+        if not info.skip and isinstance(out, torch.Tensor):
             try:
-                info = func_info(func)
-                if not info.skip:
-                    tag = _user_site(sys._getframe(1))
-                    if tag is not None:
-                        watch.add(tag, info.name, args, kwargs, out)
+                tag = _user_site(sys._getframe(1))
+                if tag is not None:
+                    watch.add(tag, info.name, args, kwargs, out)
             except Exception as exc:  # noqa: BLE001 - the watch is fenced: the user's op never sees our failure
                 self.fence.fail(exc)
         return out
