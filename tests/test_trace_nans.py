@@ -8,7 +8,7 @@ import weakref
 import pytest
 import torch
 
-from torchmagic.trace.nans import BATCH, LARGE, NanWatch, counts_text, why
+from torchmagic.trace.nans import BATCH, LARGE, NanWatch, counts_text, why, written
 
 NAN, INF = float("nan"), float("inf")
 
@@ -62,14 +62,26 @@ def test_an_in_place_write_is_preceded_by_a_check():
     b = torch.log(x)
     w = NanWatch()
     w.add(0, "log", (x,), {}, b)
-    w.before_write(torch.Tensor.nan_to_num_, {})
+    w.before_write(written(True, (b,), {}))
     b.nan_to_num_()  # without the check first, the NaN would be gone by the time we read
     found = w.finish()
     assert found is not None and found.tag == 0 and found.nan == 1
     w = NanWatch()
-    w.add(0, "log", (x,), {}, torch.log(x))
-    w.before_write(torch.add, {"out": torch.empty(2)})
+    c = torch.log(x)
+    w.add(0, "log", (x,), {}, c)
+    w.before_write(written(False, (x, x), {"out": c[:1]}))  # out= a view of a held output: same memory
     assert not w.pending and w.found is not None
+
+
+def test_writes_elsewhere_leave_the_batch_alone():
+    x = torch.tensor([1.0, 2.0])
+    param = torch.zeros(2)
+    w = NanWatch()
+    w.add(0, "mul", (x,), {}, x * 2)
+    w.before_write(written(True, (param,), {}))  # an optimizer updating a parameter
+    assert len(w.pending) == 1
+    w.before_write(torch.ones(2, device="meta"))  # memory we cannot tell: check now
+    assert not w.pending
 
 
 def test_batches_and_large_outputs_are_checked_early_and_let_go():

@@ -239,8 +239,10 @@ class TorchMagics(Magics, Options):
         if args.nan is not None:
             if exprs:
                 raise UsageError("%tensorinfo --nan on|off takes no expressions")
+            from torchmagic.trace.report import NanWatchState
+
             self.nan_watch = args.nan == "on"
-            print(f"torchmagic: NaN watch {args.nan}" + (" (from the next cell on)" if args.nan == "on" else ""))
+            self._emit(NanWatchState(self.nan_watch), args.out)
             return None
         from torchmagic.tensors.inspect import InfoOptions, inspect_many
         from torchmagic.tensors.namespace import scan_namespace

@@ -57,6 +57,7 @@ FAST_PATH_MODULES: tuple[type[nn.Module], ...] = (
     nn.TransformerEncoder, nn.TransformerEncoderLayer, nn.MultiheadAttention,
 )
 _MAX_NODES = 2000
+_SHAPE_CALLS = 16  # input shapes are compared over a call site's first calls only
 
 
 class ModuleNames:
@@ -258,7 +259,7 @@ class ModuleTracker:
         self._stack.append((index, id(module), time.perf_counter(), lifted))
         self.current = index
         self.twin = node.twin
-        if len(node.shape_sets) < 4:
+        if node.count < _SHAPE_CALLS and len(node.shape_sets) < 4:  # a loop's later calls cost nothing here
             with torch._C.DisableTorchFunction():  # our own .shape reads are not the user's ops
                 shapes = _shapes(args)
             if node.count == 0:

@@ -35,7 +35,6 @@ from typing import Any
 
 import torch
 
-from torchmagic.core.funcs import func_info
 from torchmagic.core.meta import dtype_name
 
 __all__ = ["NanWatch", "Found", "why", "counts_text", "BATCH"]
@@ -45,7 +44,6 @@ LARGE = 1 << 16  # outputs with more elements are checked at once, not held
 _FLOATS = frozenset({torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.complex64,
                      torch.complex128, torch.complex32})
 _STRIDED = torch.strided
-_flatten = torch._C._nn.flatten_dense_tensors
 _Tensor = torch.Tensor
 _Op = tuple[Hashable, str, Sequence[Any], dict[str, Any], torch.Tensor]  # tag, op name, args, kwargs, output
 
@@ -92,6 +90,25 @@ def _readable(t: torch.Tensor) -> bool:
         t.layout is _STRIDED and not t.is_meta and t.numel() > 0)
 
 
+def _storage(t: Any) -> int | None:
+    """The address of ``t``'s memory (None: not a tensor with memory we can tell)."""
+    try:
+        ptr = int(t.untyped_storage().data_ptr()) if isinstance(t, _Tensor) else 0
+    except (RuntimeError, NotImplementedError):
+        return None
+    return ptr or None  # 0: no memory (meta, an empty tensor): cannot be told apart
+
+
+def written(func_inplace: bool, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+    """What an op is about to write into: its ``out=`` tensor, or its first argument when in place (else None)."""
+    out = kwargs.get("out") if kwargs else None
+    if out is not None:
+        return out
+    if func_inplace or (kwargs and kwargs.get("inplace")):
+        return args[0] if args else None
+    return None
+
+
 def _finite(t: torch.Tensor) -> bool:
     return bool(torch.isfinite(t).all())
 
@@ -116,6 +133,7 @@ class NanWatch:
         # deferred: per batch and device, a row of norms on the device and, per op, where its norms are
         self._rows: list[tuple[torch.Tensor, list[tuple[Hashable, str, range, int]]]] = []
         self.reads = 0  # host reads of device flags (one per finish on an accelerator)
+        self._ptrs: list[int | None] = []  # memory addresses of pending outputs, filled when a write asks
 
     # -- per op --------------------------------------------------------------------
     def add(self, tag: Hashable, op: str, args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> None:
@@ -130,21 +148,36 @@ class NanWatch:
         if len(pending) >= BATCH or out.numel() > LARGE:
             self.flush()
 
-    def before_write(self, func: Callable[..., Any], kwargs: dict[str, Any] | None) -> None:
-        """Before an op: check the batch now if the op writes in place (held values must be read first)."""
-        if self.pending and (func_info(func).inplace or (kwargs and (kwargs.get("out") is not None
-                                                                     or kwargs.get("inplace")))):
+    def before_write(self, target: Any) -> None:
+        """Before an op writes into ``target``: check the batch now if it holds an output in that memory.
+
+        Held outputs must be read as their op made them; a write elsewhere
+        (an optimizer updating parameters) leaves them alone, so the batch
+        goes on.  A target whose memory cannot be told checks the batch.
+        """
+        pending = self.pending
+        if not pending:
+            return
+        where = _storage(target)
+        if where is None:
+            self.flush()
+            return
+        ptrs = self._ptrs  # the held outputs' memory, each read once (in-place ops come often in loops)
+        ptrs.extend(_storage(b[4]) for b in pending[len(ptrs):])
+        if where in ptrs:
             self.flush()
 
     # -- checking --------------------------------------------------------------------
     def flush(self) -> None:
         """Check the batch (CPU: now; deferred: queue a device row) and let go of its tensors."""
         batch, self.pending = self.pending, []
+        self._ptrs = []
         if not batch:
             return
         with torch._C.DisableTorchFunction(), torch.no_grad():
-            if not self.defer and batch[0][4].is_cpu:
-                try:  # the usual case, a loop: same shape, all on the CPU; stack refuses anything else
+            first = batch[0][4]
+            if not self.defer and first.is_cpu and all(b[4].shape == first.shape for b in batch):
+                try:  # the usual case, a loop: same shape, all on the CPU (stack refuses other devices)
                     self._check_now(batch, torch.stack([b[4] for b in batch]))
                     return
                 except RuntimeError:
@@ -154,8 +187,8 @@ class NanWatch:
                 if _readable(b[4]):
                     devices.setdefault(b[4].device, []).append(b)
             for device, ops in devices.items():
-                if device.type == "cpu" and not self.defer:
-                    self._check_now(ops, _flatten([b[4] for b in ops]))
+                if device.type == "cpu" and not self.defer:  # shapes differ: one sum each, no copies
+                    self._check_now(ops, torch.stack([b[4].sum() for b in ops]))
                 else:
                     self._queue(ops)
 

@@ -39,7 +39,7 @@ from torchmagic.errors.explain import FailedOp, explain
 from torchmagic.errors.frames import attach, describe_module
 from torchmagic.trace.aten import AtenLog, profiler_conflict
 from torchmagic.trace.modules import ModuleTracker
-from torchmagic.trace.nans import Found, NanWatch
+from torchmagic.trace.nans import Found, NanWatch, written
 from torchmagic.trace.options import TraceOptions
 from torchmagic.trace.rows import Made, Row, Var
 from torchmagic.trace.sites import SKIP_FRAMES, is_library_file, locate
@@ -79,7 +79,7 @@ class _FunctionMode(TorchFunctionMode):
             return func(*args, **kwargs)
         if row.info.inplace or (kwargs and ("out" in kwargs or kwargs.get("inplace"))):
             try:  # before the op: the saving node is still reachable, held values not yet overwritten
-                rec.before_write(row, args)
+                rec.before_write(row, args, kwargs)
             except Exception as exc:  # noqa: BLE001 - recording is fenced: the user's op never sees our failure
                 rec.fence.fail(exc)
         stack = rec.stack
@@ -381,11 +381,11 @@ class Recorder:
         return layer, f"inside {path} ({node.type})" + (f", called from {row.inner_at}" if row.inner_at else "")
 
     # -- in-place on tensors autograd saved -------------------------------------------
-    def before_write(self, row: Row, args: Sequence[Any]) -> None:
+    def before_write(self, row: Row, args: Sequence[Any], kwargs: dict[str, Any]) -> None:
         """Before an op that writes in place: check held outputs for NaN first, then the saved-tensor warning."""
         if self.nans.pending:
-            self.nans.flush()
-        if self.saved:
+            self.nans.before_write(written(row.info.inplace, args, kwargs))
+        if self.saved and row.info.inplace:
             self.check_inplace(row, args)
 
     def check_inplace(self, row: Row, args: Sequence[Any]) -> None:

@@ -14,7 +14,7 @@ from torchmagic.core.broadcast import Alignment
 from torchmagic.core.report import Report
 from torchmagic.errors.report import Explanation, Operand
 
-__all__ = ["Variant", "OpRow", "ModuleCall", "AnnotatedLine", "NanOrigin", "NanReport", "TraceReport"]
+__all__ = ["Variant", "OpRow", "ModuleCall", "AnnotatedLine", "NanOrigin", "NanReport", "NanWatchState", "TraceReport"]
 
 # What an op did with memory.
 NEW = "new"  # a new tensor with its own storage
@@ -83,6 +83,21 @@ class NanOrigin:
 
 
 @dataclass
+class NanWatchState(Report):
+    """What ``%tensorinfo --nan on|off`` answers: the watch's new state."""
+
+    _renderer = "torchmagic.trace.render_nan"
+
+    on: bool
+
+    def sentence(self) -> str:
+        if self.on:
+            return ("NaN watch on: from the next cell on, a cell that makes NaN or ±Inf is told which op made "
+                    "them first (line, sub-expression, why); %tensorinfo --nan off stops it")
+        return "NaN watch off"
+
+
+@dataclass
 class NanReport(Report):
     """What the any-cell NaN watch (``%tensorinfo --nan on``) says under a cell that made NaN/±Inf."""
 
@@ -114,7 +129,7 @@ class ModuleCall:
     params: int  # parameter elements (not tensors), its children's included
     seconds: float  # inclusive, all calls
     items: list[tuple[str, int]] = field(default_factory=list)
-    shape_sets: int = 1  # distinct input shapes over its calls
+    shape_sets: int = 1  # distinct input shapes over its first 16 calls
     opaque: bool = False  # ran untraced (eval mode: PyTorch's fast path stays available)
     repeat: int = 1
     instances: tuple[str, ...] = ()

@@ -29,7 +29,7 @@ from torch.overrides import TorchFunctionMode
 
 from torchmagic.core.funcs import FuncInfo, func_info
 from torchmagic.core.guard import Fence
-from torchmagic.trace.nans import Found, NanWatch
+from torchmagic.trace.nans import Found, NanWatch, written
 from torchmagic.trace.report import NanOrigin, NanReport
 from torchmagic.trace.sites import SKIP_FRAMES, is_library_file
 from torchmagic.trace.source import expression_at
@@ -80,7 +80,7 @@ class _Mode(TorchFunctionMode):
                 return func(*args, **kwargs)
         if watch.pending and (info.inplace or (kwargs and ("out" in kwargs or kwargs.get("inplace")))):
             try:  # an in-place write must not change values we hold before we read them
-                watch.flush()
+                watch.before_write(written(info.inplace, args, kwargs))
             except Exception as exc:  # noqa: BLE001 - the watch is fenced: the user's op never sees our failure
                 self.fence.fail(exc)
         out = func(*args, **kwargs)
