@@ -152,8 +152,12 @@ def _variants(body: str, snooper: bool = True) -> dict[str, str | None]:
     }
 
 
-def micro_per_op(n: int = 20_000) -> dict[str, float]:
-    """µs per op for ``a + b`` in a function: bare, empty mode, recorder, NaN watch (best of 5)."""
+def micro_per_op(n: int = 4_000, rounds: int = 25) -> dict[str, float]:
+    """µs of CPU time per op for ``a + b`` in a function, per variant: the best of ``rounds`` interleaved runs.
+
+    The variants take turns within each round, and CPU time (not wall time)
+    is measured, so a busy shared machine shifts them alike.
+    """
     from torchmagic.options import options_for
     from torchmagic.trace.options import TraceOptions
     from torchmagic.trace.recorder import Recorder
@@ -164,14 +168,11 @@ def micro_per_op(n: int = 20_000) -> dict[str, float]:
     exec(code, ns)
     run: Callable[[int], None] = ns["run"]
 
-    def best(make: Callable[[], Any]) -> float:
-        out = []
-        for _ in range(5):
-            with make():
-                t0 = time.perf_counter()
-                run(n)
-                out.append(time.perf_counter() - t0)
-        return min(out) / n * 1e6
+    def once(make: Callable[[], Any]) -> float:
+        with make():
+            t0 = time.process_time()
+            run(n)
+            return (time.process_time() - t0) / n * 1e6
 
     from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -202,15 +203,20 @@ def micro_per_op(n: int = 20_000) -> dict[str, float]:
         finally:
             watch.stop()
 
-    return {
-        "bare": best(contextlib.nullcontext),
-        "empty_tf": best(EmptyMode),
-        "recorder": best(lambda: Recorder("<ipython-input-0-bench>", options_for(TraceOptions))),
-        "recorder without NaN check": best(no_nan_check),
-        "nan watch": best(nan_watch),
-        "empty_tf+empty_dispatch": best(both_empty),
-        "recorder --deep": best(lambda: Recorder("<ipython-input-0-bench>", options_for(TraceOptions, deep=True))),
+    variants: dict[str, Callable[[], Any]] = {
+        "bare": contextlib.nullcontext,
+        "empty_tf": EmptyMode,
+        "recorder": lambda: Recorder("<ipython-input-0-bench>", options_for(TraceOptions)),
+        "recorder without NaN check": no_nan_check,
+        "nan watch": nan_watch,
+        "empty_tf+empty_dispatch": both_empty,
+        "recorder --deep": lambda: Recorder("<ipython-input-0-bench>", options_for(TraceOptions, deep=True)),
     }
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(rounds):
+        for k, make in variants.items():
+            times[k].append(once(make))
+    return {k: min(v) for k, v in times.items()}
 
 
 def machine() -> str:
@@ -298,7 +304,7 @@ def main() -> None:
     if not opts.only or "a_elementwise" in opts.only:
         micro = micro_per_op()
         print(
-            "micro (µs per `a + b`, best of 5): "
+            "micro (CPU µs per `a + b`, best of 25 interleaved rounds): "
             + ", ".join(f"{k} {v:.2f}" for k, v in micro.items())
             + f"; recorder − empty = {micro['recorder'] - micro['empty_tf']:.2f} µs"
             + f"; --deep (profiler) − recorder = {micro['recorder --deep'] - micro['recorder']:.2f} µs"

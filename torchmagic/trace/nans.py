@@ -138,8 +138,8 @@ class NanWatch:
     # -- per op --------------------------------------------------------------------
     def add(self, tag: Hashable, op: str, args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> None:
         """After op ``op``: queue its output (if a floating-point tensor) for the next check."""
-        if type(out) is _Tensor:  # the hot path: a plain tensor (one check per property, nothing else)
-            if out.dtype not in _FLOATS or out.layout is not _STRIDED:
+        if type(out) is _Tensor:  # the hot path: a plain tensor (its layout is checked with the batch)
+            if out.dtype not in _FLOATS:
                 return
         elif not (isinstance(out, _Tensor) and _readable(out)):
             return
@@ -176,7 +176,8 @@ class NanWatch:
             return
         with torch._C.DisableTorchFunction(), torch.no_grad():
             first = batch[0][4]
-            if not self.defer and first.is_cpu and all(b[4].shape == first.shape for b in batch):
+            if not self.defer and first.is_cpu and first.layout is _STRIDED and all(
+                    b[4].shape == first.shape for b in batch):
                 try:  # the usual case, a loop: same shape, all on the CPU (stack refuses other devices)
                     self._check_now(batch, torch.stack([b[4] for b in batch]))
                     return
