@@ -41,8 +41,9 @@ __all__ = ["NanWatch", "Found", "why", "counts_text", "BATCH"]
 
 BATCH = 64  # ops per batch
 LARGE = 1 << 16  # outputs with more elements are checked at once, not held
+# the dtypes that can hold NaN/Inf and that sum and isfinite read on every device (not complex32: CPU has no sum)
 _FLOATS = frozenset({torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.complex64,
-                     torch.complex128, torch.complex32})
+                     torch.complex128})
 _STRIDED = torch.strided
 _Tensor = torch.Tensor
 _Op = tuple[Hashable, str, Sequence[Any], dict[str, Any], torch.Tensor]  # tag, op name, args, kwargs, output

@@ -135,7 +135,11 @@ class CellNanWatch:
             _remove(mode)
         if watch is None:
             return None
-        found = watch.finish()
+        try:
+            found = watch.finish()
+        except Exception as exc:  # noqa: BLE001 - fenced: a failure here loses the NaN line, never the cell
+            self.fence.fail(exc)
+            return None
         if found is None:
             return None
         return NanReport(origin_of(found), carried=max(0, sum(watch.carried.values()) - 1))
