@@ -181,3 +181,13 @@ def test_dtypes_that_cannot_be_summed_are_left_alone():
     x = torch.ones(3)
     w.add(0, "chalf", (x,), {}, x.chalf())
     assert w.finish() is None and w.checked == 0
+
+
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
+def test_nested_tensors_are_left_alone():
+    """The fuzz test found it: a nested tensor has no single shape to stack by."""
+    w = NanWatch()
+    nt = torch.nested.nested_tensor([torch.ones(2), torch.ones(3)])
+    w.add(0, "mul", (nt,), {}, nt * 2)
+    w.add(1, "mul", (), {}, torch.ones(2) * 2)
+    assert w.finish() is None and w.checked == 1

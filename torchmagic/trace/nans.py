@@ -88,7 +88,16 @@ def _tensors(args: Sequence[Any], kwargs: dict[str, Any]) -> list[torch.Tensor]:
 def _readable(t: torch.Tensor) -> bool:
     """A tensor whose values we can read: floating point, dense, with memory, not a subclass (Parameter aside)."""
     return (type(t) is _Tensor or type(t) is torch.nn.Parameter) and t.dtype in _FLOATS and (
-        t.layout is _STRIDED and not t.is_meta and t.numel() > 0)
+        t.layout is _STRIDED and not t.is_meta and not t.is_nested and t.numel() > 0)
+
+
+def _same_shapes(batch: list[_Op]) -> bool:
+    """Do all outputs have the first one's shape?  (A nested tensor has no single shape: no.)"""
+    try:
+        shape = batch[0][4].shape
+        return all(b[4].shape == shape for b in batch)
+    except RuntimeError:
+        return False
 
 
 def _storage(t: Any) -> int | None:
@@ -177,8 +186,7 @@ class NanWatch:
             return
         with torch._C.DisableTorchFunction(), torch.no_grad():
             first = batch[0][4]
-            if not self.defer and first.is_cpu and first.layout is _STRIDED and all(
-                    b[4].shape == first.shape for b in batch):
+            if not self.defer and first.is_cpu and first.layout is _STRIDED and _same_shapes(batch):
                 try:  # the usual case, a loop: same shape, all on the CPU (stack refuses other devices)
                     self._check_now(batch, torch.stack([b[4] for b in batch]))
                     return

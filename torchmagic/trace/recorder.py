@@ -12,8 +12,12 @@ site and once per distinct set of shapes (:mod:`torchmagic.trace.variants`);
 a repeated op in a loop only bumps counters.  Rows and shape variants are
 capped, so the log stays bounded for millions of ops.
 
-Records hold strings, int tuples and weakrefs only.  In-place writes to
-tensors autograd saved are caught by :class:`~torchmagic.core.saved.SavedLog`;
+Records hold strings, int tuples and weakrefs only.  Alongside:
+:class:`~torchmagic.trace.modules.ModuleTracker` says which module call each
+op ran in (a row's site includes it); :class:`~torchmagic.trace.nans.NanWatch`
+checks floating-point outputs in batches for NaN/±Inf (the only tensors held,
+at most 64 ops long, never beyond the cell); in-place writes to tensors
+autograd saved are caught by :class:`~torchmagic.core.saved.SavedLog`;
 ``--deep`` also counts the aten ops each user-level op runs, read from
 PyTorch's profiler (see :mod:`torchmagic.trace.aten`; a dispatch mode would
 change results).
