@@ -6,8 +6,8 @@ from torchmagic.trace.report import NanOrigin, NanReport, NanWatchState
 
 
 def _origin(**kw: object) -> NanOrigin:
-    base: dict[str, object] = dict(line=3, source="b = torch.log(x)", expression="torch.log(x)", op="log",
-                                   made="1 NaN and 1 −Inf", why="log of a negative number and of 0")
+    base: dict[str, object] = {"line": 3, "source": "b = torch.log(x)", "expression": "torch.log(x)", "op": "log",
+                               "made": "1 NaN and 1 −Inf", "why": "log of a negative number and of 0"}
     base.update(kw)
     return NanOrigin(**base)  # type: ignore[arg-type]
 

@@ -19,8 +19,9 @@ def _row(**kw: object) -> OpRow:
     x = Operand("x", "tensor", (8, 2048), "float32", "cpu", True)
     w = Operand("net.fc.weight", "tensor", (10, 2048), "float32", "cpu", True, True)
     out = Operand("out", "tensor", (8, 10), "float32", "cpu", True)
-    base: dict[str, object] = dict(index=0, line=2, source="out = net(x)", expression="net(x)", op="linear",
-                                   via="net(x)", count=3, variants=[Variant((x, w), (out,), 3)], module=1)
+    base: dict[str, object] = {"index": 0, "line": 2, "source": "out = net(x)", "expression": "net(x)",
+                               "op": "linear", "via": "net(x)", "count": 3,
+                               "variants": [Variant((x, w), (out,), 3)], "module": 1}
     base.update(kw)
     return OpRow(**base)  # type: ignore[arg-type]
 
