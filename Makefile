@@ -9,7 +9,10 @@ VENV8 := .venv-ipy8
 STAMP8 := $(VENV8)/.installed
 INPROCESS := --ignore=tests/kernel --ignore=tests/browser -m "not slow and not kernel and not browser"
 
-.PHONY: demo test test-ipython8 typecheck clean
+.PHONY: demo test test-ipython8 typecheck clean messages
+# Message catalogs: .po sources in the repo, compiled .mo next to them (git ignores them).
+PO := $(wildcard torchmagic/locale/*/LC_MESSAGES/torchmagic.po)
+MO := $(PO:.po=.mo)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,10 +29,20 @@ $(STAMP8): $(STAMP)
 	$(VENV8)/bin/python -c "import IPython, torch, torchmagic; assert IPython.version_info[0] == 8, IPython.__version__"
 	touch $(STAMP8)
 
-demo: $(STAMP)
+%.mo: %.po $(STAMP)
+	$(BIN)/pybabel -q compile -i $< -o $@
+
+# After adding or changing a sentence: extract every tr()/trn()/N_() message and merge it into
+# each catalog; translate the new entries (docs/glossary-zh.md keeps the terms consistent).
+messages: $(STAMP)
+	$(BIN)/pybabel -q extract -F babel.cfg -k tr -k trn:1,2 -k N_ --no-default-keywords \
+		--sort-by-file --project torchmagic -o torchmagic/locale/torchmagic.pot .
+	$(BIN)/pybabel -q update -i torchmagic/locale/torchmagic.pot -d torchmagic/locale -D torchmagic --no-fuzzy-matching
+
+demo: $(STAMP) $(MO)
 	$(BIN)/python scripts/demo.py
 
-test: $(STAMP)
+test: $(STAMP) $(MO)
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest

@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("COLUMNS", "120")
+# The suite reads English text unless a test asks for another language (kernels inherit this too).
+os.environ["LANGUAGE"] = "en"
 
 
 @pytest.fixture(scope="session")

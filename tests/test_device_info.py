@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
@@ -44,11 +45,12 @@ def test_model_map_counts_per_device_and_per_module() -> None:
     rep = model_map(model, "model")
     assert rep is not None
     by_dev = {r.name: r for r in rep.per_device}
-    # Linear(3, 4): weight 12 + bias 4 floats = 64 B on cpu
-    assert (by_dev["cpu"].params, by_dev["cpu"].param_bytes, by_dev["cpu"].buffers) == (2, 64, 0)
+    # Linear(3, 4): weight 12 + bias 4 floats = 64 B on cpu; parameters count elements (issue 13)
+    cpu, meta = by_dev["cpu"], by_dev["meta"]
+    assert (cpu.params, cpu.param_tensors, cpu.param_bytes, cpu.buffers, cpu.buffer_tensors) == (16, 2, 64, 0, 0)
     # BatchNorm1d(4): weight+bias 8 floats; buffers running_mean/var 8 floats + int64 counter
-    assert (by_dev["meta"].params, by_dev["meta"].param_bytes) == (2, 32)
-    assert (by_dev["meta"].buffers, by_dev["meta"].buffer_bytes) == (3, 32 + 8)
+    assert (meta.params, meta.param_tensors, meta.param_bytes) == (8, 2, 32)
+    assert (meta.buffers, meta.buffer_tensors, meta.buffer_bytes) == (9, 3, 32 + 8)
     assert [(r.name, r.kind, r.devices) for r in rep.layers] == [
         ("0", "Linear", ("cpu",)), ("1", "BatchNorm1d", ("meta",))]
     assert any("2 devices" in n for n in rep.notes)
@@ -88,3 +90,22 @@ def test_settings_survive_a_missing_attribute(monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(torch, "get_float32_matmul_precision", broken)
     assert dict(info._settings())["float32 matmul precision"] == "n/a (AttributeError)"
+
+
+def test_parameters_mean_elements_in_every_report(ip: Any) -> None:
+    """Issue 13: `%device model` said "params 4" (tensors), `%tensorinfo model` "22 parameters" (elements)."""
+    from IPython.utils.capture import capture_output
+
+    ip.run_line_magic("load_ext", "torchmagic")
+    ip.user_ns["model"] = torch.nn.Sequential(torch.nn.Linear(10, 20), torch.nn.ReLU(), torch.nn.Linear(20, 2))
+    texts = []
+    for line in ("%device model", "%tensorinfo model", "%tensorinfo"):
+        with capture_output() as cap:
+            ip.run_cell(line)
+        texts.append(cap.stdout)
+    device_text, info_text, listing = texts
+    assert "262 in 4 tensors" in device_text and "parameters" in device_text
+    assert "262 parameters in 4 tensors" in info_text
+    assert "262 parameters in 4 tensors" in listing
+    for text in texts:
+        assert "params" not in text.replace("parameters", "")

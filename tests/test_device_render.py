@@ -5,20 +5,17 @@ from __future__ import annotations
 import json
 
 from torchmagic.core.report import rich_to_text
-from torchmagic.device import render, render_info
+from torchmagic.device import render
 from torchmagic.device.render import fmt_ms, signed_bytes
 from torchmagic.device.report import (
     CreatedTensor,
-    DeviceFacts,
-    DeviceInfoReport,
     DeviceReport,
     DeviceRun,
     MemoryStats,
     Mismatch,
-    ModelMapReport,
+    ModuleStat,
     Operand,
     OpStat,
-    PlacementRow,
     RepeatStats,
     SyncOp,
     Timing,
@@ -55,8 +52,14 @@ def _run(device: str = "cuda:0", payload: str = XSS) -> DeviceRun:
             0,
             4096,
             1024,
-            [CreatedTensor((32, 32), "float32", device, 4096, 2, f"a = {MARKUP}", "torch.mm", True, f"w{payload}")],
+            [CreatedTensor((32, 32), "float32", device, 4096, 2, f"a = {MARKUP}", "torch.mm", count=3, alive=2,
+                           names=(f"w{payload}",), unnamed=1, module=f"net.{payload}")],
         ),
+        modules=[ModuleStat(f"net{payload}", f"Net{payload}", 0, 1, 2.0, 3.0, 4096, 1024, 512, 42, "(2, 2)"),
+                 ModuleStat(f"net{payload}.0", "Linear", 1, 24, 1.0, 1.5, 2048, 512, 256, 21, "(2, 2)",
+                            instances=12, name="layers.0–11")],
+        modules_unfolded=[ModuleStat(f"net{payload}", f"Net{payload}", 0, 1, 2.0, 3.0, 4096, 1024, 512, 42)] * 14,
+        modules_total=14,
         mismatch=Mismatch(
             5,
             f"b = a + {IMG}",
@@ -82,7 +85,8 @@ def test_html_escapes_every_user_string() -> None:
     html = render.to_html(DeviceReport(runs=[_run()], cell_runs=7))
     assert "<script>" not in html and "<img" not in html
     assert "&lt;script&gt;" in html and "&quot;&gt;&lt;img" in html
-    for section in ("warm-up run", "repeats", "Slowest ops", "memory", "Transfers", "Sync points", "device mismatch"):
+    for section in ("warm-up run", "repeats", "Slowest ops", "Modules", "memory", "Transfers", "Sync points",
+                    "device mismatch", "every module (14 rows)", "layers.0–11 ×12 (24 calls)"):
         assert section in html
 
 
@@ -98,6 +102,11 @@ def test_rich_text_keeps_markup_literal_and_has_every_section() -> None:
     assert "host→device" in text and "2.0 KiB" in text
     assert "peak +4.0 KiB, net +1.0 KiB (CUDA allocator)" in text
     assert "Sync points: 1 line(s)" in text
+    # the largest tensors: a row with a count, names and the module that made them
+    assert "4.0 KiB ×3" in text and f"w{MARKUP}, 1 alive (no name), 1 freed" in text
+    assert f"torch.mm in net.{MARKUP}" in text and "alive (no name): still in memory" in text
+    # modules: indented by depth, folded layers with their count
+    assert f"net{MARKUP}" in text and "  layers.0–11 ×12 (24 calls)" in text.replace("\u00a0", " ")
 
 
 def test_compare_table_shows_speedup() -> None:
@@ -116,28 +125,3 @@ def test_report_to_dict_is_json_and_mimebundle_has_both_views() -> None:
     assert data["kind"] == "DeviceReport" and data["runs"][0]["transfers"][0]["nbytes"] == 2048
     bundle = rep._repr_mimebundle_()
     assert set(bundle) == {"text/plain", "text/html"}
-
-
-def test_info_and_model_views_escape() -> None:
-    info = DeviceInfoReport(
-        torch_version="2.x",
-        devices=[DeviceFacts("cuda:0", "cuda", f"GPU {XSS}", 2**30, 2**29, 0, 0, "9.0")],
-        settings=[("cudnn.benchmark", f"{IMG}")],
-    )
-    html = render_info.to_html(info)
-    assert "<script>" not in html and "<img" not in html and "1.0 GiB" in html
-    text = rich_to_text(render_info.to_rich(info), width=160)
-    assert f"GPU {XSS}" in text and "cudnn.benchmark" in text
-
-    model = ModelMapReport(
-        name=f"m{MARKUP}",
-        kind="Sequential",
-        per_device=[PlacementRow("cpu", "device", ("cpu",), 2, 64, 0, 0)],
-        layers=[PlacementRow(f"0{XSS}", "Linear", ("cpu",), 2, 64, 0, 0)],
-        layers_total=3,
-        notes=[f"note {IMG}"],
-    )
-    html = render_info.to_html(model)
-    assert "<script>" not in html and "<img" not in html and "first 1 of 3" in html
-    text = rich_to_text(render_info.to_rich(model), width=160)
-    assert f"%device m{MARKUP}" in text and f"0{XSS}" in text and "64 B" in text

@@ -114,7 +114,7 @@ def test_recorded_run_fills_ops_memory_and_transfers(ip: Any) -> None:
     assert one.memory is not None and one.memory.source == "tracked"
     assert one.memory.peak_bytes == 2 * 64 * 64 * 4  # a and b on the CPU; c is on meta
     assert one.memory.net_bytes == 2 * 64 * 64 * 4
-    assert [t.name for t in one.memory.largest[:3]] == ["a", "b", "c"]
+    assert [t.names for t in one.memory.largest[:3]] == [("a",), ("b",), ("c",)]
     assert [(x.line, x.direction) for x in one.transfers] == [(4, "host→device")]
     assert one.recording_ms > 0
 

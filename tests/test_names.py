@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from torchmagic.core.names import is_user_name, user_names
+from torchmagic.core.names import is_user_name, module_names, user_names
 
 
 def test_names_top_level_modules_and_containers() -> None:
@@ -31,3 +31,14 @@ def test_top_level_name_wins_over_nested() -> None:
 def test_ipython_history_names_are_not_user_names() -> None:
     assert not any(is_user_name(n) for n in ["_", "__", "_3", "_i2", "In", "Out"])
     assert is_user_name("x")
+
+
+def test_module_names_prefer_a_top_level_name_then_the_first_path() -> None:
+    import torch
+
+    inner = torch.nn.Linear(2, 2)
+    model = torch.nn.Sequential(inner, torch.nn.Sequential(torch.nn.ReLU()))
+    other = torch.nn.Sequential(model)
+    names = module_names({"model": model, "other": other, "layer": inner, "_hidden": torch.nn.ReLU(), "n": 1})
+    assert names[id(model)] == "model" and names[id(inner)] == "layer" and names[id(model[1][0])] == "model.1.0"
+    assert names[id(other)] == "other" and len(names) == 5

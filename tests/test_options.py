@@ -10,10 +10,12 @@ from torchmagic.autograd.options import GraphOptions, WatchOptions
 from torchmagic.device.session import DeviceOptions
 from torchmagic.options import Options, options_for
 from torchmagic.tensors.inspect import InfoOptions
+from torchmagic.tensors.summary import SummaryOptions
 from torchmagic.trace.options import TraceOptions
 
-AREAS = [InfoOptions, TraceOptions, WatchOptions, GraphOptions, DeviceOptions]
-READ_BY_MAGICS = {"explain_errors", "nan_watch"}  # the only traits read by magics.py itself (hook switches)
+AREAS = [InfoOptions, SummaryOptions, TraceOptions, WatchOptions, GraphOptions, DeviceOptions]
+# the traits magics.py reads itself (hook switches, the catalog)
+READ_BY_MAGICS = {"explain_errors", "language", "tensor_display", "nan_watch"}
 
 
 def test_every_trait_is_read_under_its_own_name() -> None:

@@ -85,3 +85,18 @@ def test_thumbnails_are_small_rgb_grids() -> None:
     assert not isinstance(p, str)
     thumb = p.thumbs[0]
     assert len(thumb[0]) <= 25 and all(len(px) == 3 for px in thumb[0])
+
+
+@pytest.mark.parametrize("shape", [(8, 50, 3), (8, 50, 5), (16, 200, 1), (5, 5, 5)])
+def test_a_time_series_is_not_drawn_as_a_picture(shape: tuple[int, ...]) -> None:
+    """Issue 14: the (8, 50, 3) series was drawn as "one image, RGB (channels last)"."""
+    p = picture(torch.rand(shape), max_frames=16)
+    assert isinstance(p, str) and "(N, T, C)" in p and "x[0] as one (H, W) plane" in p
+    assert ("x.permute(2, 0, 1)" in p) == (shape[2] in (1, 3, 4))
+    # the suggested layouts are drawn
+    assert not isinstance(picture(torch.rand(shape)[0], max_frames=16), str)
+
+
+@pytest.mark.parametrize("shape", [(32, 32, 3), (28, 28, 1), (64, 100, 4), (10, 28, 28)])
+def test_pictures_with_the_channels_last_or_stacked_still_are(shape: tuple[int, ...]) -> None:
+    assert not isinstance(picture(torch.rand(shape), max_frames=16), str)

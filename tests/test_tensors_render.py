@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from html.parser import HTMLParser
 
@@ -13,6 +14,7 @@ from torchmagic.options import options_for
 from torchmagic.tensors.inspect import InfoOptions, inspect_many
 from torchmagic.tensors.namespace import scan_namespace
 from torchmagic.tensors.render import spark
+from torchmagic.tensors.summary import SummaryOptions
 
 EVIL = ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>', "[bold red]x[/bold red]"]
 
@@ -65,7 +67,7 @@ def test_terminal_rendering() -> None:
 def test_plain_text_fallback_stands_alone() -> None:
     text = _report()._repr_mimebundle_()["text/plain"]  # type: ignore[attr-defined]
     assert "\x1b[" not in text
-    for needle in ["rank", "(3, 4)", "float32", "min", "max", "[[0., 1., 2., 3.],"]:
+    for needle in ["rank", "(3, 4)", "float32", "min", "max", "[[ 0.,  1.,  2.,  3.],"]:
         assert needle in text
 
 
@@ -84,12 +86,31 @@ def test_user_strings_are_escaped_everywhere() -> None:
 
 
 def test_namespace_views() -> None:
-    r = scan_namespace({"<b>": torch.ones(3), "model": torch.nn.Linear(2, 1)})
+    opts = options_for(SummaryOptions)
+    r = scan_namespace({"<b>": torch.ones(3), "model": torch.nn.Linear(2, 1), "z": torch.tensor([math.nan])}, opts)
     html = r.to_html()
     assert "&lt;b&gt;" in html and "<b>" not in html
-    assert re.search(r"<tr><td>model</td><td>Linear</td><td>3 params</td>", html)
-    assert "2 tensors/modules" in r.to_text()
-    assert "No tensors" in scan_namespace({}).to_text()
+    assert re.search(r"<tr><td>model</td><td>Linear</td><td></td><td>float32</td><td>cpu</td><td></td>"
+                     r"<td>12 B</td><td>3 parameters in 2 tensors</td><td></td></tr>", html)
+    assert 'class="tm-badge tm-error">1 NaN' in html
+    text = r.to_text()
+    assert "3 tensors/arrays/modules" in text and "1 NaN" in text
+    assert "No tensors" in scan_namespace({}, opts).to_text()
+
+
+def test_nan_counts_are_in_the_title_and_highlighted() -> None:
+    """Issue 14: `%tensorinfo b` gave NaN/-Inf counts unhighlighted, and "statistics of all values"."""
+    b = torch.log(torch.tensor([1.0, 0.0, -1.0, 4.0]))
+    report = inspect_many([("b", b)], {}, options_for(InfoOptions))
+    console = Console(width=100, record=True, color_system="truecolor", force_terminal=True)
+    console.print(report)
+    plain = console.export_text(clear=False)
+    assert "b  vector (4,) float32 cpu  1 NaN  1 −Inf" in plain
+    assert "statistics of the 2 finite values (of 4)" in plain and "+Inf" not in plain
+    styled = console.export_text(styles=True)
+    assert "\x1b[1;31m" in styled  # bold red: the title's counts and the NaN/−Inf rows
+    html = report.to_html()
+    assert html.count('class="tm-badge tm-error"') == 2 and '<b class="tm-error">1</b>' in html
 
 
 def test_spark() -> None:

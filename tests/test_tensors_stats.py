@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
-from torchmagic.tensors.stats import (
-    compute_histogram,
-    compute_stats,
-    preview,
-    preview_label,
-    skip_reason,
-    strided_sample,
-)
+from torchmagic.tensors.stats import compute_histogram, compute_stats, skip_reason, strided_sample
 
 
 def test_float_stats_match_torch() -> None:
@@ -31,6 +28,61 @@ def test_special_values_counted_and_excluded() -> None:
     assert (s.nans, s.posinf, s.neginf, s.zeros) == (1, 1, 1, 1)
     assert (s.minimum, s.maximum) == (0.0, 3.0)
     assert s.mean == pytest.approx(4 / 3)
+    assert (s.finite, s.nonfinite, s.of) == (3, 3, "the 3 finite values (of 6)")
+
+
+def test_the_reported_log_cell_says_its_statistics_are_of_the_finite_values() -> None:
+    """Issue 14: `%tensorinfo b` for b = log([1, 0, -1, 4]) said "statistics of all values"."""
+    b = torch.log(torch.tensor([1.0, 0.0, -1.0, 4.0]))
+    s = compute_stats(b, 100)
+    assert s.of == "the 2 finite values (of 4)" and (s.nans, s.neginf, s.posinf) == (1, 1, 0)
+    assert (s.minimum, s.mean) == (0.0, pytest.approx(math.log(4) / 2))
+    clean = compute_stats(torch.tensor([1.0, 2.0]), 100)
+    assert clean.of == "all values" and clean.finite == 2 and clean.nonfinite == 0
+
+
+def test_a_sample_with_non_finite_values_says_both() -> None:
+    t = torch.randn(1000, 1000)
+    t[::2, ::2] = math.nan
+    s = compute_stats(t, 10_000)
+    assert s.sampled and s.of.startswith(f"the {s.finite:,} finite values of a strided sample of")
+
+
+def test_means_of_large_float32_values_do_not_overflow() -> None:
+    s = compute_stats(torch.full((1000,), 3e38), 10_000)
+    assert s.mean == pytest.approx(3e38, rel=1e-6) and s.std == 0.0
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    values=hnp.arrays(
+        np.float32,
+        hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=8),
+        elements=st.floats(-1e6, 1e6, width=32),
+    ),
+    data=st.data(),
+)
+def test_finite_statistics_equal_numpys_nan_statistics(values: np.ndarray, data: st.DataObject) -> None:
+    """Property (issue 14): with NaN/±Inf injected, the statistics are NumPy's of the finite values."""
+    flat = values.reshape(-1)
+    spots = data.draw(st.lists(st.integers(0, flat.size - 1), max_size=flat.size, unique=True))
+    kinds = data.draw(st.lists(st.sampled_from([math.nan, math.inf, -math.inf]), min_size=len(spots),
+                               max_size=len(spots)))
+    for i, kind in zip(spots, kinds):
+        flat[i] = kind
+    s = compute_stats(torch.from_numpy(values), 10_000)
+    finite_only = np.where(np.isfinite(values), values, np.nan).astype(np.float64)
+    assert (s.nans, s.posinf, s.neginf) == (
+        int(np.isnan(values).sum()), int(np.isposinf(values).sum()), int(np.isneginf(values).sum()))
+    assert s.finite == int(np.isfinite(values).sum())
+    if s.finite == 0:
+        assert s.minimum is None and s.mean is None and s.note == "no finite values"
+        return
+    assert s.minimum == float(np.nanmin(finite_only)) and s.maximum == float(np.nanmax(finite_only))
+    assert s.mean == pytest.approx(float(np.nanmean(finite_only)), rel=1e-9, abs=1e-9)
+    if s.finite > 1:
+        assert s.std == pytest.approx(float(np.nanstd(finite_only, ddof=1)), rel=1e-7, abs=1e-6)
+    assert ("finite values" in s.of) == (s.nonfinite > 0)
 
 
 def test_all_nan_has_no_summary() -> None:
@@ -94,12 +146,14 @@ def test_skip_reasons() -> None:
     assert "fake" in skip_reason(fake)
 
 
-def test_preview_elides_the_middle() -> None:
-    text = preview(torch.arange(100).reshape(10, 10), 4, 4)
-    lines = text.splitlines()
-    assert lines[0] == "[[0, 1, …, 8, 9],"
-    assert " …," in lines and lines[-1] == " [90, 91, …, 98, 99]]"
-    assert preview(torch.tensor(2.0), 4, 4) == "2."
-    assert preview(torch.tensor([1.5, 2.0]), 4, 4) == "[1.5, 2.]"
-    assert preview_label("x", 4) == "x[0, 0, :, :]" and preview_label("x", 2) == "x"
-    assert preview(torch.zeros(2, 3, 4), 6, 4).count("\n") == 2  # only x[0]: 3 rows
+def test_values_that_look_uninitialised_get_a_hedged_note() -> None:
+    """Issue 14: `torch.FloatTensor(2, 3)` / `torch.empty` showed 1.3e+26 with no note."""
+    from torchmagic.tensors.stats import looks_uninitialised
+
+    huge = looks_uninitialised(compute_stats(torch.tensor([1.3e26, 0.0, 1.0]), 100))
+    assert "magnitudes up to 1.3e+26" in huge and "If the tensor came from torch.empty" in huge
+    tiny = looks_uninitialised(compute_stats(torch.tensor([4.6e-41, 0.0]), 100))
+    assert "1 subnormal value" in tiny
+    assert looks_uninitialised(compute_stats(torch.randn(100), 1000)) == ""
+    assert looks_uninitialised(compute_stats(torch.tensor([1e-7], dtype=torch.float16), 10)) == ""  # fp16 data
+    assert looks_uninitialised(compute_stats(torch.full((3,), math.nan), 10)) == ""

@@ -31,6 +31,9 @@ def unload(ip: Any) -> None:
     if magics is None:
         return
     magics.remove_hooks()
+    from torchmagic.i18n import set_language
+
+    set_language("auto")  # the API outside the magics follows the locale again
     manager = ip.magics_manager
     for kind, names in magics.magics.items():
         for name in names:

@@ -17,10 +17,12 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
+from traitlets import observe
 
 from torchmagic.core.args import evaluate, parse_line, parse_options
 from torchmagic.core.guard import guarded
 from torchmagic.core.report import Report, show
+from torchmagic.i18n import set_language
 from torchmagic.options import Options, options_for
 
 __all__ = ["TorchMagics"]
@@ -37,6 +39,14 @@ class TorchMagics(Magics, Options):
         self._hooks: list[tuple[str, Callable[..., Any]]] = []
         self._grad_ledger: Any = None  # torchmagic.autograd.ledger.GradLedger, made on first use
         self._nan: Any = None  # torchmagic.trace.watch.CellNanWatch while nan_watch is on
+        if not hasattr(self, "_tensor_display"):  # the config may have switched it on already
+            self._tensor_display: Any = None  # torchmagic.tensors.display.TensorDisplay, made when switched on
+        set_language(self.language)
+
+    @observe("language")
+    def _language_changed(self, change: Any) -> None:
+        """``%config TorchMagics.language = "zh_CN"``: the next report is in that language."""
+        set_language(change["new"])
 
     @property
     def ip(self) -> Any:
@@ -49,6 +59,22 @@ class TorchMagics(Magics, Options):
         self._register("post_run_cell", self._explain_error)
         self._register("pre_run_cell", self._nan_before)
         self._register("post_run_cell", self._nan_after)
+        self._show_tensors(self.tensor_display)
+
+    @observe("tensor_display")
+    def _tensor_display_changed(self, change: Any) -> None:
+        self._show_tensors(change["new"])
+
+    def _show_tensors(self, mode: str) -> None:
+        """``tensor_display``: the one-line summary above displayed tensors (see torchmagic.tensors.display)."""
+        current = getattr(self, "_tensor_display", None)  # the config may set the trait during __init__
+        if current is None and mode == "repr":
+            return
+        from torchmagic.tensors.display import TensorDisplay
+
+        if current is None:
+            current = self._tensor_display = TensorDisplay(self.shell, self)
+        current.use(mode)
 
     def _own_cell_magic(self, info: Any) -> bool:
         """Is the cell one of torchmagic's cell magics (they explain errors and find NaN themselves)?"""
@@ -95,6 +121,7 @@ class TorchMagics(Magics, Options):
         if self._nan is not None and self._nan.active:
             with guarded("stopping the NaN watch"):
                 self._nan.stop()
+        self._show_tensors("repr")
         for event, fn in self._hooks:
             try:
                 self.ip.events.unregister(event, fn)
@@ -150,6 +177,11 @@ class TorchMagics(Magics, Options):
         action="store_true",
         help="Also draw tensors that are pictures: (H, W), (C, H, W), (N, C, H, W), (N, T, C, H, W).",
     )
+    @argument(
+        "--short",
+        action="store_true",
+        help="One line per expression: kind, shape, dtype, device, grad, range, mean/std, NaN/Inf.",
+    )
     @argument("--deep", action="store_true", help="Cell form: also list the aten ops under each op.")
     @argument(
         "--source",
@@ -184,7 +216,10 @@ class TorchMagics(Magics, Options):
             %tensorinfo x y model.weight o[:, 1]   # several names or expressions
             %tensorinfo --image imgs       # draw (N, C, H, W) images as a grid
             %tensorinfo model              # an nn.Module: parameter/buffer table
-            %tensorinfo                    # every tensor and module in the namespace
+            %tensorinfo --short x y z      # one line each: shape, dtype, device, grad,
+                                           # range, mean/std, NaN/Inf counts
+            %tensorinfo                    # every tensor, array and module in the
+                                           # namespace, one line each, largest first
             %tensorinfo -o r x             # also store the report as `r`
 
         Cell form: run the cell as usual (same results, variables, output and
@@ -245,16 +280,20 @@ class TorchMagics(Magics, Options):
             self._emit(NanWatchState(self.nan_watch), args.out)
             return None
         from torchmagic.tensors.inspect import InfoOptions, inspect_many
-        from torchmagic.tensors.namespace import scan_namespace
+        from torchmagic.tensors.namespace import scan_namespace, summarize
+        from torchmagic.tensors.summary import SummaryOptions
 
         ns = self.ip.user_ns
         if not exprs:
             with guarded("building the %tensorinfo report"):
-                self._emit(scan_namespace(ns), args.out)
+                self._emit(scan_namespace(ns, options_for(SummaryOptions, self)), args.out)
             return None
         items = [(expr, evaluate(expr, self.ip, "%tensorinfo")) for expr in exprs]
         with guarded("building the %tensorinfo report"):
-            report = inspect_many(items, namespace=ns, options=options_for(InfoOptions, self, image=args.image))
+            if args.short:
+                report: Report = summarize(items, options_for(SummaryOptions, self))
+            else:
+                report = inspect_many(items, namespace=ns, options=options_for(InfoOptions, self, image=args.image))
             self._emit(report, args.out)
         return None
 
@@ -358,9 +397,6 @@ class TorchMagics(Magics, Options):
 
         options = options_for(DeviceOptions, self, loops=args.loops, repeats=args.repeats)
         targets = resolve_targets(devices, args.fallback)  # a UsageError before anything runs
-        for target in targets:
-            if target.notice:
-                _announce(target.notice)
         return self._run(
             cell, f"%%device {line}",
             lambda c: [DeviceSession(c, targets, options, compare=bool(args.compare))], args.out,
@@ -489,13 +525,6 @@ class TorchMagics(Magics, Options):
         return self._run(
             cell, f"%%autograd {line}", lambda c: [AutogradSession(c, ledger, watch, graph)], args.out
         )
-
-
-def _announce(notice: str) -> None:
-    """Say before the cell runs that it runs somewhere else than asked (--fallback)."""
-    import sys
-
-    print(f"torchmagic: {notice}", file=sys.stderr)
 
 
 def _magic_name(report: Report) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, TypeVar
 
-from traitlets import Bool, Int
+from traitlets import Bool, Enum, Int, Unicode
 from traitlets.config import Configurable
 
 __all__ = ["Options", "options_for"]
@@ -27,6 +27,14 @@ T = TypeVar("T")
 class Options(Configurable):
     """torchmagic's options (the traits of ``TorchMagics``)."""
 
+    # -- all magics ------------------------------------------------------------
+    language = Unicode(
+        "auto",
+        help="The language of explanations, hints, warnings and labels: 'en', 'zh_CN' (简体中文), or "
+        "'auto' for the locale of the kernel process (LANGUAGE, LC_ALL, LC_MESSAGES, LANG), English "
+        "when there is no catalog for it. Code, shapes, dtypes and PyTorch's own messages stay as they are.",
+    ).tag(config=True)
+
     # -- %tensorinfo ---------------------------------------------------------
     stats_max_elements = Int(
         1_000_000,
@@ -35,12 +43,31 @@ class Options(Configurable):
         "every value, so huge tensors answer quickly.",
     ).tag(config=True)
     preview_items = Int(
-        6, help="How many values per dimension the value preview shows (first and last half)."
+        6, help="How many values per dimension the value preview of a large tensor shows (first and last half)."
+    ).tag(config=True)
+    preview_max_elements = Int(
+        64,
+        help="Tensors with at most this many elements are previewed whole, at any rank, with brackets "
+        "that show the nesting (as print shows them); larger ones show the first and last values of "
+        "their first matrix.",
     ).tag(config=True)
     precision = Int(4, help="Significant digits for floats in reports.").tag(config=True)
     histogram_bins = Int(24, help="Number of bins in the value histogram.").tag(config=True)
     image_max_frames = Int(
         16, help="With --image, at most this many images/frames are drawn per tensor."
+    ).tag(config=True)
+    summary_max_elements = Int(
+        65_536,
+        help="One-line summaries (%tensorinfo with no argument, --short, tensor_display) read at most "
+        "this many values of a tensor, a strided sample marked with ~, so listing many big tensors stays quick.",
+    ).tag(config=True)
+    tensor_display = Enum(
+        ["repr", "summary"],
+        "repr",
+        help="'summary': a cell whose value is a tensor shows a one-line summary (shape, dtype, device, "
+        "grad, range, mean/std, NaN/Inf) above torch's own repr, in notebooks (HTML) and terminals; "
+        "torch.Tensor.__repr__ is not changed.  'repr' (the default): torch's repr alone.  "
+        "Removed with %unload_ext torchmagic.",
     ).tag(config=True)
 
     # -- %%tensorinfo (cell trace) and the error explainer --------------------
@@ -124,8 +151,8 @@ class Options(Configurable):
     ).tag(config=True)
     device_op_events = Int(
         512,
-        help="CUDA/MPS: pairs of timing events created before the recorded run for per-op "
-        "device times; ops beyond this many are counted but not timed.",
+        help="CUDA/MPS: pairs of timing events created before the recorded run for per-op, "
+        "per-module and per-backward-step device times; calls beyond this many are counted but not timed.",
     ).tag(config=True)
     device_max_rows = Int(
         50, help="%%device / %device model show at most this many transfer, sync-point or module rows."

@@ -31,14 +31,14 @@ OK_BODY = (
     "m = d.to('meta')\n"
     "with torch.no_grad():\n"
     "    n = y * 2\n"
-    "loss = (y * y).sum()\n"
+    "loss = (y * y).sum() + model(y).sum()\n"
     "loss.backward()\n"
     "marker = 41\n"
     "marker + 1"
 )
 FAIL_BODY = (
     "y = x * 3\n"
-    "loss = (y * y).sum()\n"
+    "loss = (y * y).sum() + model(y).sum()\n"
     "loss.backward()\n"
     "marker = 41\n"
     "torch.ones(2) @ torch.ones(3)"
@@ -76,6 +76,7 @@ MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
         ("torchmagic.core.saved.SavedLog", "note"),
         ("torchmagic.trace.nans.NanWatch", "add"),
         ("torchmagic.trace.nans.NanWatch", "finish"),
+        ("torchmagic.trace.modules.ModuleTracker", "_new_node"),
         ("torchmagic.trace.collector", "finish"),
         ("torchmagic.core.runner", "drop_own_frames"),
         *_render_steps("trace"),
@@ -98,8 +99,15 @@ MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
     ]),
     "%tensorinfo": ("%tensorinfo", False, [
         ("torchmagic.tensors.namespace", "scan_namespace"),
-        ("torchmagic.tensors.namespace", "_tensor_row"),
-        ("torchmagic.tensors.namespace", "_module_row"),
+        ("torchmagic.tensors.namespace", "data_row"),
+        ("torchmagic.tensors.summary", "module_row"),
+        ("torchmagic.tensors.summary.stats", "compute_stats"),
+        *_render_steps("tensorinfo"),
+    ]),
+    "%tensorinfo --short x model": ("%tensorinfo --short x model", False, [
+        ("torchmagic.tensors.namespace", "summarize"),
+        ("torchmagic.tensors.namespace", "summary_row"),
+        ("torchmagic.tensors.render", "summary_values"),
         *_render_steps("tensorinfo"),
     ]),
     "%%autograd": ("%%autograd", True, [
@@ -126,25 +134,32 @@ MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
     ]),
     "%%device cpu": ("%%device cpu", True, [
         ("torchmagic.device.session", "prime"),
-        ("torchmagic.device.transfers.Watcher", "__enter__"),
-        ("torchmagic.device.transfers", "op_key"),
-        ("torchmagic.device.transfers", "_display_frame"),
-        ("torchmagic.device.transfers", "_sync_reason"),
-        ("torchmagic.device.transfers", "_copy_source"),
+        ("torchmagic.device.watcher.Watcher", "__enter__"),
+        ("torchmagic.device.watcher", "op_key"),
+        ("torchmagic.device.watcher", "caller"),
+        ("torchmagic.device.watcher", "sync_reason"),
+        ("torchmagic.device.watcher", "copy_devices"),
         ("torchmagic.device.ops.OpTimer", "begin"),
         ("torchmagic.device.ops.OpTimer", "end"),
         ("torchmagic.device.ops.OpTimer", "stats"),
         ("torchmagic.device.memory.TensorTracker", "add"),
         ("torchmagic.device.memory.TensorTracker", "finish"),
-        ("torchmagic.device.transfers.Watcher", "note_error"),
-        ("torchmagic.device.transfers.Watcher", "transfer_rows"),
+        ("torchmagic.device.watcher.Watcher", "note_error"),
+        ("torchmagic.device.watcher.Watcher", "transfer_rows"),
         ("torchmagic.device.session", "tracked_stats"),
+        ("torchmagic.device.modules.ModuleRecorder", "__enter__"),
+        ("torchmagic.device.modules.ModuleRecorder", "_pre"),
+        ("torchmagic.device.modules.ModuleRecorder", "_post"),
+        ("torchmagic.device.modules.ModuleRecorder", "made"),
+        ("torchmagic.device.modules.ModuleRecorder", "_step_ends"),
+        ("torchmagic.device.modules.ModuleRecorder", "rows"),
+        ("torchmagic.device.session", "fold_rows"),
         *_render_steps("device"),
     ]),
     "%%device meta -n 2 -r 1": ("%%device meta -n 2 -r 1", True, [
         ("torchmagic.device.session", "timed_repeats"),
-        ("torchmagic.device.transfers.Watcher", "note_transfer"),
-        ("torchmagic.device.transfers.Watcher", "sync_rows"),
+        ("torchmagic.device.watcher.Watcher", "note_transfer"),
+        ("torchmagic.device.watcher.Watcher", "sync_rows"),
         *_render_steps("device"),
     ]),
     "%device": ("%device", False, [

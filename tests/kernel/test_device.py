@@ -46,3 +46,35 @@ def test_device_line_shows_facts(kernel: Any) -> None:
     assert out.status == "ok", out.error
     (bundle,) = _device_bundles(out.displays, "settings")
     assert "text/html" in bundle and "cudnn.benchmark" in bundle["text/html"]
+
+
+def test_issue13_model_cell_in_a_kernel(kernel: Any) -> None:
+    """`%%device cpu` on `out = model(xb)`: activations attributed, repeats grouped, modules listed."""
+    setup = (
+        "import torch\n"
+        "torch.manual_seed(0)\n"
+        "model = torch.nn.Sequential(torch.nn.Linear(10, 20), torch.nn.ReLU(), torch.nn.Linear(20, 2))\n"
+        "xb = torch.randn(64, 10)\n"
+    )
+    assert kernel.run(setup).status == "ok"
+    out = kernel.run("%%device cpu -o rep\nfor i in range(5):\n    out = model(xb)\nout.sum().backward()\n")
+    assert out.status == "ok", out.error
+    (bundle,) = _device_bundles(out.displays, "%%device on cpu")
+    text = bundle["text/plain"]
+    assert "Modules: time and memory per nn.Module" in text and "model (5 calls)" in text
+    rows = kernel.run(
+        "print([(t.op, t.shape, t.count, t.names, t.freed, t.module) for t in rep.runs[0].memory.largest])"
+    ).stdout
+    assert "('F.linear', (64, 20), 5, (), 5, 'model.0')" in rows  # never "out"
+    assert "('F.linear', (64, 2), 5, ('out',), 4, 'model.2')" in rows
+    html = bundle["text/html"]
+    assert "<td>model (5 calls)</td><td>Sequential</td>" in html and "262" in html
+    (placement,) = kernel.run("%device model").displays
+    assert "262 in 4 tensors" in placement["text/plain"] and "parameters" in placement["text/plain"]
+
+
+def test_fallback_notice_is_said_once_in_a_kernel(kernel: Any) -> None:
+    out = kernel.run("%%device cuda --fallback cpu\nimport torch\nt = torch.ones(2)\n")
+    assert out.status == "ok", out.error
+    shown = out.stdout + out.stderr + "".join(d.get("text/plain", "") for d in out.displays)
+    assert " ".join(shown.split()).count("instead of cuda") == 1  # in the report only (was also on stderr)

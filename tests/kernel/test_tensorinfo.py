@@ -40,3 +40,56 @@ def test_namespace_table_and_out(kernel: Any) -> None:
     out = kernel.run("%tensorinfo -o rep\nprint(type(rep).__name__)")
     assert out.status == "ok" and "NamespaceReport" in out.stdout
     assert "net" in out.displays[0]["text/html"]
+
+
+def test_issue14_reported_cells_in_a_kernel(kernel: Any) -> None:
+    """The learner's cells of issue 14, as a notebook shows them."""
+    setup = (
+        "import torch, numpy as np\n"
+        "x = torch.tensor([1., 0., -1., 4.])\n"
+        "b = torch.log(x)\n"
+        "o = torch.tensor([[1.088, 1.768, 1.2], [1.5, 1.3, 1.1]])\n"
+        "r = o.unsqueeze(1)\n"
+        "g = np.ones(3)\n"
+        "u = torch.tensor([1.3e26, 0., 4.6e-41])\n"
+        "series = torch.rand(8, 50, 3)\n"
+    )
+    assert kernel.run(setup).status == "ok"
+    (nan,) = kernel.run("%tensorinfo b").displays
+    assert "b  vector (4,) float32 cpu  1 NaN  1 −Inf" in nan["text/plain"]
+    assert "statistics of the 2 finite values (of 4)" in nan["text/plain"]
+    assert nan["text/html"].count('class="tm-badge tm-error"') == 2  # NaN and −Inf, highlighted
+    (whole,) = kernel.run("%tensorinfo r").displays
+    assert "values of r\n" in whole["text/plain"].replace("│", "").replace("  ", " ").replace(" \n", "\n") or (
+        "values of <code>r</code>" in whole["text/html"])
+    assert "[[  1.5,   1.3,   1.1]]]" in whole["text/html"] and "values of <code>r[0" not in whole["text/html"]
+    (uninit,) = kernel.run("%tensorinfo u").displays
+    assert "look like uninitialised memory" in uninit["text/html"]
+    (short,) = kernel.run("%tensorinfo --short x b r").displays
+    lines = short["text/plain"].splitlines()
+    assert [ln.split()[0] for ln in lines[:3]] == ["x", "b", "r"] and lines[1].endswith("1 NaN, 1 −Inf")
+    (listing,) = kernel.run("%tensorinfo").displays
+    assert "<td>g</td><td>ndarray</td>" in listing["text/html"]
+    (pic,) = kernel.run("%tensorinfo --image series").displays
+    assert "(N, T, C)" in pic["text/plain"] and "one image, RGB" not in pic["text/plain"]
+    assert "<img" not in pic["text/html"]
+
+
+def test_tensor_display_summary_in_a_kernel(kernel: Any) -> None:
+    kernel.run("import torch\nb = torch.log(torch.tensor([1., 0., -1., 4.]))")
+    assert kernel.run("%config TorchMagics.tensor_display = 'summary'").status == "ok"
+    try:
+        (value,) = kernel.run("b").results
+        assert value["text/plain"].splitlines()[0] == (
+            "Tensor (4,) float32 cpu · [0, 1.386] μ=0.6931 σ=0.9803 · 1 NaN, 1 −Inf")
+        assert "tm-badge tm-error" in value["text/html"] and "<pre>tensor([0.0000," in value["text/html"]
+        printed = kernel.run("print(b)")
+        assert printed.stdout == "tensor([0.0000,   -inf,    nan, 1.3863])\n"  # print is torch's own
+    finally:
+        kernel.run("%unload_ext torchmagic")
+        (plain,) = kernel.run("b").results
+        assert plain == {"text/plain": "tensor([0.0000,   -inf,    nan, 1.3863])"}
+        assert kernel.run("%load_ext torchmagic").status == "ok"
+    assert set(kernel.run("b").results[0]) == {"text/plain", "text/html"}  # the config still says summary
+    assert kernel.run("%config TorchMagics.tensor_display = 'repr'").status == "ok"
+    assert set(kernel.run("b").results[0]) == {"text/plain"}

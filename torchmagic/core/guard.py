@@ -21,17 +21,20 @@ from collections.abc import Iterator
 from IPython.core.error import UsageError
 
 from torchmagic.core.text import exc_line
+from torchmagic.i18n import tr
 
 __all__ = ["Fence", "guarded", "internal_failure"]
 
 
 def internal_failure(what: str, exc: BaseException) -> None:
     """Say in one line that ``what`` failed inside torchmagic (never a traceback)."""
-    print(
-        f"torchmagic: {what} failed ({exc_line(exc)}); the cell's own result is unaffected. "
+    message = tr(
+        "torchmagic: {what} failed ({error}); the cell's own result is unaffected. "
         "Please report this at the torchmagic issue tracker.",
-        file=sys.stderr,
+        what=what,
+        error=exc_line(exc),
     )
+    print(message, file=sys.stderr)
 
 
 @contextlib.contextmanager

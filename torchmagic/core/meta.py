@@ -9,7 +9,10 @@ how torchmagic writes these things, in every renderer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "TensorMeta",
@@ -46,24 +49,24 @@ class TensorMeta:
         return text
 
 
-def is_tensor(obj: Any) -> bool:
+def is_tensor(obj: object) -> bool:
     """True for ``torch.Tensor`` instances (and subclasses such as Parameter)."""
     import torch
 
     return isinstance(obj, torch.Tensor)
 
 
-def dtype_name(dtype: Any) -> str:
+def dtype_name(dtype: torch.dtype | str) -> str:
     """``torch.float32`` -> ``'float32'``."""
     return str(dtype).removeprefix("torch.")
 
 
-def device_name(device: Any) -> str:
+def device_name(device: torch.device | str) -> str:
     """``device(type='cuda', index=0)`` -> ``'cuda:0'``."""
     return str(device)
 
 
-def shape_of(t: Any) -> tuple[int, ...]:
+def shape_of(t: torch.Tensor) -> tuple[int, ...]:
     """``t.shape`` as ints; a nested tensor's ragged dimensions are -1 (its ``.shape`` raises)."""
     try:
         return tuple(int(s) for s in t.shape)
@@ -77,7 +80,7 @@ def shape_of(t: Any) -> tuple[int, ...]:
         return tuple(sizes)
 
 
-def tensor_meta(t: Any) -> TensorMeta:
+def tensor_meta(t: torch.Tensor) -> TensorMeta:
     """Read the metadata of ``t`` without touching its values (safe on meta/fake tensors)."""
     grad_fn = t.grad_fn
     return TensorMeta(

@@ -10,9 +10,12 @@ while the namespace still holds those tensors: it never keeps them alive.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["user_names", "iter_named_tensors", "is_user_name"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["user_names", "iter_named_tensors", "is_user_name", "module_names"]
 
 _CONTAINER_LIMIT = 64  # look at most this many items inside one list/dict
 
@@ -22,7 +25,7 @@ def is_user_name(name: str) -> bool:
     return not name.startswith("_") and name not in {"In", "Out", "exit", "quit", "get_ipython"}
 
 
-def iter_named_tensors(namespace: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+def iter_named_tensors(namespace: Mapping[str, Any]) -> Iterator[tuple[str, torch.Tensor]]:
     """Yield ``(name, tensor)`` for tensors reachable by a short name from ``namespace``."""
     import torch
 
@@ -55,4 +58,24 @@ def user_names(namespace: Mapping[str, Any]) -> dict[int, str]:
         key = id(tensor)
         if key not in names or ("." not in name and "[" not in name):
             names[key] = name
+    return names
+
+
+def module_names(namespace: Mapping[str, Any]) -> dict[int, str]:
+    """``id(module) -> name`` for every ``nn.Module`` reachable from a namespace name (``model.0``).
+
+    A submodule gets the path under the first top-level name that holds it,
+    unless it has a top-level name of its own.
+    """
+    import torch
+
+    names: dict[int, str] = {}
+    for name, value in list(namespace.items()):
+        if is_user_name(name) and isinstance(value, torch.nn.Module):
+            names[id(value)] = name
+    for name, value in list(namespace.items()):
+        if is_user_name(name) and isinstance(value, torch.nn.Module):
+            for sub, module in value.named_modules():
+                if sub:
+                    names.setdefault(id(module), f"{name}.{sub}")
     return names

@@ -9,9 +9,12 @@ before any CUDA call).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from IPython.core.error import UsageError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "ASYNC_DEVICE_TYPES",
@@ -61,7 +64,7 @@ def available_devices() -> list[str]:
     return out
 
 
-def parse_device(spec: str) -> Any:
+def parse_device(spec: str) -> torch.device:
     """``'cuda:1'`` -> ``torch.device('cuda', 1)``; anything else is one clear ``UsageError``."""
     import torch
 
@@ -89,7 +92,7 @@ def _build_note() -> str:
     return f"torch {torch.__version__} found no usable CUDA GPU"
 
 
-def unavailable_reason(device: Any) -> str | None:
+def unavailable_reason(device: torch.device) -> str | None:
     """Why ``device`` cannot be used here (one sentence), or ``None`` if it can."""
     kind, index = device.type, device.index
     if kind in ("cpu", "meta"):
@@ -113,7 +116,7 @@ def unavailable_reason(device: Any) -> str | None:
     return f"{device} is not supported"  # pragma: no cover - parse_device filters these
 
 
-def resolve(spec: str, fallback: str | None = None) -> tuple[Any, str | None]:
+def resolve(spec: str, fallback: str | None = None) -> tuple[torch.device, str | None]:
     """The device to run on and a notice when ``fallback`` replaced the requested one.
 
     Without a usable device and without a fallback, raises one ``UsageError``

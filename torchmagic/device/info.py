@@ -13,11 +13,14 @@ import os
 import platform
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torchmagic.core.meta import dtype_name
 from torchmagic.device.devices import available_devices
 from torchmagic.device.report import DeviceFacts, DeviceInfoReport, ModelMapReport, PlacementRow
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["device_info", "model_map"]
 
@@ -112,26 +115,31 @@ def device_info() -> DeviceInfoReport:
     return DeviceInfoReport(torch_version=str(torch.__version__), devices=devices, settings=_settings())
 
 
-def _nbytes(t: Any) -> int:
+def _nbytes(t: torch.Tensor) -> int:
     return int(t.numel()) * int(t.element_size())
 
 
-def _row(name: str, kind: str, params: list[Any], buffers: list[Any]) -> PlacementRow:
+def _row(name: str, kind: str, params: list[torch.Tensor], buffers: list[torch.Tensor]) -> PlacementRow:
     devices = sorted({str(t.device) for t in params + buffers})
     grads = [p.grad for p in params if getattr(p, "grad", None) is not None]
     return PlacementRow(
         name=name,
         kind=kind,
         devices=tuple(devices),
-        params=len(params),
+        params=sum(int(p.numel()) for p in params),
+        param_tensors=len(params),
         param_bytes=sum(_nbytes(p) for p in params),
-        buffers=len(buffers),
+        buffers=sum(int(b.numel()) for b in buffers),
+        buffer_tensors=len(buffers),
         buffer_bytes=sum(_nbytes(b) for b in buffers),
-        grad_bytes=sum(_nbytes(g) for g in grads),
+        grad_bytes=sum(_nbytes(g) for g in grads if g is not None),
     )
 
 
-def _tensors_of(obj: Any) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]] | None:
+_Named = list[tuple[str, "torch.Tensor"]]
+
+
+def _tensors_of(obj: object) -> tuple[_Named, _Named] | None:
     """(named params, named buffers) of a module, a tensor or a dict/list of tensors."""
     import torch
 
@@ -148,7 +156,7 @@ def _tensors_of(obj: Any) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]
     return None
 
 
-def model_map(obj: Any, name: str, max_rows: int = 50) -> ModelMapReport | None:
+def model_map(obj: object, name: str, max_rows: int = 50) -> ModelMapReport | None:
     """Where ``obj``'s parameters and buffers live; ``None`` if it holds no tensors."""
     import torch
 
@@ -156,7 +164,7 @@ def model_map(obj: Any, name: str, max_rows: int = 50) -> ModelMapReport | None:
     if found is None:
         return None
     params, buffers = found
-    by_device: dict[str, tuple[list[Any], list[Any]]] = {}
+    by_device: dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
     for _n, p in params:
         by_device.setdefault(str(p.device), ([], []))[0].append(p)
     for _n, b in buffers:

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torchmagic.core.meta import dtype_name, fmt_shape, shape_of
 from torchmagic.core.names import user_names
 from torchmagic.core.text import first_line
 from torchmagic.device.report import Mismatch, Operand
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["is_mismatch_message", "tensor_operands", "explain"]
 
@@ -39,11 +42,11 @@ def is_mismatch_message(message: str) -> bool:
     return bool(_RE.search(message))
 
 
-def tensor_operands(args: Iterable[Any], kwargs: Mapping[str, Any] | None) -> list[tuple[str, Any]]:
+def tensor_operands(args: Iterable[Any], kwargs: Mapping[str, Any] | None) -> list[tuple[str, torch.Tensor]]:
     """``(role, tensor)`` for tensors among a call's arguments (one level into lists)."""
     import torch
 
-    found: list[tuple[str, Any]] = []
+    found: list[tuple[str, torch.Tensor]] = []
     values = [(f"argument {i + 1}", a) for i, a in enumerate(args)]
     values += [(f"{k}=", v) for k, v in (kwargs or {}).items()]
     for role, value in values:
@@ -56,14 +59,14 @@ def tensor_operands(args: Iterable[Any], kwargs: Mapping[str, Any] | None) -> li
     return found
 
 
-def _devices(operands: list[tuple[str, Any]]) -> set[str]:
+def _devices(operands: list[tuple[str, torch.Tensor]]) -> set[str]:
     # 0-dim CPU tensors mix with any device (torch treats them like Python numbers)
     return {str(t.device) for _, t in operands if not (t.device.type == "cpu" and t.dim() == 0)}
 
 
 def explain(
     exc: BaseException,
-    operands: list[tuple[str, Any]],
+    operands: list[tuple[str, torch.Tensor]],
     op: str,
     line: int,
     source: str,

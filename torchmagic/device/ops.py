@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from torchmagic.core.funcs import func_info
 from torchmagic.core.meta import shape_of
@@ -41,7 +42,7 @@ _NAMESPACES = {
 }
 
 
-def display_name(func: Any) -> str:
+def display_name(func: Callable[..., Any]) -> str:
     """How a learner would write the call: ``Tensor.sum``, ``torch.matmul``, ``F.linear``.
 
     Tensor methods and properties are ``Tensor.<name>`` (``a + b`` is
@@ -56,11 +57,11 @@ def display_name(func: Any) -> str:
 
 
 @functools.lru_cache(maxsize=4096)  # what a callable is never changes
-def _cached_name(func: Any) -> str:
+def _cached_name(func: Callable[..., Any]) -> str:
     return _display_name(func)
 
 
-def _display_name(func: Any) -> str:
+def _display_name(func: Callable[..., Any]) -> str:
     name = func_info(func).name
     owner = getattr(func, "__objclass__", None)
     qualname = str(getattr(func, "__qualname__", "") or "")
@@ -90,7 +91,7 @@ def _shape_text(arg: Any) -> str | None:
     return "(" + ", ".join(str(int(s)) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def op_key(func: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any] | None = None) -> tuple[str, str]:
+def op_key(func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any] | None = None) -> tuple[str, str]:
     """``('torch.matmul', '(64, 64) (64, 64)')``: the call and its tensor inputs' shapes.
 
     Keyword arguments count too: torch's Python functions (``nn.init.*``) hand
@@ -107,66 +108,95 @@ def op_key(func: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any] | None = 
     return display_name(func), " ".join(shapes)
 
 
-class OpTimer:
-    """Aggregates (op, shapes) -> count and time while the cell runs."""
+@dataclass(slots=True)
+class _Pool:
+    """Device timing events made before the cell runs, handed out in pairs."""
 
-    def __init__(self, clock: Clock, pool_size: int = 512) -> None:
+    events: list[Any]
+    next: int = 0
+
+
+@dataclass(slots=True)
+class _Group:
+    """The calls of one (op, shapes) key so far."""
+
+    count: int = 0
+    timed: int = 0  # how many have a time
+    total_ns: int = 0  # host clock: a running total
+    handles: list[int] = field(default_factory=list)  # device clock: event pairs, read after the sync
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+class OpTimer(Generic[K]):
+    """Aggregates count and time per key while the cell runs (per-op keys: ``(op, shapes)``)."""
+
+    def __init__(self, clock: Clock, pool_size: int = 512, pool: _Pool | None = None) -> None:
         self.clock = clock
         self.count = 0
-        self._groups: dict[tuple[str, str], list[Any]] = {}  # key -> [count, total_ns, [event pairs], timed]
-        self._pool: list[Any] = clock.new_events(2 * pool_size) if clock.has_events else []
-        self._next = 0
+        self._groups: dict[K, _Group] = {}
+        self._shared = pool if pool is not None else _Pool(clock.new_events(2 * pool_size) if clock.has_events else [])
+
+    def sharing(self) -> OpTimer[Any]:
+        """Another timer (its own keys) that takes its events from this one's pool."""
+        return OpTimer(self.clock, pool=self._shared)
+
+    @property
+    def _pool(self) -> list[Any]:
+        return self._shared.events
 
     @property
     def kind(self) -> str:
         return "device" if self.clock.has_events else "cpu"
 
-    def begin(self) -> Any:
-        """A handle for the op about to run (an event index, a timestamp or ``None``)."""
+    def begin(self) -> int | None:
+        """A handle for the op about to run (an event index, a ``perf_counter_ns`` timestamp or ``None``)."""
         if not self.clock.has_events:
             return time.perf_counter_ns()
-        i = self._next
-        if i + 1 >= len(self._pool):
+        shared = self._shared
+        i = shared.next
+        if i + 1 >= len(shared.events):
             return None  # pool exhausted: counted, not timed
-        self._next = i + 2
-        self.clock.record(self._pool[i])
+        shared.next = i + 2
+        self.clock.record(shared.events[i])
         return i
 
-    def end(self, key: tuple[str, str], handle: Any) -> None:
+    def end(self, key: K, handle: int | None, minus_ns: int = 0) -> None:
+        """The op of ``handle`` is done; on the host clock ``minus_ns`` (time not its own) is taken out."""
         if self.clock.has_events and handle is not None:
             self.clock.record(self._pool[handle + 1])
         group = self._groups.get(key)
         if group is None:
-            group = self._groups[key] = [0, 0, [], 0]
-        group[0] += 1
+            group = self._groups[key] = _Group()
+        group.count += 1
         self.count += 1
         if handle is None:
             return
-        group[3] += 1
+        group.timed += 1
         if self.clock.has_events:
-            group[2].append(handle)  # bounded by the event pool
+            group.handles.append(handle)  # bounded by the event pool
         else:  # a running total: memory stays constant however many ops run
-            group[1] += time.perf_counter_ns() - handle
+            group.total_ns += time.perf_counter_ns() - handle - minus_ns
 
-    def stats(self, top: int) -> list[OpStat]:
-        """The ``top`` groups by total time; call only after the device was synchronised."""
-        out: list[OpStat] = []
-        for (op, shapes), (count, total_ns, handles, timed) in self._groups.items():
-            total = total_ns / 1e6
+    def totals(self) -> dict[K, tuple[int, float, int]]:
+        """key -> (count, total ms, timed); call only after the device was synchronised."""
+        out: dict[K, tuple[int, float, int]] = {}
+        for key, group in self._groups.items():
+            total = group.total_ns / 1e6
             if self.clock.has_events:
                 total = sum(
-                    self.clock.elapsed_ms(self._pool[h], self._pool[h + 1]) or 0.0 for h in handles
+                    self.clock.elapsed_ms(self._pool[h], self._pool[h + 1]) or 0.0 for h in group.handles
                 )
-            out.append(
-                OpStat(
-                    op=op,
-                    shapes=shapes,
-                    count=count,
-                    total_ms=total,
-                    mean_ms=total / timed if timed else 0.0,
-                    timed=timed,
-                )
-            )
+            out[key] = (group.count, total, group.timed)
+        return out
+
+    def stats(self: OpTimer[tuple[str, str]], top: int) -> list[OpStat]:
+        """The ``top`` (op, shapes) groups by total time; call only after the device was synchronised."""
+        out = [
+            OpStat(op=op, shapes=shapes, count=count, total_ms=total,
+                   mean_ms=total / timed if timed else 0.0, timed=timed)
+            for (op, shapes), (count, total, timed) in self.totals().items()
+        ]
         out.sort(key=lambda s: (-s.total_ms, -s.count, s.op))
-        self._pool = []
         return out[:top]

@@ -14,10 +14,10 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from torchmagic.core.html import badge, esc, table, wrap
+from torchmagic.core.html import badge, details, esc, table, wrap
 from torchmagic.core.meta import fmt_shape, human_bytes
 from torchmagic.core.term import txt
-from torchmagic.device.report import DeviceReport, DeviceRun
+from torchmagic.device.report import CreatedTensor, DeviceReport, DeviceRun, ModuleStat
 
 __all__ = ["to_html", "to_rich", "fmt_ms", "signed_bytes"]
 
@@ -114,7 +114,12 @@ def _compare_rows(report: DeviceReport) -> list[list[str]]:
 
 _COMPARE_HEAD = ["device", "first run (wall)", "device time", "best per loop (wall)", "speedup"]
 _OPS_HEAD = ["op", "input shapes", "count", "total", "mean"]
-_MEM_HEAD = ["line", "op", "shape", "dtype, device", "size", "now"]
+_MEM_HEAD = ["line", "made by", "tensor", "size", "after the cell"]
+_MOD_HEAD = ["module", "type", "calls", "forward", "backward", "new tensors", "kept", "gradients", "parameters",
+             "output"]
+# the terminal's narrower table: the columns that answer "which layer costs what"
+_MOD_HEAD_TERM = ["module", "type", "forward", "backward", "kept", "parameters"]
+_NBSP = "\u00a0"
 _XFER_HEAD = ["line", "direction", "from → to", "op", "count", "bytes", "shape"]
 _SYNC_HEAD = ["line", "op", "device", "count", "why it waits"]
 
@@ -132,20 +137,81 @@ def _ops_rows(run: DeviceRun) -> list[list[str]]:
     ]
 
 
+def _after(t: CreatedTensor) -> str:
+    """What became of them: the user's names, alive without a name, freed."""
+    one = t.count == 1
+    parts = list(t.names)
+    if t.unnamed:
+        parts.append("alive (no name)" if one else f"{t.unnamed} alive (no name)")
+    if t.freed:
+        parts.append("freed" if one else f"{t.freed} freed")
+    return ", ".join(parts)
+
+
 def _mem_rows(run: DeviceRun) -> list[list[str]]:
     if run.memory is None:
         return []
     return [
         [
             f"{t.line}: {t.source}" if t.line else "–",
-            t.op,
-            fmt_shape(t.shape),
-            f"{t.dtype}, {t.device}",
-            human_bytes(t.nbytes),
-            (t.name or "alive") if t.alive else "freed",
+            t.op + (f" in {t.module}" if t.module else ""),
+            f"{fmt_shape(t.shape)} {t.dtype}" + ("" if t.device == run.device else f" {t.device}"),
+            human_bytes(t.nbytes) + ("" if t.count == 1 else f" ×{t.count}"),
+            _after(t),
         ]
         for t in run.memory.largest
     ]
+
+
+def _mem_note(run: DeviceRun) -> str:
+    """The footnote of the largest-tensors table, when it needs one."""
+    if run.memory is None or not any(t.unnamed for t in run.memory.largest):
+        return ""
+    return ("alive (no name): still in memory after the cell, but not under a name of yours: autograd keeps "
+            "activations for backward, or an object (a list, a module) holds it")
+
+
+def _module_name(m: ModuleStat) -> str:
+    """Indented by depth; ``×12`` for folded layers; the calls when a module ran more than once."""
+    text = _NBSP * 2 * m.depth + (m.name or m.path)
+    if m.instances > 1:
+        text += f" ×{m.instances}"
+    if m.calls > m.instances:
+        text += f" ({m.calls} calls)"
+    return text
+
+
+def _module_row(m: ModuleStat, full: bool = True) -> list[str]:
+    backward = fmt_ms(m.backward_ms) if m.backward_ms is not None else "–"
+    if not full:
+        return [_module_name(m), m.type_name, fmt_ms(m.forward_ms), backward, human_bytes(m.kept_bytes),
+                f"{m.params:,}"]
+    return [
+        _module_name(m),
+        m.type_name,
+        str(m.calls),
+        fmt_ms(m.forward_ms),
+        backward,
+        human_bytes(m.allocated_bytes),
+        human_bytes(m.kept_bytes),
+        human_bytes(m.grad_bytes) if m.backward_ms is not None else "–",
+        f"{m.params:,}",
+        m.out_shape,
+    ]
+
+
+def _modules_caption(run: DeviceRun) -> str:
+    clock = "device time from events" if run.op_time_kind == "device" else "host clock, recording taken out"
+    shown = len(run.modules_unfolded)
+    more = f"; the first {shown} of {run.modules_total} modules" if run.modules_total > shown else ""
+    return f"Modules: time and memory per nn.Module, children included ({clock}{more})"
+
+
+def _modules_note(run: DeviceRun) -> str:
+    folded = len(run.modules) < len(run.modules_unfolded)
+    what = ("new tensors: made by its forward; kept: of those, still alive when forward returned (its output "
+            "and what autograd saved for backward); gradients: made by its backward steps; parameters: elements")
+    return what + ("; repeated layers are folded into one row (×N, sums)" if folded else "")
 
 
 def _xfer_rows(run: DeviceRun) -> list[list[str]]:
@@ -199,10 +265,14 @@ def _run_html(run: DeviceRun, with_device: bool) -> str:
         )
     if run.ops:
         parts.append(f'<div class="tm-title">{esc(_ops_caption(run))}</div>' + table(_OPS_HEAD, _ops_rows(run)))
+    if run.modules:
+        parts.append(_modules_html(run))
     if run.memory is not None:
         parts.append(f"<div><b>memory</b> {esc(_memory_line(run))}</div>")
         if run.memory.largest:
             parts.append('<div class="tm-muted">largest tensors created</div>' + table(_MEM_HEAD, _mem_rows(run)))
+            if _mem_note(run):
+                parts.append(f'<div class="tm-muted">{esc(_mem_note(run))}</div>')
     if run.transfers:
         parts.append(f'<div class="tm-title">{esc(_xfer_caption(run))}</div>' + table(_XFER_HEAD, _xfer_rows(run)))
     elif run.first is not None:
@@ -213,6 +283,16 @@ def _run_html(run: DeviceRun, with_device: bool) -> str:
             + table(_SYNC_HEAD, _sync_rows(run))
         )
     return "".join(parts)
+
+
+def _modules_html(run: DeviceRun) -> str:
+    out = f'<div class="tm-title">{esc(_modules_caption(run))}</div>'
+    out += table(_MOD_HEAD, [_module_row(m) for m in run.modules])
+    out += f'<div class="tm-muted">{esc(_modules_note(run))}</div>'
+    if len(run.modules) < len(run.modules_unfolded):
+        out += details(f"every module ({len(run.modules_unfolded)} rows)",
+                       table(_MOD_HEAD, [_module_row(m) for m in run.modules_unfolded]))
+    return out
 
 
 def to_html(report: DeviceReport) -> str:
@@ -261,10 +341,16 @@ def _run_rich(run: DeviceRun, with_device: bool) -> list[Any]:
         items.append(txt(mm.hint))
     if run.ops:
         items.append(_rich_table(_ops_caption(run), _OPS_HEAD, _ops_rows(run)))
+    if run.modules:
+        rows = [_module_row(m, full=False) for m in run.modules]
+        items.append(_rich_table(_modules_caption(run), _MOD_HEAD_TERM, rows))
+        items.append(txt(_modules_note(run), "dim"))
     if run.memory is not None:
         items.append(Text.assemble(txt("memory ", "bold"), txt(_memory_line(run))))
         if run.memory.largest:
             items.append(_rich_table("largest tensors created", _MEM_HEAD, _mem_rows(run), "dim"))
+            if _mem_note(run):
+                items.append(txt(_mem_note(run), "dim"))
     if run.transfers:
         items.append(_rich_table(_xfer_caption(run), _XFER_HEAD, _xfer_rows(run)))
     elif run.first is not None:

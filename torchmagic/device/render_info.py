@@ -37,11 +37,19 @@ def _dev_rows(report: DeviceInfoReport) -> list[list[str]]:
 
 
 def _what(report: ModelMapReport) -> tuple[str, str]:
+    """What the two counts are called: a module's parameters and buffers, or plain tensors' elements."""
     return (
-        ("params", "buffers")
+        ("parameters", "buffers")
         if report.kind not in ("Tensor", "Parameter", "dict", "list", "tuple")
-        else ("tensors", "–")
+        else ("elements", "–")
     )
+
+
+def _count(elements: int, tensors: int) -> str:
+    """``'220 in 2 tensors'``: elements, and the tensors holding them."""
+    if not tensors:
+        return "0"
+    return f"{elements:,} in {tensors} tensor{'s' if tensors != 1 else ''}"
 
 
 def _place_row(row: PlacementRow, with_kind: bool) -> list[str]:
@@ -49,9 +57,9 @@ def _place_row(row: PlacementRow, with_kind: bool) -> list[str]:
     if with_kind:
         cells += [row.kind, ", ".join(row.devices)]
     cells += [
-        str(row.params),
+        _count(row.params, row.param_tensors),
         human_bytes(row.param_bytes),
-        str(row.buffers),
+        _count(row.buffers, row.buffer_tensors),
         human_bytes(row.buffer_bytes),
         human_bytes(row.grad_bytes),
     ]
@@ -60,12 +68,12 @@ def _place_row(row: PlacementRow, with_kind: bool) -> list[str]:
 
 def _layer_head(report: ModelMapReport) -> list[str]:
     p, b = _what(report)
-    return ["module", "type", "device", p, f"{p} bytes", b, f"{b} bytes", "grads bytes"]
+    return ["module", "type", "device", p, "bytes", b, "bytes", "grads bytes"]
 
 
 def _device_head(report: ModelMapReport) -> list[str]:
     p, b = _what(report)
-    return ["device", p, f"{p} bytes", b, f"{b} bytes", "grads bytes"]
+    return ["device", p, "bytes", b, "bytes", "grads bytes"]
 
 
 def _model_title(report: ModelMapReport) -> str:

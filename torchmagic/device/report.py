@@ -19,6 +19,7 @@ __all__ = [
     "SyncOp",
     "CreatedTensor",
     "MemoryStats",
+    "ModuleStat",
     "Operand",
     "Mismatch",
     "DeviceRun",
@@ -105,7 +106,14 @@ class SyncOp:
 
 @dataclass
 class CreatedTensor:
-    """One of the largest tensors the cell allocated."""
+    """The largest tensors the cell allocated: tensors of one shape made by one op on one line.
+
+    ``count`` tensors were made there (a loop makes several), ``nbytes``
+    each; ``alive`` of them were still in memory after the cell, under the
+    user's ``names`` where it has them (the rest are held elsewhere: saved by
+    autograd for backward, inside an object).  ``module`` is the
+    ``nn.Module`` whose forward made them (``model.0``), if any.
+    """
 
     shape: tuple[int, ...]
     dtype: str
@@ -114,8 +122,15 @@ class CreatedTensor:
     line: int
     source: str
     op: str
-    alive: bool = False
-    name: str = ""
+    count: int = 1
+    alive: int = 0
+    names: tuple[str, ...] = ()
+    unnamed: int = 0  # alive without a name of the user's
+    module: str = ""
+
+    @property
+    def freed(self) -> int:
+        return self.count - self.alive
 
 
 @dataclass
@@ -136,6 +151,36 @@ class MemoryStats:
     peak_bytes: int
     net_bytes: int
     largest: list[CreatedTensor] = field(default_factory=list)
+
+
+@dataclass
+class ModuleStat:
+    """One ``nn.Module`` the cell called (or a run of repeated layers folded into one row).
+
+    Times and bytes include the module's children.  ``forward_ms`` is the
+    time inside its forward calls, torchmagic's own recording taken out;
+    ``backward_ms`` the time of the backward steps of the ops it ran
+    (``None``: no backward ran through it in the cell).  ``allocated_bytes``:
+    new tensors its forward made (temporaries included); ``kept_bytes``: of
+    those, what was still alive when forward returned (its output and what
+    autograd saved for backward: the activation memory); ``grad_bytes``: the
+    gradients its backward steps made.  ``params`` counts parameter elements
+    (children included); ``instances`` > 1 for a folded row.
+    """
+
+    path: str
+    type_name: str
+    depth: int
+    calls: int
+    forward_ms: float
+    backward_ms: float | None
+    allocated_bytes: int
+    kept_bytes: int
+    grad_bytes: int
+    params: int
+    out_shape: str = ""
+    instances: int = 1
+    name: str = ""  # the path after its parent row's, for a tree (``0`` under ``model``)
 
 
 @dataclass
@@ -177,6 +222,9 @@ class DeviceRun:
     transfer_bytes: int = 0
     syncs: list[SyncOp] = field(default_factory=list)
     memory: MemoryStats | None = None
+    modules: list[ModuleStat] = field(default_factory=list)  # as shown: repeated layers folded
+    modules_unfolded: list[ModuleStat] = field(default_factory=list)  # every module called, in call order
+    modules_total: int = 0  # modules called (more than the unfolded rows when capped)
     mismatch: Mismatch | None = None
     error: str = ""
 
@@ -234,14 +282,21 @@ class DeviceInfoReport(Report):
 
 @dataclass
 class PlacementRow:
-    """Parameters and buffers of one (sub)module or one device."""
+    """Parameters and buffers of one (sub)module or one device.
+
+    ``params`` and ``buffers`` count elements (what "262 parameters" means
+    everywhere in torchmagic); ``param_tensors`` and ``buffer_tensors`` count
+    the tensors holding them.
+    """
 
     name: str
     kind: str
     devices: tuple[str, ...]
     params: int
+    param_tensors: int
     param_bytes: int
     buffers: int
+    buffer_tensors: int
     buffer_bytes: int
     grad_bytes: int = 0
 

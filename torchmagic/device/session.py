@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
@@ -27,11 +27,16 @@ from torchmagic.core.guard import Fence
 from torchmagic.core.runner import Collector, Rerun
 from torchmagic.core.text import exc_line
 from torchmagic.device.devices import ASYNC_DEVICE_TYPES, resolve
+from torchmagic.device.fold import fold_rows, label, named
 from torchmagic.device.memory import AllocatorStats, TensorTracker, allocator_for, tracked_stats
+from torchmagic.device.modules import ModuleRecorder
 from torchmagic.device.ops import OpTimer
 from torchmagic.device.report import DeviceReport, DeviceRun
 from torchmagic.device.timing import Clock, Marks, clock_for, timed, timed_repeats
-from torchmagic.device.transfers import Watcher, prime
+from torchmagic.device.watcher import Recorders, Watcher, prime
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["DeviceOptions", "Target", "DeviceSession", "RecordedRun", "default_device", "resolve_targets"]
 
@@ -65,7 +70,7 @@ class Target:
     """One device to run on: as asked (``cuda``), as resolved, and the fallback notice if any."""
 
     requested: str
-    device: Any
+    device: torch.device
     notice: str = ""
 
 
@@ -91,7 +96,7 @@ def resolve_targets(devices: list[str], fallback: str | None = None) -> list[Tar
     return [_resolve(spec, fallback) for spec in devices]
 
 
-def default_device(device: Any) -> AbstractContextManager[Any]:
+def default_device(device: torch.device) -> AbstractContextManager[Any]:
     """``with torch.device(device)``, or nothing when ``device`` is already the default.
 
     Skipping the no-op case keeps ``%%device cpu`` free of the extra
@@ -140,7 +145,8 @@ class RecordedRun:
         self._marks: Marks | None = None
         self.tracker: TensorTracker | None = None
         self.watcher: Watcher | None = None
-        self.ops: OpTimer | None = None
+        self.ops: OpTimer[tuple[str, str]] | None = None
+        self.modules: ModuleRecorder | None = None
 
     def __enter__(self) -> RecordedRun:
         with self._stack as stack:
@@ -170,11 +176,11 @@ class RecordedRun:
             self.fence.fail(exc)
         self.tracker = TensorTracker(options.device_top_tensors, device=self.device)
         self.ops = OpTimer(self.clock, options.device_op_events)  # its event pool exists before the clock starts
-        watcher = Watcher(
-            self.cell.filename, self.cell.lines, str(self.device), self.ops, self.tracker,
-            self.cell.locals, options.sync_types, options.device_max_rows,
-        )
+        self.modules = ModuleRecorder(self.ops.sharing(), self.tracker, self.fence)
+        recorders = Recorders(self.ops, self.tracker, self.modules)
+        watcher = Watcher(self.cell, str(self.device), recorders, options.sync_types, options.device_max_rows)
         watcher.fence = self.fence
+        stack.enter_context(self.modules)
         stack.enter_context(watcher)
         self.watcher = watcher
 
@@ -183,11 +189,12 @@ class RecordedRun:
         run = self.run
         if self._marks is not None:
             run.first = self._marks.timing(self.clock)
-        if self.watcher is None or self.tracker is None or self.ops is None:
+        if self.watcher is None or self.tracker is None or self.ops is None or self.modules is None:
             return  # recording did not start (said once after the cell)
         error = exc_info[1]
         try:
-            largest = self.tracker.finish(self.cell.locals)
+            paths = self._module_rows(self.modules)
+            largest = self.tracker.finish(self.cell.locals, lambda keys: label([paths.get(k, "") for k in keys]))
             if isinstance(error, Exception):
                 run.mismatch = self.watcher.mismatch_for(error)
             self.watcher.mismatch_for(_NO_ERROR)  # forget errors the cell caught itself
@@ -198,7 +205,7 @@ class RecordedRun:
             run.transfer_count = self.watcher.transfer_count
             run.transfer_bytes = self.watcher.transfer_bytes
             run.syncs = self.watcher.sync_rows()
-            run.recording_ms = self.watcher.recording_s * 1e3
+            run.recording_ms = (self.watcher.recording_s + self.modules.overhead_s) * 1e3
             run.memory = (
                 self.stats.stop(largest)
                 if self.stats is not None
@@ -207,7 +214,24 @@ class RecordedRun:
         except Exception as exc:  # noqa: BLE001 - fenced: our failure must not reach the user
             self.fence.fail(exc)
 
+    def _module_rows(self, modules: ModuleRecorder) -> dict[int, str]:
+        """Every module called (up to ``MODULE_ROWS``) and the rows shown (repeated layers folded); their paths.
 
+        Fenced on its own: the rest of the report does not depend on it.
+        """
+        paths: dict[int, str] = {}
+        try:
+            paths = modules.names(self.cell.locals)
+            run = self.run
+            run.modules_unfolded = named(modules.rows(paths, MODULE_ROWS))
+            run.modules = named(fold_rows(run.modules_unfolded)[: self.options.device_max_rows])
+            run.modules_total = modules.count
+        except Exception as exc:  # noqa: BLE001 - fenced: our failure must not reach the user
+            self.fence.fail(exc)
+        return paths
+
+
+MODULE_ROWS = 1000  # modules kept in the report (the folded rows shown are fewer)
 _NO_ERROR = Exception()
 
 

@@ -21,9 +21,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from torchmagic.device.report import RepeatStats, Timing
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["Clock", "HostClock", "EventClock", "clock_for", "timed", "timed_run", "timed_repeats"]
 
@@ -64,7 +67,7 @@ class EventClock(Clock):
 
     has_events = True
 
-    def __init__(self, module: Any, device: Any = None) -> None:
+    def __init__(self, module: Any, device: torch.device | None = None) -> None:
         self.module = module
         self.device = device
         self.name = f"{getattr(module, '__name__', 'device').rsplit('.', 1)[-1].upper()} events"
@@ -94,7 +97,7 @@ class EventClock(Clock):
         return float(start.elapsed_time(end))
 
 
-def clock_for(device: Any) -> Clock:
+def clock_for(device: torch.device) -> Clock:
     """The clock for a ``torch.device``: events on CUDA/MPS, the host clock otherwise."""
     import torch
 

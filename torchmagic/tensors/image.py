@@ -2,7 +2,8 @@
 
 Recognised layouts (channels first, as torchvision uses): ``(H, W)``,
 ``(C, H, W)``, ``(N, C, H, W)`` and ``(N, T, C, H, W)`` with C in {1, 3, 4};
-also channels-last ``(H, W, C)``.  Values are mapped to 0–255 and the mapping
+also channels-last ``(H, W, C)`` and stacks ``(N, H, W)`` when their planes
+look like pictures (not an ``(N, T, C)`` series such as ``(8, 50, 3)``).  Values are mapped to 0–255 and the mapping
 is stated, because a learner's "why is my image black?" is usually a range
 question.  PNGs are encoded with zlib alone (no Pillow dependency).
 """
@@ -12,14 +13,19 @@ from __future__ import annotations
 import base64
 import struct
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING
 
 from torchmagic.core.meta import fmt_shape
 from torchmagic.tensors.report import Picture
 
+if TYPE_CHECKING:
+    import torch
+
 __all__ = ["picture", "png_bytes"]
 
 MAX_SIDE = 256  # larger images are shown strided to this size
+_MIN_SIDE = 8  # a channels-last or stacked plane smaller than this is not read as a picture
+_MAX_ASPECT = 4  # nor one more than this many times wider than tall
 THUMB_WIDTH = 24  # terminal thumbnails: characters wide
 
 
@@ -36,8 +42,18 @@ def png_bytes(pixels: bytes, width: int, height: int, channels: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
 
 
-def _frames(t: Any) -> tuple[Any, str] | None:
-    """Return (frames as (F, C, H, W), layout description) or None if not a picture."""
+def _image_like(h: int, w: int) -> bool:
+    """Whether an ``h`` × ``w`` plane is plausibly a picture rather than a series or a table.
+
+    A channels-last ``(8, 50, 3)`` is more often 8 series of 50 steps with 3
+    features than an 8×50 picture: pictures are at least 8 pixels a side and
+    at most 4 times wider than tall (or the other way round).
+    """
+    return min(h, w) >= _MIN_SIDE and max(h, w) <= _MAX_ASPECT * min(h, w)
+
+
+def _frames(t: torch.Tensor) -> tuple[torch.Tensor, str] | str:
+    """(frames as (F, C, H, W), layout description), or why the shape is not read as pictures."""
     shape = tuple(t.shape)
     chans = (1, 3, 4)
     if t.dim() == 2:
@@ -45,11 +61,16 @@ def _frames(t: Any) -> tuple[Any, str] | None:
     if t.dim() == 3:
         if shape[0] in chans:
             return t[None], f"(C, H, W) = {fmt_shape(shape)}: one image, {_kind(shape[0])}"
-        if shape[2] in chans:
+        if shape[2] in chans and _image_like(shape[0], shape[1]):
             return t.permute(2, 0, 1)[
                 None
             ], f"(H, W, C) = {fmt_shape(shape)}: one image, {_kind(shape[2])} (channels last)"
-        return t[:, None], f"{fmt_shape(shape)} read as {shape[0]} grayscale images (H, W)"
+        if _image_like(shape[1], shape[2]):
+            return t[:, None], f"{fmt_shape(shape)} read as {shape[0]} grayscale images (H, W)"
+        permute = ", x.permute(2, 0, 1) as one (C, H, W) image" if shape[2] in chans else ""
+        return (f"not drawn: {fmt_shape(shape)} looks like {shape[0]} series of {shape[1]} steps with "
+                f"{shape[2]} values each, (N, T, C), rather than pictures; to draw it anyway give a picture "
+                f"layout: x[0] as one (H, W) plane{permute}")
     if t.dim() == 4 and shape[1] in chans:
         return t, f"(N, C, H, W) = {fmt_shape(shape)}: {shape[0]} images, {_kind(shape[1])}"
     if t.dim() == 5 and shape[2] in chans:
@@ -57,14 +78,15 @@ def _frames(t: Any) -> tuple[Any, str] | None:
         return t.reshape(
             n * f, *shape[2:]
         ), f"(N, T, C, H, W) = {fmt_shape(shape)}: {n} clip(s) of {f} frames, {_kind(shape[2])}"
-    return None
+    return (f"not drawn: shape {fmt_shape(shape)} is not (H, W), (C, H, W), "
+            "(N, C, H, W) or (N, T, C, H, W) with C in 1, 3, 4")
 
 
 def _kind(c: int) -> str:
     return {1: "grayscale", 3: "RGB", 4: "RGBA"}[c]
 
 
-def picture(t: Any, max_frames: int) -> Picture | str:
+def picture(t: torch.Tensor, max_frames: int) -> Picture | str:
     """Images of ``t``, or a sentence saying why it is not drawable as a picture."""
     import torch
 
@@ -72,9 +94,8 @@ def picture(t: Any, max_frames: int) -> Picture | str:
             or t.numel() == 0 or t.is_complex() or t.is_quantized):
         return "not drawn: the tensor has no readable real values"
     found = _frames(t.detach())
-    if found is None:
-        return (f"not drawn: shape {fmt_shape(tuple(t.shape))} is not (H, W), (C, H, W), "
-                "(N, C, H, W) or (N, T, C, H, W) with C in 1, 3, 4")
+    if isinstance(found, str):
+        return found
     frames, layout = found
     total = frames.shape[0]
     with torch.no_grad():

@@ -16,6 +16,7 @@ from torchmagic.core.meta import dtype_name, fmt_shape, rank_word, shape_of
 from torchmagic.core.names import is_user_name
 from torchmagic.core.text import exc_line
 from torchmagic.tensors import image, stats
+from torchmagic.tensors.preview import preview, preview_label
 from torchmagic.tensors.report import (
     ArrayReport,
     InfoReport,
@@ -37,6 +38,7 @@ class InfoOptions:
 
     stats_max_elements: int
     preview_items: int
+    preview_max_elements: int
     precision: int
     histogram_bins: int
     image_max_frames: int
@@ -120,10 +122,14 @@ def inspect_tensor(name: str, t: Any, namespace: Mapping[str, Any], options: Inf
     else:
         try:
             report.stats = stats.compute_stats(t, options.stats_max_elements)
+            uninitialised = stats.looks_uninitialised(report.stats)
+            if uninitialised:
+                report.notes.append(uninitialised)
             if t.dtype != torch.bool:
                 report.histogram = stats.compute_histogram(t, options.histogram_bins, options.stats_max_elements)
-            report.preview = stats.preview(t, options.preview_items, options.precision)
-            report.preview_of = stats.preview_label(name, t.dim())
+            whole = t.numel() <= options.preview_max_elements
+            report.preview = preview(t, options.preview_items, options.precision, options.preview_max_elements)
+            report.preview_of = preview_label(name, t.dim(), whole)
         except Exception as exc:  # noqa: BLE001 - exotic tensors and arrays: a missing fact, never a crash
             report.notes.append(f"Values could not be read: {type(exc).__name__}: {exc}")
     if options.image:
@@ -204,7 +210,7 @@ def inspect_array(name: str, a: Any, namespace: Mapping[str, Any], options: Info
         from_numpy = (f"torch.from_numpy({name}) gives a {fmt_shape(shape)} {dtype_name(t.dtype)} "
                       "tensor that shares this memory (no copy)")
         tensor_copy = f"torch.tensor({name}) copies it into new memory"
-        prev = stats.preview(t, options.preview_items, options.precision) if t.numel() else ""
+        prev = preview(t, options.preview_items, options.precision, options.preview_max_elements) if t.numel() else ""
         del t
     except Exception as exc:  # noqa: BLE001 - exotic tensors and arrays: a missing fact, never a crash
         from_numpy = f"torch.from_numpy({name}) fails: {exc}"
@@ -235,12 +241,13 @@ def inspect_value(name: str, value: Any) -> ValueReport:
 
 def inspect_module(name: str, module: Any) -> ModuleReport:
     rows: list[ParamRow] = []
-    total = trainable = nbytes = 0
+    total = trainable = nbytes = tensors = 0
     devices: list[str] = []
     for kind, named in (("parameter", module.named_parameters()), ("buffer", module.named_buffers())):
         for pname, p in named:
             size = int(p.numel() * p.element_size())
             total += int(p.numel()) if kind == "parameter" else 0
+            tensors += 1 if kind == "parameter" else 0
             trainable += int(p.numel()) if kind == "parameter" and p.requires_grad else 0
             nbytes += size
             if str(p.device) not in devices:
@@ -255,5 +262,5 @@ def inspect_module(name: str, module: Any) -> ModuleReport:
     first = lines[0] if len(lines) == 1 else f"{type(module).__name__} with {children} child modules"
     return ModuleReport(name=name, type_name=type(module).__name__, rows=rows, total_params=total,
                         trainable_params=trainable, total_bytes=nbytes, devices=devices,
-                        rows_shown=len(rows), summary=first[:120])
+                        rows_shown=len(rows), summary=first[:120], param_tensors=tensors)
 

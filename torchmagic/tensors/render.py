@@ -24,11 +24,12 @@ from torchmagic.tensors.report import (
     NamespaceReport,
     Picture,
     Stats,
+    SummaryRow,
     TensorReport,
     ValueReport,
 )
 
-__all__ = ["to_html", "to_rich", "spark"]
+__all__ = ["to_html", "to_rich", "spark", "flags", "summary_line", "summary_html", "summary_values"]
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
 
@@ -80,12 +81,21 @@ def _tensor_pairs(r: TensorReport) -> list[tuple[str, str]]:
     return rows
 
 
+_SPECIAL = ("NaN", "+Inf", "−Inf")
+
+
 def _stats_pairs(s: Stats) -> list[tuple[str, str]]:
     pairs = [("min", _num(s.minimum)), ("max", _num(s.maximum)), ("mean", _num(s.mean)),
              ("std", _num(s.std)), ("zeros", f"{s.zeros:,}")]
-    if s.nans or s.posinf or s.neginf:
-        pairs += [("NaN", f"{s.nans:,}"), ("+Inf", f"{s.posinf:,}"), ("-Inf", f"{s.neginf:,}")]
+    pairs += [(what, f"{n:,}") for what, n in zip(_SPECIAL, (s.nans, s.posinf, s.neginf)) if n]
     return pairs
+
+
+def flags(s: Stats | None) -> list[str]:
+    """``['1 NaN', '1 −Inf']``: the non-finite values, for title lines (highlighted)."""
+    if s is None:
+        return []
+    return [f"{n:,} {what}" for n, what in zip((s.nans, s.posinf, s.neginf), _SPECIAL) if n]
 
 
 # -- HTML ---------------------------------------------------------------------
@@ -118,14 +128,22 @@ def _picture_html(p: Picture) -> str:
     )
 
 
+def _flag_badges(s: Stats | None) -> str:
+    return "".join(f'<b class="tm-error">{badge(f, "tm-error")}</b>' for f in flags(s))
+
+
+def _stat_html(key: str, value: str) -> str:
+    return f'<b class="tm-error">{esc(value)}</b>' if key in _SPECIAL else esc(value)
+
+
 def _tensor_html(r: TensorReport) -> str:
     parts = [(f'<div class="tm-title"><code>{esc(r.name)}</code> {badge(r.rank_word)}'
-             f'{badge(fmt_shape(r.shape))}{badge(r.dtype)}{badge(r.device)}</div>')]
+             f'{badge(fmt_shape(r.shape))}{badge(r.dtype)}{badge(r.device)}{_flag_badges(r.stats)}</div>')]
     facts = kv_table((k, esc(v)) for k, v in _tensor_pairs(r))
     side = ""
     if r.stats is not None:
         side = f'<div class="tm-muted">statistics of {esc(r.stats.of)}</div>'
-        side += kv_table((k, esc(v)) for k, v in _stats_pairs(r.stats))
+        side += kv_table((k, _stat_html(k, v)) for k, v in _stats_pairs(r.stats))
         if r.stats.note:
             side += f'<div class="tm-muted">{esc(r.stats.note)}</div>'
     if r.histogram is not None:
@@ -172,7 +190,8 @@ _MODULE_HEAD = ["name", "kind", "shape", "dtype", "device", "trainable", "elemen
 
 
 def _module_summary(r: ModuleReport) -> str:
-    return (f"{r.total_params:,} parameters ({r.trainable_params:,} trainable), "
+    tensors = f" in {r.param_tensors} tensor{'s' if r.param_tensors != 1 else ''}" if r.param_tensors else ""
+    return (f"{r.total_params:,} parameters{tensors} ({r.trainable_params:,} trainable), "
             f"{human_bytes(r.total_bytes)} with buffers, on {', '.join(r.devices) or 'no device'}")
 
 
@@ -182,29 +201,71 @@ def _module_html(r: ModuleReport) -> str:
             f"{table(_MODULE_HEAD, _module_rows(r))}<div>{esc(_module_summary(r))}</div></div>")
 
 
+def summary_values(row: SummaryRow) -> str:
+    """``[-2.1, 1.9] μ=0.12 σ=1.1``: range, mean and std of the finite values (``~``: of a sample)."""
+    st = row.stats
+    if st is None:
+        return row.note
+    if (st.note and st.mean is None) or isinstance(st.minimum, bool):
+        return st.note
+    text = f"[{_num(st.minimum)}, {_num(st.maximum)}] μ={_num(st.mean)} σ={_num(st.std)}"
+    return ("~" if st.sampled else "") + text
+
+
+def _what(row: SummaryRow) -> str:
+    """``Tensor (2, 3) float32 cpu``: kind, shape, dtype and device."""
+    shape = fmt_shape(row.shape) if row.shape is not None else ""
+    return " ".join(p for p in (row.kind, shape, row.dtype, row.device) if p)
+
+
+def summary_line(row: SummaryRow) -> str:
+    """The whole row in one line (the display hook's): ``Tensor (2, 3) float32 cpu · [0, 5] μ=2.5 σ=1.87``."""
+    parts = [_what(row), row.grad, summary_values(row), ", ".join(flags(row.stats))]
+    return " · ".join(p for p in parts if p)
+
+
 def _namespace_rows(r: NamespaceReport) -> list[list[str]]:
-    return [[row.name, row.kind, row.shape, row.dtype, row.device, human_bytes(row.nbytes), row.grad]
-            for row in r.rows]
+    return [[row.name, row.kind, fmt_shape(row.shape) if row.shape is not None else "", row.dtype, row.device,
+             row.grad, human_bytes(row.nbytes), summary_values(row)] for row in r.rows]
 
 
-_NS_HEAD = ["name", "type", "shape", "dtype", "device", "memory", "grad"]
+_NS_HEAD = ["name", "type", "shape", "dtype", "device", "grad", "memory", "values (finite: range, mean, std)",
+            "NaN/Inf"]
 
 
 def _namespace_footer(r: NamespaceReport) -> str:
-    text = f"{len(r.rows) + r.hidden} tensors/modules, {human_bytes(r.total_bytes)} in all"
-    return text + (f" ({r.hidden} smallest not listed)" if r.hidden else "")
+    if r.asked:
+        text = f"{len(r.rows)} item{'s' if len(r.rows) != 1 else ''}, {human_bytes(r.total_bytes)} in all"
+    else:
+        text = f"{len(r.rows) + r.hidden} tensors/arrays/modules, {human_bytes(r.total_bytes)} in all"
+        text += f" ({r.hidden} smallest not listed)" if r.hidden else ""
+    if any(row.stats is not None and row.stats.sampled for row in r.rows):
+        text += "; ~: statistics of a strided sample"
+    problems: dict[str, int] = {}
+    for row in r.rows:
+        if row.problem:
+            problems[row.problem] = problems.get(row.problem, 0) + 1
+    for problem, n in problems.items():
+        text += f"\nvalues not read ({n}): {problem}"
+    return text
+
+
+def _namespace_html(r: NamespaceReport) -> str:
+    rows = [[esc(c) for c in cells] + [_flag_badges(row.stats)] for cells, row in zip(_namespace_rows(r), r.rows)]
+    return table(_NS_HEAD, rows, escape=False) + f"<div>{esc(_namespace_footer(r))}</div>"
+
+
+def summary_html(row: SummaryRow) -> str:
+    """:func:`summary_line` as HTML, the NaN/Inf counts highlighted (the display hook's)."""
+    text = summary_line(row)
+    marks = ", ".join(flags(row.stats))
+    if marks:
+        text = text[: -len(marks)]
+    return f'<div class="tm-title tm-mono">{esc(text)}{_flag_badges(row.stats)}</div>'
 
 
 def _item_html(r: Any) -> str:
-    if isinstance(r, TensorReport):
-        return _tensor_html(r)
-    if isinstance(r, ArrayReport):
-        return _array_html(r)
-    if isinstance(r, ModuleReport):
-        return _module_html(r)
-    if isinstance(r, ValueReport):
-        return _value_html(r)
-    raise TypeError(f"no HTML renderer for {type(r).__name__}")
+    return str(_view(r, html=True))
 
 
 def to_html(report: Any) -> str:
@@ -212,9 +273,9 @@ def to_html(report: Any) -> str:
         return wrap("".join(_item_html(i) for i in report.items), "tensorinfo")
     if isinstance(report, NamespaceReport):
         if not report.rows:
-            return wrap('<div class="tm-muted">No tensors or modules in the namespace yet.</div>', "namespace")
-        return wrap(table(_NS_HEAD, _namespace_rows(report)) + f"<div>{esc(_namespace_footer(report))}</div>",
-                    "namespace")
+            return wrap('<div class="tm-muted">No tensors, arrays or modules in the namespace yet.</div>',
+                        "namespace")
+        return wrap(_namespace_html(report), "namespace")
     return wrap(_item_html(report), "tensorinfo")
 
 
@@ -226,7 +287,8 @@ def _kv(pairs: list[tuple[str, str]]) -> Table:
     t.add_column(style="bold")
     t.add_column()
     for k, v in pairs:
-        t.add_row(k, txt(v))
+        style = "bold red" if k in _SPECIAL else ""
+        t.add_row(txt(k, style), txt(v, style))
     return t
 
 
@@ -247,7 +309,8 @@ def _thumb(rows: list[list[tuple[int, int, int]]]) -> Text:
 
 
 def _tensor_rich(r: TensorReport) -> Panel:
-    title = join(txt(r.name, "bold cyan"), f"  {r.rank_word} {fmt_shape(r.shape)} {r.dtype} {r.device}")
+    title = join(txt(r.name, "bold cyan"), f"  {r.rank_word} {fmt_shape(r.shape)} {r.dtype} {r.device}",
+                 *(txt(f"  {f}", "bold red") for f in flags(r.stats)))
     grid = Table.grid(padding=(0, 4))
     grid.add_column()
     grid.add_column()
@@ -307,16 +370,41 @@ def _module_rich(r: ModuleReport) -> Panel:
     return Panel(body, title=join(txt(r.name, "bold cyan"), f"  {r.type_name}"), title_align="left", expand=False)
 
 
+def _summary_lines(r: NamespaceReport) -> list[Text]:
+    """One line per row, its fields aligned in columns (a table would wrap each row over many lines)."""
+    cells = [[row.name, _what(row), row.grad, human_bytes(row.nbytes), summary_values(row)] for row in r.rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(4)]
+    lines = []
+    for row, (name, what, grad, memory, values) in zip(r.rows, cells):
+        line = Text()
+        line.append(txt(name.ljust(widths[0]), "bold cyan"))
+        line.append(txt("  " + what.ljust(widths[1])))
+        if widths[2]:
+            line.append(txt("  " + grad.ljust(widths[2]), "dim"))
+        line.append(txt("  " + memory.rjust(widths[3]) + "  " + values))
+        marks = flags(row.stats)
+        if marks:
+            line.append(txt("  " + ", ".join(marks), "bold red"))
+        lines.append(line)
+    return lines
+
+
 def _item_rich(r: Any) -> Any:
-    if isinstance(r, TensorReport):
-        return _tensor_rich(r)
-    if isinstance(r, ArrayReport):
-        return _array_rich(r)
-    if isinstance(r, ModuleReport):
-        return _module_rich(r)
-    if isinstance(r, ValueReport):
-        return _value_rich(r)
-    raise TypeError(f"no rich renderer for {type(r).__name__}")
+    return _view(r, html=False)
+
+
+def _view(r: Any, html: bool) -> Any:
+    """One item of a report in HTML or rich, by the kind of report it is."""
+    views: dict[type, tuple[Any, Any]] = {
+        TensorReport: (_tensor_html, _tensor_rich),
+        ArrayReport: (_array_html, _array_rich),
+        ModuleReport: (_module_html, _module_rich),
+        ValueReport: (_value_html, _value_rich),
+    }
+    for kind, (to_html_, to_rich_) in views.items():
+        if isinstance(r, kind):
+            return to_html_(r) if html else to_rich_(r)
+    raise TypeError(f"no {'HTML' if html else 'rich'} renderer for {type(r).__name__}")
 
 
 def to_rich(report: Any) -> Any:
@@ -324,6 +412,6 @@ def to_rich(report: Any) -> Any:
         return Group(*(_item_rich(i) for i in report.items))
     if isinstance(report, NamespaceReport):
         if not report.rows:
-            return txt("No tensors or modules in the namespace yet.", "dim")
-        return Group(_table(_NS_HEAD, _namespace_rows(report)), txt(_namespace_footer(report), "dim"))
+            return txt("No tensors, arrays or modules in the namespace yet.", "dim")
+        return Group(*_summary_lines(report), txt(_namespace_footer(report), "dim"))
     return _item_rich(report)

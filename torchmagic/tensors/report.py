@@ -16,6 +16,7 @@ __all__ = [
     "ParamRow",
     "ModuleReport",
     "InfoReport",
+    "SummaryRow",
     "NamespaceRow",
     "NamespaceReport",
     "ItemReport",
@@ -40,6 +41,12 @@ class Stats:
     neginf: int = 0
     sampled: bool = False
     note: str = ""
+    finite: int = 0  # of ``count``: the values min/max/mean/std describe
+    subnormal: int = 0  # nonzero values below the dtype's smallest normal number
+
+    @property
+    def nonfinite(self) -> int:
+        return self.nans + self.posinf + self.neginf
 
 
 @dataclass
@@ -153,6 +160,7 @@ class ModuleReport(Report):
     devices: list[str]
     rows_shown: int
     summary: str  # first line of the module's repr, e.g. "Linear(in_features=3, ...)"
+    param_tensors: int = 0  # how many tensors hold the total_params elements
 
 
 ItemReport = TensorReport | ArrayReport | ValueReport | ModuleReport
@@ -168,22 +176,37 @@ class InfoReport(Report):
 
 
 @dataclass
-class NamespaceRow:
+class SummaryRow:
+    """One tensor, array or module in one line: what lovely-tensors prints, and the grad state.
+
+    ``stats`` (range, mean, std, NaN/±Inf counts; of a strided sample for
+    big tensors) is ``None`` when the values cannot be read (``note`` says
+    why) and for modules (``note``: "262 parameters in 4 tensors").
+    """
+
     name: str
-    kind: str  # tensor, parameter, module, array
-    shape: str
+    kind: str  # "Tensor", "Parameter", "ndarray", a module's class name, another value's type
+    shape: tuple[int, ...] | None
     dtype: str
     device: str
     nbytes: int
-    grad: str  # "requires grad", "grad set", ""
+    grad: str  # "", "requires grad", "requires grad, .grad set", or the node that made it ("MulBackward0")
+    stats: Stats | None = None
+    note: str = ""
+    problem: str = ""  # why the values could not be read (said once under the listing)
+
+
+NamespaceRow = SummaryRow  # the earlier name of a row of the listing
 
 
 @dataclass
 class NamespaceReport(Report):
-    """Every tensor and module in the namespace, largest first (``%tensorinfo`` alone)."""
+    """One line per item: every tensor, array and module in the namespace, largest first
+    (``%tensorinfo`` alone), or the items asked for (``%tensorinfo --short x y``, ``asked``)."""
 
     _renderer = _RENDERER
 
-    rows: list[NamespaceRow]
+    rows: list[SummaryRow]
     total_bytes: int
     hidden: int = 0  # rows beyond the display cap
+    asked: bool = False

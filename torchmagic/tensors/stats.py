@@ -1,4 +1,4 @@
-"""Bounded statistics, histogram and preview of a tensor's values.
+"""Bounded statistics and histogram of a tensor's values.
 
 Costs stay bounded for huge tensors: above ``max_elements`` we take a strided
 *view* (every k-th index along each dimension, so nothing is copied first)
@@ -10,14 +10,17 @@ transfer, so a CUDA tensor costs one synchronisation.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 from torchmagic.tensors.report import Histogram, Stats
 
-__all__ = ["skip_reason", "strided_sample", "compute_stats", "compute_histogram", "preview", "preview_label"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["skip_reason", "strided_sample", "compute_stats", "compute_histogram", "looks_uninitialised", "HUGE"]
 
 
-def skip_reason(t: Any) -> str:
+def skip_reason(t: torch.Tensor) -> str:
     """Why this tensor's values cannot be read (empty string if they can)."""
     import torch
 
@@ -41,7 +44,7 @@ def skip_reason(t: Any) -> str:
     return ""
 
 
-def strided_sample(t: Any, max_elements: int) -> tuple[Any, bool]:
+def strided_sample(t: torch.Tensor, max_elements: int) -> tuple[torch.Tensor, bool]:
     """A view of ``t`` with at most ``max_elements`` elements, and whether it is a sample."""
     n = t.numel()
     if n <= max_elements or t.dim() == 0:
@@ -56,19 +59,33 @@ def strided_sample(t: Any, max_elements: int) -> tuple[Any, bool]:
     return view, True
 
 
-def compute_stats(t: Any, max_elements: int) -> Stats:
-    """Min, max, mean, std and special-value counts of ``t`` (or of a labelled sample)."""
+def _described(count: int, total: int, sampled: bool, finite: int | None = None) -> str:
+    """What the statistics are of: ``all values``, ``the 2 finite values (of 4)``, a sample's."""
+    sample = f"a strided sample of {count:,} of {total:,} values" if sampled else ""
+    if finite is None or finite == count:
+        return sample or "all values"
+    return f"the {finite:,} finite values of {sample}" if sample else f"the {finite:,} finite values (of {count:,})"
+
+
+def compute_stats(t: torch.Tensor, max_elements: int) -> Stats:
+    """Min, max, mean, std and special-value counts of ``t`` (or of a labelled sample).
+
+    With NaN or ±Inf present, min/max/mean/std are those of the finite values
+    only (as ``numpy.nanmin`` etc. after Inf is set aside) and ``of`` says so:
+    "the 2 finite values (of 4)".  Means and standard deviations of
+    floating-point values are accumulated in float64, so a float32 tensor of
+    large values does not overflow into a mean of ``inf``.
+    """
     import torch
 
     with torch.no_grad():
         x, sampled = strided_sample(t.detach(), max_elements)
         x = x.reshape(-1)
         count = x.numel()
-        of = f"strided sample of {count:,} of {t.numel():,} values" if sampled else "all values"
         if x.dtype == torch.bool:
             trues = int(x.sum().item())
             return Stats(
-                of=of,
+                of=_described(count, t.numel(), sampled),
                 count=count,
                 minimum=bool(trues == count),
                 maximum=bool(trues > 0),
@@ -76,36 +93,48 @@ def compute_stats(t: Any, max_elements: int) -> Stats:
                 zeros=count - trues,
                 sampled=sampled,
                 note=f"{trues:,} True, {count - trues:,} False",
+                finite=count,
             )
+        prefix = ""
         if x.is_complex():
-            of = "|z| of " + of
+            prefix = "|z| of "
             x = x.abs()
+        if count <= SMALL and x.is_floating_point():
+            tiny = torch.finfo(x.dtype).tiny if x.dtype != torch.float16 else 0.0
+            return _small_float_stats(x.tolist(), tiny, prefix)
         if not x.is_floating_point():
             small = torch.stack([x.min(), x.max(), (x == 0).sum()]).tolist()
             xf = x.double()
             mean, std = torch.stack([xf.mean(), xf.std() if count > 1 else xf.new_zeros(())]).tolist()
-            return Stats(of=of, count=count, minimum=int(small[0]), maximum=int(small[1]),
-                         mean=mean, std=std, zeros=int(small[2]), sampled=sampled)
+            return Stats(of=_described(count, t.numel(), sampled), count=count, minimum=int(small[0]),
+                         maximum=int(small[1]), mean=mean, std=std, zeros=int(small[2]), sampled=sampled,
+                         finite=count)
         work = x.double() if x.dtype == torch.float64 else x.float()
         finite = torch.isfinite(work)
-        values = work[finite]
+        values = work[finite].double()
+        # the smallest normal number of the tensor's own dtype; float16's subnormals are common in real
+        # data (its normal range stops at 6e-5), so they are not counted there
+        tiny = torch.finfo(x.dtype).tiny if x.dtype != torch.float16 else 0.0
+        magnitude = work.abs()
         counts = torch.stack([
             torch.isnan(work).sum(),
             (work == math.inf).sum(),
             (work == -math.inf).sum(),
             (work == 0).sum(),
+            ((magnitude < tiny) & (magnitude > 0)).sum(),
         ])
         if values.numel():
             summary = torch.stack([
                 values.min(), values.max(), values.mean(),
                 values.std() if values.numel() > 1 else values.new_zeros(()),
-            ]).double()
+            ])
         else:
             summary = work.new_full((4,), math.nan).double()
-        nan, pinf, ninf, zeros = (int(v) for v in counts.tolist())
+        nan, pinf, ninf, zeros, subnormal = (int(v) for v in counts.tolist())
         mn, mx, mean, std = summary.tolist()  # one transfer for all of them
-        stats = Stats(of=of, count=count, zeros=zeros, nans=nan, posinf=pinf, neginf=ninf,
-                      sampled=sampled)
+        n_finite = count - nan - pinf - ninf
+        stats = Stats(of=prefix + _described(count, t.numel(), sampled, n_finite), count=count, zeros=zeros,
+                      nans=nan, posinf=pinf, neginf=ninf, sampled=sampled, finite=n_finite, subnormal=subnormal)
         if values.numel():
             stats.minimum, stats.maximum, stats.mean, stats.std = mn, mx, mean, std
         else:
@@ -113,7 +142,32 @@ def compute_stats(t: Any, max_elements: int) -> Stats:
         return stats
 
 
-def compute_histogram(t: Any, bins: int, max_elements: int) -> Histogram | None:
+#: up to this many values, floating-point statistics are computed in Python: a listing of thousands
+#: of small tensors would otherwise pay a dozen kernel launches for each
+SMALL = 64
+
+
+def _small_float_stats(values: list[float], tiny: float, prefix: str) -> Stats:
+    """:func:`compute_stats` of a few floats, in Python (float64 throughout, as the tensor path)."""
+    count = len(values)
+    finite = [v for v in values if math.isfinite(v)]
+    nans = sum(1 for v in values if v != v)
+    posinf = sum(1 for v in values if v == math.inf)
+    stats = Stats(of=prefix + _described(count, count, False, len(finite)), count=count,
+                  zeros=sum(1 for v in values if v == 0), nans=nans, posinf=posinf,
+                  neginf=count - len(finite) - nans - posinf, finite=len(finite),
+                  subnormal=sum(1 for v in finite if 0 < abs(v) < tiny))
+    if not finite:
+        stats.note = "no finite values"
+        return stats
+    n = len(finite)
+    mean = math.fsum(finite) / n
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in finite) / (n - 1)) if n > 1 else 0.0
+    stats.minimum, stats.maximum, stats.mean, stats.std = min(finite), max(finite), mean, std
+    return stats
+
+
+def compute_histogram(t: torch.Tensor, bins: int, max_elements: int) -> Histogram | None:
     """Equal-width histogram of the finite values (of the same sample as the stats)."""
     import torch
 
@@ -133,61 +187,26 @@ def compute_histogram(t: Any, bins: int, max_elements: int) -> Histogram | None:
         return Histogram(low=lo, high=hi, counts=[int(c) for c in counts.tolist()])
 
 
-def _fmt(value: Any, precision: int) -> str:
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float):
-        text = f"{value:.{precision}g}"
-        # Keep floats recognisable as floats, as torch prints them: 1. not 1
-        return text if any(c in text for c in ".eninf") else text + "."
-    if isinstance(value, complex):
-        return f"{value.real:.{precision}g}{value.imag:+.{precision}g}j"
-    return str(value)
+#: finite values at least this large look like uninitialised memory read as floats
+HUGE = 1e20
 
 
-def preview_label(name: str, rank: int) -> str:
-    """What :func:`preview` shows: the whole tensor, or its first matrix for rank > 2."""
-    if rank <= 2:
-        return name
-    return f"{name}[{', '.join(['0'] * (rank - 2))}, :, :]"
+def looks_uninitialised(s: Stats) -> str:
+    """A hedged note when the values look like uninitialised memory, else ``''``.
 
-
-def preview(t: Any, items: int, precision: int) -> str:
-    """The first and last ``items // 2`` values along each dimension, nested like a list.
-
-    For rank > 2 only the first matrix is shown (see :func:`preview_label`):
-    the nesting of a 4-d batch is better told by the shape than by brackets.
+    Whether a tensor came from ``torch.empty`` cannot be known afterwards;
+    what its values say can: subnormal numbers and magnitudes of 1e20 and
+    more are rare in data and common in memory never written.
     """
-    import torch
-
-    k = max(items // 2, 1)
-    with torch.no_grad():
-        x = t.detach()
-        while x.dim() > 2:
-            x = x[0]
-        keep: list[list[int | None]] = []
-        for size in x.shape:
-            if size > 2 * k:
-                idx: list[int | None] = [*range(k), None, *range(size - k, size)]
-            else:
-                idx = list(range(size))
-            real = [i for i in idx if i is not None]
-            x = x.index_select(len(keep), torch.tensor(real, dtype=torch.long, device=x.device))
-            keep.append(idx)
-        values = x.tolist()
-
-    def render(v: Any, depth: int) -> str:
-        if depth == len(keep):
-            return _fmt(v, precision)
-        parts: list[str] = []
-        pos = 0
-        for i in keep[depth]:
-            if i is None:
-                parts.append("…")
-            else:
-                parts.append(render(v[pos], depth + 1))
-                pos += 1
-        sep = ", " if depth == len(keep) - 1 else ",\n" + " " * (depth + 1)
-        return "[" + sep.join(parts) + "]"
-
-    return render(values, 0)
+    big = max(abs(v) for v in (s.minimum, s.maximum) if isinstance(v, float)) if s.finite else 0.0
+    if not s.subnormal and big < HUGE:
+        return ""
+    seen = []
+    if big >= HUGE:
+        seen.append(f"magnitudes up to {big:.2g}")
+    if s.subnormal:
+        seen.append(f"{s.subnormal:,} subnormal value{'s' if s.subnormal != 1 else ''} (nonzero, below "
+                    "the smallest normal number)")
+    return ("These values look like uninitialised memory (" + ", ".join(seen) + "). If the tensor came "
+            "from torch.empty, empty_like or a legacy constructor such as torch.FloatTensor(2, 3), it holds "
+            "whatever was in memory: fill it first (torch.zeros, .fill_(), .normal_()).")

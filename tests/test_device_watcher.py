@@ -1,4 +1,4 @@
-"""The watching modes: copies across devices (meta stands in for the GPU), sync points."""
+"""The %%device watcher in a real cell: copies across devices (meta stands in for the GPU), sync points."""
 
 from __future__ import annotations
 
@@ -9,22 +9,16 @@ import torch
 from torchmagic.core.cell import Cell
 from torchmagic.device.ops import OpTimer
 from torchmagic.device.timing import HostClock
-from torchmagic.device.transfers import Watcher, direction
+from torchmagic.device.watcher import Recorders, Watcher
 
 
 def watch(ip: Any, src: str, sync_types: set[str] | None = None, target: str = "cpu") -> Watcher:
     ip.user_ns["torch"] = torch
     cell = Cell.compile(ip, src, "%%device test")
     kwargs: dict[str, Any] = {} if sync_types is None else {"sync_types": sync_types}
-    w = Watcher(cell.filename, cell.lines, target, OpTimer(HostClock()), None, cell.locals, **kwargs)
+    w = Watcher(cell, target, Recorders(OpTimer(HostClock())), **kwargs)
     cell.run([w])
     return w
-
-
-def test_direction_words() -> None:
-    assert direction("cpu", "cuda:0") == "host→device"
-    assert direction("cuda:0", "cpu") == "device→host"
-    assert direction("cuda:0", "cuda:1") == "device→device"
 
 
 def test_to_copy_and_copy_are_transfers_with_line_direction_bytes(ip: Any) -> None:
@@ -189,7 +183,7 @@ def test_the_watcher_leaves_no_mode_behind(ip: Any) -> None:
 
     before = (len(_get_current_function_mode_stack()), len(_get_current_dispatch_mode_stack()))
     cell = Cell.compile(ip, "raise KeyboardInterrupt\n", "%%device test")
-    w = Watcher(cell.filename, cell.lines, "cpu", OpTimer(HostClock()))
+    w = Watcher(cell, "cpu", Recorders(OpTimer(HostClock())))
     try:
         cell.run([w])
     except KeyboardInterrupt:

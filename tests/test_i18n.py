@@ -1,0 +1,133 @@
+"""i18n: every sentence has a Chinese translation with the same placeholders; the language switches live."""
+
+from __future__ import annotations
+
+import string
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from torchmagic import i18n
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYWORDS = {"tr": None, "trn": (1, 2), "N_": None}  # what `make messages` extracts (Makefile)
+CATALOGS = sorted((ROOT / "torchmagic" / "locale").glob("*/LC_MESSAGES/torchmagic.po"))
+
+
+def _messages() -> dict[str | tuple[str, ...], list[str]]:
+    """Every message the code passes to tr()/trn()/N_(), with where it is."""
+    from babel.messages.extract import extract_from_dir
+
+    found: dict[str | tuple[str, ...], list[str]] = {}
+    method_map = [("**.py", "python")]
+    for filename, lineno, message, _comments, _context in extract_from_dir(
+        str(ROOT / "torchmagic"), method_map, keywords=KEYWORDS
+    ):
+        found.setdefault(message, []).append(f"{filename}:{lineno}")
+    return found
+
+
+def _fields(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+
+
+def _catalog(po: Path) -> Any:
+    from babel.messages.pofile import read_po
+
+    with po.open("rb") as f:
+        return read_po(f)
+
+
+def test_there_is_a_chinese_catalog() -> None:
+    assert [p.parts[-3] for p in CATALOGS] == ["zh_CN"]
+
+
+@pytest.mark.parametrize("po", CATALOGS, ids=lambda p: p.parts[-3])
+def test_every_message_is_translated_with_the_same_placeholders(po: Path) -> None:
+    catalog = _catalog(po)
+    problems: list[str] = []
+    for message, where in _messages().items():
+        entry = catalog.get(message if isinstance(message, str) else message[0])
+        place = where[0]
+        if entry is None or not entry.string or (isinstance(entry.string, tuple) and not all(entry.string)):
+            problems.append(f"{place}: not translated: {message!r}")
+            continue
+        sources = [message] if isinstance(message, str) else list(message)
+        targets = [entry.string] if isinstance(entry.string, str) else list(entry.string)
+        wanted = set().union(*(_fields(s) for s in sources))
+        for target in targets:
+            got = _fields(target)
+            if got - wanted or (isinstance(message, str) and got != wanted):
+                problems.append(f"{place}: placeholders {sorted(got)} vs {sorted(wanted)} in {message!r}")
+    assert not problems, "\n".join(problems[:40]) + (f"\n… {len(problems) - 40} more" if len(problems) > 40 else "")
+
+
+def test_catalog_has_no_stale_entries() -> None:
+    """Entries whose sentence left the code are dropped (`make messages`), so translators see only live text."""
+    live = {m if isinstance(m, str) else m[0] for m in _messages()}
+    for po in CATALOGS:
+        stale = [m.id for m in _catalog(po) if m.id and (m.id if isinstance(m.id, str) else m.id[0]) not in live]
+        assert not stale, f"{po}: {stale[:5]}"
+
+
+@pytest.mark.parametrize(
+    ("setting", "env", "expected"),
+    [
+        ("auto", {"LANG": "zh_CN.UTF-8"}, "zh_CN"),
+        ("auto", {"LANGUAGE": "fr:zh", "LANG": "en_US.UTF-8"}, "zh_CN"),
+        ("auto", {"LC_ALL": "C.UTF-8"}, "en"),
+        ("auto", {}, "en"),
+        ("zh-Hans-CN", {}, "zh_CN"),
+        ("zh_TW", {}, "en"),  # no Traditional Chinese catalog: not Simplified by guess
+        ("en", {"LANG": "zh_CN.UTF-8"}, "en"),
+        ("xx", {}, "en"),
+    ],
+)
+def test_resolve(setting: str, env: dict[str, str], expected: str) -> None:
+    assert i18n.resolve(setting, env) == expected
+
+
+def test_a_missing_compiled_catalog_falls_back_to_english(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: Any) -> None:
+    (tmp_path / "zh_CN" / "LC_MESSAGES").mkdir(parents=True)  # a .po checkout never compiled
+    monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path)
+    try:
+        assert i18n.set_language("zh_CN") == "en"
+        assert "no compiled zh_CN messages" in capsys.readouterr().err
+    finally:
+        monkeypatch.undo()
+        i18n.set_language("en")
+
+
+def test_switching_language_changes_the_next_message() -> None:
+    message = "torchmagic: {what} failed ({error}); the cell's own result is unaffected. Please report this at the torchmagic issue tracker."
+    try:
+        assert i18n.set_language("zh_CN") == "zh_CN"
+        zh = i18n.tr(message, what="x", error="E")
+        assert "失败" in zh and "x" in zh and "E" in zh
+        i18n.set_language("en")
+        assert i18n.tr(message, what="x", error="E").startswith("torchmagic: x failed (E)")
+    finally:
+        i18n.set_language("en")
+
+
+def test_the_option_switches_the_language_live(ip: Any, capsys: Any, options: Any) -> None:
+    from torchmagic.core.guard import internal_failure
+
+    with options(language="zh_CN"):
+        assert i18n.language() == "zh_CN"
+        internal_failure("x", ValueError("v"))
+        assert "失败" in capsys.readouterr().err
+    assert i18n.language() == "en"  # the trait's default ("auto") under the test's English locale
+
+
+def test_english_costs_nothing_at_import() -> None:
+    code = (
+        "import sys, torchmagic, torchmagic.i18n as i\n"
+        "print(i._catalog is None, 'gettext' in sys.modules and i.language() == 'en')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
+                         env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": str(ROOT)})
+    assert out.stdout.split() == ["True", "True"]
