@@ -91,11 +91,15 @@ def _readable(t: torch.Tensor) -> bool:
         t.layout is _STRIDED and not t.is_meta and not t.is_nested and t.numel() > 0)
 
 
-def _same_shapes(batch: list[_Op]) -> bool:
-    """Do all outputs have the first one's shape?  (A nested tensor has no single shape: no.)"""
+def _stackable(batch: list[_Op]) -> bool:
+    """Are all outputs on the CPU with the first one's shape?  (A nested tensor has no single shape: no.)
+
+    Asked before stacking, not left to ``torch.stack`` to refuse: its error
+    path for a meta tensor imports sympy (and registers a warning filter).
+    """
     try:
         shape = batch[0][4].shape
-        return all(b[4].shape == shape for b in batch)
+        return all(b[4].is_cpu and b[4].shape == shape for b in batch)
     except RuntimeError:
         return False
 
@@ -186,7 +190,7 @@ class NanWatch:
             return
         with torch._C.DisableTorchFunction(), torch.no_grad():
             first = batch[0][4]
-            if not self.defer and first.is_cpu and first.layout is _STRIDED and _same_shapes(batch):
+            if not self.defer and first.layout is _STRIDED and _stackable(batch):
                 try:  # the usual case, a loop: same shape, all on the CPU (stack refuses other devices)
                     self._check_now(batch, torch.stack([b[4] for b in batch]))
                     return
