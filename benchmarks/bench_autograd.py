@@ -1,17 +1,28 @@
-"""Benchmark: %%autograd's pure-Python layout + SVG against Graphviz ``dot -Tsvg``.
+"""Benchmark ``%%autograd`` on real models against the same cells run bare.
 
-The graph is the backward graph of a 330-block ``Linear(4, 4)`` + ``Tanh``
-chain (about 1,650 nodes).  Both sides draw the *same* graph: ours from the
-walked :class:`Graph`, Graphviz from ``report.to_dot()`` of it.  Graphviz is
-only needed here (``apt-get install -y graphviz``); without ``dot`` on PATH
-the Graphviz column is skipped with a message.
+Every cell runs through an in-process IPython shell (``run_cell``), output
+captured, with torch on one thread (``--threads``); bare and ``%%autograd``
+runs are interleaved round by round so machine noise hits both alike, and
+each figure is the best of the rounds.  "notebook" means the report is
+rendered as a notebook shows it (the HTML with its SVGs *and* the plain
+text of the display bundle); "terminal" renders the rich text only.
 
-    python benchmarks/bench_autograd.py [--blocks 330] [--repeat 5]
+* ``transformer``: a 2-layer ``nn.TransformerEncoder`` (d_model 64, batch 2,
+  10 tokens), forward + backward (target: ``%%autograd`` ≤ 4× bare);
+* ``loop``: an MLP (32-64-1) + SGD, 500 steps in one cell (target ≤ 1.5×);
+* ``big``: a 12-layer ``TransformerEncoder`` (d_model 256), forward +
+  backward, folded (target: answered in < 1 s, HTML < 300 KB);
+* ``chain``: our pure-Python layout + SVG of a 330-block ``Linear`` + ``Tanh``
+  chain (1,652 nodes) against Graphviz ``dot -Tsvg`` on the same graph
+  (``apt-get install -y graphviz``; skipped without ``dot``).
+
+    python benchmarks/bench_autograd.py [--only transformer loop big chain] [--rounds 15] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import platform
 import shutil
@@ -20,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -29,19 +41,118 @@ from torch import nn
 from torchmagic.autograd.collapse import collapse_repeats
 from torchmagic.autograd.dot import to_dot
 from torchmagic.autograd.graph import Graph
-from torchmagic.autograd.options import WatchOptions
 from torchmagic.autograd.svg import graph_svg
 from torchmagic.autograd.walk import walk
-from torchmagic.options import options_for
+from torchmagic.core import report as report_module
+
+TRANSFORMER = """torch.manual_seed(0)
+enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(d_model=64, nhead=4, dim_feedforward=128, batch_first=True),
+                            num_layers=2)
+src = torch.randn(2, 10, 64)"""
+TRANSFORMER_CELL = "out = enc(src)\nloss = out.pow(2).mean()\nloss.backward()\nenc.zero_grad()"
+LOOP = """torch.manual_seed(0)
+model = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 1))
+opt = torch.optim.SGD(model.parameters(), lr=0.01)
+x = torch.randn(64, 32); t = torch.randn(64, 1)"""
+LOOP_CELL = """for step in range(500):
+    opt.zero_grad()
+    loss = ((model(x) - t) ** 2).mean()
+    loss.backward()
+    opt.step()"""
+BIG = """torch.manual_seed(0)
+big = nn.TransformerEncoder(nn.TransformerEncoderLayer(d_model=256, nhead=8, dim_feedforward=1024, batch_first=True),
+                            num_layers=12)
+tokens = torch.randn(4, 32, 256)"""
+BIG_CELL = "out = big(tokens)\nloss = out.pow(2).mean()\nloss.backward()\nbig.zero_grad()"
 
 
-def best(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
+def shell() -> Any:
+    from IPython.testing import globalipapp
+
+    globalipapp.start_ipython()
+    ip = globalipapp.get_ipython()
+    ip.run_line_magic("load_ext", "torchmagic")
+    ip.run_cell("import torch\nfrom torch import nn")
+    return ip
+
+
+_IN_KERNEL = report_module.in_kernel
+
+
+def notebook(on: bool) -> None:
+    """Render reports as a notebook does (HTML and text bundle) or as a terminal does (text only)."""
+    report_module.in_kernel = (lambda shell: True) if on else _IN_KERNEL  # type: ignore[assignment]
+
+
+def timed_cell(ip: Any, cell: str) -> Callable[[], float]:
+    from IPython.utils.capture import capture_output
+
+    def run() -> float:
+        gc.collect()
+        with capture_output():
+            t0 = time.perf_counter()
+            res = ip.run_cell(cell)
+            elapsed = time.perf_counter() - t0
+        assert res.success, res.error_in_exec
+        return elapsed
+
+    return run
+
+
+def interleaved(variants: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
+    """Best time of each variant over ``rounds`` rounds, the variants alternating within a round."""
+    for fn in variants.values():  # warm-up (imports, caches)
+        fn()
+    best = {name: float("inf") for name in variants}
+    for _ in range(rounds):
+        for name, fn in variants.items():
+            best[name] = min(best[name], fn())
+    return best
+
+
+def bench_cells(ip: Any, setup: str, cell: str, rounds: int) -> dict[str, float]:
+    ip.run_cell(setup)
+    bare = timed_cell(ip, cell)
+    watched = timed_cell(ip, "%%autograd\n" + cell)
+
+    def terminal() -> float:
+        notebook(False)
+        return watched()
+
+    def in_notebook() -> float:
+        notebook(True)
+        try:
+            return watched()
+        finally:
+            notebook(False)
+
+    return interleaved({"bare": bare, "terminal": terminal, "notebook": in_notebook}, rounds)
+
+
+def report_line(name: str, t: dict[str, float], unit: float = 1e3, per: str = "ms") -> None:
+    print(f"{name}: bare {t['bare'] * unit:.2f} {per}, %%autograd terminal {t['terminal'] * unit:.2f} {per} "
+          f"({t['terminal'] / t['bare']:.2f}x), notebook {t['notebook'] * unit:.2f} {per} "
+          f"({t['notebook'] / t['bare']:.2f}x)")
+
+
+def bench_big(ip: Any) -> None:
+    ip.run_cell(BIG)
+    bare = timed_cell(ip, BIG_CELL)
+    bare()
+    bare_s = min(bare() for _ in range(3))
+    ip.run_cell("%%autograd -o _big_report\n" + BIG_CELL)  # warm-up
+    notebook(True)
+    try:
+        total = min(timed_cell(ip, "%%autograd -o _big_report\n" + BIG_CELL)() for _ in range(3))
+    finally:
+        notebook(False)
+    report = ip.user_ns.pop("_big_report")
+    html = report.to_html()
+    g = report.graph
+    print(f"12-layer TransformerEncoder d_model 256 (4 x 32 tokens), forward+backward: bare {bare_s * 1e3:.0f} ms, "
+          f"%%autograd as in a notebook {total * 1e3:.0f} ms (+{(total - bare_s) * 1e3:.0f} ms); "
+          f"{g.total_nodes} backward nodes drawn as {len(g.nodes)} boxes, {len(report.drills)} drill-downs; "
+          f"HTML {len(html.encode()) / 1024:.0f} KiB, text {len(report.to_text().splitlines())} lines")
 
 
 def chain_graph(blocks: int) -> Graph:
@@ -53,133 +164,59 @@ def chain_graph(blocks: int) -> Graph:
     return walk([("out", out)], namespace={"model": model})
 
 
-def dot_svg(source: str) -> bytes:
-    res = subprocess.run(["dot", "-Tsvg"], input=source.encode(), capture_output=True, check=True)
-    return res.stdout
+def best(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), out
 
 
-TRAIN = """
-for step in range(steps):
-    opt.zero_grad()
-    loss = ((model(x) - t) ** 2).mean()
-    loss.backward()
-    opt.step()
-"""
-
-
-def training_overhead(steps: int, repeat: int) -> tuple[float, float]:
-    """Seconds for an MLP + SGD loop, plain and inside the %%autograd watcher (best runs)."""
-    from torchmagic.autograd.ledger import GradLedger
-    from torchmagic.autograd.site import CellSite
-    from torchmagic.autograd.watcher import AutogradWatcher
-
-    code = compile(TRAIN, "<bench-cell>", "exec")
-
-    def namespace() -> dict[str, object]:
-        torch.manual_seed(0)
-        model = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 1))
-        return {"model": model, "opt": torch.optim.SGD(model.parameters(), lr=0.01),
-                "x": torch.randn(64, 32), "t": torch.randn(64, 1), "steps": steps}
-
-    def plain() -> None:
-        exec(code, namespace())
-
-    def watched() -> None:
-        ns = namespace()
-        site = CellSite("<bench-cell>", TRAIN.splitlines(), ns)
-        watcher = AutogradWatcher(site, GradLedger(), options_for(WatchOptions))
-        with watcher:
-            exec(code, ns)
-
-    plain()  # warm-up
-    plain_s, watched_s = float("inf"), float("inf")
-    for _ in range(repeat):  # interleaved, so machine noise hits both alike
-        plain_s = min(plain_s, best(plain, 1)[0])
-        watched_s = min(watched_s, best(watched, 1)[0])
-    return plain_s, watched_s
-
-
-def end_to_end(blocks: int, repeat: int) -> tuple[float, float, float]:
-    """Seconds for `out = model(x).sum(); out.backward()`: plain cell, %%autograd, --no-collapse."""
-    from IPython.testing import globalipapp
-    from IPython.utils.capture import capture_output
-
-    globalipapp.start_ipython()
-    ip = globalipapp.get_ipython()
-    ip.run_line_magic("load_ext", "torchmagic")
-    ip.run_cell(
-        "import torch\nfrom torch import nn\nlayers = []\n"
-        f"for _ in range({blocks}):\n    layers += [nn.Linear(4, 4), nn.Tanh()]\n"
-        "model = nn.Sequential(*layers)\nx = torch.randn(2, 4)"
-    )
-    body = "out = model(x).sum()\nout.backward()\nmodel.zero_grad()"
-    cells = [body, "%%autograd\n" + body, "%%autograd --no-collapse\n" + body]
-    times = []
-    for cell in cells:
-        def run(cell: str = cell) -> None:
-            with capture_output():
-                assert ip.run_cell(cell).success
-
-        run()
-        times.append(best(run, repeat)[0])
-    return times[0], times[1], times[2]
+def bench_chain(blocks: int, repeat: int) -> None:
+    graph = chain_graph(blocks)
+    print(f"graph: {blocks} x (Linear(4,4) + Tanh) -> {len(graph.nodes)} nodes, {len(graph.edges)} edges")
+    ours_s, svg = best(lambda: graph_svg(graph), repeat)
+    collapsed = collapse_repeats(graph)
+    coll_s, coll_svg = best(lambda: graph_svg(collapse_repeats(graph)), repeat)
+    rows = [
+        ("torchmagic layout+SVG, full graph", ours_s, len(str(svg).encode())),
+        (f"torchmagic collapse+layout+SVG ({len(collapsed.nodes)} boxes)", coll_s, len(str(coll_svg).encode())),
+    ]
+    if shutil.which("dot") is None:
+        print("Graphviz `dot` not found (apt-get install -y graphviz): no Graphviz row.")
+    else:
+        source = to_dot(graph)
+        dot_s, out = best(lambda: subprocess.run(["dot", "-Tsvg"], input=source.encode(), capture_output=True,
+                                                  check=True).stdout, max(1, min(repeat, 3)))
+        rows.append(("Graphviz dot -Tsvg (same graph, from to_dot())", dot_s, len(bytes(out))))  # type: ignore[arg-type]
+    print("| drawing | time (best of runs) | SVG size |\n|---|---|---|")
+    for name, secs, size in rows:
+        print(f"| {name} | {secs * 1000:.0f} ms | {size / 1024:.0f} KiB |")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--blocks", type=int, default=330)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--only", nargs="*", default=["transformer", "loop", "big", "chain"])
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-
-    t0 = time.perf_counter()
-    graph = chain_graph(args.blocks)
-    walk_s = time.perf_counter() - t0
+    torch.set_num_threads(args.threads)
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"torch {torch.__version__}")
-    print(f"graph: {args.blocks} x (Linear(4,4) + Tanh) -> {len(graph.nodes)} nodes, "
-          f"{len(graph.edges)} edges (walk + build: {walk_s * 1000:.0f} ms)")
-
-    ours_s, svg = best(lambda: graph_svg(graph), args.repeat)
-    collapsed = collapse_repeats(graph)
-    coll_s, coll_svg = best(lambda: graph_svg(collapse_repeats(graph)), args.repeat)
-    dot_src = to_dot(graph)
-    rows = [
-        ("torchmagic layout+SVG, full graph", ours_s, len(str(svg).encode())),
-        (f"torchmagic collapse+layout+SVG ({len(collapsed.nodes)} boxes)", coll_s,
-         len(str(coll_svg).encode())),
-    ]
-    dot = shutil.which("dot")
-    if dot is None:
-        print("Graphviz `dot` not found: install it for this benchmark only "
-              "(apt-get install -y graphviz); skipping the Graphviz column.")
-    else:
-        version = subprocess.run(["dot", "-V"], capture_output=True, text=True).stderr.strip()
-        print(f"graphviz: {version}")
-        dot_s, dot_out = best(lambda: dot_svg(dot_src), max(1, min(args.repeat, 3)))
-        rows.append(("Graphviz dot -Tsvg (same graph, from to_dot())", dot_s, len(bytes(dot_out))))  # type: ignore[arg-type]
-
-    print()
-    print("| drawing | time (best of runs) | SVG size |")
-    print("|---|---|---|")
-    for name, secs, size in rows:
-        print(f"| {name} | {secs * 1000:.0f} ms | {size / 1024:.0f} KiB |")
-    if dot is not None:
-        speed = rows[2][1] / rows[0][1]
-        smaller = rows[2][2] / rows[0][2]
-        print(f"\nfull graph: {speed:.1f}x faster than dot, SVG {smaller:.1f}x smaller")
-
-    plain_cell, watched_cell, full_cell = end_to_end(args.blocks, max(1, min(args.repeat, 3)))
-    print(f"\nthe whole cell `out = model(x).sum(); out.backward()` on this chain, terminal output: "
-          f"plain {plain_cell * 1000:.0f} ms, %%autograd {watched_cell * 1000:.0f} ms, "
-          f"%%autograd --no-collapse {full_cell * 1000:.0f} ms")
-
-    steps = 500
-    torch.set_num_threads(1)
-    plain_s, watched_s = training_overhead(steps, max(3, args.repeat))
-    print(f"\nMLP (32-64-1) + SGD, {steps} steps in one cell (1 thread): "
-          f"plain {plain_s / steps * 1e6:.0f} us/step, under %%autograd {watched_s / steps * 1e6:.0f} "
-          f"us/step ({watched_s / plain_s:.1f}x; the first {options_for(WatchOptions).autograd_max_calls} "
-          "backward calls recorded in detail)")
+          f"torch {torch.__version__} ({torch.get_num_threads()} thread), load {os.getloadavg()[0]:.1f}")
+    ip = shell()
+    if "transformer" in args.only:
+        report_line("2-layer TransformerEncoder d_model 64, forward+backward",
+                    bench_cells(ip, TRANSFORMER, TRANSFORMER_CELL, args.rounds))
+    if "loop" in args.only:
+        t = bench_cells(ip, LOOP, LOOP_CELL, max(3, args.rounds // 3))
+        report_line("MLP 32-64-1 + SGD, 500 steps in one cell", t)
+        print(f"  per step: bare {t['bare'] / 500 * 1e6:.0f} us, %%autograd {t['notebook'] / 500 * 1e6:.0f} us")
+    if "big" in args.only:
+        bench_big(ip)
+    if "chain" in args.only:
+        bench_chain(330, 5)
+    print(f"load at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ RAISES = "raises-exception"
 CACHE_KEY = "torchmagic_cache_key"
 
 #: Magics torchmagic provides; a cell that starts with one of them is a "magic cell".
-TORCHMAGIC_MAGICS = ("tensorinfo", "autograd", "device")
+TORCHMAGIC_MAGICS = ("tensorinfo", "autograd", "device", "distributed")
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -87,6 +87,8 @@ AREAS = {
     ("cell", "autograd"): "torchmagic.autograd",
     ("line", "device"): "torchmagic.device",
     ("cell", "device"): "torchmagic.device",
+    ("line", "distributed"): "torchmagic.distributed",
+    ("cell", "distributed"): "torchmagic.distributed",
 }
 
 

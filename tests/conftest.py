@@ -27,17 +27,24 @@ def _shell() -> Any:
     return globalipapp.get_ipython()
 
 
+@contextlib.contextmanager
+def loaded(shell: Any) -> Iterator[Any]:
+    """``shell`` with torchmagic loaded; unloaded after, and the names added meanwhile removed."""
+    before = set(shell.user_ns)
+    shell.run_line_magic("load_ext", "torchmagic")
+    try:
+        yield shell
+    finally:
+        shell.run_line_magic("unload_ext", "torchmagic")
+        for name in set(shell.user_ns) - before:
+            del shell.user_ns[name]
+
+
 @pytest.fixture
 def ip(_shell: Any) -> Iterator[Any]:
     """The test shell with torchmagic loaded; names the test adds are removed after."""
-    before = set(_shell.user_ns)
-    _shell.run_line_magic("load_ext", "torchmagic")
-    try:
-        yield _shell
-    finally:
-        _shell.run_line_magic("unload_ext", "torchmagic")
-        for name in set(_shell.user_ns) - before:
-            del _shell.user_ns[name]
+    with loaded(_shell) as shell:
+        yield shell
 
 
 @pytest.fixture

@@ -36,8 +36,9 @@ def test_one_call_records_leaves_before_and_after() -> None:
     assert (call.index, call.kind, call.root, call.line) == (1, "backward", "loss", 3)
     assert call.gradient == "implicit 1 (scalar output)" and call.graph_nodes == 4
     (leaf,) = call.leaves
-    assert (leaf.name, leaf.before.text, leaf.after.text, leaf.added) == ("w", "None", "[3, 3]", "[3, 3]")
-    assert not leaf.accumulated and rec.log.notes == []
+    assert (leaf.name, leaf.before.text, leaf.after.text, leaf.added.text) == ("w", "None", "[3, 3]", "[3, 3]")
+    assert not leaf.accumulated and leaf.status == "ok" and rec.log.notes == [] and rec.log.accumulated == {}
+    assert call.loss == 9.0
     assert torch.equal(ns["w"].grad, torch.tensor([3.0, 3.0]))
     assert [g.nodes[g.roots[0]].label for g in rec.log.graphs] == ["SumBackward0"]
 
@@ -53,8 +54,9 @@ def test_second_call_without_zeroing_is_an_accumulation_with_its_origin() -> Non
     (leaf,) = rec.log.calls[0].leaves
     assert leaf.accumulated and (leaf.before.text, leaf.after.text) == ("[2, 4]", "[4, 8]")
     assert leaf.previous == "the backward() at line 2 of the previous run of this cell"
-    (note,) = rec.log.notes
-    assert note.kind == "accumulated" and note.subject == "w" and "zero_grad()" in note.fix
+    (entry,) = rec.log.accumulated.values()
+    assert (entry.name, entry.line, entry.first, entry.steps) == ("w", 2, 1, 1)
+    assert entry.values is not None and [v.text for v in entry.values] == ["[2, 4]", "[2, 4]", "[4, 8]"]
 
 
 def test_calls_past_the_detail_limit_are_counted_and_still_checked() -> None:
@@ -63,8 +65,9 @@ def test_calls_past_the_detail_limit_are_counted_and_still_checked() -> None:
     rec = recorder(code, ns, autograd_max_calls=2)
     exec_cell(code, ns)
     assert rec.log.calls_total == 5 and len(rec.log.calls) == 2
-    (note,) = rec.log.notes
-    assert note.kind == "accumulated" and note.count == 4  # calls 2..5 each added onto the last
+    (entry,) = rec.log.accumulated.values()
+    assert (entry.first, entry.steps) == (2, 4)  # calls 2..5 each added onto the last
+    assert rec.log.lines == [4] * 5
     assert torch.equal(ns["w"].grad, torch.tensor([10.0, 10.0]))
 
 

@@ -52,7 +52,7 @@ def test_node_texts() -> None:
     details = tanh.details()
     assert details[0] == "TanhBackward0 — backward function"
     assert "output of: h" in details and "shape (4, 2), dtype float32" in details
-    assert const.details()[0].startswith("x — constant")
+    assert const.details()[0] == "x — input that needs no gradient"
 
 
 def test_model_and_renderers_import_no_torch() -> None:

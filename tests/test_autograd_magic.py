@@ -304,13 +304,16 @@ def test_node_cap_message(ip: Any, options: Any) -> None:
 
 def test_max_calls_still_detects_accumulation(ip: Any) -> None:
     r = run(ip, "w = torch.ones(2, requires_grad=True)\nfor _ in range(15):\n    (w * 2).sum().backward()")
-    assert r.calls_total == 15 and len(r.calls) == 10
+    assert r.calls_total == 15 and len(r.calls) == 3
     (note,) = r.accumulated
     assert note.count == 14
-    assert any("15 backward calls" in n.message for n in r.notes)
-    text = r.to_text()
-    assert "#10 backward on (w * 2).sum()" in text and "⚠ accumulated" in text
-    assert text.count(".grad before") == 3  # full tables for the first calls only
+    assert note.message.startswith("1 parameter accumulated over 14 steps: `w.grad = None` missing in the loop at line 3")
+    assert r.loop is not None and r.loop.detailed == 3 and r.loop.accumulated == ("w",)
+    text = " ".join(r.to_text().split())
+    assert "The first 3 of 15 backward() calls are kept in full in the report" in text
+    assert ".grad before" not in text  # one summary, not one table per call
+    html = r.to_html()
+    assert "The first 3 of 15 backward() calls in detail" in html and html.count("#3 backward on") == 1
 
 
 def test_internal_failure_never_changes_the_users_run(ip: Any, monkeypatch: Any) -> None:
@@ -353,14 +356,14 @@ def test_ops_remember_the_gradient_that_reached_them(ip: Any, monkeypatch: Any) 
 def test_help_and_options_are_documented(ip: Any, capture: Any) -> None:
     magic = ip.find_cell_magic("autograd")
     doc = magic.__doc__ or ""
-    assert "%%autograd" in doc and "%autograd loss" in doc and "--jacobian" in doc
+    assert "%%autograd" in doc and "%autograd loss" in doc and "--jacobian" in doc and "--expand" in doc
     from torchmagic.magics import TorchMagics
 
     traits = TorchMagics.class_traits(config=True)
     for name in ("autograd_max_nodes", "autograd_collapse", "autograd_collapse_above",
                  "autograd_min_repeats", "autograd_value_elements", "autograd_max_calls",
-                 "jacobian_max_elements"):
-        assert name in traits and traits[name].help, name
+                 "jacobian_max_elements", "autograd_fold", "autograd_fold_above", "autograd_fold_boxes"):
+        assert name in traits and traits[name].help and name in doc, name
     from IPython.core.error import UsageError
 
     with pytest.raises(UsageError):
@@ -419,3 +422,98 @@ def test_manual_sgd_with_data_after_backward_does_not_warn(ip: Any) -> None:
                 "    for p in model.parameters():\n        p.data -= 0.1 * p.grad")
     assert not [n for n in r.notes if n.kind == "data-inplace"]  # the graph was already used
     assert any(u.kind == "data" for u in r.untracked)
+
+
+def test_traceback_is_the_plain_one(ip: Any) -> None:
+    """No torchmagic frame, no mode dispatch (overrides.py), Tensor.backward once, at its real line."""
+    ip.run_cell("import torch")
+    res = ip.run_cell("%%autograd\nw = torch.ones(2, requires_grad=True)\ny = w.exp().sum()\ny.backward()\ny.backward()")
+    err = res.error_in_exec
+    assert isinstance(err, RuntimeError) and "second time" in str(err)
+    frames = []
+    tb = err.__traceback__
+    while tb is not None:
+        frames.append((tb.tb_frame.f_code.co_filename, tb.tb_frame.f_code.co_name))
+        tb = tb.tb_next
+    cell_at = max(i for i, (f, _) in enumerate(frames) if f in ip.compile._filename_map)  # the magic's body
+    names = [f.rsplit("/", 1)[-1] + ":" + n for f, n in frames[cell_at:]]
+    assert not any(n.startswith("overrides.py") for n in names), names
+    assert names.count("_tensor.py:backward") == 1, names
+    assert not any("/torchmagic/" in f for f, _ in frames[cell_at:]), names
+
+
+# -- issue 14: reports that tell the whole truth ------------------------------------------
+def test_sqrt_at_zero_gives_a_non_finite_status_and_its_origin(ip: Any) -> None:
+    r = run(ip, "w = torch.tensor([0., 4., 16.], requires_grad=True)\nloss = w.sqrt().sum()\nloss.backward()")
+    (leaf,) = r.calls[0].leaves
+    assert leaf.status == "non-finite" and leaf.after.text == "[inf, 0.25, 0.125]" and leaf.after.inf == 1
+    (note,) = [n for n in r.notes if n.kind == "nonfinite"]
+    assert "w: 1 inf" in note.message and "It appeared in SqrtBackward0" in note.message
+    assert r.graph is not None
+    flags = {n.label: n.flag for n in r.graph.nodes}
+    assert flags["SqrtBackward0"] == "origin" and flags["SumBackward0"] == ""
+    assert "⚠ non-finite" in r.to_text() and "non-finite gradient" in r.to_html()
+
+
+def test_no_grad_then_a_graph_is_not_called_no_graph(ip: Any) -> None:
+    ip.run_cell("import torch\nx = torch.tensor([1., 2., 3.], requires_grad=True)")
+    r = run(ip, "with torch.no_grad():\n    y = x * 2\nz = x ** 2")
+    assert r.graph is not None and "PowBackward0" in {n.label for n in r.graph.nodes} and not r.nothing
+    r = run(ip, "with torch.no_grad():\n    y = x * 2\nx ** 2")  # the graph is the unnamed last value
+    assert r.graph is None and "built an autograd graph but bound no result to a new name" in r.nothing
+    assert "built no autograd graph" not in r.nothing
+    r = run(ip, "with torch.no_grad():\n    y = x * 2")
+    assert "the cell built no autograd graph" in r.nothing  # true here
+
+
+def test_reading_data_is_not_a_change_autograd_misses(ip: Any, capture: Any) -> None:
+    with capture():
+        r = run(ip, "x = torch.tensor([1., 2.], requires_grad=True)\nprint(x.data)\nv = x.data.sum().item()\n"
+                    "y = (x * 2).sum()")
+    assert r.untracked == [] and not r.notes
+    r = run(ip, "x = torch.tensor([1., 2.], requires_grad=True)\nx.data.mul_(2)\nx.data = torch.zeros(2)")
+    assert [(u.kind, u.line, u.op) for u in r.untracked] == [("data", 3, "mul_"), ("data", 4, ".data =")]
+
+
+def test_a_raising_backward_shows_what_it_added_first(ip: Any) -> None:
+    ip.run_cell("import torch")
+    res = ip.run_cell("%%autograd -o r\nx1 = torch.tensor(1., requires_grad=True)\n"
+                      "x2 = torch.tensor(1., requires_grad=True)\ny = x2.exp() + x1\ny.backward()\ny.backward()")
+    assert isinstance(res.error_in_exec, RuntimeError)
+    assert ip.user_ns["x1"].grad.item() == 2.0  # plain torch added before raising, so did we
+    r = ip.user_ns["r"]
+    second = r.calls[1]
+    assert second.error == "RuntimeError"
+    (leaf,) = second.leaves
+    assert (leaf.name, leaf.before.text, leaf.added.text, leaf.after.text) == ("x1", "1", "1", "2")
+    assert leaf.status == "accumulated"
+    (partial,) = [n for n in r.notes if n.kind == "partial"]
+    assert "raised after it had already added to 1 gradient: x1.grad 1 → 2 (+1)" in partial.message
+
+
+def test_the_error_text_appears_once(ip: Any, capture: Any) -> None:
+    ip.run_cell("import torch")
+    with capture() as cap:
+        res = ip.run_cell("%%autograd -o r\nv = torch.ones(2, requires_grad=True)\ny = v.exp().sum()\n"
+                          "y.backward()\ny.backward()")
+    message = str(res.error_in_exec).splitlines()[0]
+    r = ip.user_ns["r"]
+    for view in (r.to_text(), r.to_html()):
+        assert "Trying to backward through the graph a second time" not in view
+        assert "raised RuntimeError (the message is in the traceback below)" in view
+    assert message.startswith("Trying to backward through the graph a second time")
+    assert (cap.stdout + cap.stderr).count("Trying to backward") == 1  # the traceback, once
+
+
+def test_in_a_large_graph_a_non_finite_gradient_is_traced_to_its_module(ip: Any) -> None:
+    ip.run_cell(
+        "import torch\nfrom torch import nn\n"
+        "class Root(nn.Module):\n    def forward(self, x):\n        return (x * 0).sqrt() + x\n"
+        "deep = nn.Sequential(*[nn.Sequential(nn.Linear(3, 3), nn.Tanh()) for _ in range(30)], Root(),"
+        " nn.Linear(3, 1))"
+    )
+    r = run(ip, "loss = deep(torch.ones(2, 3)).sum()\nloss.backward()")
+    assert r.graph is not None and r.graph.total_nodes > 100
+    (note,) = [n for n in r.notes if n.kind == "nonfinite"]
+    assert "It appeared inside deep.30:" in note.message, note.message
+    assert "deep.29.0.weight: 9 NaN" in note.message and " and 57 more" in note.message  # 60 leaves, 3 named

@@ -5,10 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from torchmagic.autograd.graph import GNode, Graph
-from torchmagic.autograd.render import graph_tree, to_html
+from torchmagic.autograd.render import leaf_rows, to_html
 from torchmagic.autograd.report import AutogradReport
-from torchmagic.core.report import rich_to_text
 
 EVIL_CELL = (
     "d = {'<script>alert(1)</script>': torch.ones(2, requires_grad=True),\n"
@@ -51,22 +49,8 @@ def test_html_sections(ip: Any) -> None:
     html = ip.user_ns["r"].to_html()
     assert "⚠" in html and "w.grad accumulated" in html and "zero_grad()" in html
     assert "Backward graph" in html and "backward() calls" in html
-    assert re.search(r"\.grad before.*\.grad after", html)
+    assert re.search(r"\.grad before.*this call added.*\.grad after", html)
     assert "[2, 4]" in html and "[4, 8]" in html
-
-
-def test_tree_shares_nodes_and_caps_lines() -> None:
-    nodes = [GNode(id=0, kind="op", label="AddBackward0", names=("y",)),
-             GNode(id=1, kind="op", label="ExpBackward0"),
-             GNode(id=2, kind="leaf", label="x", shape=(2,), dtype="float32", grad="[1, 2]")]
-    g = Graph(nodes=nodes, edges=[(1, 0), (1, 0), (2, 1)], roots=[0])
-    text = rich_to_text(graph_tree(g))
-    assert text.count("ExpBackward0") == 2 and "(shown above)" in text
-    assert ".grad=[1, 2]" in text
-    chain = [GNode(id=i, kind="op", label=f"Op{i}") for i in range(500)]
-    big = Graph(nodes=chain, edges=[(i + 1, i) for i in range(499)], roots=[0])
-    capped = rich_to_text(graph_tree(big, max_lines=50))
-    assert "more nodes not listed" in capped and "Op49" in capped and "Op60" not in capped
 
 
 def test_nothing_report_renders() -> None:
@@ -76,19 +60,28 @@ def test_nothing_report_renders() -> None:
     assert r.svg == "" and r.to_dot().startswith("digraph")
 
 
-def test_long_leaf_tables_are_capped_with_accumulated_first() -> None:
+def test_many_leaves_are_one_row_per_module_with_problems_first() -> None:
     from torchmagic.autograd.report import BackwardCall, LeafGrad
-    from torchmagic.autograd.values import Values
+    from torchmagic.autograd.values import NONE, Values
 
-    v = Values("[1]")
+    def grad(norm: float, inf: int = 0) -> Values:
+        return Values(f"shape (4,), norm {norm}", shape=(4,), norm=norm, nonzero=True, inf=inf)
+
     leaves = tuple(
-        LeafGrad(f"p{i}", (1,), "float32", v, v, "[0]", accumulated=(i in (40, 50)))
+        LeafGrad(f"m{i // 10}.p{i}", (4,), "float32", NONE, grad(3.0, inf=int(i == 25)), grad(3.0, inf=int(i == 25)),
+                 accumulated=(i == 41), group=f"m{i // 10}")
         for i in range(60)
     )
     call = BackwardCall(1, "backward", "loss", 3, "loss.backward()", leaves=leaves)
-    r = AutogradReport(title="%%autograd", calls=[call], calls_total=1)
-    text = r.to_text()
-    assert "… and 36 more leaves (none accumulated)" in " ".join(text.split())
-    assert "p40" in text and "p50" in text and "p0" in text and "p59" not in text
-    html = to_html(r)
-    assert html.count("<code>p") == 24 and "36 more leaves" in html
+    t = leaf_rows(call)
+    assert t.headers[0] == "module" and len(t.rows) == 6
+    assert t.caption == "60 leaves, one row per module: its parameters (tensors), norms of their .grad; .grad was None before this call"
+    assert [r[0] for r in t.rows[:2]] == ["m2", "m4"] and t.statuses[:2] == ["non-finite", "accumulated"]
+    m0 = next(r for r in t.rows if r[0] == "m0")
+    assert m0[1:] == ["40 (10)", "9.49", "9.49"]  # sqrt(10 * 3²); no "before" column: all None
+    text = AutogradReport(title="%%autograd", calls=[call], calls_total=1).to_text()
+    assert "⚠ non-finite" in text and "⚠ accumulated" in text and "m5" in text and "m0.p3" not in text
+    few = BackwardCall(1, "backward", "loss", 3, "loss.backward()", leaves=leaves[:3])
+    t = leaf_rows(few)
+    assert t.headers == ["leaf", "shape", "this call added", ".grad after"]
+    assert t.rows[0] == ["m0.p0", "(4,) float32", "norm 3", "norm 3"]

@@ -85,3 +85,66 @@ def test_interrupted_cell_reports_what_ran_without_an_explanation(ip: Any, inter
         cell.run()
     r = session.report(interrupt)
     assert r.explanation is None and r.calls_total == 1
+
+
+MLP = """torch.manual_seed(0)
+model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 1))
+opt = torch.optim.SGD(model.parameters(), lr=0.05)
+x = torch.randn(64, 16); t = torch.randn(64, 1)"""
+LOOP = """for step in range(20):
+{zero}    loss = ((model(x) - t) ** 2).mean()
+    loss.backward()
+    opt.step()"""
+
+
+def _masked(text: str) -> str:
+    """Numbers and sparklines replaced, so the snapshot pins the structure only."""
+    import re
+
+    text = re.sub(r"[▁▂▃▄▅▆▇█!]{3,}", "<spark>", text)
+    text = re.sub(r"-?\d+(\.\d+)?(e[-+]?\d+)?", "#", text)
+    return "\n".join(re.sub(r"(?<=\S) {2,}", "  ", line) for line in text.splitlines())
+
+
+def test_training_loop_without_zero_grad_snapshot(ip: Any) -> None:
+    ip.run_cell("import torch\nfrom torch import nn\n" + MLP)
+    r = collect(ip, LOOP.format(zero=""))
+    assert r.loop is not None and r.loop.steps == 20 and r.loop.loop_line == 2 and r.loop.line == 4
+    assert r.loop.optimizers == ("opt",) and r.loop.optimizer_steps == 20
+    assert len(r.loop.losses) == 20 and r.loop.detailed == len(r.calls) == 3
+    assert set(r.loop.accumulated) == {"model.0.weight", "model.0.bias", "model.2.weight", "model.2.bias"}
+    (note,) = r.accumulated
+    assert note.message.startswith("4 parameters accumulated over 19 steps: `opt.zero_grad()` missing in the "
+                                   "loop at line 2.")
+    lines = _masked(r.to_text()).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Training loop"))
+    assert lines[start:start + 6] == [
+        "Training loop: # backward() calls on loss (line #, in the loop at line #); opt stepped # times",
+        "  <spark>  loss # → # (min # at step #)",
+        "Gradient flow: each layer's gradient norm, first → last of # sampled steps:",
+        "  model.#  # → #  <spark>  update/weight #",
+        "  model.#  # → #  <spark>  update/weight #",
+        "The first # of # backward() calls are kept in full in the report (-o NAME: NAME.calls).",
+    ]
+    assert r.loop.flow is not None and all(layer.flag == "" for layer in r.loop.flow.layers)
+    assert all(layer.norms[-1] > layer.norms[0] for layer in r.loop.flow.layers)  # accumulating: it only grows
+
+
+def test_training_loop_with_zero_grad_has_no_warning(ip: Any) -> None:
+    ip.run_cell("import torch\nfrom torch import nn\n" + MLP)
+    r = collect(ip, LOOP.format(zero="    opt.zero_grad()\n"))
+    assert r.loop is not None and not r.accumulated and r.loop.accumulated == ()
+    assert r.loop.losses[-1] < r.loop.losses[0]
+    assert r.loop.flow is not None and all(0 < layer.ratios[-1] < 1 for layer in r.loop.flow.layers)
+
+
+def test_a_nan_in_a_loop_is_flagged_per_layer(ip: Any) -> None:
+    ip.run_cell("import torch\nfrom torch import nn\n" + MLP)
+    body = ("for step in range(6):\n    opt.zero_grad()\n    out = model(x)\n"
+            "    loss = (out - t).pow(2).mean() + (out.mean() - step).sqrt()\n    loss.backward()\n    opt.step()")
+    r = collect(ip, body)
+    assert r.loop is not None and r.loop.flow is not None
+    assert {layer.flag for layer in r.loop.flow.layers} == {"non-finite"}
+    assert any(n.kind == "nonfinite" for n in r.notes)
+    nan = next(n for n in r.notes if n.kind == "nonfinite")
+    assert "SqrtBackward0" in nan.message or "PowBackward0" in nan.message

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from torchmagic.autograd.values import difference, fmt_number, summarize
+from torchmagic.autograd.values import fmt_number, nonfinite_text, summarize
 
 
 def test_small_large_none_complex_half() -> None:
@@ -29,11 +29,19 @@ def test_summarize_does_not_modify_or_track() -> None:
     assert t._version == v and t.grad is None
 
 
-def test_difference_and_numbers() -> None:
-    a, b = summarize(torch.tensor([3.0, 4.0])), summarize(torch.tensor([1.0, 1.0]))
-    assert difference(a, b) == "[2, 3]"
-    m1, m2 = summarize(torch.ones(2, 2)), summarize(torch.zeros(2, 2))
-    assert difference(m1, m2) == "[1, 1, 1, 1] (flattened)"
-    big1, big2 = summarize(torch.ones(50)), summarize(torch.zeros(50))
-    assert difference(big1, big2).startswith("norm 0 → 7.071")
+def test_non_finite_values_are_counted_not_hidden() -> None:
+    small = summarize(torch.tensor([float("inf"), 0.5, float("nan")]))
+    assert (small.nan, small.inf, small.finite) == (1, 1, False)
+    big = torch.ones(100)
+    big[3] = float("-inf")
+    s = summarize(big)
+    assert (s.nan, s.inf) == (0, 1) and s.text == "shape (100,), norm inf (1 inf)"
+    assert s.short == "norm inf (1 inf)"
+    assert summarize(torch.ones(100)).short == "norm 10" and summarize(torch.ones(2)).short == "[1, 1]"
+    assert summarize(None).short == "None"
+    assert nonfinite_text(2, 0) == "2 NaN" and nonfinite_text(1, 3) == "1 NaN, 3 inf"
+
+
+def test_numbers() -> None:
     assert fmt_number(float("nan")) == "nan" and fmt_number(3) == "3"
+    assert fmt_number(0.30000001) == "0.3" and fmt_number(1 + 2j) == "1+2j"

@@ -8,12 +8,13 @@ import pytest
 
 from torchmagic.autograd.options import GraphOptions, WatchOptions
 from torchmagic.device.session import DeviceOptions
+from torchmagic.distributed.options import PoolOptions, RunOptions
 from torchmagic.options import Options, options_for
 from torchmagic.tensors.inspect import InfoOptions
 from torchmagic.tensors.summary import SummaryOptions
 from torchmagic.trace.options import TraceOptions
 
-AREAS = [InfoOptions, SummaryOptions, TraceOptions, WatchOptions, GraphOptions, DeviceOptions]
+AREAS = [InfoOptions, SummaryOptions, TraceOptions, WatchOptions, GraphOptions, DeviceOptions, PoolOptions, RunOptions]
 # the traits magics.py reads itself (hook switches, the catalog)
 READ_BY_MAGICS = {"explain_errors", "language", "tensor_display", "nan_watch"}
 

@@ -31,6 +31,7 @@ def unload(ip: Any) -> None:
     if magics is None:
         return
     magics.remove_hooks()
+    magics.stop_distributed()  # no rank process outlives the extension
     from torchmagic.i18n import set_language
 
     set_language("auto")  # the API outside the magics follows the locale again

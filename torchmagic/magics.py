@@ -41,6 +41,7 @@ class TorchMagics(Magics, Options):
         self._nan: Any = None  # torchmagic.trace.watch.CellNanWatch while nan_watch is on
         if not hasattr(self, "_tensor_display"):  # the config may have switched it on already
             self._tensor_display: Any = None  # torchmagic.tensors.display.TensorDisplay, made when switched on
+        self._distributed: Any = None  # torchmagic.distributed.front.Front: the rank pool, made on first use
         set_language(self.language)
 
     @observe("language")
@@ -448,6 +449,14 @@ class TorchMagics(Magics, Options):
         action="store_true",
         help="One box per layer: fold each module's parameters into the op that uses them.",
     )
+    @argument(
+        "--expand",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="Draw the module call NAME (e.g. enc.layers.0) open in a graph folded by module; "
+        "repeat for several.",
+    )
     @argument("expressions", nargs="*", help="Line form: the tensor whose graph to show.")
     @no_var_expand
     @line_cell_magic
@@ -460,9 +469,16 @@ class TorchMagics(Magics, Options):
           assigned, and every tensor backward() was called on, back to the
           leaves), drawn as SVG in notebooks and as a tree in terminals; hover
           a box for shapes, saved tensors and gradients;
+          Large graphs are folded by module: one box per nn.Module call,
+          whole levels opened while the picture stays small; each box opens
+          below the graph (--expand NAME draws one open in it);
         * every backward() / torch.autograd.grad call with each leaf's .grad
-          before -> after, and a warning when a gradient accumulated onto an
-          earlier one that was never zeroed (also across cells);
+          before, what the call added, and after, and a warning when a
+          gradient accumulated onto an earlier one that was never zeroed (also
+          across cells) or holds NaN/inf (naming the op where it appeared);
+        * a training loop (4 or more backward calls) as one summary: loss per
+          step, optimizer steps, each layer's gradient norm and update/weight
+          ratio, with vanishing and exploding layers flagged;
         * what autograd did not track: torch.no_grad(), inference_mode(),
           .detach() cuts, and in-place changes through .data after saving;
         * autograd errors (second backward, in-place modification) in plain
@@ -480,6 +496,10 @@ class TorchMagics(Magics, Options):
             y = x ** 2
             y.backward(gradient=torch.tensor([1., 0.5]))   # shows J, v and v·J
 
+            %%autograd --expand enc.layers.0    # a folded model with one layer drawn open
+            loss = enc(src).pow(2).mean()
+            loss.backward()
+
             %autograd loss                # line form: the graph leading to `loss`
             %autograd -o r loss           # keep the report: r.svg, r.to_dot(), r.to_dict()
             %autograd --modules loss      # one box per layer: parameters folded in
@@ -487,9 +507,12 @@ class TorchMagics(Magics, Options):
         --jacobian runs extra backward passes through the graph (never
         touching .grad); hooks you registered on tensors fire for them too.
         Top-level ``await`` is not supported inside the cell.  Options:
-        ``%config TorchMagics`` (autograd_max_nodes, autograd_collapse,
+        ``%config TorchMagics`` (autograd_max_nodes, autograd_fold,
+        autograd_fold_above, autograd_fold_boxes, autograd_collapse,
         autograd_collapse_above, autograd_min_repeats, autograd_group_modules,
         autograd_value_elements, autograd_max_calls, jacobian_max_elements).
+        After the first autograd_max_calls backward calls of a loop, the loop
+        is followed through hooks on its parameters (no per-op recording).
         Large graphs: long runs of identical blocks are drawn as one box
         (``--no-collapse`` draws everything) and at most autograd_max_nodes
         nodes are read.
@@ -499,9 +522,9 @@ class TorchMagics(Magics, Options):
         from torchmagic.autograd.options import GraphOptions, WatchOptions
 
         watch = options_for(WatchOptions, self, jacobian=args.jacobian)
-        graph = options_for(GraphOptions, self)
+        graph = options_for(GraphOptions, self, expand=tuple(args.expand))
         if args.no_collapse:
-            graph.autograd_collapse = False
+            graph.autograd_collapse = graph.autograd_fold = False
         if args.modules:
             graph.autograd_group_modules = True
         shell: Any = self.ip
@@ -525,6 +548,100 @@ class TorchMagics(Magics, Options):
         return self._run(
             cell, f"%%autograd {line}", lambda c: [AutogradSession(c, ledger, watch, graph)], args.out
         )
+
+    # -- %%distributed ---------------------------------------------------------------
+    def _front(self) -> Any:
+        if self._distributed is None:
+            from torchmagic.distributed.front import Front
+
+            self._distributed = Front(self)
+        return self._distributed
+
+    def stop_distributed(self) -> None:
+        """Stop the rank pool, if any (``%unload_ext`` calls this: no rank process outlives it)."""
+        if self._distributed is not None:
+            self._distributed.stop()
+
+    @magic_arguments()
+    @argument(
+        "-n", type=int, default=None, metavar="N", help="Number of ranks (default: TorchMagics.distributed_ranks)."
+    )
+    @argument("--backend", metavar="NAME", help="gloo, nccl, mpi or auto (default: TorchMagics.distributed_backend).")
+    @argument("--no-init", action="store_true", help="Do not call init_process_group: the cell's code does.")
+    @argument("--launcher", metavar="NAME", help="How engines start: local (default), mpi, slurm, ssh, external.")
+    @argument("--master-addr", metavar="HOST", help="Address of rank 0's store (default: found out from rank 0).")
+    @argument(
+        "--timeout", type=float, default=None, metavar="S", help="Cell form: seconds a rank may wait in a collective."
+    )
+    @argument("--trace", action="store_true", help="Cell form: the full %%tensorinfo trace of every rank.")
+    @argument("--no-start", action="store_true", help="Cell form: fail instead of starting a pool.")
+    @argument("-o", "--out", metavar="NAME", help="Store the report object in the variable NAME.")
+    @argument("command", nargs="?", help="Line form: start, stop, restart or status.")
+    @no_var_expand
+    @line_cell_magic
+    def distributed(self, line: str = "", cell: str | None = None) -> Any:
+        """Run a cell on N ranks of torch.distributed and see what every rank did.
+
+        Line form: the rank pool (processes that persist across cells, each
+        with RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT set and a
+        process group initialised, as torchrun would give them)::
+
+            %distributed start -n 4          # gloo on CPU; nccl when each rank has a GPU
+            %distributed start -n 2 --no-init   # the cells call init_process_group
+            %distributed status              # ranks, hosts, PIDs, alive or dead
+            %distributed restart             # a fresh pool (after a rank died)
+            %distributed stop                # no rank process is left
+
+        Cell form: run the cell on every rank (a pool starts on first use)::
+
+            %%distributed -n 2
+            t = torch.ones(4) * (dist.get_rank() + 1)
+            dist.all_reduce(t)
+            print(t)
+            t.sum()
+
+        shows one report: each rank's output and last value (identical ones
+        folded, "ranks 0–3"), every collective any rank issued — including
+        those DDP, FSDP, DTensor and pipelining issue inside — with the cell
+        line, op, shapes, dtype, bytes, group and which rank arrived late;
+        ops whose shapes differ between ranks; for DDP models each rank's
+        loss and gradients before and after the all-reduce, with the
+        buckets; for DTensors the mesh, placements, global and local shapes
+        and a drawing of which rank holds which block; for pipeline stages
+        their layers and a timeline of micro-batches with the idle bubbles.
+
+        If a rank fails, the cell fails with one error naming the rank(s);
+        the report shows each failing rank's traceback.  Ranks left waiting
+        in a collective are released; ranks that wait longer than --timeout
+        (mismatched collectives, a rank that never arrives) are stopped and
+        the report says which rank waited in what at which line.  The
+        process group is rebuilt when a collective broke it; variables on
+        every rank survive.  A rank that dies is reported: %distributed
+        restart.  Interrupting the kernel interrupts every rank.
+
+        ::
+
+            %%distributed --trace            # plus every rank's %%tensorinfo trace
+            %%distributed --timeout 10       # allow slow collectives
+            %%distributed --no-start         # fail if no pool is running
+            %%distributed -o rep             # keep the report: rep.to_dict()
+
+        Past one machine: ``%distributed start -n 8 --launcher mpi`` (or
+        slurm, ssh), or ``--launcher external`` to wait for engines you start
+        with ``ipengine --file=...`` on other hosts (see the docs).  Options:
+        ``%config TorchMagics`` (distributed_*).
+        """
+        __tracebackhide__ = True
+        args = parse_options(self.distributed, line)
+        front = self._front()
+        emit = lambda report: self._emit(report, args.out)  # noqa: E731
+        if cell is None:
+            if args.trace or args.timeout is not None or args.no_start:
+                raise UsageError("--trace, --timeout and --no-start are for the cell form (%%distributed)")
+            return front.line(args.command or "status", args, emit)
+        if args.command:
+            raise UsageError(f"%%distributed takes options only, not {args.command!r}")
+        return front.cell(cell, f"%%distributed {line}".rstrip(), args, emit)
 
 
 def _magic_name(report: Report) -> str:

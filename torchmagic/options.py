@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, TypeVar
 
-from traitlets import Bool, Enum, Int, Unicode
+from traitlets import Bool, Enum, Float, Int, Unicode
 from traitlets.config import Configurable
 
 __all__ = ["Options", "options_for"]
@@ -124,6 +124,19 @@ class Options(Configurable):
         help="Fold each nn.Module's parameters (weight, bias and their transposes) into the op "
         "that uses them, so a model's graph shows one box per layer (same as --modules).",
     ).tag(config=True)
+    autograd_fold = Bool(
+        True,
+        help="In graphs larger than autograd_fold_above nodes, draw each nn.Module call as one box "
+        "(its inside opens below the graph, or with --expand NAME); False draws every node.",
+    ).tag(config=True)
+    autograd_fold_above = Int(
+        60, help="Graphs with more backward nodes than this are folded by module."
+    ).tag(config=True)
+    autograd_fold_boxes = Int(
+        40,
+        help="A folded graph opens whole levels of nested modules (the model, then each layer) "
+        "while it shows at most this many boxes.",
+    ).tag(config=True)
     autograd_min_repeats = Int(
         4, help="A block must repeat at least this many times in a row to be collapsed."
     ).tag(config=True)
@@ -133,9 +146,10 @@ class Options(Configurable):
         "as shape and norm.",
     ).tag(config=True)
     autograd_max_calls = Int(
-        10,
-        help="backward() calls of one cell recorded in detail (graph, .grad before/after); later "
-        "calls are still checked for gradient accumulation.",
+        3,
+        help="backward() calls of one cell recorded in detail (graph, every leaf's .grad before, added, "
+        "after); later calls are still counted and checked for gradient accumulation, and a training "
+        "loop is then followed through hooks on its parameters (loss, gradient flow).",
     ).tag(config=True)
     jacobian_max_elements = Int(
         256,
@@ -159,6 +173,35 @@ class Options(Configurable):
     ).tag(config=True)
     device_repeats = Int(
         3, help="%%device -n N without -r repeats the timing this many times (like %timeit -r)."
+    ).tag(config=True)
+
+    # -- %%distributed / %distributed ---------------------------------------------
+    distributed_ranks = Int(
+        2, help="%distributed start / %%distributed without -n start this many ranks."
+    ).tag(config=True)
+    distributed_backend = Unicode(
+        "auto",
+        help="Process-group backend: auto (nccl when every rank has its own GPU, else gloo), "
+        "gloo, nccl or mpi.",
+    ).tag(config=True)
+    distributed_timeout = Float(
+        5.0,
+        help="Seconds a rank may wait in one collective before it gives up; the cell is then stopped "
+        "and the report says which rank waited in what, at which line.  --timeout sets it for one cell.",
+    ).tag(config=True)
+    distributed_start_timeout = Float(
+        120.0, help="Seconds to wait for the rank processes to start and join before giving up."
+    ).tag(config=True)
+    distributed_max_collectives = Int(
+        256,
+        help="Collectives each rank keeps per cell (the size of PyTorch's flight recorder buffer); "
+        "older ones are counted, not listed.  Read when the pool starts.",
+    ).tag(config=True)
+    distributed_max_rows = Int(
+        50, help="%%distributed lists at most this many collective rows (and trace rows per rank)."
+    ).tag(config=True)
+    distributed_value_chars = Int(
+        2000, help="The value of each rank's last line is cut after this many characters."
     ).tag(config=True)
 
 

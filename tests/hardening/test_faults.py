@@ -114,10 +114,15 @@ MAGICS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
         ("torchmagic.autograd.session.AutogradSession", "__init__"),
         ("torchmagic.autograd.watcher.AutogradWatcher", "_on_untracked"),
         ("torchmagic.autograd.site.CellSite", "names"),
-        ("torchmagic.autograd.backward.BackwardRecorder", "_before_backward"),
-        ("torchmagic.autograd.backward.BackwardRecorder", "_after_backward"),
+        ("torchmagic.autograd.backward.BackwardRecorder", "_before"),
+        ("torchmagic.autograd.backward.BackwardRecorder", "_after"),
+        ("torchmagic.autograd.modules.ModuleRecorder", "register"),
+        ("torchmagic.autograd.backward", "annotate"),
+        ("torchmagic.autograd.steps.StepLog", "register"),
+        ("torchmagic.autograd.session", "finish_graph"),
+        ("torchmagic.autograd.session", "accumulation_notes"),
         ("torchmagic.autograd.session.AutogradSession", "report"),
-        ("torchmagic.autograd.session", "walk"),
+        ("torchmagic.autograd.session", "_with_grads"),
         ("torchmagic.autograd.session", "user_names"),
         *_render_steps("autograd"),
     ]),
@@ -307,7 +312,7 @@ def test_internal_failure_does_not_chain_onto_the_users_backward_error(
     hip: Any, capture: Any, monkeypatch: Any
 ) -> None:
     """The user's error must not read 'During handling of the above exception (ours)...'."""
-    _Injector(monkeypatch, "torchmagic.autograd.backward.BackwardRecorder", "_before_backward", Boom)
+    _Injector(monkeypatch, "torchmagic.autograd.backward.BackwardRecorder", "_before", Boom)
     body = "y = (x * x).sum()\ny.backward()\ny.backward()"
     res, out = _run(hip, "%%autograd", True, body, capture)
     err = res.error_in_exec

@@ -142,22 +142,29 @@ MEMORY_CASES = [("%%tensorinfo", 1_000_000), ("%%tensorinfo --deep", 1_000_000),
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
 @pytest.mark.parametrize("magic,ops", MEMORY_CASES)
 def test_memory_bounded_over_many_ops(hip: Any, capture: Any, magic: str, ops: int) -> None:
-    """RSS growth between op 10^5 and the last op of one recorded cell stays under 1 MiB.
+    """RSS growth over the ops after the first 10^5 of one recorded cell stays under 1 MiB.
 
-    Per-op records would show: 8 bytes per op (one list slot) is 1.5 MiB over 2 x 10^5 ops.
+    Per-op records would show: 8 bytes per op (one list slot) is 1.5 MiB over 2 x 10^5 ops, in
+    each half of the remaining ops.  The smaller growth of the two halves counts: a one-off jump
+    from something else in this process (Playwright's thread after the browser tests, a history
+    write) lands in one half only, while a per-op leak grows both.
     """
     hip.user_ns["_rss"] = _rss
+    half = (ops + 100_000) // 2
     body = (
         "q = torch.ones(4)\n"
         f"for i in range({ops}):\n"
         "    r = q + 1\n"
         "    if i == 100_000:\n"
         "        _r0 = _rss()\n"
+        f"    elif i == {half}:\n"
+        "        _rm = _rss()\n"
         "_r1 = _rss()\n"
     )
     with capture():
         res = hip.run_cell(f"{magic}\n{body}", store_history=False)
     assert res.success
-    grown = hip.user_ns["_r1"] - hip.user_ns["_r0"]
-    print(f"{magic}: RSS grew {grown / 2**20:.2f} MiB over {ops - 100_000} ops")
-    assert grown < 2**20
+    r0, rm, r1 = (hip.user_ns[k] for k in ("_r0", "_rm", "_r1"))
+    grown = min(rm - r0, r1 - rm)
+    print(f"{magic}: RSS grew {(rm - r0) / 2**20:.2f} + {(r1 - rm) / 2**20:.2f} MiB over {ops - 100_000} ops")
+    assert grown < 2**20 // 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -51,8 +52,9 @@ class Kernel:
         return out
 
 
-@pytest.fixture(scope="session")
-def kernel() -> Iterator[Kernel]:
+@contextlib.contextmanager
+def new_kernel() -> Iterator[tuple[Any, Kernel]]:
+    """A fresh kernel running this checkout, with torchmagic loaded: (its manager, the client)."""
     from jupyter_client.manager import start_new_kernel
 
     env = dict(os.environ)
@@ -61,7 +63,14 @@ def kernel() -> Iterator[Kernel]:
     try:
         k = Kernel(kc)
         assert k.run("%load_ext torchmagic").status == "ok"
-        yield k
+        yield km, k
     finally:
         kc.stop_channels()
-        km.shutdown_kernel(now=True)
+        if km.is_alive():
+            km.shutdown_kernel(now=True)
+
+
+@pytest.fixture(scope="session")
+def kernel() -> Iterator[Kernel]:
+    with new_kernel() as (_, k):
+        yield k

@@ -30,7 +30,7 @@ def _spine(graph: Graph, ins: dict[int, list[int]]) -> list[int]:
     path = [graph.roots[0]]
     while ins[path[-1]]:
         nxt = max(ins[path[-1]], key=lambda i: (height[i], -i))
-        if graph.nodes[nxt].kind != "op":
+        if graph.nodes[nxt].kind not in ("op", "module"):
             break
         path.append(nxt)
     return path
@@ -65,6 +65,11 @@ def _sides(
     return out
 
 
+def _name(node: GNode) -> str:
+    """What a box is, for comparing blocks: the op, or a folded module's type and shapes (not its path)."""
+    return node.sub if node.kind == "module" else node.label
+
+
 def _signature(graph: Graph, nid: int, side: list[int]) -> tuple[object, ...]:
     node = graph.nodes[nid]
     parts = sorted(
@@ -72,7 +77,7 @@ def _signature(graph: Graph, nid: int, side: list[int]) -> tuple[object, ...]:
          graph.nodes[m].shape or ())
         for m in side
     )
-    return (node.label, node.shape or (), tuple(parts))
+    return (_name(node), node.shape or (), tuple(parts))
 
 
 def _best_run(sigs: list[tuple[object, ...] | None], min_repeats: int) -> tuple[int, int, int] | None:
@@ -108,9 +113,7 @@ def collapse_repeats(graph: Graph, min_repeats: int = 4, keep: int = 1) -> Graph
 
 def _collapse_once(graph: Graph, min_repeats: int, keep: int) -> Graph | None:
     ins = graph.inputs()
-    users: dict[int, list[int]] = {n.id: [] for n in graph.nodes}
-    for a, b in graph.edges:
-        users[a].append(b)
+    users = graph.users()
     spine = _spine(graph, ins)
     if len(spine) < min_repeats * 2:
         return None
@@ -137,7 +140,7 @@ def _collapse_once(graph: Graph, min_repeats: int, keep: int) -> Graph | None:
         removed.update(side)
         leaf_names.extend(graph.nodes[m].label for m in side if graph.nodes[m].kind == "leaf")
     # Forward order of one block: spine nodes are listed output-first.
-    block = [graph.nodes[spine[k]].label for k in range(first + period - 1, first - 1, -1)]
+    block = [_name(graph.nodes[spine[k]]).split("  ")[0] for k in range(first + period - 1, first - 1, -1)]
     label = f"{hidden_blocks} × [{' → '.join(block)}]"
     note = f"{len(removed)} nodes: {hidden_blocks} repeats of the same block"
     named = [n for n in leaf_names if n != "leaf"]
@@ -147,7 +150,7 @@ def _collapse_once(graph: Graph, min_repeats: int, keep: int) -> Graph | None:
     keep_ids = [n.id for n in graph.nodes if n.id not in removed]
     renum = {old: new for new, old in enumerate(keep_ids)}
     cid = len(keep_ids)
-    nodes = [replace(graph.nodes[old], id=renum[old]) for old in keep_ids]
+    nodes = [graph.nodes[old].but(id=renum[old]) for old in keep_ids]
     nodes.append(GNode(
         id=cid, kind="collapsed", label=label, count=len(removed), note=note,
         shape=graph.nodes[spine[first]].shape, dtype=graph.nodes[spine[first]].dtype,
@@ -180,9 +183,7 @@ def group_modules(graph: Graph) -> Graph:
     details.  Activations, constants and shared parameters stay visible.
     """
     ins = graph.inputs()
-    users: dict[int, list[int]] = {n.id: [] for n in graph.nodes}
-    for a, b in graph.edges:
-        users[a].append(b)
+    users = graph.users()
     absorbed: dict[int, int] = {}  # node -> op that swallows it
     for node in graph.nodes:
         if node.kind != "op" or not node.group:
@@ -224,8 +225,8 @@ def group_modules(graph: Graph) -> Graph:
     for old in keep_ids:
         n = graph.nodes[old]
         if old in params:
-            n = replace(n, label=f"{n.label} · {n.group}", saved=(*n.saved, *sorted(params[old])))
-        nodes.append(replace(n, id=renum[old]))
+            n = n.but(label=f"{n.label} · {n.group}", saved=(*n.saved, *sorted(params[old])))
+        nodes.append(n.but(id=renum[old]))
     edges = [(renum[a], renum[b]) for a, b in graph.edges if a not in absorbed and b not in absorbed]
     return _rebuilt(graph, nodes, edges, renum, f"module parameters folded into {len(params)} op box(es)")
 

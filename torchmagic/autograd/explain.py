@@ -43,19 +43,18 @@ def explain(message: str, root: str = "", suspects: Sequence[str] = (), saved_by
     first = first_line(message)
     root_txt = f"`{root}`" if root else "the tensor"
     fix = advice("RuntimeError", message, tensor=root_txt, code=root)  # the one wording of the advice table
+
+    def made(kind: str, plain: str, tensors: Sequence[str] = ()) -> Explanation:
+        return Explanation(kind=kind, error=first, plain=plain, fix=fix, tensors=tuple(tensors))
+
+    rooted = (root,) if root else ()
     if "backward through the graph a second time" in message:
-        return Explanation(
-            kind="second-backward",
-            error=first,
-            plain=(
-                f"{root_txt}.backward() needs the intermediate values autograd saved while "
-                f"{root_txt} was computed{f' (for {saved_by})' if saved_by else ''}. The first "
-                "backward() through this graph freed them to save memory, so a second "
-                "backward() through the same graph has nothing to work with."
-            ),
-            fix=fix,
-            tensors=(root,) if root else (),
-        )
+        return made("second-backward", (
+            f"{root_txt}.backward() needs the intermediate values autograd saved while "
+            f"{root_txt} was computed{f' (for {saved_by})' if saved_by else ''}. The first "
+            "backward() through this graph freed them to save memory, so a second "
+            "backward() through the same graph has nothing to work with."
+        ), rooted)
     info = parse_inplace(message)
     if info is not None or "modified by an inplace operation" in message:
         shape = f"({info['shape']})" if info and info["shape"] else ""
@@ -63,50 +62,27 @@ def explain(message: str, root: str = "", suspects: Sequence[str] = (), saved_by
         now, then = (info["now"], info["then"]) if info else ("?", "?")
         who = _names(suspects) if suspects else f"a tensor of shape {shape or '?'}"
         made_by = f" (it is the output of {op})" if op else ""
-        return Explanation(
-            kind="inplace",
-            error=first,
-            plain=(
-                f"Autograd saved {who}{made_by} during the forward pass because it needs its "
-                f"value to compute gradients. Afterwards the tensor was changed in place "
-                f"(e.g. `+=`, `.add_()`, `x[0] = ...`, `relu_()`): its version counter went from "
-                f"{then} to {now}. The saved value is gone, so backward() refuses to compute a "
-                "wrong gradient."
-            ),
-            fix=fix,
-            tensors=tuple(suspects),
-        )
+        return made("inplace", (
+            f"Autograd saved {who}{made_by} during the forward pass because it needs its "
+            f"value to compute gradients. Afterwards the tensor was changed in place "
+            f"(e.g. `+=`, `.add_()`, `x[0] = ...`, `relu_()`): its version counter went from "
+            f"{then} to {now}. The saved value is gone, so backward() refuses to compute a "
+            "wrong gradient."
+        ), suspects)
     if "does not require grad and does not have a grad_fn" in message:
-        return Explanation(
-            kind="no-grad",
-            error=first,
-            plain=(
-                f"{root_txt} is not connected to any tensor with requires_grad=True: it was "
-                "computed under torch.no_grad() / inference_mode(), from .detach()ed tensors, "
-                "or from tensors that never required grad. There is no graph to go back through."
-            ),
-            fix=fix,
-            tensors=(root,) if root else (),
-        )
+        return made("no-grad", (
+            f"{root_txt} is not connected to any tensor with requires_grad=True: it was "
+            "computed under torch.no_grad() / inference_mode(), from .detach()ed tensors, "
+            "or from tensors that never required grad. There is no graph to go back through."
+        ), rooted)
     if "grad can be implicitly created only for scalar outputs" in message:
-        return Explanation(
-            kind="non-scalar",
-            error=first,
-            plain=(
-                f"{root_txt} has more than one element, so backward() does not know how to "
-                "weigh them: it computes v·J (vector–Jacobian product) and needs the vector v."
-            ),
-            fix=fix,
-            tensors=(root,) if root else (),
-        )
+        return made("non-scalar", (
+            f"{root_txt} has more than one element, so backward() does not know how to "
+            "weigh them: it computes v·J (vector–Jacobian product) and needs the vector v."
+        ), rooted)
     if "leaf Variable that requires grad is being used in an in-place operation" in message:
-        return Explanation(
-            kind="leaf-inplace",
-            error=first,
-            plain=(
-                "A leaf tensor with requires_grad=True (a parameter) was changed in place while "
-                "autograd was recording; its gradient would then be meaningless."
-            ),
-            fix=fix,
-        )
+        return made("leaf-inplace", (
+            "A leaf tensor with requires_grad=True (a parameter) was changed in place while "
+            "autograd was recording; its gradient would then be meaningless."
+        ))
     return None

@@ -14,11 +14,11 @@ walk over live autograd objects that builds a :class:`Graph` is
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from torchmagic.core.meta import fmt_shape
 
-__all__ = ["GNode", "Graph", "topo_order", "assign_groups"]
+__all__ = ["GNode", "Graph", "CallInfo", "topo_order", "forward_order", "assign_groups"]
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,8 @@ class GNode:
     """One box of the drawing."""
 
     id: int
-    kind: str  # "op" | "leaf" | "const" | "collapsed" | "more"
-    label: str  # MulBackward0 / the leaf's name / "constant"
+    kind: str  # "op" | "leaf" | "const" | "module" | "collapsed" | "more"
+    label: str  # MulBackward0 / the leaf's name / "dropout mask" / a module's path
     shape: tuple[int, ...] | None = None
     dtype: str = ""
     names: tuple[str, ...] = ()  # user names of tensors this node produced (ops) or is (leaves)
@@ -35,8 +35,20 @@ class GNode:
     grad: str = ""  # leaves: .grad when the graph was read
     note: str = ""
     group: str = ""  # module a leaf/op belongs to ("model.0")
-    count: int = 1  # collapsed nodes: how many original nodes they stand for
+    count: int = 1  # collapsed and module boxes: how many original nodes they stand for
     requires_grad: bool = True
+    call: int = -1  # index of the innermost module call that made it (CallInfo.index), -1: none
+    seq: int = -1  # ops: autograd's sequence number (creation order, so inputs come first); -1: none
+    flag: str = ""  # "nonfinite": a NaN/inf gradient reached it; "origin": one appeared here
+    sub: str = ""  # module boxes: the second line, instead of shape and dtype
+    info: tuple[str, ...] = ()  # more detail lines (module boxes: parameters, inputs)
+
+    def but(self, **changes: object) -> GNode:
+        """A copy with ``changes`` (``dataclasses.replace`` without its cost: graphs copy nodes a lot)."""
+        new = object.__new__(GNode)
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(changes)
+        return new
 
     @property
     def title(self) -> str:
@@ -46,6 +58,8 @@ class GNode:
     @property
     def subtitle(self) -> str:
         """The second line: shape and dtype, and the names of op outputs."""
+        if self.sub:
+            return self.sub
         parts: list[str] = []
         if self.kind == "op" and self.names:
             parts.append("→ " + ", ".join(self.names))
@@ -57,13 +71,16 @@ class GNode:
         """Lines for the hover tooltip and the terminal tree."""
         out: list[str] = []
         kind = {"op": "backward function", "leaf": "leaf tensor (gets .grad)",
-                "const": "constant (needs no gradient)", "collapsed": "collapsed repeated blocks",
-                "more": "not drawn"}.get(self.kind, self.kind)
+                "const": "input that needs no gradient", "collapsed": "collapsed repeated blocks",
+                "module": "module call, folded", "more": "not drawn"}.get(self.kind, self.kind)
         out.append(f"{self.label} — {kind}")
         if self.names:
             out.append(("output of: " if self.kind == "op" else "name: ") + ", ".join(self.names))
-        if self.shape is not None:
+        if self.sub:
+            out.append(self.sub)
+        elif self.shape is not None:
             out.append(f"shape {fmt_shape(self.shape)}, dtype {self.dtype}")
+        out.extend(self.info)
         if self.group:
             out.append(f"module: {self.group}")
         out.extend(f"saved {s}" for s in self.saved)
@@ -75,6 +92,34 @@ class GNode:
         if self.note:
             out.append(self.note)
         return out
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    """One ``nn.Module`` call whose backward nodes are in the graph (see :mod:`torchmagic.autograd.modules`)."""
+
+    index: int  # order of the call in the cell
+    parent: int  # the enclosing call's index, -1 at the top
+    path: str  # "enc.layers.0" (the module's name from the namespace), or its type when unnamed
+    type: str  # "TransformerEncoderLayer"
+    ins: tuple[tuple[int, ...], ...] = ()  # input shapes
+    outs: tuple[tuple[int, ...], ...] = ()  # output shapes
+    params: int = 0  # parameter elements of the module (its submodules included)
+    tensors: int = 0  # ... and parameter tensors
+    nodes: int = 0  # backward nodes made inside the call (its children's included)
+    repeat: int = 1  # 2 for the second call of the same module in the cell
+    detail: str = ""  # "p=0.1"
+
+    @property
+    def title(self) -> str:
+        return self.path + (f" (call {self.repeat})" if self.repeat > 1 else "")
+
+    @property
+    def shapes(self) -> str:
+        """``(2, 10, 64) → (2, 10, 64)``."""
+        ins = ", ".join(fmt_shape(s) for s in self.ins[:2])
+        outs = ", ".join(fmt_shape(s) for s in self.outs[:2])
+        return f"{ins} → {outs}" if ins or outs else ""
 
 
 @dataclass
@@ -90,6 +135,7 @@ class Graph:
     collapsed: list[str] = field(default_factory=list)  # messages about collapsed repeats
     freed: bool = False  # saved tensors were already freed by a backward
     stale: list[str] = field(default_factory=list)  # saved tensors modified in place
+    calls: list[CallInfo] = field(default_factory=list)  # module calls that made its nodes
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -103,17 +149,40 @@ class Graph:
             ins[b].append(a)
         return ins
 
+    def users(self) -> dict[int, list[int]]:
+        """For each node, the nodes that consume it."""
+        out: dict[int, list[int]] = {n.id: [] for n in self.nodes}
+        for a, b in self.edges:
+            out[a].append(b)
+        return out
+
     def leaves(self) -> list[GNode]:
         return [n for n in self.nodes if n.kind == "leaf"]
 
 
+def forward_order(graph: Graph) -> list[int]:
+    """Node ids in the order the forward pass made them (by sequence number), inputs first.
+
+    Leaves and inputs have no number: each comes just before its first user.
+    Autograd numbers nodes as it makes them, so every input's number is
+    smaller than its user's and this is a topological order too.
+    """
+    users = graph.users()
+    key: dict[int, float] = {}
+    for node in graph.nodes:
+        if node.seq >= 0:
+            key[node.id] = float(node.seq)
+    for node in graph.nodes:
+        if node.id not in key:
+            firsts = [key[u] for u in users[node.id] if u in key]
+            key[node.id] = (min(firsts) - 0.5) if firsts else -1.0
+    return sorted(key, key=lambda nid: (key[nid], nid))
+
+
 def topo_order(graph: Graph) -> list[int]:
     """Node ids with every input before the ops that consume it."""
-    ins = graph.inputs()
-    users: dict[int, list[int]] = {n.id: [] for n in graph.nodes}
-    missing = {nid: len(v) for nid, v in ins.items()}
-    for a, b in graph.edges:
-        users[a].append(b)
+    users = graph.users()
+    missing = {nid: len(v) for nid, v in graph.inputs().items()}
     ready = [nid for nid, k in missing.items() if k == 0]
     out: list[int] = []
     while ready:
@@ -146,7 +215,7 @@ def assign_groups(graph: Graph) -> None:
         if len(found) == 1:
             groups[nid] = found.pop()
             if node.kind == "op":
-                graph.nodes[nid] = replace(node, group=groups[nid])
+                graph.nodes[nid] = node.but(group=groups[nid])
         param_only[nid] = bool(ins[nid]) and all(param_only.get(i, False) for i in ins[nid])
 
 

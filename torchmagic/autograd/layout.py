@@ -23,6 +23,7 @@ H_GAP = 18.0  # horizontal space between boxes
 V_GAP = 28.0  # vertical space between layers
 MARGIN = 8.0
 DUMMY_W = 6.0
+X_SWEEPS = 4  # down, up, down, up: enough for narrow autograd graphs (more barely moves a box)
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,8 @@ def _isotonic(targets: list[float], weights: list[float]) -> list[float]:
 
 def _place(row: list[int], width: list[float], desired: list[float], weight: list[float]) -> list[float]:
     """Centres for ``row`` closest to ``desired`` with no two boxes overlapping."""
+    if len(row) == 1:  # most layers of a deep graph: nothing to keep apart
+        return desired
     offsets = [0.0]
     for a, b in itertools.pairwise(row):
         offsets.append(offsets[-1] + width[a] / 2 + H_GAP + width[b] / 2)
@@ -255,7 +258,7 @@ def layout(
             best_cross, best, stale = cross, [row[:] for row in order], 0
         else:
             stale += 1
-            if stale >= 4:
+            if stale >= 2:
                 break
     order = best
     # x: start packed, then pull each node towards its neighbours (down and up sweeps).
@@ -266,12 +269,16 @@ def layout(
             xs[v] = x + width[v] / 2
             x += width[v] + H_GAP
     weight = [1.0 if v < n else 2.0 for v in range(total)]
-    for it in range(8):
+    for it in range(X_SWEEPS):
+        moved = 0.0
         for i, down in _sweep(it, depth):
             row = order[i]
             desired = [_mean((pred if down else succ)[v], xs, xs[v]) for v in row]
             for v, x in zip(row, _place(row, width, desired, [weight[v] for v in row])):
+                moved = max(moved, abs(xs[v] - x))
                 xs[v] = x
+        if moved < 0.5 and it % 2:  # settled after a down and an up sweep
+            break
     # y: one band per layer, as tall as its tallest box.
     band = [0.0] * depth
     for v in range(n):

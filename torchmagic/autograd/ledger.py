@@ -69,6 +69,10 @@ class GradLedger:
         if grad is None:
             self._entries.pop(id(leaf), None)
             return
+        entry = self._entries.get(id(leaf))
+        if entry is not None and entry.leaf() is leaf and entry.grad is not None and entry.grad() is grad:
+            entry.version, entry.where = int(grad._version), where  # a loop: the same objects every step
+            return
         self._entries[id(leaf)] = _LedgerEntry(
             weakref.ref(leaf), weakref.ref(grad), int(grad._version), where
         )

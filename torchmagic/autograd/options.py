@@ -21,9 +21,13 @@ class WatchOptions:
 
 @dataclass
 class GraphOptions:
-    """How the graph is folded before it is drawn (``--no-collapse`` and ``--modules`` override)."""
+    """How the graph is folded before it is drawn (``--no-collapse``, ``--modules`` and ``--expand`` override)."""
 
     autograd_collapse: bool
     autograd_collapse_above: int
     autograd_min_repeats: int
     autograd_group_modules: bool
+    autograd_fold: bool
+    autograd_fold_above: int
+    autograd_fold_boxes: int
+    expand: tuple[str, ...] = ()  # --expand NAME: module calls drawn open

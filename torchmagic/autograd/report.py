@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from torchmagic.autograd.dot import to_dot
+from torchmagic.autograd.fold import Drill
 from torchmagic.autograd.graph import Graph
 from torchmagic.autograd.values import Values
 from torchmagic.core.report import Report
@@ -23,6 +24,9 @@ __all__ = [
     "Note",
     "Explanation",
     "Jacobian",
+    "LayerFlow",
+    "GradFlow",
+    "LoopSummary",
     "AutogradReport",
 ]
 
@@ -36,9 +40,17 @@ class LeafGrad:
     dtype: str
     before: Values
     after: Values
-    added: str  # what this backward contributed (after - before)
+    added: Values  # the gradient this backward sent into the leaf (what was added to .grad)
     accumulated: bool = False  # added onto a gradient that was not zeroed
     previous: str = ""  # where the old gradient came from, when known
+    group: str = ""  # the module the leaf belongs to ("model.0"), from its name
+
+    @property
+    def status(self) -> str:
+        """``"non-finite"``, ``"accumulated"`` or ``"ok"``."""
+        if not (self.after.finite and self.added.finite):
+            return "non-finite"
+        return "accumulated" if self.accumulated else "ok"
 
 
 @dataclass(frozen=True)
@@ -57,7 +69,8 @@ class BackwardCall:
     leaves: tuple[LeafGrad, ...] = ()
     results: tuple[tuple[str, str], ...] = ()  # torch.autograd.grad: (input, gradient)
     graph_nodes: int = 0
-    error: str = ""
+    error: str = ""  # the exception's type when the call raised (its text is in the traceback)
+    loss: float | None = None  # the root's value when it is one number
 
 
 @dataclass(frozen=True)
@@ -77,7 +90,7 @@ class Untracked:
 class Note:
     """A warning for the learner: what happened, both values, and the fix."""
 
-    kind: str  # "accumulated" | "data-inplace" | "info"
+    kind: str  # "accumulated" | "data-inplace" | "nonfinite" | "partial" | "info"
     message: str
     fix: str = ""
     line: int = 0
@@ -112,6 +125,46 @@ class Jacobian:
     note: str = ""
 
 
+@dataclass(frozen=True)
+class LayerFlow:
+    """One layer's gradient across the steps of a training loop."""
+
+    name: str  # the module ("model.0") or, for a leaf outside modules, its name
+    tensors: int  # parameter tensors in it
+    norms: tuple[float, ...]  # gradient norm (all its parameters together) on each sampled step
+    ratios: tuple[float, ...] = ()  # ‖update‖ / ‖weight‖ on the sampled optimizer steps
+    flag: str = ""  # "" | "vanishing" | "exploding" | "non-finite" | "no gradient"
+    why: str = ""  # the numbers behind the flag
+
+
+@dataclass(frozen=True)
+class GradFlow:
+    """Per-layer gradient norms (and update/weight ratios) across a loop's sampled steps."""
+
+    steps: tuple[int, ...]  # which backward calls were sampled
+    layers: tuple[LayerFlow, ...]
+    update_steps: tuple[int, ...] = ()  # sampled steps on which an optimizer stepped
+
+
+@dataclass(frozen=True)
+class LoopSummary:
+    """A cell that called ``backward()`` many times, summarised (the training loop)."""
+
+    steps: int  # backward calls
+    line: int  # the line of the (last) backward call
+    loop_line: int  # the ``for``/``while`` around it (0 when there is none)
+    loop_source: str
+    root: str  # what backward() was called on ("loss")
+    losses: tuple[float, ...]  # the root's value on the sampled steps
+    loss_steps: tuple[int, ...]
+    optimizers: tuple[str, ...] = ()  # names of the optimizers that stepped
+    optimizer_steps: int = 0
+    accumulated: tuple[str, ...] = ()  # leaves whose gradient was never zeroed between steps
+    accumulated_steps: int = 0  # backward calls that added onto an un-zeroed gradient
+    detailed: int = 0  # how many of the calls are in ``calls`` in full
+    flow: GradFlow | None = None
+
+
 @dataclass
 class AutogradReport(Report):
     """Everything ``%%autograd`` / ``%autograd t`` found."""
@@ -129,6 +182,8 @@ class AutogradReport(Report):
     leaves: list[tuple[str, str]] = field(default_factory=list)  # line form: (leaf, .grad)
     nothing: str = ""  # why there is nothing to draw
     failed: bool = False  # the cell raised
+    loop: LoopSummary | None = None  # the cell called backward() many times
+    drills: list[Drill] = field(default_factory=list)  # the inside of each folded module box
 
     @property
     def svg(self) -> str:

@@ -7,6 +7,8 @@ answers them for one compiled cell.  Frames are only looked at, never kept.
 
 from __future__ import annotations
 
+import ast
+import functools
 import os
 import sys
 from collections.abc import Mapping
@@ -17,10 +19,10 @@ from typing import Any
 import torch
 
 from torchmagic.core.cell import cell_lineno
-from torchmagic.core.names import user_names
+from torchmagic.core.names import iter_named_tensors
 from torchmagic.core.text import source_line
 
-__all__ = ["CellSite"]
+__all__ = ["CellSite", "enclosing_loop", "names_of"]
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # torchmagic/
@@ -68,14 +70,51 @@ class CellSite:
         """The stripped text of cell line ``line``."""
         return source_line(self.lines, line)
 
-    def names(self) -> dict[int, str]:
-        """``id(tensor) -> name`` from the namespace and the cell's local frames (loops in functions)."""
-        names = user_names(self.namespace)
+    def loop_line(self, line: int) -> int:
+        """The line of the innermost ``for``/``while`` around cell line ``line`` (0 when there is none)."""
+        return enclosing_loop("\n".join(self.lines), line)
+
+    def tensors(self) -> list[tuple[str, torch.Tensor]]:
+        """``(name, tensor)`` in the namespace, then in the cell's local frames (loops in functions)."""
+        named = list(iter_named_tensors(self.namespace))
         frame: FrameType | None = sys._getframe(1)
         while frame is not None:
             if frame.f_code.co_filename == self.filename and frame.f_locals is not self.namespace:
-                for k, v in list(frame.f_locals.items()):
-                    if isinstance(v, torch.Tensor) and not k.startswith("_"):
-                        names.setdefault(id(v), k)
+                named.extend((k, v) for k, v in list(frame.f_locals.items())
+                             if isinstance(v, torch.Tensor) and not k.startswith("_"))
             frame = frame.f_back
-        return names
+        return named
+
+    def names(self) -> dict[int, str]:
+        """``id(tensor) -> name`` from :meth:`tensors`: a top-level name wins over a nested one."""
+        return names_of(self.tensors())
+
+
+@functools.lru_cache(maxsize=16)
+def enclosing_loop(source: str, line: int) -> int:
+    """The line of the innermost ``for``/``while`` of ``source`` around ``line`` (0 when there is none)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # IPython syntax the transformers rewrote: no loop to point at
+        return 0
+    best = 0
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.For, ast.While, ast.AsyncFor)) and node.lineno <= line <= (node.end_lineno or 0):
+            best = max(best, node.lineno)
+    return best
+
+
+def names_of(named: list[tuple[str, torch.Tensor]]) -> dict[int, str]:
+    """``id(tensor) -> name`` from ``(name, tensor)`` pairs: the first name, unless a later one is top-level
+    and the first is not (``w`` over ``params[0]``), as :func:`torchmagic.core.names.user_names` does."""
+    names: dict[int, str] = {}
+    for name, tensor in named:
+        key = id(tensor)
+        old = names.get(key)
+        if old is None or (_nested(old) and not _nested(name)):
+            names[key] = name
+    return names
+
+
+def _nested(name: str) -> bool:
+    return "." in name or "[" in name

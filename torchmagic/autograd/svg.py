@@ -1,11 +1,13 @@
 """Draw a :class:`Graph` as a small, self-contained SVG (no Graphviz, no script).
 
-Every node is a rounded box with its op or name and its shape; hovering a box
-shows its details through an SVG ``<title>``, which browsers display as a
-tooltip without any JavaScript, so the picture keeps working in untrusted and
-exported notebooks.  All text is escaped.  Styling lives in one ``<style>``
-block with classes, which keeps large graphs small (a few hundred bytes per
-node).
+Every node is a rounded box with its op or name and its shape (a folded
+module call: its name, type and shapes); hovering a box shows its details
+through an SVG ``<title>``, which browsers display as a tooltip without any
+JavaScript, so the picture keeps working in untrusted and exported notebooks.
+All text is escaped.  Styling lives in one ``<style>`` block with classes,
+which keeps large graphs small (a few hundred bytes per node).  The SVG has a
+fixed size and ``max-width: none``: a notebook never shrinks it to fit, so
+its text stays 11 px and a large picture scrolls instead.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ __all__ = ["node_size", "draw", "graph_svg"]
 CHAR_W = 6.6  # monospace 11px
 LINE_H = 14.0
 PAD_X = 8.0
-MAX_CHARS = 48
+MAX_CHARS = 60
 
 
 def _clip(text: str) -> str:
@@ -44,8 +46,8 @@ def node_size(node: GNode) -> tuple[float, float]:
 
 def _n(v: float) -> str:
     """Compact coordinates: integers where possible, one decimal otherwise."""
-    r = round(v, 1)
-    return str(int(r)) if r == int(r) else str(r)
+    text = f"{v:.1f}"
+    return text[:-2] if text.endswith(".0") else text
 
 
 def _style(uid: str) -> str:
@@ -56,6 +58,9 @@ def _style(uid: str) -> str:
         f"#{uid} .const{{fill:#eeeeee;stroke-dasharray:3 2}}"
         f"#{uid} .collapsed{{fill:#fff3cd;stroke:#b35900;stroke-dasharray:5 2}}"
         f"#{uid} .more{{fill:#ffffff;stroke-dasharray:2 2}}"
+        f"#{uid} .module{{fill:#ede7f6;stroke:#5e35b1}}"
+        f"#{uid} .nonfinite{{stroke:#b35900;stroke-width:2}}"
+        f"#{uid} .origin{{stroke:#c62828;stroke-width:3}}"
         f"#{uid} .root{{stroke:#c62828;stroke-width:2}}"
         f"#{uid} .e{{fill:none;stroke:#8a94a6;stroke-width:1.2}}"
         f"#{uid} .s{{fill:#555}}</style>"
@@ -73,7 +78,7 @@ def draw(graph: Graph, lay: Layout, uid: str = "") -> str:
     width, height = _n(lay.width), _n(lay.height)
     out = [
         (f'<svg xmlns="http://www.w3.org/2000/svg" id="{uid}" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="autograd graph">'),
+        f'viewBox="0 0 {width} {height}" style="max-width:none" role="img" aria-label="autograd graph">'),
         _style(uid),
         (f'<defs><marker id="{uid}-a" viewBox="0 0 8 8" refX="8" refY="4" markerWidth="7" '
         'markerHeight="7" orient="auto"><path d="M0,0L8,4L0,8z" fill="#8a94a6"/></marker></defs>'),
@@ -87,7 +92,7 @@ def draw(graph: Graph, lay: Layout, uid: str = "") -> str:
     out.append("</g>")
     roots = set(graph.roots)
     for node, box in zip(graph.nodes, lay.boxes):
-        cls = node.kind + (" root" if node.id in roots else "")
+        cls = node.kind + (" root" if node.id in roots else "") + (f" {node.flag}" if node.flag else "")
         title = esc("\n".join(node.details()))
         lines = _lines(node)
         x0 = box.x + PAD_X

@@ -1,37 +1,55 @@
 """Turn a gradient (or any tensor) into a short, plain-data summary.
 
 Learners want to *see* small gradients (``[2., 4.]``) and only need the size
-of large ones (shape and norm).  The summary holds strings and floats, never
-the tensor, so reports can be kept around without keeping memory alive.
-Everything here reads values under ``torch.no_grad()`` and never modifies
-the tensor it is given.
+of large ones (shape and norm).  Non-finite values are counted, never hidden
+in a norm: a gradient with an ``inf`` says so.  The summary holds strings and
+floats, never the tensor, so reports can be kept around without keeping
+memory alive.  Everything here reads values under ``torch.no_grad()`` and
+never modifies the tensor it is given.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torchmagic.core.meta import dtype_name, fmt_shape
 
-__all__ = ["Values", "NONE", "summarize", "difference", "fmt_number"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["Values", "NONE", "summarize", "fmt_number", "nonfinite_text"]
 
 
 @dataclass(frozen=True)
 class Values:
     """A tensor's values as text, plus numbers for arithmetic (real, small tensors only)."""
 
-    text: str
+    text: str  # every value when small, else "shape (64,), norm 3.3"
     shape: tuple[int, ...] = ()
     dtype: str = ""
     norm: float = 0.0
     flat: tuple[float, ...] | None = None  # every value, for small real tensors
     nonzero: bool = False
+    nan: int = 0  # how many values are NaN
+    inf: int = 0  # ... +inf or -inf
 
     @property
     def small(self) -> bool:
         return self.flat is not None
+
+    @property
+    def finite(self) -> bool:
+        return not (self.nan or self.inf)
+
+    @property
+    def short(self) -> str:
+        """For a table whose other columns give shape and dtype: the values, or ``norm N``."""
+        if self.text == "None" or not self.text.startswith("shape "):
+            return self.text
+        extra = f" ({nonfinite_text(self.nan, self.inf)})" if not self.finite else ""
+        return f"norm {fmt_number(self.norm)}{extra}"
 
 
 NONE = Values(text="None")
@@ -52,13 +70,19 @@ def fmt_number(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def nonfinite_text(nan: int, inf: int) -> str:
+    """``"1 NaN, 2 inf"``: how many values are not finite."""
+    parts = ([f"{nan} NaN"] if nan else []) + ([f"{inf} inf"] if inf else [])
+    return ", ".join(parts)
+
+
 def _nested(values: Any, digits: int) -> str:
     if isinstance(values, list):
         return "[" + ", ".join(_nested(v, digits) for v in values) + "]"
     return fmt_number(values, digits)
 
 
-def summarize(t: Any, small_elements: int = 16, digits: int = 4) -> Values:
+def summarize(t: torch.Tensor | None, small_elements: int = 16, digits: int = 4) -> Values:
     """Values of ``t`` (``None`` allowed): all of them when small, else shape and norm."""
     if t is None:
         return NONE
@@ -73,34 +97,34 @@ def summarize(t: Any, small_elements: int = 16, digits: int = 4) -> Values:
         numel = d.numel()
         if numel <= small_elements:
             wide = d.to(torch.complex128) if d.is_complex() else d.to(torch.float64)
-            norm = float(torch.linalg.vector_norm(wide)) if numel else 0.0
-            listed = wide.tolist()
             flat: tuple[float, ...] | None = None
+            nan = inf = 0
             if not d.is_complex():
-                flat = tuple(float(v) for v in wide.reshape(-1).tolist())
+                flat = tuple(wide.reshape(-1).tolist())
+                norm = math.sqrt(sum(v * v for v in flat))
+                nan = sum(1 for v in flat if v != v)
+                inf = sum(1 for v in flat if v in (math.inf, -math.inf))
+            else:
+                norm = float(torch.linalg.vector_norm(wide)) if numel else 0.0
+                if not math.isfinite(norm):
+                    nan, inf = _count_nonfinite(d)
             return Values(
-                text=_nested(listed, digits),
-                shape=shape,
-                dtype=dtype,
-                norm=norm,
-                flat=flat,
-                nonzero=bool(norm != 0.0),
+                text=_nested(wide.tolist(), digits), shape=shape, dtype=dtype, norm=norm, flat=flat,
+                nonzero=bool(norm != 0.0), nan=nan, inf=inf,
             )
         real = d.abs() if d.is_complex() else d
         if not real.is_floating_point():
             real = real.double()
         norm = float(torch.linalg.vector_norm(real, dtype=torch.float64))
-        nonzero = norm != 0.0
+        nan, inf = _count_nonfinite(real) if not math.isfinite(norm) else (0, 0)
         text = f"shape {fmt_shape(shape)}, norm {fmt_number(norm, digits)}"
-        return Values(text=text, shape=shape, dtype=dtype, norm=norm, nonzero=nonzero)
+        if nan or inf:
+            text += f" ({nonfinite_text(nan, inf)})"
+        return Values(text=text, shape=shape, dtype=dtype, norm=norm, nonzero=norm != 0.0, nan=nan, inf=inf)
 
 
-def difference(after: Values, before: Values, digits: int = 4) -> str:
-    """What one backward added: ``after - before`` for small tensors, else the norms."""
-    if after.flat is not None and before.flat is not None and len(after.flat) == len(before.flat):
-        diff = [a - b for a, b in zip(after.flat, before.flat)]
-        if not after.shape:
-            return fmt_number(diff[0], digits)
-        text = "[" + ", ".join(fmt_number(v, digits) for v in diff) + "]"
-        return text if len(after.shape) == 1 else text + " (flattened)"
-    return f"norm {fmt_number(before.norm, digits)} → {fmt_number(after.norm, digits)}"
+def _count_nonfinite(t: torch.Tensor) -> tuple[int, int]:
+    """(NaN count, ±inf count) of a tensor whose norm already said it has some."""
+    import torch
+
+    return int(torch.isnan(t).sum()), int(torch.isinf(t).sum())

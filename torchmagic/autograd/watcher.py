@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import FrameType
 from typing import Any
 
@@ -20,11 +20,14 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from torchmagic.autograd.backward import BackwardRecorder
+from torchmagic.autograd.follow import Follower
 from torchmagic.autograd.ledger import GradLedger
 from torchmagic.autograd.log import WatchLog
+from torchmagic.autograd.modules import ModuleRecorder
 from torchmagic.autograd.options import WatchOptions
 from torchmagic.autograd.report import Note, Untracked
 from torchmagic.autograd.site import CellSite
+from torchmagic.autograd.steps import StepLog
 from torchmagic.core.funcs import INPLACE_DUNDER
 from torchmagic.core.guard import Fence
 from torchmagic.core.saved import read_saved
@@ -33,12 +36,18 @@ __all__ = ["AutogradWatcher"]
 
 _DATA_GET = torch._C.TensorBase.__dict__["data"].__get__  # what TF sees for `.data`
 _DATA_SET = torch._C.TensorBase.__dict__["data"].__set__  # ... for `t.data = other`
-_BACKWARDS = {  # what the mode sees -> how the report names the call
+_SPECIAL: dict[Any, str] = {  # what the mode sees -> what it is (backward calls: how the report names them)
     torch.Tensor.backward: "backward",
     torch.autograd.backward: "torch.autograd.backward",
     torch.autograd.grad: "torch.autograd.grad",
+    _DATA_GET: "data.get",
+    _DATA_SET: "data.set",
+    torch.Tensor.detach: "detach",
+    torch.detach: "detach",
 }
 _MAX_EVENTS = 50
+_is_compiling = torch.compiler.is_compiling
+_grad_enabled = torch.is_grad_enabled
 
 
 def _func_name(func: Any) -> str:
@@ -66,53 +75,95 @@ class AutogradWatcher(TorchFunctionMode):
         options: WatchOptions,
         run: int = 0,
         cell_key: str = "",
+        modules: ModuleRecorder | None = None,
+        steps: StepLog | None = None,
     ) -> None:
         super().__init__()
         self.site = site
         self.options = options
         self.log = WatchLog()
         self.fence = Fence()  # our own recording failures, said once after the cell
-        self.backward = BackwardRecorder(site, self.log, ledger, options, run, cell_key)
-        self._data: dict[int, tuple[weakref.ref[torch.Tensor], _DataRef]] = {}
+        self.steps = steps or StepLog(self.fence)
+        self.backward = BackwardRecorder(site, self.log, ledger, options, run, cell_key, modules, self.steps)
+        self._data: dict[int, tuple[weakref.ref[torch.Tensor], _DataRef]] = {}  # .data results seen
         self._untracked_keys: dict[tuple[str, int, str], int] = {}
+        self.modules = modules
+        self.follower = Follower(self.log, self.steps, ledger, site.namespace, self.fence)
+        self.detached = False  # off the function-mode stack: a loop is followed through its leaves
+        self.followed = False  # ... at some point of this cell
+
+    def step_aside(self) -> None:
+        """From a hook that runs in the user's code: hand a loop over to the follower, and leave the stack.
+
+        Only when the last detailed backward call asked for it and this mode is
+        on top of the stack (a mode the user pushed above it stays undisturbed).
+        """
+        handoff = self.backward.handoff
+        if handoff is None or self.detached:
+            return
+        try:
+            depth = torch._C._len_torch_function_stack()
+            if depth == 0 or torch._C._get_function_stack_at(depth - 1) is not self:
+                return
+            torch._C._pop_torch_function_stack()
+            self.detached = self.followed = True
+            self.backward.handoff = None
+            self.follower.start(handoff)
+            if self.modules is not None:
+                self.modules.__exit__(None, None, None)
+        except Exception as exc:  # noqa: BLE001 - recording must never break the user's step
+            self.fence.fail(exc)
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.follower.stop()
+        if self.detached:  # back on the stack, so that exiting the mode pops this mode and no other
+            torch._C._push_on_torch_function_stack(self)
+            self.detached = False
+        super().__exit__(*exc_info)
 
     # -- the mode ---------------------------------------------------------------
     def __torch_function__(
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
     ) -> Any:
         __tracebackhide__ = True
-        kwargs = dict(kwargs or {})
-        if torch.compiler.is_compiling():
+        kwargs = dict(kwargs) if kwargs else {}  # a copy: a DeviceContext below us edits it in place
+        if _is_compiling():
             return func(*args, **kwargs)
-        kind = _BACKWARDS.get(func)
-        if kind is not None:
-            return self.backward.record(kind, func, args, kwargs)
-        if func is _DATA_GET or func == _DATA_GET:
-            out = func(*args, **kwargs)
-            try:
-                self._on_data(args[0], out)
-            except Exception as exc:  # noqa: BLE001 - recording must never break the user's op
-                self.fence.fail(exc)
-            return out
-        if func == _DATA_SET and args and isinstance(args[0], torch.Tensor):
-            try:
-                self._on_data_set(args[0])
-            except Exception as exc:  # noqa: BLE001 - recording must never break the user's op
-                self.fence.fail(exc)
-        elif self._data and args and isinstance(args[0], torch.Tensor):
-            try:
-                self._check_data_inplace(func, args[0])
-            except Exception as exc:  # noqa: BLE001 - recording must never break the user's op
-                self.fence.fail(exc)
-        grad_off = not torch.is_grad_enabled()
-        if not grad_off and _func_name(func) != "detach":
-            return func(*args, **kwargs)
-        out = func(*args, **kwargs)
         try:
-            self._on_untracked(func, args, kwargs, out, grad_off)
+            special = _SPECIAL.get(func)
+        except TypeError:  # an unhashable callable
+            special = None
+        if special is None:
+            if self.steps.stepping:  # inside optimizer.step(): its own business, and many small ops
+                return func(*args, **kwargs)
+            if self._data and args and isinstance(args[0], torch.Tensor):
+                self._fenced(self._check_data_inplace, func, args[0])
+            if _grad_enabled():
+                return func(*args, **kwargs)  # the common case: nothing to record
+            out = func(*args, **kwargs)
+            if any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+                self._fenced(self._on_untracked, func, args, kwargs, out, True)
+            return out
+        if special == "data.get":
+            out = func(*args, **kwargs)
+            self._fenced(self._on_data, args[0], out)
+            return out
+        if special == "data.set":
+            if args and isinstance(args[0], torch.Tensor):
+                self._fenced(self._on_data_set, args[0])
+            return func(*args, **kwargs)
+        if special == "detach":
+            out = func(*args, **kwargs)
+            self._fenced(self._on_untracked, func, args, kwargs, out, not torch.is_grad_enabled())
+            return out
+        return self.backward.record(special, func, args, kwargs)
+
+    def _fenced(self, step: Callable[..., None], *args: Any) -> None:
+        """Run one recording step; a failure is ours, said after the cell, never the user's op's."""
+        try:
+            step(*args)
         except Exception as exc:  # noqa: BLE001 - recording must never break the user's op
             self.fence.fail(exc)
-        return out
 
     # -- not tracked ------------------------------------------------------------
     def _on_untracked(self, func: Any, args: Any, kwargs: Any, out: Any, grad_off: bool) -> None:
@@ -127,40 +178,36 @@ class AutogradWatcher(TorchFunctionMode):
             return
         line = frame.f_lineno
         kind = ("inference_mode" if torch.is_inference_mode_enabled() else "no_grad") if grad_off else "detach"
-        key = (kind, line, name)
-        if key in self._untracked_keys:
-            idx = self._untracked_keys[key]
-            old = self.log.untracked[idx]
-            self.log.untracked[idx] = Untracked(
-                old.kind, old.line, old.source, old.op, old.inputs, old.output, old.count + 1
-            )
-            return
-        if len(self.log.untracked) >= _MAX_EVENTS:
+        if self._count_again(kind, line, name):
             return
         names = self.site.names()
         inputs = tuple(names.get(id(t), "") or "a tensor" for t in tensors if t.requires_grad)
-        self._untracked_keys[key] = len(self.log.untracked)
-        self.log.untracked.append(Untracked(kind, line, self.site.source(line), name, inputs))
+        self._add(Untracked(kind, line, self.site.source(line), name, inputs))
         if isinstance(out, torch.Tensor):
             self.log.outputs[len(self.log.untracked) - 1] = weakref.ref(out)
             if kind == "detach":
                 self.log.cuts[id(out)] = (weakref.ref(out), f"{inputs[0]}.detach() (line {line})")
 
+    def _count_again(self, kind: str, line: int, op: str) -> bool:
+        """True (and one more counted) when this kind of event was already listed for this line and op."""
+        idx = self._untracked_keys.get((kind, line, op))
+        if idx is not None:
+            self.log.untracked[idx] = replace(self.log.untracked[idx], count=self.log.untracked[idx].count + 1)
+            return True
+        return len(self.log.untracked) >= _MAX_EVENTS
+
+    def _add(self, row: Untracked) -> None:
+        self._untracked_keys[(row.kind, row.line, row.op)] = len(self.log.untracked)
+        self.log.untracked.append(row)
+
     def _on_data(self, source: Any, out: torch.Tensor) -> None:
-        if not isinstance(source, torch.Tensor) or not source.requires_grad:
+        """``w.data``: remember it, so a write through it can be told (reading it is harmless)."""
+        if not isinstance(source, torch.Tensor) or not source.requires_grad or self.site.frame() is None:
             return
-        frame = self.site.frame()
-        if frame is None:
-            return
-        line = frame.f_lineno
+        if len(self._data) > 1024:
+            self._data = {k: v for k, v in self._data.items() if v[0]() is not None}
         name = self.site.names().get(id(source), "a tensor")
-        self._data[id(out)] = (weakref.ref(out), _DataRef(weakref.ref(source), name, line))
-        key = ("data", line, "data")
-        if key not in self._untracked_keys and len(self.log.untracked) < _MAX_EVENTS:
-            self._untracked_keys[key] = len(self.log.untracked)
-            self.log.untracked.append(
-                Untracked("data", line, self.site.source(line), ".data", (name,))
-            )
+        self._data[id(out)] = (weakref.ref(out), _DataRef(weakref.ref(source), name, self.site.line()))
 
     def _check_data_inplace(self, func: Callable[..., Any], target: torch.Tensor) -> None:
         entry = self._data.get(id(target))
@@ -173,20 +220,23 @@ class AutogradWatcher(TorchFunctionMode):
         source = ref.source()
         if source is None:
             return
-        self._warn_data(ref.name, source, f"modified in place ({name}")
+        self._written(ref.name, source, f"modified in place ({name}", name)
 
     def _on_data_set(self, target: torch.Tensor) -> None:
         """``t.data = other`` swaps the values autograd may have saved for ``t``."""
         if not target.requires_grad or self.site.frame() is None:
             return
         name = self.site.names().get(id(target), "a tensor")
-        self._warn_data(name, target, "replaced (.data = ...")
+        self._written(name, target, "replaced (.data = ...", ".data =")
 
-    def _warn_data(self, name: str, source: torch.Tensor, what: str) -> None:
+    def _written(self, name: str, source: torch.Tensor, what: str, op: str) -> None:
+        """A write through ``.data``: a warning when autograd saved the tensor, else one listed row."""
+        line = self.site.line()
+        if not self._count_again("data", line, op):
+            self._add(Untracked("data", line, self.site.source(line), op, (name,)))
         saved_by = self._saved_by(source)
         if not saved_by:
             return
-        line = self.site.line()
         self.log.notes.append(Note(
             kind="data-inplace",
             line=line,

@@ -29,6 +29,7 @@ and are said in one line after the cell.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
@@ -218,13 +219,48 @@ def drop_own_frames(exc: BaseException) -> None:
 
     The cell's frames and the library frames between them stay; IPython
     would otherwise show our ``__torch_function__`` in the middle of the
-    user's error.  The first entry is kept (a traceback cannot start empty).
+    user's error.  So do the frames torch adds only because a mode is on:
+    ``torch/overrides.py``'s dispatch just before our frames, and the API
+    frame that called it (``Tensor.backward`` at its ``has_torch_function``
+    line), which appears again, at its real line, right after ours.  The
+    first entry is kept (a traceback cannot start empty).
     """
+    entries: list[TracebackType] = []
     tb: TracebackType | None = exc.__traceback__
-    prev: TracebackType | None = None
     while tb is not None:
-        if prev is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-            prev.tb_next = tb.tb_next
-        else:
-            prev = tb
+        entries.append(tb)
         tb = tb.tb_next
+    own = [k > 0 and _is_own(e) for k, e in enumerate(entries)]
+    overrides = _overrides_file()
+    for k in range(1, len(entries)):
+        if not own[k] or own[k - 1]:
+            continue
+        start = k  # a run of our frames starts here: drop the mode dispatch just before it
+        while start > 1 and entries[start - 1].tb_frame.f_code.co_filename == overrides:
+            start -= 1
+        end = k
+        while end < len(entries) and own[end]:
+            end += 1
+        if start < k and start > 1 and end < len(entries) and (
+            entries[start - 1].tb_frame.f_code is entries[end].tb_frame.f_code
+        ):
+            start -= 1  # the API frame that dispatched to the mode; it follows again, at its real line
+        for j in range(start, k):
+            own[j] = True
+    prev: TracebackType | None = None
+    for entry, drop in zip(entries, own):
+        if drop and prev is not None:
+            prev.tb_next = entry.tb_next
+        else:
+            prev = entry
+
+
+def _overrides_file() -> str:
+    """torch's ``overrides.py`` (where a function mode is dispatched to), if torch is loaded."""
+    torch = sys.modules.get("torch")
+    where = getattr(torch, "__file__", None)
+    return os.path.join(os.path.dirname(where), "overrides.py") if where else "\0"
+
+
+def _is_own(entry: TracebackType) -> bool:
+    return entry.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR)

@@ -54,6 +54,12 @@ def inspect_many(
 def inspect_one(name: str, obj: Any, namespace: Mapping[str, Any], options: InfoOptions) -> ItemReport:
     import torch
 
+    from torchmagic.distributed.dtensor import is_dtensor
+
+    if is_dtensor(obj):  # this rank's shard, plus the mesh, placements and drawing
+        from torchmagic.distributed.dtensor import local_report
+
+        return local_report(name, obj, lambda local: inspect_tensor(name, local, namespace, options))
     if isinstance(obj, torch.Tensor):
         return inspect_tensor(name, obj, namespace, options)
     if isinstance(obj, torch.nn.Module):

@@ -159,6 +159,10 @@ def _tensor_html(r: TensorReport) -> str:
         parts.append(_picture_html(r.picture))
     for note in r.notes:
         parts.append(f'<div class="tm-muted">{esc(note)}</div>')
+    if r.dtensor is not None:
+        from torchmagic.distributed.sharding import section_html
+
+        parts.append(section_html(r.dtensor))
     return '<div class="tm-item">' + "".join(parts) + "</div>"
 
 
@@ -337,6 +341,10 @@ def _tensor_rich(r: TensorReport) -> Panel:
         body += [_thumb(t) for t in p.thumbs[:4]]
         body.append(txt(p.mapping, "dim"))
     body += [txt(n, "dim") for n in r.notes]
+    if r.dtensor is not None:
+        from torchmagic.distributed.sharding import section_rich
+
+        body.append(section_rich(r.dtensor))
     return Panel(Group(*body), title=title, title_align="left", expand=False)
 
 

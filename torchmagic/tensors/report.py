@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from torchmagic.core.report import Report
 
@@ -102,6 +103,7 @@ class TensorReport(Report):
     preview_of: str = ""  # what the preview shows: the name, or its first matrix
     picture: Picture | None = None
     notes: list[str] = field(default_factory=list)
+    dtensor: Any = None  # torchmagic.distributed.report.DTensorFacts when the tensor is a DTensor
 
 
 @dataclass
