@@ -27,6 +27,7 @@ from torchmagic.distributed.fold import explain_hang
 from torchmagic.distributed.options import RunOptions
 from torchmagic.distributed.report import (
     Bucket,
+    Collective,
     DDPFacts,
     GradRow,
     PipelineFacts,
@@ -82,6 +83,19 @@ def test_collectives_table_in_chinese(zh: None) -> None:
     assert "all_reduce" in text and "(4,) float32" in text and "[bold]x[/bold]" in text
     assert "%%distributed · 2 个 rank · gloo" in text and "rank 1 失败" in text
     absent(text, "calls on all ranks", "arrival", "output ·", "2 ranks", "failed")
+
+
+def test_the_library_call_in_between_is_said_in_chinese_where_it_is_words(zh: None) -> None:
+    tp = Collective(
+        0, "all_gather", "mesh_tp [0, 1]", ((8, 8),), ((16, 8),), "float32", 256, 3, "tensor parallel forward", 0
+    )
+    ddp = Collective(1, "all_reduce", "default", ((4160,),), ((4160,),), "float32", 16640, 4, "DDP backward", 0)
+    rep = report(collectives=(tp, ddp))
+    html = rep.to_html()
+    assert "<td>张量并行 forward</td>" in html and "<td>DDP backward</td>" in html and "mesh_tp [0, 1]" in html
+    text = terminal(rep)
+    assert "all_gather  │" in text and "张量并行" in text and "all_reduce  │" in text and "经由 DDP" in text
+    absent(html + text, "tensor parallel", " via ")
 
 
 def test_ddp_before_and_after_in_chinese(zh: None) -> None:

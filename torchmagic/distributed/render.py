@@ -20,6 +20,7 @@ from torchmagic.core.html import details, esc, table, wrap
 from torchmagic.core.meta import fmt_shape
 from torchmagic.core.term import txt
 from torchmagic.distributed import sharding, timeline
+from torchmagic.distributed.flight import via_text
 from torchmagic.distributed.fold import ranks_text, state_text
 from torchmagic.distributed.report import (
     CollectiveRow,
@@ -80,7 +81,7 @@ def _collective_cells(c: CollectiveRow) -> list[str]:
         str(c.line or "—"),
         c.source or "",
         c.op,
-        c.via,
+        via_text(c.via),
         c.group,
         _shapes(c),
         "" if c.by_rank else c.dtype,
@@ -119,7 +120,7 @@ def _clip(text: str, n: int) -> str:
 def _collective_rich_cells(c: CollectiveRow) -> list[str]:
     """The terminal's narrower row: code under the line, via and group under the op."""
     line = f"{c.line} {_clip(c.source, 26)}" if c.line else "—"
-    op = tr("{op} via {via}", op=c.op, via=c.via) if c.via else c.op
+    op = tr("{op} via {via}", op=c.op, via=via_text(c.via)) if c.via else c.op
     op += f" [{c.group}]" if c.group != "default" else ""
     shapes = _shapes(c) if c.by_rank else f"{_shapes(c)} {c.dtype}"
     return [line, op, shapes, fmt_bytes(c.nbytes), f"{ranks_text(list(c.ranks))} ×{c.count}", _late(c)]
