@@ -36,6 +36,7 @@ from torchmagic.distributed.report import (
     RankError,
     Wait,
 )
+from torchmagic.distributed.session import failure_line
 
 WIDTH = 80
 BARS = "│┃"
@@ -179,7 +180,11 @@ def test_dead_and_failed_ranks_in_chinese(zh: None) -> None:
     assert failed.reason == "rank 0 在 barrier 中等待超过 3 s；rank 1 在加入之前于第 5 行失败"
     rep = report()
     rep.ranks[0].error = RankError("stuck", "", "")
-    assert "rank 0：卡住" in rep.to_html()
+    rep.ranks[1].error = RankError("timeout", "RuntimeError", "Timed out waiting 3000ms for recv operation to complete")
+    html = rep.to_html()
+    assert "rank 0：卡住" in html and "rank 1：超时：Timed out waiting 3000ms" in html  # PyTorch's own words stay
+    line = failure_line(rep)
+    assert line == "rank 1 失败 — rank 0：卡住; rank 1：超时后从集合通信中释放（见上方报告）"
 
 
 def test_pool_status_in_chinese(zh: None) -> None:

@@ -139,7 +139,7 @@ def _error_text(rank: RankReport) -> str:
     assert e is not None
     if e.kind == "exception":
         return f"{e.type}: {e.message}"
-    return f"{state_text(e.kind)}: {e.message}" if e.message else state_text(e.kind)
+    return tr("{state}: {message}", state=state_text(e.kind), message=e.message) if e.message else state_text(e.kind)
 
 
 # -- HTML ------------------------------------------------------------------------------
