@@ -22,7 +22,7 @@ from traitlets import observe
 from torchmagic.core.args import evaluate, parse_line, parse_options
 from torchmagic.core.guard import guarded
 from torchmagic.core.report import Report, show
-from torchmagic.i18n import set_language
+from torchmagic.i18n import set_language, tr
 from torchmagic.options import Options, options_for
 
 __all__ = ["TorchMagics"]
@@ -637,10 +637,16 @@ class TorchMagics(Magics, Options):
         emit = lambda report: self._emit(report, args.out)  # noqa: E731
         if cell is None:
             if args.trace or args.timeout is not None or args.no_start:
-                raise UsageError("--trace, --timeout and --no-start are for the cell form (%%distributed)")
+                raise UsageError(
+                    tr(
+                        "{trace}, {timeout} and {no_start} are for the cell form ({magic})",
+                        trace="--trace", timeout="--timeout", no_start="--no-start", magic="%%distributed",
+                    )
+                )
             return front.line(args.command or "status", args, emit)
         if args.command:
-            raise UsageError(f"%%distributed takes options only, not {args.command!r}")
+            words = repr(args.command)
+            raise UsageError(tr("{magic} takes options only, not {words}", magic="%%distributed", words=words))
         return front.cell(cell, f"%%distributed {line}".rstrip(), args, emit)
 
 
