@@ -92,7 +92,7 @@ class TorchMagics(Magics, Options):
             return  # torchmagic's own cell magics explain their errors in their report
         from torchmagic.errors.frames import show_explanation
 
-        with guarded("explaining the error"):  # a callback traceback would bury the user's error
+        with guarded(tr("explaining the error")):  # a callback traceback would bury the user's error
             show_explanation(exc, self.shell)
 
     def _nan_before(self, info: Any = None) -> None:
@@ -101,7 +101,7 @@ class TorchMagics(Magics, Options):
             return
         from torchmagic.trace.watch import CellNanWatch
 
-        with guarded("starting the NaN watch"):
+        with guarded(tr("starting the NaN watch")):
             if self._nan is None:
                 self._nan = CellNanWatch()
             self._nan.start()
@@ -111,7 +111,7 @@ class TorchMagics(Magics, Options):
         watch = self._nan
         if watch is None or not watch.active:
             return
-        with guarded("the NaN watch"):
+        with guarded(tr("the NaN watch")):
             report = watch.stop()
             if report is not None:
                 show(report, self.ip)
@@ -120,7 +120,7 @@ class TorchMagics(Magics, Options):
     def remove_hooks(self) -> None:
         """Undo :meth:`install_hooks`; called on ``%unload_ext``."""
         if self._nan is not None and self._nan.active:
-            with guarded("stopping the NaN watch"):
+            with guarded(tr("stopping the NaN watch")):
                 self._nan.stop()
         self._show_tensors("repr")
         for event, fn in self._hooks:
@@ -143,7 +143,7 @@ class TorchMagics(Magics, Options):
         """
         if out:  # a valid name: core.args.parse_options checked it
             self.ip.user_ns[out] = report
-        with guarded(f"showing the {_magic_name(report)} report"):
+        with guarded(tr("showing the {magic} report", magic=_magic_name(report))):
             show(report, self.ip)
 
     def _run(self, cell: str, header: str, start: Callable[[Any], list[Any]], out: str | None) -> Any:
@@ -159,9 +159,10 @@ class TorchMagics(Magics, Options):
         from torchmagic.trace.options import TraceOptions
 
         if exprs:
-            raise UsageError(f"%%tensorinfo takes options only, not {' '.join(exprs)!r}")
+            words = repr(" ".join(exprs))
+            raise UsageError(tr("{magic} takes options only, not {words}", magic="%%tensorinfo", words=words))
         if args.max_rows is not None and args.max_rows < 1:
-            raise UsageError("--max-rows needs a positive number")
+            raise UsageError(tr("{option} needs a positive number", option="--max-rows"))
         options = options_for(
             TraceOptions, self, deep=args.deep, view="source" if args.source else "table",
             trace_max_rows=args.max_rows or self.trace_max_rows,
@@ -270,11 +271,11 @@ class TorchMagics(Magics, Options):
         args, exprs = parse_line(self.tensorinfo, line)
         if cell is not None:
             if args.nan is not None:
-                raise UsageError("--nan is for the line form: %tensorinfo --nan on")
+                raise UsageError(tr("--nan is for the line form: %tensorinfo --nan on"))
             return self._trace_cell(line, cell, args, exprs)
         if args.nan is not None:
             if exprs:
-                raise UsageError("%tensorinfo --nan on|off takes no expressions")
+                raise UsageError(tr("%tensorinfo --nan on|off takes no expressions"))
             from torchmagic.trace.report import NanWatchState
 
             self.nan_watch = args.nan == "on"

@@ -19,6 +19,8 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import parse_argstring
 
+from torchmagic.i18n import tr
+
 __all__ = ["parse_line", "parse_options", "evaluate", "split_expressions"]
 
 _OPERATOR_START = tuple("+-*/@%<>=!&|^.,:)]}")
@@ -46,7 +48,7 @@ def parse_line(func: Callable[..., Any], line: str) -> tuple[argparse.Namespace,
         opts.append(word)
         if word.split("=", 1)[0] in takes_value and "=" not in word:
             if i + 1 >= len(words):
-                raise UsageError(f"option {word} needs a value")
+                raise UsageError(tr("option {option} needs a value", option=word))
             opts.append(words[i + 1])
             i += 1
         i += 1
@@ -66,10 +68,10 @@ def parse_options(func: Callable[..., Any], line: str) -> argparse.Namespace:
     try:
         args = parse_argstring(func, line)
     except ValueError as exc:
-        raise UsageError(f"cannot parse the options {line.strip()!r}: {exc}") from None
+        raise UsageError(tr("cannot parse the options {line}: {error}", line=repr(line.strip()), error=exc)) from None
     out = getattr(args, "out", None)
     if out is not None and not out.isidentifier():  # checked before any cell runs
-        raise UsageError(f"-o needs a Python name, not {out!r}")
+        raise UsageError(tr("-o needs a Python name, not {name}", name=repr(out)))
     return args
 
 
@@ -84,9 +86,14 @@ def evaluate(expr: str, shell: Any, magic: str) -> Any:
     except NameError as exc:
         raise UsageError(f"{magic}: {exc}") from None
     except SyntaxError as exc:
-        raise UsageError(f"{magic}: {expr!r} is not valid Python: {exc.msg}") from None
+        raise UsageError(
+            tr("{magic}: {expr} is not valid Python: {error}", magic=magic, expr=repr(expr), error=exc.msg)
+        ) from None
     except Exception as exc:  # noqa: BLE001 - fenced: our failure must not reach the user
-        raise UsageError(f"{magic}: evaluating {expr!r} raised {type(exc).__name__}: {exc}") from None
+        error = f"{type(exc).__name__}: {exc}"
+        raise UsageError(
+            tr("{magic}: evaluating {expr} raised {error}", magic=magic, expr=repr(expr), error=error)
+        ) from None
 
 
 def _pieces(text: str) -> list[str]:
@@ -159,7 +166,7 @@ def split_expressions(text: str) -> list[str]:
     try:
         list(tokenize.generate_tokens(io.StringIO(text).readline))
     except (tokenize.TokenError, IndentationError, SyntaxError) as exc:
-        raise UsageError(f"cannot parse {text.strip()!r}: {exc.args[0]}") from None
+        raise UsageError(tr("cannot parse {text}: {error}", text=repr(text.strip()), error=exc.args[0])) from None
     exprs: list[str] = []
     for piece in _pieces(text):
         if exprs and _needs_join(exprs[-1], piece):
@@ -168,5 +175,5 @@ def split_expressions(text: str) -> list[str]:
             exprs.append(piece)
     for expr in exprs:
         if not _is_expression(expr):
-            raise UsageError(f"not a Python expression: {expr!r}")
+            raise UsageError(tr("not a Python expression: {expr}", expr=repr(expr)))
     return exprs

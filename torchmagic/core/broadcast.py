@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from torchmagic.i18n import tr
+
 __all__ = ["Alignment", "AlignedOperand", "align", "broadcast_shape", "needs_diagram"]
 
 # What happened to one operand in one output dim.
@@ -54,8 +56,8 @@ class Alignment:
         for d in self.clashes:
             sizes = [o.padded[d] for o in self.operands if o.padded[d] not in (None, 1)]
             uniq = " ≠ ".join(str(s) for s in dict.fromkeys(sizes))
-            parts.append(f"dim {d} ({d - self.rank}): {uniq}")
-        return "; ".join(parts)
+            parts.append(tr("dim {dim} ({neg}): {sizes}", dim=d, neg=d - self.rank, sizes=uniq))
+        return tr("; ").join(parts)
 
 
 def _dim_size(sizes: list[int]) -> int | None:

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from IPython.core.error import UsageError
 
 from torchmagic.core.text import exc_line
-from torchmagic.i18n import tr
+from torchmagic.i18n import tr, trn
 
 __all__ = ["Fence", "guarded", "internal_failure"]
 
@@ -73,7 +73,8 @@ class Fence:
 
     def warn(self, what: str) -> None:
         if self.first is not None:
-            more = f" ({self.count} ops affected)" if self.count > 1 else ""
-            internal_failure(f"{what}{more}", self.first)
+            if self.count > 1:
+                what = trn("{what} ({n} op affected)", "{what} ({n} ops affected)", self.count, what=what)
+            internal_failure(what, self.first)
             self.first = None
             self.count = 0

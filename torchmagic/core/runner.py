@@ -41,6 +41,7 @@ from torchmagic.core.cell import Cell
 from torchmagic.core.guard import Fence, guarded, internal_failure
 from torchmagic.core.report import Report
 from torchmagic.core.text import exc_line
+from torchmagic.i18n import N_, tr
 
 __all__ = ["Collector", "Rerun", "run_cell", "run_collected", "drop_own_frames"]
 
@@ -59,7 +60,7 @@ class Collector:
     """
 
     #: Said in one-line failure messages: "starting the %%tensorinfo trace failed (...)".
-    what: ClassVar[str] = "the recording"
+    what: ClassVar[str] = N_("the recording")  # marked with N_ where defined; tr() when said
     #: True when the cell must not run without this collector (``%%device cuda``
     #: sets the default device: running the cell on the CPU instead would be wrong).
     required: ClassVar[bool] = False
@@ -101,9 +102,10 @@ class _Fenced:
         except Exception as exc:  # noqa: BLE001 - the fence: a collector's failure never reaches the cell
             if self.collector.required:
                 raise UsageError(
-                    f"torchmagic could not start {self.collector.what} ({exc_line(exc)}); the cell did not run"
+                    tr("torchmagic could not start {what} ({error}); the cell did not run",
+                       what=tr(self.collector.what), error=exc_line(exc))
                 ) from None
-            internal_failure(f"starting {self.collector.what}", exc)
+            internal_failure(tr("starting {what}", what=tr(self.collector.what)), exc)
             return
         self.inside = self.started = True
 
@@ -113,7 +115,7 @@ class _Fenced:
             try:
                 self.collector.__exit__(*exc_info)
             except Exception as exc:  # noqa: BLE001 - the fence: a collector's failure never reaches the cell
-                internal_failure(f"stopping {self.collector.what}", exc)
+                internal_failure(tr("stopping {what}", what=tr(self.collector.what)), exc)
         return False  # never swallow the cell's exception
 
 
@@ -138,7 +140,7 @@ def run_cell(
     except UsageError:
         raise
     except Exception as exc:  # noqa: BLE001 - the fence: a collector's failure never reaches the cell
-        internal_failure(f"starting {header.split()[0]}", exc)
+        internal_failure(tr("starting {magic}", magic=header.split()[0]), exc)
     return run_collected(cell, collectors, show)
 
 
@@ -161,7 +163,7 @@ def run_collected(cell: Cell, collectors: Sequence[Collector], show: Callable[[R
         _finish(collector, state.error, show)
     error, state.error = state.error, None
     if error is not None:
-        with guarded("cleaning the traceback"):
+        with guarded(tr("cleaning the traceback")):
             drop_own_frames(error)
         try:
             raise error
@@ -198,7 +200,7 @@ def _more_runs(collector: Collector, cell: Cell, state: _State) -> None:
         if isinstance(exc, KeyboardInterrupt) or any(exc is m for m in mine):
             state.error = exc
         else:
-            internal_failure(f"running the cell again for {collector.what}", exc)
+            internal_failure(tr("running the cell again for {what}", what=tr(collector.what)), exc)
     finally:
         mine.clear()
 
@@ -206,12 +208,13 @@ def _more_runs(collector: Collector, cell: Cell, state: _State) -> None:
 def _finish(collector: Collector, error: BaseException | None, show: Callable[[Report], None]) -> None:
     """Build and show one collector's report; our failures stay one line each."""
     report: Report | None = None
-    with guarded(f"building the report of {collector.what}"):
+    what = tr(collector.what)
+    with guarded(tr("building the report of {what}", what=what)):
         report = collector.report(error)
     if report is not None:
-        with guarded(f"showing the report of {collector.what}"):
+        with guarded(tr("showing the report of {what}", what=what)):
             show(report)
-    collector.fence.warn(f"recording {collector.what}")
+    collector.fence.warn(tr("recording {what}", what=what))
 
 
 def drop_own_frames(exc: BaseException) -> None:

@@ -21,6 +21,7 @@ from torchmagic.core.meta import fmt_shape
 from torchmagic.core.text import first_line
 from torchmagic.errors.advice import hint_for
 from torchmagic.errors.report import Explanation, Operand
+from torchmagic.i18n import tr
 
 __all__ = ["FailedOp", "explain"]
 
@@ -49,7 +50,12 @@ def _shape_of(o: Operand) -> tuple[int, ...]:
 
 
 def _desc(o: Operand) -> str:
-    return f"{o.label} is {fmt_shape(_shape_of(o))}"
+    return tr("{label} is {shape}", label=o.label, shape=fmt_shape(_shape_of(o)))
+
+
+def _descs(ops: list[Operand]) -> str:
+    """``x is (2, 3), y is (3, 2)``: the operands an explanation names, in the current language."""
+    return tr(", ").join(_desc(o) for o in ops)
 
 
 def _broadcast(f: FailedOp, msg: str) -> Explanation | None:
@@ -61,16 +67,20 @@ def _broadcast(f: FailedOp, msg: str) -> Explanation | None:
         )
         if not m or not ops:
             return None
-        title = f"{f.expression or f.op}: " + ", ".join(_desc(o) for o in _tensors(ops))
-        title += f": sizes {m.group(1)} ≠ {m.group(2)} at dim {m.group(3)}, and neither is 1"
+        title = tr(
+            "{expr}: {operands}: sizes {a} ≠ {b} at dim {dim}, and neither is 1",
+            expr=f.expression or f.op, operands=_descs(_tensors(ops)), a=m.group(1), b=m.group(2), dim=m.group(3),
+        )
         return Explanation("broadcast", title, "", msg, operands=tuple(ops))
     al = align([(o.label, _shape_of(o)) for o in ops])
     if al.ok:
         return None
-    title = f"{f.expression or f.op}: " + ", ".join(_desc(o) for o in _tensors(ops))
-    title += f": shapes don't broadcast at {al.clash_text()}"
+    title = tr(
+        "{expr}: {operands}: shapes don't broadcast at {clash}",
+        expr=f.expression or f.op, operands=_descs(_tensors(ops)), clash=al.clash_text(),
+    )
     details = (
-        "Shapes are aligned from the right; each dim must be equal, or 1 (stretched), or missing (added).",
+        tr("Shapes are aligned from the right; each dim must be equal, or 1 (stretched), or missing (added)."),
     )
     return Explanation("broadcast", title, "", msg, operands=tuple(ops), details=details, broadcast=al)
 
@@ -90,17 +100,21 @@ def _matmul(f: FailedOp, msg: str) -> Explanation | None:
     details: list[str] = []
     hint = ""
     if inner_a != inner_b:
-        title = f"{f.op}: {_desc(a)}, {_desc(b)}: inner dims {inner_a} ≠ {inner_b}"
-        details.append(
-            f"{a.label} @ {b.label} needs {a.label}'s last dim to equal {b.label}'s "
-            + ("second-to-last dim." if len(sb) >= 2 else "length.")
-        )
+        title = tr("{op}: {a}, {b}: inner dims {m} ≠ {n}", op=f.op, a=_desc(a), b=_desc(b), m=inner_a, n=inner_b)
+        if len(sb) >= 2:
+            details.append(
+                tr("{a} @ {b} needs {a}'s last dim to equal {b}'s second-to-last dim.", a=a.label, b=b.label)
+            )
+        else:
+            details.append(tr("{a} @ {b} needs {a}'s last dim to equal {b}'s length.", a=a.label, b=b.label))
         if len(sb) >= 2 and sb[-1] == inner_a:
-            hint = f"Did you mean `{a.label} @ {b.label}.T`? ({b.label}.T is {fmt_shape((*sb[:-2], sb[-1], sb[-2]))})"
+            hint = tr("Did you mean `{a} @ {b}.T`? ({b}.T is {shape})", a=a.label, b=b.label,
+                      shape=fmt_shape((*sb[:-2], sb[-1], sb[-2])))
         elif len(sa) >= 2 and sa[-2] == inner_b:
-            hint = f"Did you mean `{a.label}.T @ {b.label}`?"
+            hint = tr("Did you mean `{a}.T @ {b}`?", a=a.label, b=b.label)
     else:
-        title = f"{f.op}: {_desc(a)}, {_desc(b)}: batch dims {fmt_shape(sa[:-2])} and {fmt_shape(sb[:-2])} don't match"
+        title = tr("{op}: {a}, {b}: batch dims {sa} and {sb} don't match", op=f.op, a=_desc(a), b=_desc(b),
+                   sa=fmt_shape(sa[:-2]), sb=fmt_shape(sb[:-2]))
     return Explanation("matmul", title, "", msg, operands=(a, b), details=tuple(details), hint=hint)
 
 
@@ -112,15 +126,17 @@ def _linear(f: FailedOp, msg: str) -> Explanation | None:
     out_f, in_f = _shape_of(w)
     got = _shape_of(x)[-1]
     layer = f.extra.get("module") or f"Linear(in_features={in_f}, out_features={out_f})"
-    title = (
-        f"linear: input {x.label} is {fmt_shape(_shape_of(x))}, but {layer} expects the last dim "
-        f"to be in_features={in_f}: {got} ≠ {in_f}"
+    title = tr(
+        "linear: input {x} is {shape}, but {layer} expects the last dim to be in_features={in_f}: {got} ≠ {in_f}",
+        x=x.label, shape=fmt_shape(_shape_of(x)), layer=layer, in_f=in_f, got=got,
     )
-    details = (f"weight {w.label} is {fmt_shape(_shape_of(w))} = (out_features, in_features).",)
-    hint = (
-        f"Make the layer `nn.Linear({got}, {out_f})`, or reshape/flatten the input so its last dim is {in_f}"
-        + (" (e.g. `x.flatten(1)`)." if len(_shape_of(x)) > 2 else ".")
-    )
+    details = (tr("weight {w} is {shape} = (out_features, in_features).", w=w.label, shape=fmt_shape(_shape_of(w))),)
+    if len(_shape_of(x)) > 2:
+        hint = tr("Make the layer `nn.Linear({got}, {out_f})`, or reshape/flatten the input so its last dim is "
+                  "{in_f} (e.g. `x.flatten(1)`).", got=got, out_f=out_f, in_f=in_f)
+    else:
+        hint = tr("Make the layer `nn.Linear({got}, {out_f})`, or reshape/flatten the input so its last dim is "
+                  "{in_f}.", got=got, out_f=out_f, in_f=in_f)
     return Explanation("linear", title, "", msg, operands=(x, w), details=details, hint=hint)
 
 
@@ -137,11 +153,14 @@ def _strided(f: FailedOp, msg: str) -> Explanation | None:
     if not ts:
         return None
     t = ts[0]
-    state = "is not contiguous" if not t.contiguous else "has strides view cannot reinterpret"
-    title = (f"{f.op}: {t.label} {fmt_shape(_shape_of(t))} {state}: its elements are not laid out in memory "
-             "in the order the new shape reads them")
-    details = (("view never copies: it only reinterprets memory that is already in row-major order. "
-                ".t(), .transpose() and .permute() return views whose memory is in another order."),)
+    if not t.contiguous:
+        title = tr("{op}: {t} {shape} is not contiguous: its elements are not laid out in memory in the order "
+                   "the new shape reads them", op=f.op, t=t.label, shape=fmt_shape(_shape_of(t)))
+    else:
+        title = tr("{op}: {t} {shape} has strides view cannot reinterpret: its elements are not laid out in memory "
+                   "in the order the new shape reads them", op=f.op, t=t.label, shape=fmt_shape(_shape_of(t)))
+    details = (tr("view never copies: it only reinterprets memory that is already in row-major order. "
+                  ".t(), .transpose() and .permute() return views whose memory is in another order."),)
     return Explanation("view", title, "", msg, operands=(t,), details=details)
 
 
@@ -171,17 +190,18 @@ def _view(f: FailedOp, msg: str) -> Explanation | None:
     requested = [int(s) for s in m.group(1).split(",") if s.strip()]
     size = int(m.group(2))
     src = ts[0] if ts else None
-    who = f"{src.label} {fmt_shape(_shape_of(src))}" if src else "the input"
+    who = f"{src.label} {fmt_shape(_shape_of(src))}" if src else tr("the input")
     req = fmt_shape(tuple(requested))
     if -1 in requested:
         known = _prod([d for d in requested if d != -1])
-        title = (
-            f"{f.op}: {who} has {size} elements; {req} needs a multiple of {known} "
-            f"(the other dims) to fill -1, and {size} is not"
+        title = tr(
+            "{op}: {who} has {size} elements; {req} needs a multiple of {known} (the other dims) to fill -1, "
+            "and {size} is not", op=f.op, who=who, size=size, req=req, known=known,
         )
     else:
-        title = f"{f.op}: {who} has {size} elements, but {req} holds {_prod(requested)}"
-    details = ("view/reshape only rearrange elements: the new shape must hold exactly as many.",)
+        title = tr("{op}: {who} has {size} elements, but {req} holds {n}", op=f.op, who=who, size=size, req=req,
+                   n=_prod(requested))
+    details = (tr("view/reshape only rearrange elements: the new shape must hold exactly as many."),)
     return Explanation("view", title, "", msg, operands=tuple(ts[:1]), details=details)
 
 
@@ -195,33 +215,46 @@ def _cat(f: FailedOp, msg: str) -> Explanation | None:
         dim = int(m.group(1))
     shapes = [_shape_of(t) for t in ts]
     if len({len(s) for s in shapes}) > 1:
-        title = f"{f.op}: tensors need the same number of dims: " + ", ".join(_desc(t) for t in ts)
+        title = tr("{op}: tensors need the same number of dims: {operands}", op=f.op, operands=_descs(ts))
         return Explanation("cat", title, "", msg, operands=tuple(ts))
     rank = len(shapes[0])
     if f.op == "stack":
         bad = [d for d in range(rank) if len({s[d] for s in shapes}) > 1]
-        what = "stack needs every tensor to have the same shape"
     else:
         d0 = dim % rank if rank else 0
         bad = [d for d in range(rank) if d != d0 and len({s[d] for s in shapes}) > 1]
-        what = f"cat along dim {dim}: every other dim must match"
-    clash = "; ".join(f"dim {d}: " + " ≠ ".join(str(v) for v in dict.fromkeys(s[d] for s in shapes)) for d in bad)
-    title = f"{what}: " + ", ".join(_desc(t) for t in ts[:6]) + (f": {clash}" if clash else "")
+    clash = tr("; ").join(
+        tr("dim {dim}: {sizes}", dim=d, sizes=" ≠ ".join(str(v) for v in dict.fromkeys(s[d] for s in shapes)))
+        for d in bad
+    )
+    operands = _descs(ts[:6])
+    if f.op == "stack":
+        if clash:
+            title = tr("stack needs every tensor to have the same shape: {operands}: {clash}", operands=operands,
+                       clash=clash)
+        else:
+            title = tr("stack needs every tensor to have the same shape: {operands}", operands=operands)
+    elif clash:
+        title = tr("cat along dim {dim}: every other dim must match: {operands}: {clash}", dim=dim, operands=operands,
+                   clash=clash)
+    else:
+        title = tr("cat along dim {dim}: every other dim must match: {operands}", dim=dim, operands=operands)
     hint = ""
     if f.op == "stack" and bad:
-        hint = "To join along an existing dim with different sizes there, use `torch.cat`."
+        hint = tr("To join along an existing dim with different sizes there, use `torch.cat`.")
     return Explanation(f.op, title, "", msg, operands=tuple(ts), hint=hint)
 
 
 def _device(f: FailedOp, msg: str) -> Explanation | None:
     ts = _tensors(f.operands)
     devices = {t.device for t in ts}
+    if not ts:
+        return None
+    where = tr(", ").join(tr("{label} on {device}", label=t.label, device=t.device) for t in ts)
     if len(devices) < 2:
-        if not ts:
-            return None
-        title = f"{f.op}: operands must be on one device: " + ", ".join(f"{t.label} on {t.device}" for t in ts)
+        title = tr("{op}: operands must be on one device: {operands}", op=f.op, operands=where)
     else:
-        title = f"{f.op}: operands are on different devices: " + ", ".join(f"{t.label} on {t.device}" for t in ts)
+        title = tr("{op}: operands are on different devices: {operands}", op=f.op, operands=where)
     return Explanation("device", title, "", msg, operands=tuple(ts))
 
 
@@ -229,7 +262,8 @@ def _dtype(f: FailedOp, msg: str) -> Explanation | None:
     ts = _tensors(f.operands)
     if len({t.dtype for t in ts}) < 2:
         return None
-    title = f"{f.op}: operands have different dtypes: " + ", ".join(f"{t.label} is {t.dtype}" for t in ts)
+    kinds = tr(", ").join(tr("{label} is {dtype}", label=t.label, dtype=t.dtype) for t in ts)
+    title = tr("{op}: operands have different dtypes: {operands}", op=f.op, operands=kinds)
     return Explanation("dtype", title, "", msg, operands=tuple(ts))
 
 
@@ -241,11 +275,13 @@ def _index(f: FailedOp, msg: str) -> Explanation | None:
     m = re.search(r"got (-?\d+)\)", msg)
     if "Dimension out of range" in msg and m:
         n = len(_shape_of(t))
-        title = f"{f.op}: {_desc(t)} has {n} dims (valid dims {-n} … {n - 1}), but dim {m.group(1)} was asked"
+        title = tr("{op}: {operand} has {n} dims (valid dims {lo} … {hi}), but dim {dim} was asked", op=f.op,
+                   operand=_desc(t), n=n, lo=-n, hi=n - 1, dim=m.group(1))
         return Explanation("index", title, "", msg, operands=(t,))
     m = re.search(r"index (-?\d+) is out of bounds for dimension (\d+) with size (\d+)", msg)
     if m:
-        title = f"{f.op}: {_desc(t)}; index {m.group(1)} is past the end of dim {m.group(2)} (size {m.group(3)})"
+        title = tr("{op}: {operand}; index {index} is past the end of dim {dim} (size {size})", op=f.op,
+                   operand=_desc(t), index=m.group(1), dim=m.group(2), size=m.group(3))
         return Explanation("index", title, "", msg, operands=(t,))
     return None
 
@@ -283,7 +319,8 @@ def explain(f: FailedOp, exc_type: str, message: str) -> Explanation | None:
             found = Explanation("hint", hint, "", msg, operands=ops)
             hint = ""
         elif _tensors(list(ops)):
-            title = f"{f.op} failed on " + ", ".join(f"{o.label} {o.short()}" for o in ops)
+            listed = tr(", ").join(f"{o.label} {o.short()}" for o in ops)
+            title = tr("{op} failed on {operands}", op=f.op, operands=listed)
             found = Explanation("op", title, "", msg, operands=ops)
         else:
             return None

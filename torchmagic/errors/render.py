@@ -7,18 +7,21 @@ every user-derived string is escaped (HTML) or wrapped as literal text (rich).
 
 from __future__ import annotations
 
+from rich.cells import cell_len
+
 from torchmagic.core.broadcast import ADDED, CLASH, STRETCH, Alignment
 from torchmagic.core.html import esc, wrap
 from torchmagic.core.lines import Block, Line
 from torchmagic.core.meta import fmt_shape
 from torchmagic.errors.report import ErrorReport, Explanation, Operand
+from torchmagic.i18n import N_, tr
 
 __all__ = [
     "to_html", "to_rich", "explanation_html", "explanation_rich", "explanation_lines",
     "alignment_html", "alignment_rich", "alignment_lines", "lines_to_text",
 ]
 
-LEGEND = "1→n: size 1 stretched · ·→n: dim added on the left · ✗: sizes clash"
+LEGEND = N_("1→n: size 1 stretched · ·→n: dim added on the left · ✗: sizes clash")  # tr() at use
 
 
 def _cells(al: Alignment) -> list[tuple[str, str, list[tuple[str, str]]]]:
@@ -39,9 +42,9 @@ def _cells(al: Alignment) -> list[tuple[str, str, list[tuple[str, str]]]]:
                 cells.append((str(size), mark))
         rows.append((op.label, fmt_shape(op.shape), cells))
     if result is not None:
-        rows.append(("result", fmt_shape(result), [(str(s), "") for s in result]))
+        rows.append((tr("result"), fmt_shape(result), [(str(s), "") for s in result]))
     else:
-        rows.append(("result", "error", [("✗" if d in al.clashes else "", CLASH) for d in range(al.rank)]))
+        rows.append((tr("result"), tr("error"), [("✗" if d in al.clashes else "", CLASH) for d in range(al.rank)]))
     return rows
 
 
@@ -53,9 +56,10 @@ def alignment_html(al: Alignment) -> str:
     for label, shape, cells in _cells(al):
         tds = "".join(f'<td class="{cls.get(m, "")}" style="text-align:right">{esc(c)}</td>' for c, m in cells)
         body.append(f"<tr><th><code>{esc(label)}</code> <span class=\"tm-muted\">{esc(shape)}</span></th>{tds}</tr>")
+    dim, legend = esc(tr("dim")), esc(tr(LEGEND))
     return (
-        f'<table class="tm-table tm-broadcast"><thead><tr><th>dim</th>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table><div class=\"tm-muted\">{esc(LEGEND)}</div>"
+        f'<table class="tm-table tm-broadcast"><thead><tr><th>{dim}</th>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table><div class=\"tm-muted\">{legend}</div>"
     )
 
 
@@ -67,21 +71,25 @@ def lines_to_text(lines: list[Line], indent: int = 0) -> Block:
 
 
 def alignment_lines(al: Alignment) -> list[Line]:
-    """The diagram as padded text lines: operands right-aligned, one column per dim."""
+    """The diagram as padded text lines: operands right-aligned, one column per dim.
+
+    Widths are terminal cells (``cell_len``): a translated label such as 结果 takes two per character.
+    """
     rows = _cells(al)
+    dim = tr("dim")
     heads = [f"{label} {shape}" for label, shape, _ in rows]
-    w_head = max(len(h) for h in [*heads, "dim"])
-    widths = [max([len(str(d - al.rank))] + [len(cells[d][0]) for _, _, cells in rows]) for d in range(al.rank)]
+    w_head = max(cell_len(h) for h in [*heads, dim])
+    widths = [max([len(str(d - al.rank))] + [cell_len(cells[d][0]) for _, _, cells in rows]) for d in range(al.rank)]
     styles = {CLASH: "bold red", STRETCH: "cyan", ADDED: "dim"}
-    lines = [Line(("dim".ljust(w_head) + "".join("  " + str(d - al.rank).rjust(w) for d, w in enumerate(widths)),
-                   "dim"))]
+    lines = [Line((dim + " " * (w_head - cell_len(dim))
+                   + "".join("  " + str(d - al.rank).rjust(w) for d, w in enumerate(widths)), "dim"))]
     for (label, shape, cells), head in zip(rows, heads):
-        line = Line((label, "bold"), " ", (shape, "dim"), " " * (w_head - len(head)))
+        line = Line((label, "bold"), " ", (shape, "dim"), " " * (w_head - cell_len(head)))
         for (text, mark), w in zip(cells, widths):
             line.add("  ")
-            line.add(text.rjust(w), styles.get(mark, ""))
+            line.add(" " * (w - cell_len(text)) + text, styles.get(mark, ""))
         lines.append(line)
-    lines.append(Line((LEGEND, "dim")))
+    lines.append(Line((tr(LEGEND), "dim")))
     return lines
 
 
@@ -91,19 +99,21 @@ def alignment_rich(al: Alignment) -> Block:
 
 def _short(o: Operand) -> str:
     """An operand in an explanation: its shape and dtype, and whether it is contiguous when it is not."""
-    return o.short() + ("" if o.contiguous else ", not contiguous")
+    return o.short() if o.contiguous else tr("{operand}, not contiguous", operand=o.short())
 
 
 def _where(e: Explanation) -> str:
     if e.line is None:
         return ""
-    return f"line {e.line}: {e.source}"
+    return tr("line {line}: {source}", line=e.line, source=e.source)
 
 
 def explanation_html(e: Explanation) -> str:
     parts = [f'<div class="tm-title tm-error">{esc(e.title)}</div>']
     if e.line is not None:
-        parts.append(f'<div>line {esc(e.line)}: <code>{esc(e.source)}</code></div>')
+        code = f"<code>{esc(e.source)}</code>"
+        where = tr("line {line}: {source}", line=esc(e.line), source=code)
+        parts.append(f"<div>{where}</div>")
     if e.operands:
         items = "".join(f"<li><code>{esc(o.label)}</code>: {esc(_short(o))}</li>" for o in e.operands)
         parts.append(f"<ul>{items}</ul>")
@@ -112,7 +122,8 @@ def explanation_html(e: Explanation) -> str:
     for d in e.details:
         parts.append(f'<div class="tm-muted">{esc(d)}</div>')
     if e.hint:
-        parts.append(f'<div class="tm-ok">hint: {esc(e.hint)}</div>')
+        hint = tr("hint: {hint}", hint=esc(e.hint))
+        parts.append(f'<div class="tm-ok">{hint}</div>')
     parts.append(f'<div class="tm-muted">{esc(e.exc_type)}: {esc(e.message)}</div>')
     return f'<div class="tm-explanation">{"".join(parts)}</div>'
 
@@ -128,7 +139,7 @@ def explanation_lines(e: Explanation) -> list[Line]:
     for d in e.details:
         items.append(Line((d, "dim")))
     if e.hint:
-        items.append(Line(("hint: ", "green"), (e.hint, "green")))
+        items.append(Line((tr("hint: {hint}", hint=e.hint), "green")))
     items.append(Line((f"{e.exc_type}: {e.message}", "dim")))
     return items
 
@@ -138,8 +149,10 @@ def explanation_rich(e: Explanation) -> Block:
 
 
 def to_html(report: ErrorReport) -> str:
-    return wrap('<div class="tm-muted">torchmagic explains</div>' + explanation_html(report.explanation), "error")
+    heading = esc(tr("torchmagic explains"))
+    heading = f'<div class="tm-muted">{heading}</div>'
+    return wrap(heading + explanation_html(report.explanation), "error")
 
 
 def to_rich(report: ErrorReport) -> Block:
-    return lines_to_text([Line(("torchmagic explains", "dim")), *explanation_lines(report.explanation)])
+    return lines_to_text([Line((tr("torchmagic explains"), "dim")), *explanation_lines(report.explanation)])

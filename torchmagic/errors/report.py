@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from torchmagic.core.broadcast import Alignment
 from torchmagic.core.meta import fmt_shape
 from torchmagic.core.report import Report
+from torchmagic.i18n import N_, tr
 
 __all__ = ["Operand", "Explanation", "ErrorReport"]
+
+_KINDS = {"value": N_("value")}  # tr() at use; "tensors" (a list of them) is a kind name like a dtype
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,8 @@ class Operand:
                 text += f" {self.device}"
             return text
         if self.kind == "scalar":
-            return f"scalar {self.dtype}".rstrip()
-        return self.kind
+            return tr("scalar {dtype}", dtype=self.dtype).rstrip()
+        return tr(_KINDS[self.kind]) if self.kind in _KINDS else self.kind
 
 
 @dataclass
