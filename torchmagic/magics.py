@@ -159,10 +159,9 @@ class TorchMagics(Magics, Options):
         from torchmagic.trace.options import TraceOptions
 
         if exprs:
-            words = repr(" ".join(exprs))
-            raise UsageError(tr("{magic} takes options only, not {words}", magic="%%tensorinfo", words=words))
+            raise UsageError(f"%%tensorinfo takes options only, not {' '.join(exprs)!r}")
         if args.max_rows is not None and args.max_rows < 1:
-            raise UsageError(tr("{option} needs a positive number", option="--max-rows"))
+            raise UsageError("--max-rows needs a positive number")
         options = options_for(
             TraceOptions, self, deep=args.deep, view="source" if args.source else "table",
             trace_max_rows=args.max_rows or self.trace_max_rows,
@@ -271,11 +270,11 @@ class TorchMagics(Magics, Options):
         args, exprs = parse_line(self.tensorinfo, line)
         if cell is not None:
             if args.nan is not None:
-                raise UsageError(tr("--nan is for the line form: %tensorinfo --nan on"))
+                raise UsageError("--nan is for the line form: %tensorinfo --nan on")
             return self._trace_cell(line, cell, args, exprs)
         if args.nan is not None:
             if exprs:
-                raise UsageError(tr("%tensorinfo --nan on|off takes no expressions"))
+                raise UsageError("%tensorinfo --nan on|off takes no expressions")
             from torchmagic.trace.report import NanWatchState
 
             self.nan_watch = args.nan == "on"
