@@ -17,6 +17,7 @@ import hashlib
 from torchmagic.autograd.graph import GNode, Graph
 from torchmagic.autograd.layout import Layout, layout
 from torchmagic.core.html import esc
+from torchmagic.i18n import tr
 
 __all__ = ["node_size", "draw", "graph_svg"]
 
@@ -76,9 +77,10 @@ def draw(graph: Graph, lay: Layout, uid: str = "") -> str:
         uid = f"tm-ag-{digest}-{len(graph.nodes)}"
     uid = esc(uid)
     width, height = _n(lay.width), _n(lay.height)
+    label = esc(tr("autograd graph"))
     out = [
         (f'<svg xmlns="http://www.w3.org/2000/svg" id="{uid}" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" style="max-width:none" role="img" aria-label="autograd graph">'),
+        f'viewBox="0 0 {width} {height}" style="max-width:none" role="img" aria-label="{label}">'),
         _style(uid),
         (f'<defs><marker id="{uid}-a" viewBox="0 0 8 8" refX="8" refY="4" markerWidth="7" '
         'markerHeight="7" orient="auto"><path d="M0,0L8,4L0,8z" fill="#8a94a6"/></marker></defs>'),
