@@ -74,7 +74,7 @@ def _says(report: AutogradReport, phrases: list[str], english: tuple[str, ...] =
 
 def _no_english(text: str, also: tuple[str, ...] = ()) -> None:
     prose = re.sub(r"<[^>]*>", " ", text)  # markup (svg, css, attributes) is not prose
-    left = [word for word in (*ENGLISH, *also) if re.search(rf"(?<![\w.]){re.escape(word)}(?![\w(])", prose)]
+    left = [word for word in (*ENGLISH, *also) if re.search(rf"(?<![\w.]){re.escape(word)}(?![\w(=])", prose)]
     assert not left, (left, prose[:2000])
 
 
@@ -133,6 +133,28 @@ def test_sqrt_at_zero_in_chinese(zh: Any) -> None:
                   ("Non-finite", "appeared", "non-finite"))
     assert "    └── SqrtBackward0  (3,) float32  ⚠ NaN/inf 在此出现" in lines
     _aligned(lines, "叶子张量", "w", "之后的 .grad", "[inf, 0.25, 0.125]  ⚠")
+
+
+def test_second_backward_explained_in_chinese_above_pytorchs_own_message(zh: Any) -> None:
+    res = zh.run_cell("%%autograd -o _r\nw = torch.ones(2, requires_grad=True)\nloss = w.exp().sum()\n"
+                      "loss.backward()\nloss.backward()")
+    assert isinstance(res.error_in_exec, RuntimeError) and "second time" in str(res.error_in_exec)  # unchanged
+    r = zh.user_ns.pop("_r")
+    assert r.explanation is not None
+    assert r.explanation.plain.startswith("`loss`.backward() 需要自动求导在计算 `loss` 时保存的中间值（供 ExpBackward0 使用）")
+    lines = _says(r, ["第二次通过同一个计算图的 backward() 无从计算"], ("needs the intermediate", "freed them"))
+    assert any(line.startswith("修正：") for line in lines)
+
+
+def test_jacobian_in_chinese(zh: Any) -> None:
+    res = zh.run_cell("%%autograd -o _r --jacobian\nx = torch.tensor([1., 2.], requires_grad=True)\ny = x ** 2\n"
+                      "y.backward(gradient=torch.tensor([1., 0.5]))")
+    assert res.error_in_exec is None
+    r = zh.user_ns.pop("_r")
+    lines = _says(r, ["(2,) 的雅可比矩阵", "v·J 与 backward() 的计算结果一致", "x[0]", "y[1]"],
+                  ("Jacobian", "matches", "differs"))
+    assert "y (2,) 的雅可比矩阵" in lines and "<code>y</code> (2,) 的雅可比矩阵" in r.to_html()
+    assert "J = ∂输出/∂叶子张量" in r.to_html()
 
 
 def test_line_form_and_its_usage_errors_in_chinese(zh: Any) -> None:

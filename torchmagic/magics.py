@@ -486,7 +486,7 @@ class TorchMagics(Magics, Options):
             if len(exprs) != 1:
                 raise UsageError(tr("%autograd needs one tensor, e.g. %autograd loss (or use %%autograd on a cell)"))
             value = evaluate(exprs[0], shell, "%autograd")
-            with guarded("building the %autograd report"):
+            with guarded(tr("building the %autograd report")):
                 self._emit(tensor_report(exprs[0], value, shell.user_ns, watch, graph), args.out)
             return None
         if exprs:

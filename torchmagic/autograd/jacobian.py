@@ -98,7 +98,7 @@ def jacobian_before(
     pending.rows = tuple(_element_names(root_label if len(root_label) < 20 else "out", shape))
     cols: list[str] = []
     for leaf in leaves:
-        cols.extend(_element_names(names.get(id(leaf), "leaf"), tuple(int(s) for s in leaf.shape)))
+        cols.extend(_element_names(names.get(id(leaf), "") or tr("leaf"), tuple(int(s) for s in leaf.shape)))
     pending.columns = tuple(cols)
     grads_v = gradient if gradient is None or isinstance(gradient, torch.Tensor) else gradient[0]
     pending.v = tuple(_flat(grads_v, m)) if grads_v is not None else (1.0,) * m

@@ -192,7 +192,7 @@ def _jacobian_html(jac: Jacobian) -> str:
     if not jac.matrix:
         return out
     rows = [[r, *(fmt_number(v) for v in row)] for r, row in zip(jac.rows, jac.matrix)]
-    out += table(["J = ∂out/∂leaf", *jac.columns], rows)
+    out += table([tr("J = ∂out/∂leaf"), *jac.columns], rows)
     out += table(["", *jac.rows], [["v (gradient=)", *(fmt_number(x) for x in jac.v)]])
     prod = [["v·J", *(fmt_number(x) for x in jac.vj)]]
     if jac.backward:

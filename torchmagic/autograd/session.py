@@ -38,7 +38,7 @@ from torchmagic.autograd.report import AutogradReport, Explanation, Jacobian, Lo
 from torchmagic.autograd.site import CellSite
 from torchmagic.autograd.steps import StepLog
 from torchmagic.autograd.values import summarize
-from torchmagic.autograd.walk import find_leaves, node_key, walk
+from torchmagic.autograd.walk import find_leaves, node_key, saved_freed, walk
 from torchmagic.autograd.watcher import AutogradWatcher
 from torchmagic.core.cell import Cell
 from torchmagic.core.names import iter_named_tensors, user_names
@@ -230,7 +230,7 @@ class AutogradSession(Collector):
             if exc is error:
                 root = label
                 if failed_graph is not None:
-                    ops = [n.label for n in failed_graph.nodes if "freed" in n.note]
+                    ops = [n.label for n in failed_graph.nodes if saved_freed(n)]
                     freed = ", ".join(dict.fromkeys(ops))
         return explain(str(error), root, _suspects(self.ns, str(error)), saved_by=freed)
 

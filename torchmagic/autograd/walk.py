@@ -32,9 +32,11 @@ from torchmagic.core.names import iter_named_tensors
 from torchmagic.core.saved import read_saved
 from torchmagic.i18n import N_, tr, trn
 
-__all__ = ["walk", "find_leaves", "node_key", "storage_names", "NodeKey", "UNKNOWN_INPUT"]
+__all__ = ["walk", "find_leaves", "node_key", "storage_names", "saved_freed", "NodeKey", "UNKNOWN_INPUT"]
 
 UNKNOWN_INPUT = N_("input without grad")  # the label of an input nothing tells the name of (translated: tr())
+FREED = N_("saved tensors were freed by an earlier backward()")
+FREED_SHOWN = N_("saved tensors (shown as they were) were freed by backward()")
 NodeKey = tuple[int, str]  # (sequence number, name) of a backward node: stable while it lives
 # Inputs of a backward node are usually saved under these names, in this order.
 _INPUT_ORDER = ("self", "input", "mat1", "other", "mat2", "weight", "bias", "tensor", "tensors")
@@ -70,6 +72,11 @@ def _describe(value: Any, names: Mapping[int, str]) -> str:
     if isinstance(value, (list, tuple)) and value and isinstance(value[0], torch.Tensor):
         return trn("{n} tensor", "{n} tensors", len(value))
     return _short(value)
+
+
+def saved_freed(node: GNode) -> bool:
+    """Whether the walk found ``node``'s saved tensors freed by a backward (its note says so)."""
+    return tr(FREED) in node.note or tr(FREED_SHOWN) in node.note
 
 
 def _order_key(item: tuple[str, Any]) -> tuple[int, str]:
@@ -288,11 +295,11 @@ def _op(w: _Walker, graph: Graph, nid: int, fn: Any, fn_names: Mapping[int, list
         spare = [w.input_of(v, label) for _, v in values if isinstance(v, torch.Tensor) and not v.requires_grad]
     if saved.freed:
         graph.freed = True
-        note = tr("saved tensors were freed by an earlier backward()")
+        note = tr(FREED)
         if saved_cache is not None and key in saved_cache:
             described, cached = saved_cache[key]
             spare = list(cached)
-            note = tr("saved tensors (shown as they were) were freed by backward()")
+            note = tr(FREED_SHOWN)
     elif saved.modified:
         note = tr("saved '{name}' was modified in place after it was saved", name=saved.modified[-1])
         graph.stale.append(f"{label}: {note}")
