@@ -176,3 +176,25 @@ def test_english_is_back_after_switching(zh: Any, options: Any) -> None:
     with options(language="en"):
         r = _run(zh, "w = torch.tensor([0., 4.], requires_grad=True)\nloss = w.sqrt().sum()\nloss.backward()")
         assert "Non-finite gradient after the backward() at line 4: w: 1 inf." in r.to_text().replace("\n", "")
+
+
+def test_svg_boxes_are_wide_enough_for_chinese_labels() -> None:
+    from torchmagic.autograd.graph import GNode
+    from torchmagic.autograd.svg import CHAR_W, node_size
+
+    chinese, latin = GNode(0, "const", "无梯度的输入"), GNode(1, "const", "abcdef")  # six characters each
+    assert node_size(chinese)[0] >= cell_len("无梯度的输入") * CHAR_W > node_size(latin)[0]
+
+
+def test_inplace_error_and_empty_cells_in_chinese(zh: Any) -> None:
+    res = zh.run_cell("%%autograd -o _r\na = torch.ones(3, requires_grad=True)\nb = a.sigmoid()\nb.mul_(2)\n"
+                      "b.sum().backward()")
+    assert isinstance(res.error_in_exec, RuntimeError) and "modified by an inplace operation" in str(res.error_in_exec)
+    r = zh.user_ns.pop("_r")
+    _says(r, ["自动求导在前向传播中保存了 `b`（它是 Sigmoid 的输出）", "它的版本计数从 0 变成了 1",
+              "抛出了 RuntimeError（错误信息见下方的回溯）", "SigmoidBackward0：保存的", "在保存之后被原地修改",
+              "常量 2"], ("saved", "version counter", "raised", "constant"))
+    assert _run(zh, "x = torch.ones(3)\ny = x * 2").nothing.startswith(
+        "没有可显示的内容：本单元格中没有需要梯度的张量（x, y 都不需要），所以自动求导没有记录任何内容。")
+    assert _run(zh, "x = torch.ones(3, requires_grad=True)").nothing.startswith(
+        "暂时没有可绘制的内容：x 需要梯度（requires_grad），但单元格中没有任何计算用到它")

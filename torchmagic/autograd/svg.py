@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import hashlib
 
+from rich.cells import cell_len
+
 from torchmagic.autograd.graph import GNode, Graph
 from torchmagic.autograd.layout import Layout, layout
+from torchmagic.autograd.values import clip
 from torchmagic.core.html import esc
 from torchmagic.i18n import tr
 
@@ -28,7 +31,7 @@ MAX_CHARS = 60
 
 
 def _clip(text: str) -> str:
-    return text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 1] + "…"
+    return clip(text, MAX_CHARS)
 
 
 def _lines(node: GNode) -> list[str]:
@@ -39,9 +42,9 @@ def _lines(node: GNode) -> list[str]:
 
 
 def node_size(node: GNode) -> tuple[float, float]:
-    """Box size that fits the node's text lines."""
+    """Box size that fits the node's text lines (a Chinese character is two monospace cells wide)."""
     lines = _lines(node)
-    width = max(len(s) for s in lines) * CHAR_W + 2 * PAD_X
+    width = max(cell_len(s) for s in lines) * CHAR_W + 2 * PAD_X
     return (round(max(width, 40.0)), LINE_H * len(lines) + 8.0)
 
 

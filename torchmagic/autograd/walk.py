@@ -302,7 +302,7 @@ def _op(w: _Walker, graph: Graph, nid: int, fn: Any, fn_names: Mapping[int, list
             note = tr(FREED_SHOWN)
     elif saved.modified:
         note = tr("saved '{name}' was modified in place after it was saved", name=saved.modified[-1])
-        graph.stale.append(f"{label}: {note}")
+        graph.stale.append(tr("{op}: {note}", op=label, note=note))
     if saved_cache is not None and (described or spare):
         saved_cache[key] = (described, tuple(spare))
     given = fn_names.get(id(fn))
