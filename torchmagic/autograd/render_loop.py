@@ -117,7 +117,7 @@ def _loss_text(loop: LoopSummary) -> str:
     return text + (tr("; {n} of {total} steps sampled", n=len(values), total=loop.steps) if sampled else "")
 
 
-FLAGS = {  # LayerFlow.flag -> what a person reads
+_FLAGS = {  # LayerFlow.flag -> what a person reads
     "vanishing": N_("vanishing"),
     "exploding": N_("exploding"),
     "non-finite": N_("non-finite"),
@@ -128,7 +128,7 @@ FLAGS = {  # LayerFlow.flag -> what a person reads
 def _flag_text(layer: LayerFlow) -> str:
     if not layer.flag:
         return tr("ok")
-    flag = tr(FLAGS[layer.flag]) if layer.flag in FLAGS else layer.flag
+    flag = tr(_FLAGS[layer.flag]) if layer.flag in _FLAGS else layer.flag
     return f"⚠ {flag}: {layer.why}"
 
 
