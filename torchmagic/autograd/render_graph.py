@@ -48,7 +48,8 @@ def graph_messages(g: Graph) -> list[str]:
 def graph_html(g: Graph, drills: list[Drill], uid: str = "") -> str:
     """The graph's section body: legend, messages, the SVG and, when folded, the drill-downs."""
     messages = "".join(f'<div class="tm-muted">{esc(m)}</div>' for m in graph_messages(g))
-    body = f'<div class="tm-muted">{esc(tr(LEGEND))}</div>{messages}{_BOX.format(graph_svg(g, uid))}'
+    legend = esc(tr(LEGEND))
+    body = f'<div class="tm-muted">{legend}</div>{messages}{_BOX.format(graph_svg(g, uid))}'
     if drills:
         body += _drills_html(drills, uid or "tm-ag")
     return body
