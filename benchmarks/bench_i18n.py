@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +32,6 @@ def import_time(language: str) -> float:
     env = {**os.environ, "LANGUAGE": language, "LANG": "C.UTF-8", "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", IMPORT], capture_output=True, text=True, env=env, check=True)
     return float(out.stdout.strip())
-
-
-def best(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:
@@ -66,7 +56,9 @@ def main() -> None:
             for language in timings:
                 ip.run_line_magic("config", f"TorchMagics.language = {language!r}")
                 with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                    timings[language].append(best(lambda c=cell: ip.run_cell(c), 1))
+                    t0 = time.perf_counter()
+                    ip.run_cell(cell)
+                    timings[language].append(time.perf_counter() - t0)
         a, b = min(timings["en"]), min(timings["zh_CN"])
         print(f"{name}: en {a * 1e3:.2f} ms, zh_CN {b * 1e3:.2f} ms ({b / a:.2f}x){' (the cell fails)' if fails else ''}")
     ip.run_line_magic("config", "TorchMagics.language = 'auto'")
