@@ -188,8 +188,8 @@ def test_usage_errors_of_the_shared_line_parser_in_chinese(ip: Any, zh: None) ->
         "无法解析 'x)'：EOF in multi-line statement",  # Python's tokenizer words stay as Python says them
         "-o 需要一个 Python 变量名，而不是 '1x'",
         "选项 -o 需要一个值",
-        "%tensorinfo：求值 'torch.ones(2) / {}' 时引发了 TypeError: unsupported operand type(s) for /: 'Tensor' "
-        "and 'dict'",
+        ("%tensorinfo：求值 'torch.ones(2) / {}' 时引发了 TypeError: unsupported operand type(s) for /: 'Tensor' "
+         "and 'dict'"),
     ]
 
 
