@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from torchmagic.core.guard import internal_failure
+from torchmagic.i18n import tr
 
 __all__ = ["FastPath", "FAST_PATH_MODULES", "is_ours"]
 
@@ -55,7 +56,7 @@ class FastPath:
             ]
         except Exception as exc:  # noqa: BLE001 - without it the cell still runs, on the slow path
             self._remove_hooks()
-            internal_failure("keeping PyTorch's fast path", exc)
+            internal_failure(tr("keeping PyTorch's fast path"), exc)
         return self
 
     def __exit__(self, *exc: object) -> None:
