@@ -172,6 +172,18 @@ def test_backward_twice_in_chinese(shown: Any) -> None:
     s.no_english()
 
 
+def test_cat_and_stack_in_chinese(shown: Any) -> None:
+    s = shown("a = torch.ones(2, 3)\nb = torch.ones(3, 2)\ntorch.cat([a, b], dim=0)")
+    assert s.message.startswith("Sizes of tensors must match except in dimension 0.")
+    s.has("沿第 0 维 cat：其他各维必须一致：a 的形状是 (2, 3)，b 的形状是 (3, 2)：第 1 维：3 ≠ 2",
+          "第 3 行：torch.cat([a, b], dim=0)")
+    s.no_english()
+    s = shown("c = torch.ones(2, 4)\ntorch.stack([a, c])")
+    assert s.message.startswith("stack expects each tensor to be equal size")
+    s.has("stack 要求每个张量形状相同", "第 1 维：3 ≠ 4", "要沿一个已有的、大小不同的维拼接，使用 `torch.cat`。")
+    s.no_english()
+
+
 def test_usage_errors_of_the_shared_line_parser_in_chinese(ip: Any, zh: None) -> None:
     ip.run_cell("import torch")
     said = []
