@@ -22,7 +22,7 @@ from traitlets import observe
 from torchmagic.core.args import evaluate, parse_line, parse_options
 from torchmagic.core.guard import guarded
 from torchmagic.core.report import Report, show
-from torchmagic.i18n import set_language
+from torchmagic.i18n import set_language, tr
 from torchmagic.options import Options, options_for
 
 __all__ = ["TorchMagics"]
@@ -159,9 +159,10 @@ class TorchMagics(Magics, Options):
         from torchmagic.trace.options import TraceOptions
 
         if exprs:
-            raise UsageError(f"%%tensorinfo takes options only, not {' '.join(exprs)!r}")
+            raise UsageError(tr("{magic} takes options only, not {given}", magic="%%tensorinfo",
+                                given=repr(" ".join(exprs))))
         if args.max_rows is not None and args.max_rows < 1:
-            raise UsageError("--max-rows needs a positive number")
+            raise UsageError(tr("{flag} needs a positive number", flag="--max-rows"))
         options = options_for(
             TraceOptions, self, deep=args.deep, view="source" if args.source else "table",
             trace_max_rows=args.max_rows or self.trace_max_rows,
@@ -270,11 +271,12 @@ class TorchMagics(Magics, Options):
         args, exprs = parse_line(self.tensorinfo, line)
         if cell is not None:
             if args.nan is not None:
-                raise UsageError("--nan is for the line form: %tensorinfo --nan on")
+                raise UsageError(tr("{flag} is for the line form: {example}", flag="--nan",
+                                    example="%tensorinfo --nan on"))
             return self._trace_cell(line, cell, args, exprs)
         if args.nan is not None:
             if exprs:
-                raise UsageError("%tensorinfo --nan on|off takes no expressions")
+                raise UsageError(tr("{magic} takes no expressions", magic="%tensorinfo --nan on|off"))
             from torchmagic.trace.report import NanWatchState
 
             self.nan_watch = args.nan == "on"
