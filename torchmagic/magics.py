@@ -522,6 +522,7 @@ class TorchMagics(Magics, Options):
         __tracebackhide__ = True
         args, exprs = parse_line(self.autograd, line)
         from torchmagic.autograd.options import GraphOptions, WatchOptions
+        from torchmagic.i18n import tr
 
         watch = options_for(WatchOptions, self, jacobian=args.jacobian)
         graph = options_for(GraphOptions, self, expand=tuple(args.expand))
@@ -534,13 +535,13 @@ class TorchMagics(Magics, Options):
             from torchmagic.autograd.session import tensor_report
 
             if len(exprs) != 1:
-                raise UsageError("%autograd needs one tensor, e.g. %autograd loss (or use %%autograd on a cell)")
+                raise UsageError(tr("%autograd needs one tensor, e.g. %autograd loss (or use %%autograd on a cell)"))
             value = evaluate(exprs[0], shell, "%autograd")
-            with guarded("building the %autograd report"):
+            with guarded(tr("building the %autograd report")):
                 self._emit(tensor_report(exprs[0], value, shell.user_ns, watch, graph), args.out)
             return None
         if exprs:
-            raise UsageError(f"%%autograd takes no expressions on its line (got {' '.join(exprs)!r})")
+            raise UsageError(tr("%%autograd takes no expressions on its line (got {got})", got=repr(" ".join(exprs))))
         from torchmagic.autograd.ledger import GradLedger
         from torchmagic.autograd.session import AutogradSession
 
@@ -639,10 +640,16 @@ class TorchMagics(Magics, Options):
         emit = lambda report: self._emit(report, args.out)  # noqa: E731
         if cell is None:
             if args.trace or args.timeout is not None or args.no_start:
-                raise UsageError("--trace, --timeout and --no-start are for the cell form (%%distributed)")
+                raise UsageError(
+                    tr(
+                        "{trace}, {timeout} and {no_start} are for the cell form ({magic})",
+                        trace="--trace", timeout="--timeout", no_start="--no-start", magic="%%distributed",
+                    )
+                )
             return front.line(args.command or "status", args, emit)
         if args.command:
-            raise UsageError(f"%%distributed takes options only, not {args.command!r}")
+            words = repr(args.command)
+            raise UsageError(tr("{magic} takes options only, not {words}", magic="%%distributed", words=words))
         return front.cell(cell, f"%%distributed {line}".rstrip(), args, emit)
 
 

@@ -44,18 +44,14 @@ import torch.nn.modules.module as module_mod
 from torch import nn
 
 from torchmagic.core.cell import cell_lineno
+from torchmagic.core.fastpath import FAST_PATH_MODULES
 from torchmagic.core.guard import Fence
 from torchmagic.core.meta import fmt_shape
 from torchmagic.trace.rows import Made
 
-__all__ = ["Node", "ModuleTracker", "ModuleNames", "FAST_PATH_MODULES", "count_params", "shapes_text"]
+__all__ = ["Node", "ModuleTracker", "ModuleNames", "count_params", "shapes_text"]
 
 _MODULE_FILE = module_mod.__file__
-# Modules whose eval-mode fast path is skipped while a TorchFunctionMode is on (torch checks
-# ``has_torch_function``): traced, they would compute with other kernels than bare.
-FAST_PATH_MODULES: tuple[type[nn.Module], ...] = (
-    nn.TransformerEncoder, nn.TransformerEncoderLayer, nn.MultiheadAttention,
-)
 _MAX_NODES = 2000
 _SHAPE_CALLS = 16  # input shapes are compared over a call site's first calls only
 

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
+from torchmagic.core.fastpath import FastPath
 from torchmagic.core.funcs import FuncInfo, func_info
 from torchmagic.core.guard import Fence
 from torchmagic.i18n import tr
@@ -113,6 +114,7 @@ class CellNanWatch:
     def __init__(self) -> None:
         self._mode: _Mode | None = None
         self._watch: NanWatch | None = None
+        self._fast: FastPath | None = None
         self.fence = Fence()
 
     @property
@@ -127,11 +129,15 @@ class CellNanWatch:
         mode = _Mode(self._watch, self.fence)
         mode.__enter__()
         self._mode = mode
+        self._fast = FastPath().__enter__()  # eval-mode Transformers keep their fused kernels
 
     def stop(self) -> NanReport | None:
         """After a cell: take the mode off the stack (wherever it is), read what is left, say what was found."""
         mode, self._mode = self._mode, None
         watch, self._watch = self._watch, None
+        fast, self._fast = self._fast, None
+        if fast is not None:
+            fast.__exit__(None, None, None)
         if mode is not None:
             _remove(mode)
         if watch is None:
