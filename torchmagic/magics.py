@@ -237,11 +237,11 @@ class TorchMagics(Magics, Options):
 
         ns = self.ip.user_ns
         if not exprs:
-            with guarded("building the %tensorinfo report"):
+            with guarded(tr("building the %tensorinfo report")):
                 self._emit(scan_namespace(ns, options_for(SummaryOptions, self)), args.out)
             return None
         items = [(expr, evaluate(expr, self.ip, "%tensorinfo")) for expr in exprs]
-        with guarded("building the %tensorinfo report"):
+        with guarded(tr("building the %tensorinfo report")):
             if args.short:
                 report: Report = summarize(items, options_for(SummaryOptions, self))
             else:
@@ -362,7 +362,7 @@ class TorchMagics(Magics, Options):
         if args.loops is not None or args.repeats is not None or args.compare or args.fallback:
             raise UsageError(tr("-n, -r, --compare and --fallback belong to the cell form: %%device cuda -n 10"))
         if not exprs:
-            with guarded("building the %device report"):
+            with guarded(tr("building the %device report")):
                 self._emit(device_info(), args.out)
             return
         if len(exprs) > 1:
@@ -377,7 +377,7 @@ class TorchMagics(Magics, Options):
             raise UsageError(
                 tr("{error} (to run a cell on a device use the cell form: %%device {expr})", error=exc, expr=expr)
             ) from None
-        with guarded(f"building the %device {expr} report"):
+        with guarded(tr("building the %device {expr} report", expr=expr)):
             report = model_map(obj, expr, max_rows=self.device_max_rows)
             if report is None:
                 raise UsageError(

@@ -34,7 +34,7 @@ from torchmagic.device.ops import OpTimer
 from torchmagic.device.report import DeviceReport, DeviceRun
 from torchmagic.device.timing import Clock, Marks, clock_for, timed, timed_repeats
 from torchmagic.device.watcher import Recorders, Watcher, prime
-from torchmagic.i18n import tr
+from torchmagic.i18n import N_, tr
 
 if TYPE_CHECKING:
     import torch
@@ -240,7 +240,7 @@ _NO_ERROR = Exception()
 class DeviceSession(Collector):
     """Runs the cell on each device of the line and times it; :meth:`report` is the :class:`DeviceReport`."""
 
-    what = "the %%device run"
+    what = N_("the %%device run")
     required = True  # without the default device the cell would run on the wrong device
 
     def __init__(
