@@ -205,7 +205,7 @@ def looks_uninitialised(s: Stats) -> str:
     what its values say can: subnormal numbers and magnitudes of 1e20 and
     more are rare in data and common in memory never written.
     """
-    big = max(abs(v) for v in (s.minimum, s.maximum) if isinstance(v, float)) if s.finite else 0.0
+    big = max((abs(v) for v in (s.minimum, s.maximum) if isinstance(v, float)), default=0.0)
     if not s.subnormal and big < HUGE:
         return ""
     seen = []
