@@ -48,8 +48,13 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def examples() -> list[Path]:
-    """The example notebooks, in reading order."""
-    return sorted(EXAMPLES.glob("*.ipynb"))
+    """The example notebooks, in reading order: the English ones, then each translation's folder."""
+    return sorted(EXAMPLES.glob("*.ipynb")) + sorted(EXAMPLES.glob("*/*.ipynb"))
+
+
+def example_name(path: Path) -> str:
+    """A notebook's name, unique across folders: ``01_tensors``, ``zh-00_basics``."""
+    return "-".join(path.relative_to(EXAMPLES).with_suffix("").parts)
 
 
 def strip_ansi(text: str) -> str:
@@ -167,7 +172,7 @@ def execute(path: Path, timeout: int = 300) -> Any:
 
 
 def cached_path(path: Path) -> Path:
-    return EXECUTED / path.name
+    return EXECUTED / f"{example_name(path)}.ipynb"
 
 
 def load_cached(path: Path) -> Any | None:
@@ -344,7 +349,7 @@ def vscode_html(nb: Any, colours: dict[str, str] = VSCODE_DARK) -> str:
 def write_html(path: Path, nb: Any, theme: str = "light") -> Path:
     """Write the page a reader would see: ``light``/``dark`` JupyterLab, or ``vscode-dark``."""
     HTML_DIR.mkdir(parents=True, exist_ok=True)
-    out = HTML_DIR / f"{path.stem}.{theme}.html"
+    out = HTML_DIR / f"{example_name(path)}.{theme}.html"
     text = vscode_html(nb) if theme == "vscode-dark" else export_html(nb, theme)
     out.write_text(text, encoding="utf-8")
     return out
@@ -383,7 +388,7 @@ def offline(page: Any) -> None:
 
 def iter_examples(names: list[str]) -> Iterator[Path]:
     for path in examples():
-        if not names or path.stem in names or path.name in names:
+        if not names or example_name(path) in names or path.stem in names or path.name in names:
             yield path
 
 
@@ -394,7 +399,7 @@ def main(argv: list[str]) -> int:
         problems = cell_problems(nb)
         for theme in ("light", "dark", "vscode-dark"):
             out = write_html(path, nb, theme)
-        print(f"{path.name}: {len(problems)} problem(s); {out.parent}/{path.stem}.*.html")
+        print(f"{example_name(path)}: {len(problems)} problem(s); {out.parent}/{example_name(path)}.*.html")
         for p in problems:
             print("   ", p)
         bad += bool(problems)

@@ -44,6 +44,10 @@ def _inside(inner: dict[str, float], outer: dict[str, float], tol: float = 1.5) 
     )
 
 
+def _is_cjk(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff" or "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef"
+
+
 def report_problems(report: dict[str, Any]) -> list[str]:
     """Everything that makes one measured report hard to see or read."""
     bad: list[str] = []
@@ -69,6 +73,10 @@ def report_problems(report: dict[str, Any]) -> list[str]:
     for img in report["images"]:
         if not img["ok"] or img["box"]["w"] <= 0:
             bad.append(f"image not drawn: {img}")
+    for sp in report["spills"]:
+        bad.append(f"text runs {sp['over']}px out of its box: {sp['text']!r}")
+    if not report["glyphs"]["cjk"] and any(_is_cjk(c) for c in report["text"]):
+        bad.append(f"Chinese text drawn without CJK glyphs (font: {report['glyphs']['font']})")
     for svg in report["svgs"]:
         if svg["box"]["w"] <= 0 or svg["box"]["h"] <= 0:
             bad.append("svg has no size")

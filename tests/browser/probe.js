@@ -158,6 +158,27 @@
     }));
   }
 
+  function spills(report) {
+    // Text boxes whose content runs out of them (a scroll box scrolls on purpose and is left alone).
+    const out = [];
+    for (const el of report.querySelectorAll("td, th, p, li, summary, .tm-title, .tm-badge")) {
+      const st = getComputedStyle(el);
+      if (st.overflowX !== "visible" || !visible(el) || el.clientWidth <= 0) continue;
+      if (el.scrollWidth > el.clientWidth + 1) {
+        out.push({ text: el.innerText.trim().slice(0, 40), over: el.scrollWidth - el.clientWidth });
+      }
+    }
+    return out;
+  }
+  function glyphs(report) {
+    // Whether the report's font has CJK glyphs: missing ones all draw as the same empty box.
+    const st = getComputedStyle(report);
+    const c = document.createElement("canvas").getContext("2d");
+    c.font = `${st.fontSize} ${st.fontFamily}`;
+    const w = (t) => c.measureText(t).width;
+    return { cjk: w("张量形状") !== w("\u{10FFFD}\u{10FFFD}\u{10FFFD}\u{10FFFD}"), font: st.fontFamily };
+  }
+
   const scope = root ? document.querySelector(root) : document;
   if (!scope) return { found: false, reports: [] };
   const reports = [...scope.querySelectorAll(".tm")].filter((r) => !r.parentElement.closest(".tm"));
@@ -174,6 +195,8 @@
       tables: tables(r),
       svgs: svgs(r),
       images: images(r),
+      spills: spills(r),
+      glyphs: glyphs(r),
     })),
   };
 }

@@ -37,7 +37,7 @@ def _executed(path: Path) -> Any:
 
 
 @pytest.mark.parametrize("theme", THEMES)
-@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+@pytest.mark.parametrize("path", EXAMPLES, ids=[nbtools.example_name(p) for p in EXAMPLES])
 def test_example_page(path: Path, theme: str, open_page: Any) -> None:
     nb = _executed(path)
     html = nbtools.write_html(path, nb, theme)
@@ -47,7 +47,7 @@ def test_example_page(path: Path, theme: str, open_page: Any) -> None:
         assert info["page_lum"] < 0.1, f"the dark theme did not apply (page background {info['page_bg']})"
     else:
         assert info["page_lum"] > 0.8, f"the light theme did not apply (page background {info['page_bg']})"
-    shots = SCREENSHOTS / path.stem
+    shots = SCREENSHOTS / nbtools.example_name(path)
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shots / f"page.{theme}.png"), full_page=True)
 
@@ -133,3 +133,16 @@ def test_probe_reads_svg_text_against_its_box(open_page: Any) -> None:
     page = open_page(_synthetic(svg))
     problems = report_problems(probe(page)["reports"][0])
     assert any("low contrast" in p and "dark on dark" in p for p in problems), problems
+
+
+def test_probe_flags_text_out_of_its_box_and_reads_cjk_glyphs(open_page: Any) -> None:
+    body = (
+        '<p style="width:40px;white-space:nowrap">广播：形状从最右边的维度开始对齐</p>'
+        '<table class="tm-table"><tbody><tr><td>张量</td><td>(2, 3)</td></tr></tbody></table>'
+    )
+    reports = probe(open_page(_synthetic(body)))["reports"]
+    problems = report_problems(reports[0])
+    assert any("out of its box" in p and "广播" in p for p in problems), problems
+    assert not any("张量" in p for p in problems), problems
+    assert reports[0]["glyphs"]["cjk"], "this machine's Chromium has no CJK font (apt-get install fonts-noto-cjk)"
+

@@ -34,10 +34,15 @@ WARN = "var(--jp-warn-color1, var(--vscode-editorWarning-foreground, #b35900))"
 ERROR = "var(--jp-error-color1, var(--vscode-errorForeground, #c62828))"
 ACCENT = "var(--jp-brand-color1, var(--vscode-textLink-foreground, #1565c0))"
 OK = "var(--jp-success-color1, var(--vscode-testing-iconPassed, #2e7d32))"
-MONO = "var(--jp-code-font-family, SFMono-Regular, Menlo, Consolas, monospace)"
+# Chinese reports (issue 15) need fonts with CJK glyphs: named after the theme's own font, so a
+# theme's choice wins for Latin text and these fill in only the characters it lacks.
+CJK = '"Noto Sans CJK SC", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei", "WenQuanYi Micro Hei"'
+CJK_MONO = '"Noto Sans Mono CJK SC", "Sarasa Mono SC"'
+MONO = f"var(--jp-code-font-family, SFMono-Regular, Menlo, Consolas, monospace), {CJK_MONO}, {CJK}, monospace"
+UI = f"var(--jp-ui-font-family, system-ui, sans-serif), {CJK}, sans-serif"
 
 STYLE = f"""<style>
-.tm {{ color: {FG}; font-family: var(--jp-ui-font-family, sans-serif); font-size: 13px; line-height: 1.4; }}
+.tm {{ color: {FG}; font-family: {UI}; font-size: 13px; line-height: 1.4; }}
 .tm .tm-title {{ font-weight: 600; margin: 4px 0; }}
 .tm .tm-muted {{ color: {FG2}; color: color-mix(in srgb, {FG2} 75%, {FG0}); }}
 .tm code, .tm .tm-mono {{ font-family: {MONO}; }}
