@@ -113,3 +113,21 @@ def test_usage_errors_in_chinese(ip: Any, options: Any, line: str, cell: str | N
         else:
             ip.run_cell_magic("device", line, cell)
     assert message in str(caught.value)
+
+
+def test_repeats_and_modules(ip: Any, capture: Any, options: Any) -> None:
+    setup = "m = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8), torch.nn.ReLU())\n"
+    with options(language="zh_CN"):
+        res = _run(ip, capture, "%%device cpu -n 2 -r 2 -o rep\n" + setup + "out = m(torch.randn(64, 8))\n")
+        assert res.error_in_exec is None
+        html, term, lines = _both(ip.user_ns.pop("rep"))
+    for text in (html, term):
+        for zh in ("单元格运行了 5 次", "预热运行", "重复运行", "每次循环", "2 次重复 × 2 次循环的均值 ± 标准差",
+                   "模块：每个 nn.Module 的耗时和内存", "前向", "单元格运行了多次；其副作用每次都会发生"):
+            assert zh in text, zh
+        assert "Sequential" in text and "F.linear" in text and "(64, 8)" in text
+        for en in ("warm-up run", "per loop", "more)", "Modules:", "repeated", "side effects"):
+            assert en not in text, en
+    assert "m.0（另有 1 个）中的 F.linear" in html.replace(" 中的", "中的")  # two layers' outputs in one row
+    assert_fits(lines)
+    assert_aligned(lines)

@@ -338,8 +338,8 @@ def to_html(report: DeviceReport) -> str:
     for run in report.runs:
         body.append(_run_html(run, with_device=many))
     if any(r.repeats is not None for r in report.runs):
-        repeated = tr("the cell ran several times; its side effects happened each time")
-        body.append(f'<div class="tm-muted">{badge(tr("repeated"))} {esc(repeated)}</div>')
+        repeated, word = tr("the cell ran several times; its side effects happened each time"), tr("repeated")
+        body.append(f'<div class="tm-muted">{badge(word)} {esc(repeated)}</div>')
     return wrap("".join(body), "device")
 
 

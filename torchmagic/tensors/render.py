@@ -143,8 +143,9 @@ def _picture_head(p: Picture) -> str:
 
 
 def _picture_html(p: Picture) -> str:
+    frame = tr("frame {i}")  # not inside the f-string: message extraction does not look there
     imgs = "".join(
-        f'<img alt="{esc(tr("frame {i}", i=i))}" src="data:image/png;base64,{png}" '
+        f'<img alt="{esc(frame.format(i=i))}" src="data:image/png;base64,{png}" '
         'style="image-rendering: pixelated; min-width: 48px; max-width: 160px; margin: 2px; border: 1px solid #8884">'
         for i, png in enumerate(p.pngs)
     )
