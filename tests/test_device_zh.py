@@ -131,3 +131,26 @@ def test_repeats_and_modules(ip: Any, capture: Any, options: Any) -> None:
     assert "m.0（另有 1 个）中的 F.linear" in html.replace(" 中的", "中的")  # two layers' outputs in one row
     assert_fits(lines)
     assert_aligned(lines)
+
+
+def test_a_cuda_report_drawn_in_chinese(options: Any) -> None:
+    """The sections only a GPU run fills (events, transfers, sync points, the CUDA allocator), from report data."""
+    from tests.test_device_render import _run as cuda_run
+    from torchmagic.device.report import DeviceReport
+
+    report = DeviceReport(runs=[cuda_run("cuda:0", ""), cuda_run("cpu", "")], cell_runs=14, compare=True)
+    with options(language="zh_CN"):
+        html, term, lines = _both(report)
+    for text in (html, term):
+        for zh in ("%%device 在 cuda:0 vs cpu 上比较：单元格运行了 14 次", "设备耗时 10 ms（事件计时）", "实际耗时最佳",
+                   "传输：2 次跨设备复制，2.0 KiB", "主机→设备", "同步点：1 行让 Python 等待设备",
+                   "打印张量会把它的值复制到主机", "CUDA 内存分配器", "设备耗时，来自事件计时", "1×（基准）",
+                   "第 5 行", "设备不匹配"):
+            assert zh in text, zh
+        for en in ("compared on", "(events)", "wall best", "Transfers:", "host→device", "Sync points",
+                   "printing a tensor", "CUDA allocator", "baseline", "at line"):
+            assert en not in text, en
+        assert "Tensor.to" in text and "(16, 16)" in text
+    assert "cpu → cuda:0" in html and "所有模块（14 行）" in html
+    assert_fits(lines)
+    assert_aligned(lines)
