@@ -14,7 +14,11 @@ medians of several runs.  Workloads:
 (a) 10,000 small elementwise ops in a loop;
 (b) one MLP training step (zero_grad, forward, loss, backward, step), and the
     same step 100 times in a loop (b100: per-cell costs amortised);
-(c) ten 1024×1024 matmuls.
+(c) ten 1024×1024 matmuls;
+(d) a 2-layer ``nn.TransformerEncoder`` (d_model 64) forward + backward: the
+    module tree's cost (issue 13: ≤ 2× bare);
+(e) a 12-layer ``TransformerEncoder`` (d_model 256) forward + backward,
+    folded (issue 13: answered in < 1 s, HTML < 300 KB).
 
 Plus per-op recording overhead, measured two ways: inside the same cell
 workload (a), and in a function-level micro-benchmark (no IPython).
@@ -53,6 +57,10 @@ xb = torch.randn(32, 64)
 yb = torch.randint(0, 10, (32,))
 ma = torch.randn(1024, 1024)
 mb = torch.randn(1024, 1024)
+enc = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(64, 4, 128, batch_first=True), 2)
+src = torch.randn(8, 16, 64)
+enc12 = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(256, 8, 1024, batch_first=True), 12)
+src12 = torch.randn(4, 32, 256)
 """
 
 WORKLOADS = {
@@ -71,6 +79,8 @@ WORKLOADS = {
         "    opt.step()\n"
     ),
     "c_matmul": "for i in range(10):\n    mc = ma @ mb\n",
+    "d_transformer": "out = enc(src)\nloss = out.pow(2).mean()\nloss.backward()\n",
+    "e_transformer12": "out12 = enc12(src12)\nloss12 = out12.pow(2).mean()\nloss12.backward()\n",
 }
 
 
@@ -142,26 +152,27 @@ def _variants(body: str, snooper: bool = True) -> dict[str, str | None]:
     }
 
 
-def micro_per_op(n: int = 20_000) -> dict[str, float]:
-    """µs per op for ``a + b`` in a function: bare, empty mode, recorder (best of 5)."""
+def micro_per_op(n: int = 4_000, rounds: int = 25) -> dict[str, float]:
+    """µs of CPU time per op for ``a + b`` in a function, per variant: the best of ``rounds`` interleaved runs.
+
+    The variants take turns within each round, and CPU time (not wall time)
+    is measured, so a busy shared machine shifts them alike.
+    """
     from torchmagic.options import options_for
     from torchmagic.trace.options import TraceOptions
     from torchmagic.trace.recorder import Recorder
 
     a, b = torch.ones(10, 1), torch.ones(1, 10)
-    code = compile("def run(n):\n    for _ in range(n):\n        c = a + b\n", "<bench-cell>", "exec")
+    code = compile("def run(n):\n    for _ in range(n):\n        c = a + b\n", "<ipython-input-0-bench>", "exec")
     ns: dict[str, Any] = {"a": a, "b": b}
     exec(code, ns)
     run: Callable[[int], None] = ns["run"]
 
-    def best(make: Callable[[], Any]) -> float:
-        out = []
-        for _ in range(5):
-            with make():
-                t0 = time.perf_counter()
-                run(n)
-                out.append(time.perf_counter() - t0)
-        return min(out) / n * 1e6
+    def once(make: Callable[[], Any]) -> float:
+        with make():
+            t0 = time.process_time()
+            run(n)
+            return (time.process_time() - t0) / n * 1e6
 
     from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -174,13 +185,38 @@ def micro_per_op(n: int = 20_000) -> dict[str, float]:
         with EmptyMode(), EmptyDispatch():
             yield
 
-    return {
-        "bare": best(contextlib.nullcontext),
-        "empty_tf": best(EmptyMode),
-        "recorder": best(lambda: Recorder("<bench-cell>", options_for(TraceOptions))),
-        "empty_tf+empty_dispatch": best(both_empty),
-        "recorder --deep": best(lambda: Recorder("<bench-cell>", options_for(TraceOptions, deep=True))),
+    @contextlib.contextmanager
+    def no_nan_check() -> Iterator[None]:  # the recorder with its NaN batches switched off: their cost
+        rec = Recorder("<ipython-input-0-bench>", options_for(TraceOptions))
+        rec.nans.add = lambda *a: None  # type: ignore[method-assign]
+        with rec:
+            yield
+
+    @contextlib.contextmanager
+    def nan_watch() -> Iterator[None]:  # %tensorinfo --nan on: the light mode of any cell
+        from torchmagic.trace.watch import CellNanWatch
+
+        watch = CellNanWatch()
+        watch.start()
+        try:
+            yield
+        finally:
+            watch.stop()
+
+    variants: dict[str, Callable[[], Any]] = {
+        "bare": contextlib.nullcontext,
+        "empty_tf": EmptyMode,
+        "recorder": lambda: Recorder("<ipython-input-0-bench>", options_for(TraceOptions)),
+        "recorder without NaN check": no_nan_check,
+        "nan watch": nan_watch,
+        "empty_tf+empty_dispatch": both_empty,
+        "recorder --deep": lambda: Recorder("<ipython-input-0-bench>", options_for(TraceOptions, deep=True)),
     }
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(rounds):
+        for k, make in variants.items():
+            times[k].append(once(make))
+    return {k: min(v) for k, v in times.items()}
 
 
 def machine() -> str:
@@ -209,8 +245,10 @@ def main() -> None:
                         help="torch intra-op threads for every variant (default 1: steadier numbers)")
     opts = parser.parse_args()
     torch.set_num_threads(opts.threads)
-    repeat = {"a_elementwise": 3, "b_mlp_step": 60, "b100_mlp_100_steps": 5, "c_matmul": 7}
-    snoop_repeat = {"a_elementwise": 1, "b_mlp_step": 30, "b100_mlp_100_steps": 3, "c_matmul": 3}
+    repeat = {"a_elementwise": 3, "b_mlp_step": 60, "b100_mlp_100_steps": 5, "c_matmul": 7, "d_transformer": 60,
+              "e_transformer12": 7}
+    snoop_repeat = {"a_elementwise": 1, "b_mlp_step": 30, "b100_mlp_100_steps": 3, "c_matmul": 3, "d_transformer": 5,
+                    "e_transformer12": 1}
     if opts.quick:
         repeat = dict.fromkeys(repeat, 2)
         snoop_repeat = dict.fromkeys(snoop_repeat, 1)
@@ -266,11 +304,15 @@ def main() -> None:
     if not opts.only or "a_elementwise" in opts.only:
         micro = micro_per_op()
         print(
-            "micro (µs per `a + b`, best of 5): "
+            "micro (CPU µs per `a + b`, best of 25 interleaved rounds): "
             + ", ".join(f"{k} {v:.2f}" for k, v in micro.items())
             + f"; recorder − empty = {micro['recorder'] - micro['empty_tf']:.2f} µs"
             + f"; --deep (profiler) − recorder = {micro['recorder --deep'] - micro['recorder']:.2f} µs"
+            + f"; NaN check = {micro['recorder'] - micro['recorder without NaN check']:.2f} µs"
+            + f"; nan watch − empty = {micro['nan watch'] - micro['empty_tf']:.2f} µs"
         )
+    if "e_transformer12" in results:
+        _report_size(ip)
     print("\nbest-of-N (least disturbed run) per variant:")
     for name, r in best.items():
         print(f"  {name}: " + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in r.items())
@@ -280,6 +322,22 @@ def main() -> None:
         c, cb = results["c_matmul"], best["c_matmul"]
         print(f"(c) matmul: %%tensorinfo vs bare: median {100 * (c['tensorinfo'] / c['bare'] - 1):+.2f}%, "
               f"best {100 * (cb['tensorinfo'] / cb['bare'] - 1):+.2f}%")
+
+def _report_size(ip: Any) -> None:
+    """(e): the whole answer (cell, report, its HTML) once, timed, and the HTML's size."""
+    from IPython.utils.capture import capture_output
+
+    with capture_output():
+        t0 = time.perf_counter()
+        ip.run_cell("%%tensorinfo -o _rep12\n" + WORKLOADS["e_transformer12"])
+        html = ip.user_ns["_rep12"].to_html()
+        took = time.perf_counter() - t0
+    rep = ip.user_ns.pop("_rep12")
+    folded = [m for m in rep.modules if m.repeat > 1]
+    print(f"(e) 12-layer Transformer fwd+bwd traced, report and HTML in {took * 1e3:.0f} ms; HTML "
+          f"{len(html) / 1024:.1f} KB; {len(rep.rows)} rows; folded: "
+          + ", ".join(f"{m.path} ×{m.repeat}" for m in folded))
+
 
 if __name__ == "__main__":
     main()

@@ -65,7 +65,7 @@ def test_many_leaves_are_one_row_per_module_with_problems_first() -> None:
     from torchmagic.autograd.values import NONE, Values
 
     def grad(norm: float, inf: int = 0) -> Values:
-        return Values(f"shape (4,), norm {norm}", shape=(4,), norm=norm, nonzero=True, inf=inf)
+        return Values(f"shape (4,), norm {norm}", shape=(4,), norm=norm, nonzero=True, inf=inf, sized=True)
 
     leaves = tuple(
         LeafGrad(f"m{i // 10}.p{i}", (4,), "float32", NONE, grad(3.0, inf=int(i == 25)), grad(3.0, inf=int(i == 25)),

@@ -58,7 +58,7 @@ def test_html_has_drill_downs_without_scripts() -> None:
               Drill("net.big", "Block", None)]
     html = graph_html(_folded(), drills, uid="t")
     assert html.count("<svg") == 2 and "<script" not in html
-    assert "<details" in html and "net.lin · Linear (1 boxes)" in html
+    assert "<details" in html and "net.lin · Linear (1 box)" in html
     assert "The same inside as a box above: net.lin2 (as net.lin)" in html and "--expand net.big" in html
     assert 'style="max-width:none"' in html  # a notebook must not shrink it (text stays 11 px)
 

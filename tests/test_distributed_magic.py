@@ -133,6 +133,21 @@ def test_a_failing_rank_fails_the_cell_and_names_it(ready: Any, shell: Any) -> N
     assert [g.text for g in rep.values] == ["0", "10"]
 
 
+def test_the_ranks_write_in_the_notebooks_language(ready: Any, shell: Any) -> None:
+    """The ranks' own locale is English (LANGUAGE=en); what they write follows the notebook's setting."""
+    magics = shell.magics_manager.registry["TorchMagics"]
+    shell.run_line_magic("config", "TorchMagics.language = 'zh_CN'")
+    try:
+        result, rep = run(shell, "if rank == 1:\n    raise ValueError('only on rank one')\n'a' * 2500")
+    finally:
+        shell.config.TorchMagics.pop("language", None)
+        magics.set_trait("language", magics.trait_defaults("language"))
+    assert str(result.error_in_exec).startswith("rank 1 失败 — rank 1：ValueError: only on rank one")
+    (value,) = rep.values
+    assert value.ranks == (0,) and value.text.endswith("…（还有 502 个字符）")  # cut on rank 0, in Chinese
+    assert "rank 1 failed" in rep.to_html()  # the report itself is rendered in the language of the moment
+
+
 def test_shapes_that_differ_between_ranks_and_the_full_trace(ready: Any, shell: Any) -> None:
     result, rep = run(shell, "x = torch.ones(rank + 2)\ny = x * 2\nz = torch.ones(3) + 1", "--trace")
     assert result.success, result.error_in_exec

@@ -109,17 +109,33 @@ def test_dtensor_drawing_has_one_box_per_block_and_replicas_merge() -> None:
     assert "<script>" not in evil
 
 
-def test_pipeline_timeline_and_bubbles() -> None:
-    ms = 1_000_000
+MS = 1_000_000
+
+
+def stages() -> tuple[StageFacts, StageFacts]:
+    """Two pipeline stages, one micro-batch: stage 0 idles 50% of the 8 ms (F0 0–2, B0 6–8)."""
     s0 = StageFacts(
         0,
         0,
         ("0: Linear",),
-        10,
-        (StageEvent("F", 0, 0, 2 * ms), StageEvent("B", 0, 6 * ms, 8 * ms)),
+        1_040,
+        (StageEvent("F", 0, 0, 2 * MS), StageEvent("B", 0, 6 * MS, 8 * MS)),
         (Send("activation", 0, 1, (2, 16), "float32"),),
     )
-    s1 = StageFacts(1, 1, ("0: Linear",), 10, (StageEvent("F", 0, 2 * ms, 4 * ms), StageEvent("B", 0, 4 * ms, 6 * ms)))
+    s1 = StageFacts(
+        1,
+        1,
+        ("0: ReLU", "1: Linear"),
+        170,
+        (StageEvent("F", 0, 2 * MS, 4 * MS), StageEvent("B", 0, 4 * MS, 6 * MS)),
+        (Send("gradient", 0, 0, (2, 16), "float32"),),
+    )
+    return s0, s1
+
+
+def test_pipeline_timeline_and_bubbles() -> None:
+    ms = MS
+    s0, s1 = stages()
     p = PipelineFacts((s0, s1), "ScheduleGPipe", 1)
     assert timeline.span(p) == (0, 8 * ms)
     assert abs(timeline.bubble_share(s0, 0, 8 * ms) - 0.5) < 1e-9

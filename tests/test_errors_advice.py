@@ -74,3 +74,11 @@ def test_second_profiler_hint() -> None:
         ours.stop()
     hint = hint_for(kind, msg, "")
     assert hint is not None and "--deep" in hint and "one PyTorch profiler" in hint
+
+
+def test_pin_memory_without_an_accelerator_is_explained():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has an accelerator: pinning works")
+    for fn in (lambda: torch.ones(2).pin_memory(), lambda: torch.ones(2, pin_memory=True)):
+        etype, msg = _error(fn)
+        assert "Pinned (page-locked) memory only speeds up copies to a GPU" in hint_for(etype, msg.splitlines()[0])

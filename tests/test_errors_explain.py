@@ -124,3 +124,35 @@ def test_error_in_function_called_from_cell(ip, capture):
     res, cap = _run(ip, capture, "def f(p, q):\n    return p @ q\nf(a, w)")
     assert isinstance(res.error_in_exec, RuntimeError)
     assert "inner dims 3 ≠ 4" in cap.stdout
+
+
+def test_inline_operands_get_their_shapes_from_the_message(ip, capture):
+    """Issue 14: `torch.ones(2, 3) @ torch.ones(2, 3)` in a plain cell was not explained (calls are never re-run)."""
+    with capture() as cap:
+        res = ip.run_cell("import torch\ntorch.ones(2, 3) @ torch.ones(2, 3)")
+    assert isinstance(res.error_in_exec, RuntimeError)
+    text = " ".join(cap.stdout.split())
+    assert "torchmagic explains" in text
+    assert "matmul: torch.ones(2, 3) is (2, 3), torch.ones(2, 3) is (2, 3): inner dims 3 ≠ 2" in text
+
+
+@pytest.mark.parametrize("magic", ["", "%%tensorinfo -o rep\n"])
+def test_view_of_a_transpose_names_the_operand_and_says_not_contiguous(ip, capture, magic):
+    """Issue 14: `o.t().view(-1)` listed "`-1`: scalar int" as the operand."""
+    ip.run_cell("import torch\no = torch.ones(2, 3)")
+    with capture() as cap:
+        res = ip.run_cell(f"{magic}o.t().view(-1)")
+    assert isinstance(res.error_in_exec, RuntimeError)
+    text = " ".join(cap.stdout.split())
+    assert "view: o.t() (3, 2) is not contiguous" in text
+    assert "o.t(): (3, 2) float32, not contiguous" in text
+    assert "-1: scalar" not in text and "`-1`" not in text
+    if magic:
+        assert [o.label for o in ip.user_ns["rep"].error.operands] == ["o.t()"]
+
+
+def test_view_methods_are_made_again_only_from_names_and_literals(ip, capture):
+    ip.run_cell("import torch\ncalls = []\ndef f():\n    calls.append(1)\n    return torch.ones(2, 3)")
+    with capture():
+        res = ip.run_cell("f().t().view(-1)")
+    assert isinstance(res.error_in_exec, RuntimeError) and ip.user_ns["calls"] == [1]  # f() was not run again

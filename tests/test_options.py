@@ -16,7 +16,7 @@ from torchmagic.trace.options import TraceOptions
 
 AREAS = [InfoOptions, SummaryOptions, TraceOptions, WatchOptions, GraphOptions, DeviceOptions, PoolOptions, RunOptions]
 # the traits magics.py reads itself (hook switches, the catalog)
-READ_BY_MAGICS = {"explain_errors", "language", "tensor_display"}
+READ_BY_MAGICS = {"explain_errors", "language", "tensor_display", "nan_watch"}
 
 
 def test_every_trait_is_read_under_its_own_name() -> None:

@@ -39,6 +39,7 @@ def test_a_tensor_and_one_with_nan_and_inf(ip: Any, capture: Any, options: Any) 
             assert en not in text, en
     assert "1 个 NaN" in html and "1 个 −Inf" in html and "x 的值" in html and "y 的值" in html
     assert re.search(r"y\s+向量 \(4,\) float32 cpu\s+1 个 NaN\s+1 个 −Inf", term)
+    assert re.search(r"│ 阶\s+2 \(矩阵\)", term)  # a tensor's rank (阶), not a process's (distributed keeps "rank")
     assert_fits(lines)
     assert_aligned(lines)
     # labels are read when rendering: the same report drawn again in English has English labels

@@ -10,6 +10,7 @@ import torch
 from torchmagic.core.names import user_names
 from torchmagic.options import options_for
 from torchmagic.trace.build import finish
+from torchmagic.trace.modules import ModuleNames
 from torchmagic.trace.options import TraceOptions
 from torchmagic.trace.recorder import Recorder
 from torchmagic.trace.report import TraceReport
@@ -20,7 +21,8 @@ CELL = "<ipython-input-11-build>"
 def _record(body: str, ns: dict[str, Any], **flags: Any) -> tuple[Recorder, list[str]]:
     source = "# %%tensorinfo\n" + body
     linecache.cache[CELL] = (len(source), None, source.splitlines(keepends=True), CELL)
-    rec = Recorder(CELL, options_for(TraceOptions, **flags), names=user_names(ns))
+    options = options_for(TraceOptions, **flags)
+    rec = Recorder(CELL, options, names=user_names(ns), modules=ModuleNames(ns) if options.trace_modules else None)
     with rec:
         exec(compile(source, CELL, "exec"), ns)
     return rec, source.splitlines()
@@ -39,14 +41,14 @@ def test_names_resolved_after_the_cell():
     assert rep.total_ops == 3 and rep.distinct_ops == 3 and rep.dropped_ops == 0
 
 
-def test_unnamed_library_inputs_get_placeholders_or_their_later_names():
+def test_unnamed_library_inputs_are_named_by_what_made_them_or_their_later_names():
     lin = torch.nn.Linear(3, 2)
     ns: dict[str, Any] = {"torch": torch, "lin": lin}
-    rec, lines = _record("y = lin(torch.ones(4, 3))\n", ns)
+    rec, lines = _record("y = lin(torch.ones(4, 3))\n", ns, trace_modules=False)
     rep = finish(rec, lines, user_names(ns))
     (linear,) = [r for r in rep.rows if r.op == "linear"]
     labels = [o.label for o in linear.variants[0].inputs]
-    assert labels == ["arg0", "lin.weight", "lin.bias"]
+    assert labels == ["torch.ones(4, 3) →", "lin.weight", "lin.bias"]
     assert linear.variants[0].outputs[0].label == "y" and linear.variants[0].outputs[0].named
 
 

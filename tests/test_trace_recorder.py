@@ -231,3 +231,32 @@ def test_million_ops_bounded(ip, capture):
     assert rows(rep, "ones")[0].other_count == 250_000 - sum(v.count for v in rows(rep, "ones")[0].variants)
     assert grew < 50, f"RSS grew {grew:.1f} MiB"
     assert float(ip.user_ns["x"]) == 250_000.0
+
+
+def test_nan_found_where_it_starts_and_carried_to_later_rows(ip, capture):
+    rep = trace(ip, capture, "x = torch.tensor([1., 0., -1., 4.])\nb = torch.log(x)\nc = b - b\nd = x * 2")
+    assert rep.nan is not None
+    assert rep.nan.sentence() == "line 3: torch.log(x) made 1 NaN and 1 −Inf (log of a negative number and of 0)"
+    log, sub, mul = rows(rep, "log")[0], rows(rep, "sub")[0], rows(rep, "mul")[0]
+    assert log.nan_origin and log.nonfinite == 1 and sub.nonfinite == 1 and not sub.nan_origin
+    assert mul.nonfinite == 0
+    text = rep.to_text()
+    assert text.splitlines()[1].startswith("NaN/Inf line 3: torch.log(x) made 1 NaN")
+    assert "NaN/Inf start here" in text and 'class="tm-error"' in rep.to_html()
+
+
+def test_nan_from_before_the_cell_is_not_blamed_on_the_cell(ip, capture):
+    ip.run_cell("import torch\nold = torch.tensor([float('nan'), 1.])")
+    rep = trace(ip, capture, "y = old * 2")
+    assert rep.nan is not None and rep.nan.came_in == ("old",)
+    assert "held non-finite values already" in rep.nan.sentence()
+
+
+def test_nan_in_a_training_loop_names_the_module(ip, capture):
+    body = ("model = torch.nn.Linear(2, 1)\nopt = torch.optim.SGD(model.parameters(), lr=1e20)\n"
+            "xb = torch.ones(4, 2)\nfor i in range(6):\n    opt.zero_grad()\n"
+            "    loss = model(xb).pow(2).mean()\n    loss.backward()\n    opt.step()")
+    rep = trace(ip, capture, body)
+    assert rep.nan is not None and rep.nan.line in (7, 8)
+    assert "overflow" in rep.nan.why or "NaN" in rep.nan.made
+    assert ip.user_ns["loss"].isfinite().item() is False  # the trace changed nothing: the loss blew up as bare

@@ -44,8 +44,8 @@ def test_an_op_inside_a_library_call_is_deeper_and_its_bookkeeping_is_hidden():
     ns = _cell("frame = library_call()\n")
     found = locate(ns["frame"], CELL, ADD)
     assert found is not None
-    cell_frame, depth = found
-    assert depth == 1 and cell_frame.f_code.co_filename == CELL
+    cell_frame, depth, caller = found
+    assert depth == 1 and cell_frame.f_code.co_filename == CELL and caller is ns["frame"]
     assert locate(ns["frame"], CELL, SIZE) is None  # x.size() inside F.linear: bookkeeping
     assert locate(ns["frame"], CELL, func_info(torch.Tensor._version.__get__)) is None  # a private op
 
@@ -88,3 +88,32 @@ def test_library_files_and_user_files():
     assert not is_library_file("<ipython-input-3-0123abcd>")
     assert not is_library_file("/tmp/ipykernel_4242/1234567.py")
     assert not is_library_file("/home/me/project/model.py")
+
+
+class _Locate(torch.overrides.TorchFunctionMode):
+    """Locates each op as the recorder's mode does, at the moment it runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: dict[str, list[tuple[int, str, int]]] = {}  # op -> (depth, caller name, caller line)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        found = locate(sys._getframe(1), CELL, func_info(func))
+        if found is not None:
+            _, depth, caller = found
+            self.found.setdefault(func.__name__, []).append((depth, caller.f_code.co_name, caller.f_lineno))
+        return func(*args, **(kwargs or {}))
+
+
+def test_python_torch_functions_report_the_code_that_called_them():
+    """F.relu reaches the mode through handle_torch_function: the caller is the user's line, past torch's glue."""
+    lib = {"F": torch.nn.functional, "torch": torch}
+    exec(compile("def forward(x):\n    a = F.relu(x)\n    b = F.relu(x)\n    return F.max_pool1d(a + b, 2)\n",
+                 "/tmp/ipykernel_1/net.py", "exec"), lib)
+    mode = _Locate()
+    cell = {"forward": lib["forward"], "torch": torch}
+    with mode:
+        exec(compile("y = forward(torch.ones(1, 4))\n", CELL, "exec"), cell)
+    assert mode.found["relu"] == [(3, "forward", 2), (3, "forward", 3)]  # two call sites (glue counted in depth)
+    ((depth, name, line),) = mode.found["max_pool1d"]
+    assert (name, line) == ("forward", 4) and depth >= 2  # past boolean_dispatch too

@@ -52,7 +52,7 @@ def test_describe_labels_operands_as_the_source_writes_them():
     x, col = _TENSORS["x"], _TENSORS["col"]
     row = _row("x * col", torch.Tensor.mul, ["x", "col"])
     var = describe(row, (x, col), {}, x * col, {id(x): "x"})
-    assert [(o.label, o.shape) for o, _, _ in var.inputs] == [("x", (2, 3)), ("col", (2, 1))]
+    assert [(o.label, o.shape) for o, *_ in var.inputs] == [("x", (2, 3)), ("col", (2, 1))]
     assert var.inputs[0][2] == "x"  # the name before the cell
     assert var.broadcast is not None and var.broadcast.result == (2, 3)
     assert var.effect == "new"
@@ -90,6 +90,6 @@ def test_inputs_of_lists_and_keywords():
     row = _row("torch.cat([a, b])", torch.cat, ["[a, b]"])
     row.site.elts[0] = ["a", "b"]
     items = inputs_of(row, ([a, b],), {"out": torch.empty(5)}, {id(a): "a"})
-    labels = [op.label for op, _, _ in items]
+    labels = [op.label for op, *_ in items]
     assert labels == ["a", "b", "out"]
     assert items[0][1] is not None and items[0][1]() is a  # a weak reference, not the tensor

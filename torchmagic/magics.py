@@ -38,6 +38,7 @@ class TorchMagics(Magics, Options):
         super().__init__(shell=shell, **kwargs)
         self._hooks: list[tuple[str, Callable[..., Any]]] = []
         self._grad_ledger: Any = None  # torchmagic.autograd.ledger.GradLedger, made on first use
+        self._nan: Any = None  # torchmagic.trace.watch.CellNanWatch while nan_watch is on
         if not hasattr(self, "_tensor_display"):  # the config may have switched it on already
             self._tensor_display: Any = None  # torchmagic.tensors.display.TensorDisplay, made when switched on
         self._distributed: Any = None  # torchmagic.distributed.front.Front: the rank pool, made on first use
@@ -57,6 +58,8 @@ class TorchMagics(Magics, Options):
     def install_hooks(self) -> None:
         """Register event callbacks (called once by the extension loader)."""
         self._register("post_run_cell", self._explain_error)
+        self._register("pre_run_cell", self._nan_before)
+        self._register("post_run_cell", self._nan_after)
         self._show_tensors(self.tensor_display)
 
     @observe("tensor_display")
@@ -74,22 +77,51 @@ class TorchMagics(Magics, Options):
             current = self._tensor_display = TensorDisplay(self.shell, self)
         current.use(mode)
 
+    def _own_cell_magic(self, info: Any) -> bool:
+        """Is the cell one of torchmagic's cell magics (they explain errors and find NaN themselves)?"""
+        raw = (getattr(info, "raw_cell", "") or "").lstrip()
+        words = raw[2:].split(None, 1) if raw.startswith("%%") else []
+        return bool(words) and words[0] in self.magics["cell"]
+
     def _explain_error(self, result: Any) -> None:
         """post_run_cell: explain a failing cell's torch error (see ``explain_errors``)."""
         exc = getattr(result, "error_in_exec", None)
         if exc is None or not self.explain_errors:
             return
-        raw = (getattr(getattr(result, "info", None), "raw_cell", "") or "").lstrip()
-        words = raw[2:].split(None, 1) if raw.startswith("%%") else []
-        if words and words[0] in self.magics["cell"]:
+        if self._own_cell_magic(getattr(result, "info", None)):
             return  # torchmagic's own cell magics explain their errors in their report
         from torchmagic.errors.frames import show_explanation
 
         with guarded("explaining the error"):  # a callback traceback would bury the user's error
             show_explanation(exc, self.shell)
 
+    def _nan_before(self, info: Any = None) -> None:
+        """pre_run_cell: start the NaN watch for this cell (see ``nan_watch``)."""
+        if not self.nan_watch or self._own_cell_magic(info):
+            return
+        from torchmagic.trace.watch import CellNanWatch
+
+        with guarded("starting the NaN watch"):
+            if self._nan is None:
+                self._nan = CellNanWatch()
+            self._nan.start()
+
+    def _nan_after(self, result: Any = None) -> None:
+        """post_run_cell: stop the NaN watch and say where the cell's first NaN/±Inf came from."""
+        watch = self._nan
+        if watch is None or not watch.active:
+            return
+        with guarded("the NaN watch"):
+            report = watch.stop()
+            if report is not None:
+                show(report, self.ip)
+        watch.fence.warn("the NaN watch")
+
     def remove_hooks(self) -> None:
         """Undo :meth:`install_hooks`; called on ``%unload_ext``."""
+        if self._nan is not None and self._nan.active:
+            with guarded("stopping the NaN watch"):
+                self._nan.stop()
         self._show_tensors("repr")
         for event, fn in self._hooks:
             try:
@@ -164,6 +196,13 @@ class TorchMagics(Magics, Options):
         default=None,
         help="Cell form: show at most N rows (default: TorchMagics.trace_max_rows).",
     )
+    @argument(
+        "--nan",
+        choices=("on", "off"),
+        default=None,
+        help="Line form: turn the NaN watch on or off (TorchMagics.nan_watch): after every cell, "
+        "say where its first NaN/±Inf came from.",
+    )
     @argument("expressions", nargs="*", help="Names or Python expressions to inspect.")
     @no_var_expand
     @line_cell_magic
@@ -230,7 +269,17 @@ class TorchMagics(Magics, Options):
         __tracebackhide__ = True
         args, exprs = parse_line(self.tensorinfo, line)
         if cell is not None:
+            if args.nan is not None:
+                raise UsageError("--nan is for the line form: %tensorinfo --nan on")
             return self._trace_cell(line, cell, args, exprs)
+        if args.nan is not None:
+            if exprs:
+                raise UsageError("%tensorinfo --nan on|off takes no expressions")
+            from torchmagic.trace.report import NanWatchState
+
+            self.nan_watch = args.nan == "on"
+            self._emit(NanWatchState(self.nan_watch), args.out)
+            return None
         from torchmagic.tensors.inspect import InfoOptions, inspect_many
         from torchmagic.tensors.namespace import scan_namespace, summarize
         from torchmagic.tensors.summary import SummaryOptions
@@ -473,6 +522,7 @@ class TorchMagics(Magics, Options):
         __tracebackhide__ = True
         args, exprs = parse_line(self.autograd, line)
         from torchmagic.autograd.options import GraphOptions, WatchOptions
+        from torchmagic.i18n import tr
 
         watch = options_for(WatchOptions, self, jacobian=args.jacobian)
         graph = options_for(GraphOptions, self, expand=tuple(args.expand))
@@ -485,13 +535,13 @@ class TorchMagics(Magics, Options):
             from torchmagic.autograd.session import tensor_report
 
             if len(exprs) != 1:
-                raise UsageError("%autograd needs one tensor, e.g. %autograd loss (or use %%autograd on a cell)")
+                raise UsageError(tr("%autograd needs one tensor, e.g. %autograd loss (or use %%autograd on a cell)"))
             value = evaluate(exprs[0], shell, "%autograd")
-            with guarded("building the %autograd report"):
+            with guarded(tr("building the %autograd report")):
                 self._emit(tensor_report(exprs[0], value, shell.user_ns, watch, graph), args.out)
             return None
         if exprs:
-            raise UsageError(f"%%autograd takes no expressions on its line (got {' '.join(exprs)!r})")
+            raise UsageError(tr("%%autograd takes no expressions on its line (got {got})", got=repr(" ".join(exprs))))
         from torchmagic.autograd.ledger import GradLedger
         from torchmagic.autograd.session import AutogradSession
 
@@ -590,10 +640,16 @@ class TorchMagics(Magics, Options):
         emit = lambda report: self._emit(report, args.out)  # noqa: E731
         if cell is None:
             if args.trace or args.timeout is not None or args.no_start:
-                raise UsageError("--trace, --timeout and --no-start are for the cell form (%%distributed)")
+                raise UsageError(
+                    tr(
+                        "{trace}, {timeout} and {no_start} are for the cell form ({magic})",
+                        trace="--trace", timeout="--timeout", no_start="--no-start", magic="%%distributed",
+                    )
+                )
             return front.line(args.command or "status", args, emit)
         if args.command:
-            raise UsageError(f"%%distributed takes options only, not {args.command!r}")
+            words = repr(args.command)
+            raise UsageError(tr("{magic} takes options only, not {words}", magic="%%distributed", words=words))
         return front.cell(cell, f"%%distributed {line}".rstrip(), args, emit)
 
 

@@ -84,6 +84,20 @@ class Options(Configurable):
     trace_max_aten = Int(
         40, help="With --deep, at most this many distinct aten ops are listed under one op."
     ).tag(config=True)
+    trace_modules = Bool(
+        True,
+        help="%%tensorinfo files each op under the nn.Module call it ran in (net.conv1 › conv2d), "
+        "in the order the data flowed, with a module summary table (type, input → output shapes, "
+        "parameter elements, time share) and identical layers folded ×N.  Uses two global module "
+        "hooks while the cell runs; set False to list ops by line only.",
+    ).tag(config=True)
+    nan_watch = Bool(
+        False,
+        help="After every cell, say which op made its first NaN or ±Inf from finite inputs (line, "
+        "sub-expression, op, counts and why), without a full trace: a light TorchFunctionMode runs "
+        "while the cell runs (about 1 µs per op on the CPU; on a GPU values are read once at the end of "
+        "the cell).  %tensorinfo --nan on|off sets it.",
+    ).tag(config=True)
     explain_errors = Bool(
         True,
         help="When a cell fails inside a torch op, show which operands (by name, with shapes) "

@@ -298,15 +298,37 @@ def _device() -> Runner:
     return _collected(lambda cell: DeviceSession(cell, [Target("cpu", torch.device("cpu"))], options))
 
 
+def _nan_watch() -> Runner:
+    """``%tensorinfo --nan on``: the any-cell NaN watch's light mode around the cell, then its report."""
+    from torchmagic.trace.watch import CellNanWatch
+
+    def run(cell: Cell) -> tuple[Any, BaseException | None, Any]:
+        watch = CellNanWatch()
+        watch.start()
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            value = cell.run([])
+        except Exception as exc:
+            error = exc
+        finally:
+            report = watch.stop()
+        return value, error, report
+
+    return run
+
+
 RECORDERS: dict[str, Runner] = {
     "trace": _trace(deep=False),
     "trace --deep": _trace(deep=True),
+    "nan watch": _nan_watch(),
     "autograd": _autograd(),
     "device": _device(),
 }
 DESCRIPTIONS = {
     "trace": "`%%tensorinfo` cell trace (TorchFunctionMode recorder + report)",
     "trace --deep": "`%%tensorinfo --deep` (TorchFunctionMode recorder + PyTorch's profiler for the aten ops + report)",
+    "nan watch": "`%tensorinfo --nan on` (the any-cell NaN watch's TorchFunctionMode + report)",
     "autograd": "`%%autograd` watcher (TorchFunctionMode, backward hooks + report)",
     "device": "`%%device cpu` watcher (TorchFunctionMode: transfers, sync points, timing, memory tracker, report)",
 }

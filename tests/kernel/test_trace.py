@@ -69,3 +69,48 @@ def test_deep_in_a_kernel_prints_nothing_and_leaves_the_users_profiler_working(k
     assert out.status == "ok", out.error
     text = "".join(d.get("text/plain", "") for d in out.displays)
     assert "aten ops not recorded" in text
+
+
+def test_module_tree_of_a_cnn_in_a_kernel(kernel):
+    from tests.models import CNN
+
+    assert kernel.run(CNN).status == "ok"
+    out = kernel.run("%%tensorinfo\nout = net(batch)")
+    assert out.status == "ok", out.error
+    html = next(d["text/html"] for d in out.displays if "text/html" in d)
+    assert html.index("tm-modules") < html.index('class="tm-table tm-trace"')  # the summary comes first
+    assert '<details class="tm-module" open><summary><code>net</code> <b>Net</b>' in html
+    assert "<script" not in html
+    text = next(d["text/plain"] for d in out.displays if "text/plain" in d)
+    assert "conv1  Conv2d  conv2d" in text and "self.conv1(x) (8, 16, 32, 32)" in text
+    assert kernel.run("assert out.shape == (8, 10)").status == "ok"
+
+
+def test_nan_in_a_traced_cell_and_the_nan_watch_in_a_kernel(kernel):
+    out = kernel.run("%%tensorinfo\nx = torch.tensor([1., 0., -1., 4.])\nb = torch.log(x)\nc = b - b")
+    assert out.status == "ok", out.error
+    text = " ".join(next(d["text/plain"] for d in out.displays if "text/plain" in d).split())
+    assert "NaN/Inf line 3: torch.log(x) made 1 NaN and 1 −Inf (log of a negative number and of 0)" in text
+    assert kernel.run("%tensorinfo --nan on").status == "ok"
+    try:
+        out = kernel.run("y = torch.sqrt(torch.tensor([4., -1.]))\nz = y * 2")
+        assert out.status == "ok", out.error
+        shown = [d for d in out.displays if "torchmagic NaN watch" in d.get("text/plain", "")]
+        assert shown and "text/html" in shown[0]
+        assert "line 1: torch.sqrt(torch.tensor([4., -1.])) made 1 NaN (square root of a negative number)" in " ".join(
+            shown[0]["text/plain"].split())
+        out = kernel.run("w = torch.ones(2) + 1")
+        assert not out.displays and out.stdout == ""
+    finally:
+        assert kernel.run("%tensorinfo --nan off").status == "ok"
+    assert kernel.run("assert torch._C._len_torch_function_stack() == 0").status == "ok"
+
+
+def test_explainer_defects_fixed_in_a_kernel(kernel):
+    out = kernel.run("torch.ones(2, 3) @ torch.ones(2, 3)")
+    assert out.status == "error"
+    text = " ".join("".join(d.get("text/plain", "") for d in out.displays).split())
+    assert "matmul: torch.ones(2, 3) is (2, 3), torch.ones(2, 3) is (2, 3): inner dims 3 ≠ 2" in text
+    out = kernel.run("o = torch.ones(2, 3)\no.t().view(-1)")
+    text = " ".join("".join(d.get("text/plain", "") for d in out.displays).split())
+    assert "o.t(): (3, 2) float32, not contiguous" in text and "scalar" not in text

@@ -22,7 +22,7 @@ nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("nbclient")
 
 EXAMPLES = nbtools.examples()
-IDS = [p.stem for p in EXAMPLES]
+IDS = [nbtools.example_name(p) for p in EXAMPLES]
 
 
 def test_there_are_examples() -> None:

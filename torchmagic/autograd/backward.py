@@ -32,9 +32,10 @@ from torchmagic.autograd.options import WatchOptions
 from torchmagic.autograd.report import BackwardCall, LeafGrad, Note
 from torchmagic.autograd.site import CellSite, names_of
 from torchmagic.autograd.steps import StepLog
-from torchmagic.autograd.values import NONE, Values, fmt_number, nonfinite_text, summarize
+from torchmagic.autograd.values import NONE, Values, nonfinite_text, norm_text, summarize
 from torchmagic.autograd.walk import NodeKey, find_leaves, node_key, walk
-from torchmagic.core.meta import dtype_name, fmt_shape
+from torchmagic.core.meta import dtype_name
+from torchmagic.i18n import tr, trn
 
 if TYPE_CHECKING:
     from torch.utils.hooks import RemovableHandle
@@ -150,8 +151,8 @@ class BackwardRecorder:
     def _internal(self, exc: BaseException) -> None:
         self.log.notes.append(Note(
             kind="info",
-            message=f"torchmagic could not record backward call #{self.log.calls_total}: "
-            f"{type(exc).__name__}: {exc}",
+            message=tr("torchmagic could not record backward call #{index}: {error}", index=self.log.calls_total,
+                       error=f"{type(exc).__name__}: {exc}"),
         ))
 
     # -- before ---------------------------------------------------------------------
@@ -318,7 +319,7 @@ class BackwardRecorder:
         after: dict[int, str] = {}
         for leaf in call.leaves:
             key = id(leaf)
-            name = call.names.get(key, "") or "a leaf"
+            name = call.names.get(key, "") or tr("a leaf")
             accumulation = self.log.accumulated.get(key)
             accumulated = accumulation is not None and accumulation.first == call.index
             grad = summarize(leaf.grad, small, digits)
@@ -347,7 +348,7 @@ class BackwardRecorder:
                 text = summarize(values, small, digits).text
             else:
                 shape = nodes[nid].shape if nid < len(nodes) else None
-                text = (f"shape {fmt_shape(shape)}, " if shape is not None else "") + f"norm {fmt_number(norm, digits)}"
+                text = norm_text(shape, norm, digits)
             self.log.op_grads[key] = text
             flag = "" if math.isfinite(norm) else "nonfinite"
             if flag:
@@ -364,7 +365,8 @@ class BackwardRecorder:
         """
         bad = [f"{g.name}: {nonfinite_text(g.added.nan or g.after.nan, g.added.inf or g.after.inf)}"
                for g in leaves if g.status == "non-finite"]
-        bad.extend(f"{name}: not finite" for name, text in results if "nan" in text or "inf" in text)
+        not_finite = tr("not finite")
+        bad.extend(f"{name}: {not_finite}" for name, text in results if "nan" in text or "inf" in text)
         if not bad:
             return
         graph = call.graph
@@ -382,7 +384,7 @@ class BackwardRecorder:
                 continue
             node = nodes[nid]
             nodes[nid] = node.but(flag="origin", note=(node.note + "; " if node.note else "")
-                                  + "a NaN/inf gradient appeared here: what reached it was finite")
+                                  + tr("a NaN/inf gradient appeared here: what reached it was finite"))
             origin, names = node.label, node.names
             inside = next((c.title for c in graph.calls if c.index == region), "") if region >= 0 else ""
             key = next((k for i, k, _, _ in call.reached if i == nid), None)
@@ -411,14 +413,17 @@ class BackwardRecorder:
         if changed:
             what = "; ".join(f"{g.name}.grad {g.before.short} → {g.after.short} (+{g.added.short})"
                              for g in changed[:4])
-            more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+            if len(changed) > 4:
+                what = tr("{names} and {n} more", names=what, n=len(changed) - 4)
             self.log.notes.append(Note(
                 kind="partial", line=call.line, subject=changed[0].name,
-                message=(f"The backward() at line {call.line} raised after it had already added to "
-                         f"{len(changed)} gradient{'s' if len(changed) != 1 else ''}: {what}{more}. "
-                         "PyTorch adds each gradient as soon as it is computed, so an error midway "
-                         "leaves .grad partly updated."),
-                fix="Zero the gradients (optimizer.zero_grad()) before running backward() again.",
+                message=trn("The backward() at line {line} raised after it had already added to "
+                            "{n} gradient: {what}. PyTorch adds each gradient as soon as it is computed, so an "
+                            "error midway leaves .grad partly updated.",
+                            "The backward() at line {line} raised after it had already added to "
+                            "{n} gradients: {what}. PyTorch adds each gradient as soon as it is computed, so an "
+                            "error midway leaves .grad partly updated.", len(changed), line=call.line, what=what),
+                fix=tr("Zero the gradients (optimizer.zero_grad()) before running backward() again."),
             ))
 
 
@@ -490,8 +495,8 @@ def _root_label(roots: list[torch.Tensor], names: dict[int, str], source: str) -
         return ", ".join(labels)
     if ".backward(" in source:
         expr = source.split(".backward(", 1)[0].strip()
-        return expr or "a tensor"
-    return ", ".join(label or "a tensor" for label in labels) or "a tensor"
+        return expr or tr("a tensor")
+    return ", ".join(label or tr("a tensor") for label in labels) or tr("a tensor")
 
 
 def _shape(roots: list[torch.Tensor]) -> tuple[int, ...]:
@@ -504,7 +509,7 @@ def _dtype(roots: list[torch.Tensor]) -> str:
 
 def _grad_text(gradient: Any, small: int, digits: int) -> str:
     if gradient is None:
-        return "implicit 1 (scalar output)"
+        return tr("implicit 1 (scalar output)")
     grads = _as_list(gradient)
     return "; ".join(summarize(g, small, digits).text if isinstance(g, torch.Tensor) else repr(g)
                      for g in grads)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from torchmagic.autograd.graph import GNode, Graph, topo_order
+from torchmagic.i18n import tr
 
 __all__ = ["collapse_repeats", "group_modules"]
 
@@ -138,14 +139,17 @@ def _collapse_once(graph: Graph, min_repeats: int, keep: int) -> Graph | None:
         removed.add(spine[k])
         side = sides[k] or []
         removed.update(side)
-        leaf_names.extend(graph.nodes[m].label for m in side if graph.nodes[m].kind == "leaf")
+        leaf_names.extend(graph.nodes[m].names[0] for m in side if graph.nodes[m].kind == "leaf"
+                          and graph.nodes[m].names)
     # Forward order of one block: spine nodes are listed output-first.
     block = [_name(graph.nodes[spine[k]]).split("  ")[0] for k in range(first + period - 1, first - 1, -1)]
     label = f"{hidden_blocks} × [{' → '.join(block)}]"
-    note = f"{len(removed)} nodes: {hidden_blocks} repeats of the same block"
-    named = [n for n in leaf_names if n != "leaf"]
+    named = leaf_names
     if named:
-        note += f", parameters {named[-1]} … {named[0]}"
+        note = tr("{n} nodes: {repeats} repeats of the same block, parameters {first} … {last}", n=len(removed),
+                  repeats=hidden_blocks, first=named[-1], last=named[0])
+    else:
+        note = tr("{n} nodes: {repeats} repeats of the same block", n=len(removed), repeats=hidden_blocks)
     groups = [graph.nodes[spine[k]].group for k in range(first, last + 1) if graph.nodes[spine[k]].group]
     keep_ids = [n.id for n in graph.nodes if n.id not in removed]
     renum = {old: new for new, old in enumerate(keep_ids)}
@@ -167,10 +171,8 @@ def _collapse_once(graph: Graph, min_repeats: int, keep: int) -> Graph | None:
         else:
             edges.append((renum[a], renum[b]))
     edges = list(dict.fromkeys(edges))
-    message = (
-        f"{hidden_blocks} identical blocks of {period} op(s) "
-        f"({len(removed)} nodes) are drawn as one box"
-    )
+    message = tr("{repeats} identical blocks of {period} op(s) ({n} nodes) are drawn as one box",
+                 repeats=hidden_blocks, period=period, n=len(removed))
     return _rebuilt(graph, nodes, edges, renum, message)
 
 
@@ -217,7 +219,7 @@ def group_modules(graph: Graph) -> Graph:
     for v, owner in absorbed.items():
         n = graph.nodes[v]
         if n.kind == "leaf":
-            text = f"parameter {n.label} {n.subtitle}".rstrip()
+            text = tr("parameter {name} {shape}", name=n.label, shape=n.subtitle).rstrip()
             params.setdefault(owner, []).append(text + (f", .grad {n.grad}" if n.grad else ""))
     keep_ids = [n.id for n in graph.nodes if n.id not in absorbed]
     renum = {old: new for new, old in enumerate(keep_ids)}
@@ -228,7 +230,7 @@ def group_modules(graph: Graph) -> Graph:
             n = n.but(label=f"{n.label} · {n.group}", saved=(*n.saved, *sorted(params[old])))
         nodes.append(n.but(id=renum[old]))
     edges = [(renum[a], renum[b]) for a, b in graph.edges if a not in absorbed and b not in absorbed]
-    return _rebuilt(graph, nodes, edges, renum, f"module parameters folded into {len(params)} op box(es)")
+    return _rebuilt(graph, nodes, edges, renum, tr("module parameters folded into {n} op box(es)", n=len(params)))
 
 
 def _rebuilt(graph: Graph, nodes: list[GNode], edges: list[tuple[int, int]],

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 
 from torchmagic.autograd.report import GradFlow, LayerFlow
 from torchmagic.autograd.values import fmt_number
+from torchmagic.i18n import tr
 
 __all__ = ["grad_flow", "layer_of", "VANISH_ABS", "VANISH_REL", "GROWTH", "HUGE"]
 
@@ -63,7 +64,7 @@ def grad_flow(
     for _, norms in samples:
         for key in norms:
             name = names.get(key, "")
-            layer = layer_of(name) if name else "unnamed leaves"
+            layer = layer_of(name) if name else tr("unnamed leaves")
             members = layers.setdefault(layer, [])
             if key not in members:
                 members.append(key)
@@ -83,16 +84,18 @@ def _judge(norms: tuple[float, ...], steps: tuple[int, ...], largest: list[float
     """(flag, why) for one layer's norms on the sampled steps (``largest``: the largest layer's, per step)."""
     for step, norm in zip(steps, norms):
         if not math.isfinite(norm):
-            return "non-finite", f"gradient norm {fmt_number(norm)} at step {step}"
+            return "non-finite", tr("gradient norm {value} at step {step}", value=fmt_number(norm), step=step)
     last, first = norms[-1], norms[0]
     if all(n == 0.0 for n in norms):
-        return "no gradient", "gradient is 0 on every sampled step"
+        return "no gradient", tr("gradient is 0 on every sampled step")
     if last > HUGE or (len(norms) >= 3 and first > 0 and last >= GROWTH * first):
-        return "exploding", f"gradient norm grew from {fmt_number(first)} to {fmt_number(last)}"
+        return "exploding", tr("gradient norm grew from {first} to {last}", first=fmt_number(first),
+                               last=fmt_number(last))
     shares = sorted(n / top for n, top in zip(norms, largest) if top > 0)
     share = shares[len(shares) // 2] if shares else 1.0
     if share < VANISH_REL:
-        return "vanishing", f"about {share:.0e} of the largest layer's gradient norm (median of the steps)"
+        return "vanishing", tr("about {share} of the largest layer's gradient norm (median of the steps)",
+                               share=f"{share:.0e}")
     if last < VANISH_ABS:
-        return "vanishing", f"gradient norm {fmt_number(last)} on the last sampled step"
+        return "vanishing", tr("gradient norm {value} on the last sampled step", value=fmt_number(last))
     return "", ""

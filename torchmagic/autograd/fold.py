@@ -22,6 +22,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 
 from torchmagic.autograd.graph import CallInfo, GNode, Graph, forward_order
+from torchmagic.i18n import tr, trn
 
 __all__ = ["Drill", "fold", "auto_expand", "drill_downs", "find_calls", "MIN_VIEW"]
 
@@ -135,7 +136,7 @@ def fold(graph: Graph, expanded: Collection[int] = (), scope: int = -1) -> Graph
     boxed = {key[1] for key in members if key[0] == "c"}
     kept = [c for c in graph.calls if c.index in expanded or c.index in boxed]
     boxes = sum(1 for key in members if key[0] == "c")
-    message = (f"{graph.total_nodes} backward nodes folded into {boxes} module boxes"
+    message = (tr("{n} backward nodes folded into {boxes} module boxes", n=graph.total_nodes, boxes=boxes)
                if boxes else "")
     return replace(
         graph, nodes=nodes, edges=edges, roots=roots, root_names=root_names,
@@ -147,16 +148,16 @@ def fold(graph: Graph, expanded: Collection[int] = (), scope: int = -1) -> Graph
 def _box(nid: int, info: CallInfo, inside: list[GNode]) -> GNode:
     """The box of one folded module call."""
     flags = {n.flag for n in inside}
-    lines = [f"{info.nodes} backward node{'s' if info.nodes != 1 else ''} inside"]
+    lines = [trn("{n} backward node inside", "{n} backward nodes inside", info.nodes)]
     if info.tensors:
-        lines.append(f"parameters: {info.tensors} tensor{'s' if info.tensors != 1 else ''}, "
-                     f"{info.params:,} elements")
+        lines.append(trn("parameters: {n} tensor, {elements} elements", "parameters: {n} tensors, {elements} elements",
+                         info.tensors, elements=f"{info.params:,}"))
     if info.detail:
         lines.append(info.detail)
     leaves = [n for n in inside if n.kind == "leaf" and n.grad]
     lines.extend(f".grad {n.label}: {n.grad}" for n in leaves[:8])
     if len(leaves) > 8:
-        lines.append(f"… and {len(leaves) - 8} more parameters")
+        lines.append(tr("… and {n} more parameters", n=len(leaves) - 8))
     sub = "  ".join(p for p in (info.type + (f" {info.detail}" if info.detail else ""), info.shapes) if p)
     seqs = [n.seq for n in inside if n.seq >= 0]
     return GNode(
@@ -164,7 +165,7 @@ def _box(nid: int, info: CallInfo, inside: list[GNode]) -> GNode:
         seq=min(seqs) if seqs else -1,
         sub=sub, info=tuple(lines), group=info.path, count=len(inside), call=info.index,
         flag="origin" if "origin" in flags else ("nonfinite" if "nonfinite" in flags else ""),
-        note=f"%%autograd --expand {info.path} draws it open",
+        note=tr("%%autograd --expand {path} draws it open", path=info.path),
     )
 
 
@@ -180,8 +181,8 @@ def _stub(nid: int, graph: Graph, original: int, chains: dict[int, list[int]], s
     label = node.label
     if rest:
         label = next((c.title for c in graph.calls if c.index == rest[0]), label)
-    return GNode(id=nid, kind="const", label=f"from {label}", shape=node.shape, dtype=node.dtype,
-                 requires_grad=node.requires_grad, note="comes from outside this module call")
+    return GNode(id=nid, kind="const", label=tr("from {name}", name=label), shape=node.shape, dtype=node.dtype,
+                 requires_grad=node.requires_grad, note=tr("comes from outside this module call"))
 
 
 def _depths(graph: Graph) -> dict[int, int]:

@@ -28,6 +28,7 @@ from torchmagic.autograd.ledger import GradLedger, Where
 from torchmagic.autograd.log import Accumulation, WatchLog
 from torchmagic.autograd.steps import FlowSample, StepLog
 from torchmagic.core.guard import Fence
+from torchmagic.i18n import tr
 
 if TYPE_CHECKING:
     from torch.utils.hooks import RemovableHandle
@@ -130,7 +131,7 @@ class Follower:
             entry = self.log.accumulated.get(key)
             if entry is None:
                 self.log.accumulated[key] = Accumulation(self.handoff.names.get(key, ""), here.line,
-                                                         self.log.calls_total, previous="the step before")
+                                                         self.log.calls_total, previous=tr("the step before"))
                 self.steps.leaves.setdefault(key, weakref.ref(leaf))
             else:
                 entry.steps += 1

@@ -17,8 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from torchmagic.core.meta import fmt_shape
+from torchmagic.i18n import N_, tr
 
 __all__ = ["GNode", "Graph", "CallInfo", "topo_order", "forward_order", "assign_groups"]
+
+
+_KINDS = {"op": N_("backward function"), "leaf": N_("leaf tensor (gets .grad)"),
+          "const": N_("input that needs no gradient"), "collapsed": N_("collapsed repeated blocks"),
+          "module": N_("module call, folded"), "more": N_("not drawn")}
 
 
 @dataclass(frozen=True)
@@ -70,23 +76,22 @@ class GNode:
     def details(self) -> list[str]:
         """Lines for the hover tooltip and the terminal tree."""
         out: list[str] = []
-        kind = {"op": "backward function", "leaf": "leaf tensor (gets .grad)",
-                "const": "input that needs no gradient", "collapsed": "collapsed repeated blocks",
-                "module": "module call, folded", "more": "not drawn"}.get(self.kind, self.kind)
+        kind = tr(_KINDS[self.kind]) if self.kind in _KINDS else self.kind
         out.append(f"{self.label} — {kind}")
         if self.names:
-            out.append(("output of: " if self.kind == "op" else "name: ") + ", ".join(self.names))
+            names = ", ".join(self.names)
+            out.append(tr("output of: {names}", names=names) if self.kind == "op" else tr("name: {names}", names=names))
         if self.sub:
             out.append(self.sub)
         elif self.shape is not None:
-            out.append(f"shape {fmt_shape(self.shape)}, dtype {self.dtype}")
+            out.append(tr("shape {shape}, dtype {dtype}", shape=fmt_shape(self.shape), dtype=self.dtype))
         out.extend(self.info)
         if self.group:
-            out.append(f"module: {self.group}")
-        out.extend(f"saved {s}" for s in self.saved)
+            out.append(tr("module: {name}", name=self.group))
+        out.extend(tr("saved {what}", what=s) for s in self.saved)
         if self.grad:
             if self.kind == "op":
-                out.append(f"gradient w.r.t. its output (last backward): {self.grad}")
+                out.append(tr("gradient w.r.t. its output (last backward): {grad}", grad=self.grad))
             else:
                 out.append(f".grad: {self.grad}")
         if self.note:
@@ -112,7 +117,7 @@ class CallInfo:
 
     @property
     def title(self) -> str:
-        return self.path + (f" (call {self.repeat})" if self.repeat > 1 else "")
+        return self.path + (tr(" (call {n})", n=self.repeat) if self.repeat > 1 else "")
 
     @property
     def shapes(self) -> str:

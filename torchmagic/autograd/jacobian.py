@@ -18,6 +18,7 @@ import torch
 
 from torchmagic.autograd.report import Jacobian
 from torchmagic.core.text import first_line
+from torchmagic.i18n import tr
 
 __all__ = ["jacobian_before", "finish"]
 
@@ -69,14 +70,14 @@ def jacobian_before(
     m = out.numel()
     n = sum(int(leaf.numel()) for leaf in leaves)
     if len(roots) > 1:
-        pending.note = "several outputs: the Jacobian is shown for the first one"
+        pending.note = tr("several outputs: the Jacobian is shown for the first one")
     if out.is_complex() or any(leaf.is_complex() for leaf in leaves):
-        pending.note = "complex tensors: torch uses conjugate Wirtinger derivatives; no Jacobian shown"
+        pending.note = tr("complex tensors: torch uses conjugate Wirtinger derivatives; no Jacobian shown")
         return pending
     if m * n > limit:
-        pending.note = (
-            f"J would have {m} × {n} = {m * n} entries, more than the limit of {limit} "
-            "(%config TorchMagics.jacobian_max_elements = ...)"
+        pending.note = tr(
+            "J would have {m} × {n} = {total} entries, more than the limit of {limit} "
+            "(%config TorchMagics.jacobian_max_elements = ...)", m=m, n=n, total=m * n, limit=limit
         )
         return pending
     try:
@@ -92,12 +93,12 @@ def jacobian_before(
             pending.matrix.append(tuple(row))
     except RuntimeError as exc:
         pending.matrix = []
-        pending.note = f"could not compute the Jacobian: {first_line(str(exc))}"
+        pending.note = tr("could not compute the Jacobian: {error}", error=first_line(str(exc)))
         return pending
     pending.rows = tuple(_element_names(root_label if len(root_label) < 20 else "out", shape))
     cols: list[str] = []
     for leaf in leaves:
-        cols.extend(_element_names(names.get(id(leaf), "leaf"), tuple(int(s) for s in leaf.shape)))
+        cols.extend(_element_names(names.get(id(leaf), "") or tr("leaf"), tuple(int(s) for s in leaf.shape)))
     pending.columns = tuple(cols)
     grads_v = gradient if gradient is None or isinstance(gradient, torch.Tensor) else gradient[0]
     pending.v = tuple(_flat(grads_v, m)) if grads_v is not None else (1.0,) * m

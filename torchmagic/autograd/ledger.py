@@ -17,6 +17,8 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from torchmagic.i18n import tr
+
 if TYPE_CHECKING:
     import torch
 
@@ -41,10 +43,10 @@ class Where:
 
     def describe(self, current: Where) -> str:
         if self.run == current.run:
-            return f"the backward() at line {self.line} of this cell"
+            return tr("the backward() at line {line} of this cell", line=self.line)
         if self.cell == current.cell:
-            return f"the backward() at line {self.line} of the previous run of this cell"
-        return f"the backward() at line {self.line} of an earlier %%autograd cell"
+            return tr("the backward() at line {line} of the previous run of this cell", line=self.line)
+        return tr("the backward() at line {line} of an earlier %%autograd cell", line=self.line)
 
 
 class GradLedger:

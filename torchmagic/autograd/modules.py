@@ -41,6 +41,7 @@ from torchmagic.autograd.walk import UNKNOWN_INPUT, storage_names
 from torchmagic.core.guard import Fence
 from torchmagic.core.meta import fmt_shape
 from torchmagic.core.names import iter_named_tensors
+from torchmagic.i18n import tr
 
 if TYPE_CHECKING:
     from torch import nn
@@ -291,7 +292,7 @@ def name_inputs(graph: Graph, calls: Sequence[CallRecord], storages: Mapping[int
     users = graph.users()
     nodes = list(graph.nodes)
     for node in graph.nodes:
-        if node.kind != "const" or node.label != UNKNOWN_INPUT:
+        if node.kind != "const" or node.label != tr(UNKNOWN_INPUT):
             continue
         consts: dict[int, tuple[int, ...]] = {}
         index = node.call
@@ -311,10 +312,12 @@ def name_inputs(graph: Graph, calls: Sequence[CallRecord], storages: Mapping[int
         if not pick:
             continue
         name, true_shape = storages[pick[0]], consts[pick[0]]
-        view = f" (as {fmt_shape(node.shape)})" if node.shape is not None and node.shape != true_shape else ""
+        view = ""
+        if node.shape is not None and node.shape != true_shape:
+            view = tr(" (as {shape})", shape=fmt_shape(node.shape))
         nodes[node.id] = node.but(
             label=name + view, names=(name,), shape=node.shape or true_shape,
-            note=f"{name}: an input of the module call, needs no gradient",
+            note=tr("{name}: an input of the module call, needs no gradient", name=name),
         )
     graph.nodes = nodes
 

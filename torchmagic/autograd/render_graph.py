@@ -18,11 +18,12 @@ from torchmagic.autograd.graph import CallInfo, GNode, Graph, forward_order
 from torchmagic.autograd.svg import graph_svg
 from torchmagic.core.html import esc
 from torchmagic.core.lines import Line
+from torchmagic.i18n import N_, tr, trn
 
 __all__ = ["graph_html", "graph_lines", "tree_lines", "graph_messages", "LEGEND", "TREE_LINES"]
 
 TREE_LINES = 200
-LEGEND = (
+LEGEND = N_(
     "Boxes are backward functions; green boxes are leaves (they get .grad), grey dashed boxes are "
     "inputs that need no gradient, purple boxes are module calls folded into one box (open them "
     "below the graph). Arrows follow the forward pass; gradients flow back against them. Hover a "
@@ -34,12 +35,12 @@ _BOX = '<div style="max-height:640px;overflow:auto;max-width:100%">{}</div>'
 def graph_messages(g: Graph) -> list[str]:
     out = list(g.collapsed)
     if g.truncated:
-        out.append(
-            f"The graph has more nodes than the cap; {g.truncated} were not walked "
-            "(%config TorchMagics.autograd_max_nodes = N raises the cap)."
-        )
+        out.append(tr(
+            "The graph has more nodes than the cap; {n} were not walked "
+            "(%config TorchMagics.autograd_max_nodes = N raises the cap).", n=g.truncated
+        ))
     if g.stale:
-        out.extend(f"In-place change after saving: {s}" for s in g.stale)
+        out.extend(tr("In-place change after saving: {change}", change=s) for s in g.stale)
     return out
 
 
@@ -47,7 +48,8 @@ def graph_messages(g: Graph) -> list[str]:
 def graph_html(g: Graph, drills: list[Drill], uid: str = "") -> str:
     """The graph's section body: legend, messages, the SVG and, when folded, the drill-downs."""
     messages = "".join(f'<div class="tm-muted">{esc(m)}</div>' for m in graph_messages(g))
-    body = f'<div class="tm-muted">{esc(LEGEND)}</div>{messages}{_BOX.format(graph_svg(g, uid))}'
+    legend = esc(tr(LEGEND))
+    body = f'<div class="tm-muted">{legend}</div>{messages}{_BOX.format(graph_svg(g, uid))}'
     if drills:
         body += _drills_html(drills, uid or "tm-ag")
     return body
@@ -55,10 +57,11 @@ def graph_html(g: Graph, drills: list[Drill], uid: str = "") -> str:
 
 def _drill_summary(d: Drill) -> str:
     if d.same_as:
-        return f"{d.path} · {d.type}: the same structure as {d.same_as}"
+        return tr("{path} · {type}: the same structure as {other}", path=d.path, type=d.type, other=d.same_as)
     if d.graph is None:
-        return f"{d.path} · {d.type}: not drawn here (%%autograd --expand {d.path} draws it)"
-    return f"{d.path} · {d.type} ({len(d.graph.nodes)} boxes)"
+        return tr("{path} · {type}: not drawn here (%%autograd --expand {path} draws it)", path=d.path, type=d.type)
+    return trn("{path} · {type} ({n} box)", "{path} · {type} ({n} boxes)", len(d.graph.nodes), path=d.path,
+               type=d.type)
 
 
 def _drills_html(drills: list[Drill], uid: str) -> str:
@@ -67,7 +70,8 @@ def _drills_html(drills: list[Drill], uid: str) -> str:
     Boxes whose inside looks like one already shown are named together in
     one line at the end of their level instead of being drawn again.
     """
-    out: list[str] = ['<div class="tm-muted">Inside the module boxes (click to open):</div>']
+    inside = esc(tr("Inside the module boxes (click to open):"))
+    out: list[str] = [f'<div class="tm-muted">{inside}</div>']
     open_depths: list[int] = []
     same: dict[int, list[str]] = {}  # depth -> "b (as a)" waiting for the end of that level
 
@@ -80,7 +84,7 @@ def _drills_html(drills: list[Drill], uid: str) -> str:
     for k, d in enumerate(drills):
         close_to(d.depth)
         if d.same_as:
-            same.setdefault(d.depth, []).append(f"{d.path} (as {d.same_as})")
+            same.setdefault(d.depth, []).append(tr("{path} (as {other})", path=d.path, other=d.same_as))
         elif d.graph is None:
             out.append(f'<div class="tm-muted" style="margin-left:{12 * (d.depth + 1)}px">'
                        f"{esc(_drill_summary(d))}</div>")
@@ -97,8 +101,8 @@ def _drills_html(drills: list[Drill], uid: str) -> str:
 def _flush(out: list[str], same: dict[int, list[str]], depth: int) -> None:
     names = same.pop(depth, [])
     if names:
-        out.append(f'<div class="tm-muted" style="margin-left:{12 * (depth + 1)}px">'
-                   f"The same inside as a box above: {esc(', '.join(names))}</div>")
+        text = tr("The same inside as a box above: {names}", names=", ".join(names))
+        out.append(f'<div class="tm-muted" style="margin-left:{12 * (depth + 1)}px">{esc(text)}</div>')
 
 
 # -- terminal ------------------------------------------------------------------------
@@ -114,7 +118,7 @@ def _node_line(n: GNode) -> Line:
     if n.group and n.kind == "op":
         out.add(f"  [{n.group}]", "dim")
     if n.flag:
-        out.add("  ⚠ " + ("NaN/inf appeared here" if n.flag == "origin" else "non-finite gradient"), "red")
+        out.add("  ⚠ " + (tr("NaN/inf appeared here") if n.flag == "origin" else tr("non-finite gradient")), "red")
     return out
 
 
@@ -125,7 +129,7 @@ def tree_lines(g: Graph, max_lines: int = TREE_LINES, max_depth: int = 12) -> li
     indentation (marked ``↑``) so deep chains stay readable in a terminal.
     """
     ins = g.inputs()
-    out = [Line(("backward graph (output → leaves)", "bold"))]
+    out = [Line((tr("backward graph (output → leaves)"), "bold"))]
     shown: set[int] = set()
     # (prefix for this node's own line, prefix for its children, node, depth, flattened)
     stack: list[tuple[str, str, int, int, bool]] = []
@@ -135,11 +139,11 @@ def tree_lines(g: Graph, max_lines: int = TREE_LINES, max_depth: int = 12) -> li
     while stack:
         head, below, nid, depth, flat = stack.pop()
         if len(out) > max_lines:
-            out.append(Line((f"… {len(g.nodes) - len(shown)} more nodes not listed", "dim")))
+            out.append(Line((tr("… {n} more nodes not listed", n=len(g.nodes) - len(shown)), "dim")))
             break
         mark = "↑ " if flat else ""
         if nid in shown:
-            out.append(Line((head, "dim"), mark + "↑ ", _node_line(g.nodes[nid]), ("  (shown above)", "dim")))
+            out.append(Line((head, "dim"), mark + "↑ ", _node_line(g.nodes[nid]), ("  " + tr("(shown above)"), "dim")))
             continue
         shown.add(nid)
         out.append(Line((head, "dim"), (mark, "dim"), _node_line(g.nodes[nid])))
@@ -223,7 +227,7 @@ def graph_lines(g: Graph) -> list[Line]:
         key = node.sub if node.kind == "module" else f"{node.kind} {what} {node.shape}"
         (open_rows[-1][1].inside if open_rows else top).append(_Row(line, key))
         previous = nid
-    out = [Line(("backward graph, folded by module (forward order; --expand NAME opens a box)", "bold"))]
+    out = [Line((tr("backward graph, folded by module (forward order; --expand NAME opens a box)"), "bold"))]
     _emit(top, out, 0)
     return out
 
@@ -241,7 +245,8 @@ def _emit(rows: list[_Row], out: list[Line], depth: int) -> None:
         _emit(row.inside, out, depth + 1)
         if run >= 3:
             names = [r.name for r in rows[k + 1:k + run]]
-            out.append(Line("  " * depth, (f"… {run - 1} more the same: {names[0]} … {names[-1]}", "dim")))
+            out.append(Line("  " * depth, (tr("… {n} more the same: {first} … {last}", n=run - 1, first=names[0],
+                                              last=names[-1]), "dim")))
             k += run
         else:
             k += 1

@@ -11,10 +11,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from rich.cells import cell_len
+
 from torchmagic.autograd.report import GradFlow, LayerFlow, LoopSummary
-from torchmagic.autograd.values import fmt_number
+from torchmagic.autograd.values import clip, fmt_number, pad
 from torchmagic.core.html import esc, table
 from torchmagic.core.lines import Line
+from torchmagic.i18n import N_, tr
 
 __all__ = ["loop_html", "loop_lines", "spark_text", "spark_svg", "loop_title"]
 
@@ -24,12 +27,12 @@ SPARK_CHARS = 32
 
 def _points(values: Sequence[float], log: bool) -> list[float | None]:
     """Values scaled to 0..1 (None for a value that is not finite, or not positive on a log scale)."""
-    def tr(v: float) -> float | None:
+    def scaled(v: float) -> float | None:
         if not math.isfinite(v) or (log and v <= 0):
             return None
         return math.log10(v) if log else v
 
-    mapped = [tr(v) for v in values]
+    mapped = [scaled(v) for v in values]
     good = [v for v in mapped if v is not None]
     if not good:
         return [None] * len(values)
@@ -77,16 +80,23 @@ def spark_svg(values: Sequence[float], log: bool = False, width: int = 160, heig
     )
     lone = "".join(f'<circle cx="{r[0].split(",")[0]}" cy="{r[0].split(",")[1]}" r="1.5" fill="currentColor"/>'
                    for r in runs if len(r) == 1)
+    label = esc(tr("sparkline"))
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'style="max-width:none;vertical-align:middle" role="img" aria-label="sparkline">'
+            f'style="max-width:none;vertical-align:middle" role="img" aria-label="{label}">'
             f"{lines}{lone}{''.join(dots)}</svg>")
 
 
 def loop_title(loop: LoopSummary) -> str:
-    where = f"line {loop.line}" + (f", in the loop at line {loop.loop_line}" if loop.loop_line else "")
-    text = f"Training loop: {loop.steps} backward() calls on {loop.root or 'the loss'} ({where})"
+    root = loop.root or tr("the loss")
+    if loop.loop_line:
+        text = tr("Training loop: {n} backward() calls on {root} (line {line}, in the loop at line {loop_line})",
+                  n=loop.steps, root=root, line=loop.line, loop_line=loop.loop_line)
+    else:
+        text = tr("Training loop: {n} backward() calls on {root} (line {line})", n=loop.steps, root=root,
+                  line=loop.line)
     if loop.optimizer_steps:
-        text += f"; {', '.join(loop.optimizers) or 'an optimizer'} stepped {loop.optimizer_steps} times"
+        text += tr("; {optimizers} stepped {n} times", optimizers=", ".join(loop.optimizers) or tr("an optimizer"),
+                   n=loop.optimizer_steps)
     return text
 
 
@@ -95,19 +105,31 @@ def _loss_text(loop: LoopSummary) -> str:
     if not values:
         return ""
     finite = [(v, s) for v, s in zip(values, loop.loss_steps) if math.isfinite(v)]
-    text = f"{loop.root or 'loss'} {fmt_number(values[0])} → {fmt_number(values[-1])}"
+    root = loop.root or tr("loss")
+    text = f"{root} {fmt_number(values[0])} → {fmt_number(values[-1])}"
     if finite:
         low, at = min(finite)
-        text += f" (min {fmt_number(low)} at step {at})"
+        text += tr(" (min {value} at step {step})", value=fmt_number(low), step=at)
     bad = [s for v, s in zip(values, loop.loss_steps) if not math.isfinite(v)]
     if bad:
-        text += f"; not finite from step {bad[0]}"
+        text += tr("; not finite from step {step}", step=bad[0])
     sampled = len(values) < loop.steps
-    return text + (f"; {len(values)} of {loop.steps} steps sampled" if sampled else "")
+    return text + (tr("; {n} of {total} steps sampled", n=len(values), total=loop.steps) if sampled else "")
+
+
+_FLAGS = {  # LayerFlow.flag -> what a person reads
+    "vanishing": N_("vanishing"),
+    "exploding": N_("exploding"),
+    "non-finite": N_("non-finite"),
+    "no gradient": N_("no gradient"),
+}
 
 
 def _flag_text(layer: LayerFlow) -> str:
-    return f"⚠ {layer.flag}: {layer.why}" if layer.flag else "ok"
+    if not layer.flag:
+        return tr("ok")
+    flag = tr(_FLAGS[layer.flag]) if layer.flag in _FLAGS else layer.flag
+    return f"⚠ {flag}: {layer.why}"
 
 
 def _ratio(layer: LayerFlow) -> str:
@@ -115,9 +137,9 @@ def _ratio(layer: LayerFlow) -> str:
 
 
 def _flow_caption(flow: GradFlow, html: bool = False) -> str:
-    text = f"Gradient flow: each layer's gradient norm, first → last of {len(flow.steps)} sampled steps"
+    text = tr("Gradient flow: each layer's gradient norm, first → last of {n} sampled steps", n=len(flow.steps))
     if flow.update_steps and html:
-        text += "; update/weight = ‖Δw‖ / ‖w‖ on the last sampled optimizer step"
+        text += tr("; update/weight = ‖Δw‖ / ‖w‖ on the last sampled optimizer step")
     return text
 
 
@@ -137,7 +159,8 @@ def loop_html(loop: LoopSummary) -> str:
                 esc(_ratio(layer)), f'<span class="{cls}">{esc(_flag_text(layer))}</span>',
             ])
         parts.append(f'<div class="tm-muted">{esc(_flow_caption(flow, html=True))}</div>')
-        parts.append(table(["layer", "tensors", "gradient norm", "update/weight", ""], rows, escape=False))
+        headers = [tr("layer"), tr("tensors"), tr("gradient norm"), tr("update/weight"), ""]
+        parts.append(table(headers, rows, escape=False))
     return "".join(parts)
 
 
@@ -147,14 +170,13 @@ def loop_lines(loop: LoopSummary) -> list[Line]:
         out.append(Line("  ", (spark_text(loop.losses), "cyan"), "  ", _loss_text(loop)))
     flow = loop.flow
     if flow is not None and flow.layers:
-        out.append(Line((_flow_caption(flow) + ":", "dim")))
-        width = min(max(len(layer.name) for layer in flow.layers), 28)
+        out.append(Line((tr("{caption}:", caption=_flow_caption(flow)), "dim")))
+        width = min(max(cell_len(layer.name) for layer in flow.layers), 28)
         for layer in flow.layers:
-            name = layer.name if len(layer.name) <= width else layer.name[: width - 1] + "…"
-            line = Line("  ", (name.ljust(width), "bold"), f"  {fmt_number(layer.norms[0]):>9} → ",
+            line = Line("  ", (pad(clip(layer.name, width), width), "bold"), f"  {fmt_number(layer.norms[0]):>9} → ",
                         f"{fmt_number(layer.norms[-1]):<9} ", (spark_text(layer.norms, log=True, width=16), "cyan"))
             if layer.ratios:
-                line.add(f"  update/weight {_ratio(layer)}", "dim")
+                line.add("  " + tr("update/weight") + f" {_ratio(layer)}", "dim")
             if layer.flag:
                 line.add(f"  {_flag_text(layer)}", "yellow")
             out.append(line)

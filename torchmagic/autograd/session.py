@@ -38,11 +38,12 @@ from torchmagic.autograd.report import AutogradReport, Explanation, Jacobian, Lo
 from torchmagic.autograd.site import CellSite
 from torchmagic.autograd.steps import StepLog
 from torchmagic.autograd.values import summarize
-from torchmagic.autograd.walk import find_leaves, node_key, walk
+from torchmagic.autograd.walk import find_leaves, node_key, saved_freed, walk
 from torchmagic.autograd.watcher import AutogradWatcher
 from torchmagic.core.cell import Cell
 from torchmagic.core.names import iter_named_tensors, user_names
 from torchmagic.core.runner import Collector
+from torchmagic.i18n import tr, trn
 
 __all__ = ["AutogradSession", "tensor_report", "finish_graph", "LOOP_CALLS"]
 
@@ -64,7 +65,7 @@ def finish_graph(graph: Graph | None, options: GraphOptions) -> tuple[Graph | No
     missing = [path for path in options.expand if not find_calls(graph, path) and not any(
         d.path == path for d in drills)]
     if missing:
-        message = f"--expand: no module call named {', '.join(missing)} made nodes of this graph"
+        message = tr("--expand: no module call named {names} made nodes of this graph", names=", ".join(missing))
         graph = replace(graph, collapsed=[*graph.collapsed, message])
     limit = options.autograd_fold_boxes if drills else options.autograd_collapse_above
     if options.autograd_collapse and len(graph.nodes) > limit:
@@ -229,7 +230,7 @@ class AutogradSession(Collector):
             if exc is error:
                 root = label
                 if failed_graph is not None:
-                    ops = [n.label for n in failed_graph.nodes if "freed" in n.note]
+                    ops = [n.label for n in failed_graph.nodes if saved_freed(n)]
                     freed = ", ".join(dict.fromkeys(ops))
         return explain(str(error), root, _suspects(self.ns, str(error)), saved_by=freed)
 
@@ -261,12 +262,12 @@ def _loop(log: WatchLog, steps: StepLog, site: CellSite, names: Mapping[int, str
     loop_line = site.loop_line(line)
     losses = steps.loss_values()
     optimizers = tuple(dict.fromkeys(
-        names.get(key, "") or _name_of(site.namespace, ref()) or "an optimizer"
+        names.get(key, "") or _name_of(site.namespace, ref()) or tr("an optimizer")
         for key, ref in steps.optimizers.items()
     ))
     flow = grad_flow([(s.step, s.norms) for s in steps.flow], [(u.step, u.updates) for u in steps.updates],
                      leaf_names)
-    accumulated = tuple(a.name or leaf_names.get(key, "") or "a leaf" for key, a in log.accumulated.items())
+    accumulated = tuple(a.name or leaf_names.get(key, "") or tr("a leaf") for key, a in log.accumulated.items())
     return LoopSummary(
         steps=log.calls_total, line=line, loop_line=loop_line, loop_source=site.source(loop_line),
         root=log.calls[-1].root if log.calls else "", losses=tuple(v for _, v in losses),
@@ -287,12 +288,12 @@ def _nothing_message(
     built: bool,
 ) -> str:
     if built:
-        return (
+        return tr(
             "Nothing to draw: the cell built an autograd graph but bound no result to a new name "
             "(only named results are drawn). Assign it, e.g. `z = x ** 2`, or call backward() on it."
         )
     if untracked:
-        return (
+        return tr(
             "Nothing to draw: the cell built no autograd graph (its tensor work ran under "
             "torch.no_grad() / inference_mode() or on detached tensors; see below)."
         )
@@ -301,24 +302,26 @@ def _nothing_message(
         if isinstance(v, torch.Tensor) and not k.startswith("_")
         and (k not in before or before[k]() is not v)
     ]
-    hint = (
+    hint = tr(
         " Set requires_grad=True on the tensors you want gradients for, e.g. "
         "`w = torch.randn(3, requires_grad=True)`, or use an nn.Module's parameters."
     )
     wanting = [k for k in new if ns[k].requires_grad]
     if wanting:
-        return (
-            f"Nothing to draw yet: {', '.join(sorted(wanting)[:5])} "
-            f"require{'s' if len(wanting) == 1 else ''} grad, but the cell computed nothing from "
-            f"{'it' if len(wanting) == 1 else 'them'}; the graph starts with the first operation."
+        return trn(
+            "Nothing to draw yet: {names} requires grad, but the cell computed nothing from "
+            "it; the graph starts with the first operation.",
+            "Nothing to draw yet: {names} require grad, but the cell computed nothing from "
+            "them; the graph starts with the first operation.", len(wanting), names=", ".join(sorted(wanting)[:5])
         )
     if new:
-        return (
-            f"Nothing to show: no tensor in this cell requires grad "
-            f"({', '.join(sorted(new)[:5])} {'do' if len(new) > 1 else 'does'} not), so autograd "
-            "recorded nothing." + hint
-        )
-    return "Nothing to show: the cell made no tensors that autograd tracks." + hint
+        return trn(
+            "Nothing to show: no tensor in this cell requires grad ({names} does not), so autograd "
+            "recorded nothing.",
+            "Nothing to show: no tensor in this cell requires grad ({names} do not), so autograd "
+            "recorded nothing.", len(new), names=", ".join(sorted(new)[:5])
+        ) + hint
+    return tr("Nothing to show: the cell made no tensors that autograd tracks.") + hint
 
 
 def _jacobian_at_end(outputs: list[tuple[str, torch.Tensor]], names: dict[int, str],
@@ -332,9 +335,9 @@ def _jacobian_at_end(outputs: list[tuple[str, torch.Tensor]], names: dict[int, s
     )
     if pending is None:
         return []
-    pending.note = (pending.note + "; " if pending.note else "") + (
-        "no backward() in the cell: v = ones, i.e. what "
-        f"{name}{'.sum()' if out.numel() > 1 else ''}.backward() would add to .grad"
+    pending.note = (pending.note + "; " if pending.note else "") + tr(
+        "no backward() in the cell: v = ones, i.e. what {code} would add to .grad",
+        code=f"{name}{'.sum()' if out.numel() > 1 else ''}.backward()",
     )
     return [finish(pending, [], [])]
 
@@ -349,14 +352,15 @@ def tensor_report(
     """``%autograd t``: the graph leading to ``t`` and the ``.grad`` of its leaves."""
     title = f"%autograd {expr}"
     if not isinstance(value, torch.Tensor):
-        return AutogradReport(title=title, nothing=f"{expr} is a {type(value).__name__}, not a tensor.")
+        return AutogradReport(title=title, nothing=tr("{expr} is a {type}, not a tensor.", expr=expr,
+                                                      type=type(value).__name__))
     if not value.requires_grad:
         return AutogradReport(
             title=title,
-            nothing=(
-                f"Nothing to show: {expr} does not require grad, so no graph leads to it "
+            nothing=tr(
+                "Nothing to show: {expr} does not require grad, so no graph leads to it "
                 "(it was made from tensors without requires_grad=True, under torch.no_grad(), "
-                "or by .detach())."
+                "or by .detach()).", expr=expr
             ),
         )
     small, digits = options.autograd_value_elements, options.precision

@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import hashlib
 
+from rich.cells import cell_len
+
 from torchmagic.autograd.graph import GNode, Graph
 from torchmagic.autograd.layout import Layout, layout
+from torchmagic.autograd.values import clip
 from torchmagic.core.html import esc
+from torchmagic.i18n import tr
 
 __all__ = ["node_size", "draw", "graph_svg"]
 
@@ -27,7 +31,7 @@ MAX_CHARS = 60
 
 
 def _clip(text: str) -> str:
-    return text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 1] + "…"
+    return clip(text, MAX_CHARS)
 
 
 def _lines(node: GNode) -> list[str]:
@@ -38,9 +42,9 @@ def _lines(node: GNode) -> list[str]:
 
 
 def node_size(node: GNode) -> tuple[float, float]:
-    """Box size that fits the node's text lines."""
+    """Box size that fits the node's text lines (a Chinese character is two monospace cells wide)."""
     lines = _lines(node)
-    width = max(len(s) for s in lines) * CHAR_W + 2 * PAD_X
+    width = max(cell_len(s) for s in lines) * CHAR_W + 2 * PAD_X
     return (round(max(width, 40.0)), LINE_H * len(lines) + 8.0)
 
 
@@ -76,9 +80,10 @@ def draw(graph: Graph, lay: Layout, uid: str = "") -> str:
         uid = f"tm-ag-{digest}-{len(graph.nodes)}"
     uid = esc(uid)
     width, height = _n(lay.width), _n(lay.height)
+    label = esc(tr("autograd graph"))
     out = [
         (f'<svg xmlns="http://www.w3.org/2000/svg" id="{uid}" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" style="max-width:none" role="img" aria-label="autograd graph">'),
+        f'viewBox="0 0 {width} {height}" style="max-width:none" role="img" aria-label="{label}">'),
         _style(uid),
         (f'<defs><marker id="{uid}-a" viewBox="0 0 8 8" refX="8" refY="4" markerWidth="7" '
         'markerHeight="7" orient="auto"><path d="M0,0L8,4L0,8z" fill="#8a94a6"/></marker></defs>'),

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from torchmagic.core.meta import dtype_name, fmt_shape
+from torchmagic.i18n import tr
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Values", "NONE", "summarize", "fmt_number", "nonfinite_text"]
+__all__ = ["Values", "NONE", "summarize", "fmt_number", "nonfinite_text", "norm_text", "pad", "clip"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Values:
     nonzero: bool = False
     nan: int = 0  # how many values are NaN
     inf: int = 0  # ... +inf or -inf
+    sized: bool = False  # ``text`` gives shape and norm (too many values to list)
 
     @property
     def small(self) -> bool:
@@ -46,10 +48,10 @@ class Values:
     @property
     def short(self) -> str:
         """For a table whose other columns give shape and dtype: the values, or ``norm N``."""
-        if self.text == "None" or not self.text.startswith("shape "):
+        if not self.sized:
             return self.text
         extra = f" ({nonfinite_text(self.nan, self.inf)})" if not self.finite else ""
-        return f"norm {fmt_number(self.norm)}{extra}"
+        return tr("norm {norm}", norm=fmt_number(self.norm)) + extra
 
 
 NONE = Values(text="None")
@@ -70,10 +72,33 @@ def fmt_number(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def pad(text: str, width: int) -> str:
+    """``text`` padded with spaces to ``width`` terminal cells (a Chinese character takes two)."""
+    from rich.cells import cell_len
+
+    return text + " " * (width - cell_len(text))
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` cut to at most ``width`` terminal cells, ending in ``…`` when cut."""
+    from rich.cells import cell_len, set_cell_size
+
+    if cell_len(text) <= width:
+        return text
+    return set_cell_size(text, width - 1) + "…"
+
+
 def nonfinite_text(nan: int, inf: int) -> str:
     """``"1 NaN, 2 inf"``: how many values are not finite."""
-    parts = ([f"{nan} NaN"] if nan else []) + ([f"{inf} inf"] if inf else [])
+    parts = ([tr("{n} NaN", n=nan)] if nan else []) + ([tr("{n} inf", n=inf)] if inf else [])
     return ", ".join(parts)
+
+
+def norm_text(shape: tuple[int, ...] | None, norm: float, digits: int = 4) -> str:
+    """``"shape (64,), norm 3.3"``: the size of a tensor too large to list (no shape when unknown)."""
+    if shape is None:
+        return tr("norm {norm}", norm=fmt_number(norm, digits))
+    return tr("shape {shape}, norm {norm}", shape=fmt_shape(shape), norm=fmt_number(norm, digits))
 
 
 def _nested(values: Any, digits: int) -> str:
@@ -117,10 +142,11 @@ def summarize(t: torch.Tensor | None, small_elements: int = 16, digits: int = 4)
             real = real.double()
         norm = float(torch.linalg.vector_norm(real, dtype=torch.float64))
         nan, inf = _count_nonfinite(real) if not math.isfinite(norm) else (0, 0)
-        text = f"shape {fmt_shape(shape)}, norm {fmt_number(norm, digits)}"
+        text = norm_text(shape, norm, digits)
         if nan or inf:
             text += f" ({nonfinite_text(nan, inf)})"
-        return Values(text=text, shape=shape, dtype=dtype, norm=norm, nonzero=norm != 0.0, nan=nan, inf=inf)
+        return Values(text=text, shape=shape, dtype=dtype, norm=norm, nonzero=norm != 0.0, nan=nan, inf=inf,
+                      sized=True)
 
 
 def _count_nonfinite(t: torch.Tensor) -> tuple[int, int]:

@@ -30,10 +30,13 @@ from torchmagic.autograd.values import fmt_number
 from torchmagic.core.meta import dtype_name, fmt_shape
 from torchmagic.core.names import iter_named_tensors
 from torchmagic.core.saved import read_saved
+from torchmagic.i18n import N_, tr, trn
 
-__all__ = ["walk", "find_leaves", "node_key", "storage_names", "NodeKey", "UNKNOWN_INPUT"]
+__all__ = ["walk", "find_leaves", "node_key", "storage_names", "saved_freed", "NodeKey", "UNKNOWN_INPUT"]
 
-UNKNOWN_INPUT = "input without grad"  # the label of an input nothing tells the name of
+UNKNOWN_INPUT = N_("input without grad")  # the label of an input nothing tells the name of (translated: tr())
+FREED = N_("saved tensors were freed by an earlier backward()")
+FREED_SHOWN = N_("saved tensors (shown as they were) were freed by backward()")
 NodeKey = tuple[int, str]  # (sequence number, name) of a backward node: stable while it lives
 # Inputs of a backward node are usually saved under these names, in this order.
 _INPUT_ORDER = ("self", "input", "mat1", "other", "mat2", "weight", "bias", "tensor", "tensors")
@@ -67,8 +70,13 @@ def _describe(value: Any, names: Mapping[int, str]) -> str:
         name = names.get(id(value))
         return f"{text} = {name}" if name else text
     if isinstance(value, (list, tuple)) and value and isinstance(value[0], torch.Tensor):
-        return f"{len(value)} tensors"
+        return trn("{n} tensor", "{n} tensors", len(value))
     return _short(value)
+
+
+def saved_freed(node: GNode) -> bool:
+    """Whether the walk found ``node``'s saved tensors freed by a backward (its note says so)."""
+    return tr(FREED) in node.note or tr(FREED_SHOWN) in node.note
 
 
 def _order_key(item: tuple[str, Any]) -> tuple[int, str]:
@@ -121,8 +129,8 @@ def _mask(v: torch.Tensor, op: str) -> str:
         if scale <= 0 or not bool((kept == kept[0]).all()):
             return ""
     if scale == 1.0:
-        return "mask of 0s and 1s"
-    return f"dropout mask (p={1 - 1 / scale:.3g})"
+        return tr("mask of 0s and 1s")
+    return tr("dropout mask (p={p})", p=f"{1 - 1 / scale:.3g}")
 
 
 class _Walker:
@@ -158,10 +166,10 @@ class _Walker:
     def leaf(self, nid: int, t: torch.Tensor) -> GNode:
         name = self.names.get(id(t), "")
         return GNode(
-            id=nid, kind="leaf", label=name or "leaf", shape=tuple(int(s) for s in t.shape),
+            id=nid, kind="leaf", label=name or tr("leaf"), shape=tuple(int(s) for s in t.shape),
             dtype=dtype_name(t.dtype), names=(name,) if name else (),
             grad=self.grad_text(t) if self.grad_text is not None else "",
-            group=_group_of(name), note="" if name else "a leaf with no name in the namespace",
+            group=_group_of(name), note="" if name else tr("a leaf with no name in the namespace"),
         )
 
     def input_of(self, v: torch.Tensor, op: str) -> _Input:
@@ -171,20 +179,21 @@ class _Walker:
         name = self.names.get(id(v), "")
         if cut:
             return _Input("✂ " + (name or cut), shape, dtype, bool(name),
-                          f"graph cut: {cut}; no gradient flows back through here")
+                          tr("graph cut: {cut}; no gradient flows back through here", cut=cut))
         if name:
             return _Input(name, shape, dtype, True, "")
         if v.dim() == 0 and v.layout == torch.strided and v.device.type != "meta":
-            return _Input(f"constant {fmt_number(v.item())}", shape, dtype, False,
-                          "a Python number in the expression")
+            return _Input(tr("constant {value}", value=fmt_number(v.item())), shape, dtype, False,
+                          tr("a Python number in the expression"))
         mask = _mask(v, op)
         if mask:
-            return _Input(mask, shape, dtype, False, "made by dropout: gradients flow only where it is not 0")
+            return _Input(mask, shape, dtype, False, tr("made by dropout: gradients flow only where it is not 0"))
         viewed = self.storages.get(_storage(v), "")
         if viewed:
-            return _Input(viewed, shape, dtype, True, f"saved: {viewed} (its storage, as {fmt_shape(shape)})")
-        return _Input(UNKNOWN_INPUT, shape, dtype, False,
-                      "a tensor that needs no gradient, made in the cell without a name")
+            return _Input(viewed, shape, dtype, True, tr("saved: {name} (its storage, as {shape})", name=viewed,
+                                                         shape=fmt_shape(shape)))
+        return _Input(tr(UNKNOWN_INPUT), shape, dtype, False,
+                      tr("a tensor that needs no gradient, made in the cell without a name"))
 
 
 def walk(
@@ -244,7 +253,7 @@ def walk(
         obj = w.queue.popleft()
         nid = w.index[id(obj)]
         if walked >= max_nodes:
-            w.nodes[nid] = GNode(id=nid, kind="more", label="…", note="not walked (node cap)")
+            w.nodes[nid] = GNode(id=nid, kind="more", label="…", note=tr("not walked (node cap)"))
             graph.truncated += 1
             continue
         walked += 1
@@ -286,14 +295,14 @@ def _op(w: _Walker, graph: Graph, nid: int, fn: Any, fn_names: Mapping[int, list
         spare = [w.input_of(v, label) for _, v in values if isinstance(v, torch.Tensor) and not v.requires_grad]
     if saved.freed:
         graph.freed = True
-        note = "saved tensors were freed by an earlier backward()"
+        note = tr(FREED)
         if saved_cache is not None and key in saved_cache:
             described, cached = saved_cache[key]
             spare = list(cached)
-            note = "saved tensors (shown as they were) were freed by backward()"
+            note = tr(FREED_SHOWN)
     elif saved.modified:
-        note = f"saved '{saved.modified[-1]}' was modified in place after it was saved"
-        graph.stale.append(f"{label}: {note}")
+        note = tr("saved '{name}' was modified in place after it was saved", name=saved.modified[-1])
+        graph.stale.append(tr("{op}: {note}", op=label, note=note))
     if saved_cache is not None and (described or spare):
         saved_cache[key] = (described, tuple(spare))
     given = fn_names.get(id(fn))
@@ -312,8 +321,8 @@ def _op(w: _Walker, graph: Graph, nid: int, fn: Any, fn_names: Mapping[int, list
 def _input_node(nid: int, c: _Input | None) -> GNode:
     """The box of an input that needs no gradient (``None``: one autograd did not save)."""
     if c is None:
-        return GNode(id=nid, kind="const", label=UNKNOWN_INPUT, requires_grad=False,
-                     note="an input that needs no gradient (autograd did not save it: name and shape unknown)")
+        return GNode(id=nid, kind="const", label=tr(UNKNOWN_INPUT), requires_grad=False,
+                     note=tr("an input that needs no gradient (autograd did not save it: name and shape unknown)"))
     return GNode(id=nid, kind="const", label=c.label, shape=c.shape, dtype=c.dtype,
                  names=(c.label,) if c.named else (), requires_grad=False, note=c.note)
 

@@ -31,6 +31,7 @@ from torchmagic.autograd.steps import StepLog
 from torchmagic.core.funcs import INPLACE_DUNDER
 from torchmagic.core.guard import Fence
 from torchmagic.core.saved import read_saved
+from torchmagic.i18n import tr
 
 __all__ = ["AutogradWatcher"]
 
@@ -181,12 +182,13 @@ class AutogradWatcher(TorchFunctionMode):
         if self._count_again(kind, line, name):
             return
         names = self.site.names()
-        inputs = tuple(names.get(id(t), "") or "a tensor" for t in tensors if t.requires_grad)
+        inputs = tuple(names.get(id(t), "") or tr("a tensor") for t in tensors if t.requires_grad)
         self._add(Untracked(kind, line, self.site.source(line), name, inputs))
         if isinstance(out, torch.Tensor):
             self.log.outputs[len(self.log.untracked) - 1] = weakref.ref(out)
             if kind == "detach":
-                self.log.cuts[id(out)] = (weakref.ref(out), f"{inputs[0]}.detach() (line {line})")
+                self.log.cuts[id(out)] = (weakref.ref(out), tr("{code} (line {line})", code=f"{inputs[0]}.detach()",
+                                                               line=line))
 
     def _count_again(self, kind: str, line: int, op: str) -> bool:
         """True (and one more counted) when this kind of event was already listed for this line and op."""
@@ -206,7 +208,7 @@ class AutogradWatcher(TorchFunctionMode):
             return
         if len(self._data) > 1024:
             self._data = {k: v for k, v in self._data.items() if v[0]() is not None}
-        name = self.site.names().get(id(source), "a tensor")
+        name = self.site.names().get(id(source), "") or tr("a tensor")
         self._data[id(out)] = (weakref.ref(out), _DataRef(weakref.ref(source), name, self.site.line()))
 
     def _check_data_inplace(self, func: Callable[..., Any], target: torch.Tensor) -> None:
@@ -220,16 +222,16 @@ class AutogradWatcher(TorchFunctionMode):
         source = ref.source()
         if source is None:
             return
-        self._written(ref.name, source, f"modified in place ({name}", name)
+        self._written(ref.name, source, name)
 
     def _on_data_set(self, target: torch.Tensor) -> None:
         """``t.data = other`` swaps the values autograd may have saved for ``t``."""
         if not target.requires_grad or self.site.frame() is None:
             return
-        name = self.site.names().get(id(target), "a tensor")
-        self._written(name, target, "replaced (.data = ...", ".data =")
+        name = self.site.names().get(id(target), "") or tr("a tensor")
+        self._written(name, target, ".data =")
 
-    def _written(self, name: str, source: torch.Tensor, what: str, op: str) -> None:
+    def _written(self, name: str, source: torch.Tensor, op: str) -> None:
         """A write through ``.data``: a warning when autograd saved the tensor, else one listed row."""
         line = self.site.line()
         if not self._count_again("data", line, op):
@@ -237,20 +239,23 @@ class AutogradWatcher(TorchFunctionMode):
         saved_by = self._saved_by(source)
         if not saved_by:
             return
+        if op == ".data =":
+            what = tr("{name}.data was replaced (.data = ..., line {line})", name=name, line=line)
+        else:
+            what = tr("{name}.data was modified in place ({op}, line {line})", name=name, op=op, line=line)
         self.log.notes.append(Note(
             kind="data-inplace",
             line=line,
             subject=name,
-            message=(
-                f"{name}.data was {what}, line {line}) after autograd saved {name} for "
-                f"{saved_by}. .data hides the change from autograd, so the next backward() "
-                "through that graph silently uses the new values: the gradient will be wrong "
-                "and nothing raises."
+            message=tr(
+                "{what} after autograd saved {name} for {saved_by}. .data hides the change from autograd, so the "
+                "next backward() through that graph silently uses the new values: the gradient will be wrong "
+                "and nothing raises.", what=what, name=name, saved_by=saved_by
             ),
-            fix=(
-                f"Change {name} before the forward pass or after backward(), inside "
-                f"`with torch.no_grad():` and without .data; {name}.detach() instead of "
-                ".data would at least raise an error here."
+            fix=tr(
+                "Change {name} before the forward pass or after backward(), inside "
+                "`with torch.no_grad():` and without .data; {name}.detach() instead of "
+                ".data would at least raise an error here.", name=name
             ),
         ))
 

@@ -98,8 +98,13 @@ class Cell:
         left: _UserModes = ([], [])
         try:
             with contextlib.ExitStack() as stack:
+                contexts = list(contexts)
                 for cm in contexts:
                     stack.enter_context(cm)
+                if contexts:  # collectors' function modes must not take PyTorch's fast path away
+                    from torchmagic.core.fastpath import FastPath
+
+                    stack.enter_context(FastPath())
                 depths = _mode_depths()
                 try:
                     self._execute(self.body)

@@ -16,6 +16,7 @@ from typing import Any
 
 from torchmagic.core.runner import Collector
 from torchmagic.distributed.report import RankReport
+from torchmagic.i18n import N_
 
 __all__ = ["FlightCollector", "rank_collectors", "fill"]
 
@@ -23,7 +24,7 @@ __all__ = ["FlightCollector", "rank_collectors", "fill"]
 class FlightCollector(Collector):
     """The collectives this rank issued while the cell ran."""
 
-    what = "the collectives recording"
+    what = N_("the collectives recording")
 
     def __init__(self, filename: str, state: Any) -> None:
         super().__init__()

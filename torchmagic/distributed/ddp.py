@@ -21,6 +21,7 @@ from torch.overrides import TorchFunctionMode
 from torchmagic.core.names import is_user_name
 from torchmagic.core.runner import Collector
 from torchmagic.distributed.report import Bucket, DDPFacts, GradRow
+from torchmagic.i18n import N_
 
 __all__ = ["DDPCollector", "summary"]
 
@@ -66,7 +67,7 @@ class _LossMode(TorchFunctionMode):
 class DDPCollector(Collector):
     """Gradients before/after the all-reduce for the DDP models of the namespace."""
 
-    what = "the DDP recording"
+    what = N_("the DDP recording")
 
     def __init__(self, models: list[tuple[str, Any]]) -> None:
         super().__init__()

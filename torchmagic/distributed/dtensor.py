@@ -18,6 +18,7 @@ from typing import Any
 from torchmagic.core.names import is_user_name
 from torchmagic.core.runner import Collector
 from torchmagic.distributed.report import DTensorFacts, Placement, ShardBlock
+from torchmagic.i18n import N_, tr
 
 __all__ = ["is_dtensor", "facts", "blocks", "placement_of", "local_report", "DTensorCollector", "MAX_TENSORS"]
 
@@ -102,7 +103,10 @@ def local_report(name: str, t: Any, inspect: Any) -> Any:
     report = inspect(t.to_local())
     report.dtensor = facts(name, t)
     report.notes.append(
-        f"a DTensor: global shape {tuple(t.shape)}; the values and statistics above are this rank's local shard"
+        tr(
+            "a DTensor: global shape {shape}; the values and statistics above are this rank's local shard",
+            shape=tuple(t.shape),
+        )
     )
     return report
 
@@ -122,7 +126,7 @@ def _named(name: str, value: Any) -> Iterator[tuple[str, Any]]:
 class DTensorCollector(Collector):
     """The DTensors (and modules holding them) the cell assigned, described after it."""
 
-    what = "the DTensor description"
+    what = N_("the DTensor description")
 
     def __init__(self, namespace: Mapping[str, Any]) -> None:
         super().__init__()

@@ -29,6 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 from torchmagic.distributed.report import RankError, RankReport
+from torchmagic.i18n import set_language, tr
 
 __all__ = ["setup", "run", "rebuild", "where", "STATE"]
 
@@ -157,6 +158,7 @@ def run(source: str, header: str, options: Any) -> RankReport:
 
     shell = get_ipython()
     t0 = time.perf_counter()
+    set_language(str(getattr(options, "language", "auto")))  # explanations and notes in the notebook's language
     STATE.started_ns = time.time_ns()
     _set_timeout(float(options.distributed_timeout))
     collectors: list[Any] = []
@@ -200,7 +202,8 @@ def run(source: str, header: str, options: Any) -> RankReport:
     try:
         fill(report, collectors, shown)
     except Exception as exc:  # noqa: BLE001 - the rank's outcome still comes back, with one note
-        report.notes += (f"torchmagic: reading this rank's recordings failed ({type(exc).__name__}: {exc})",)
+        failure = f"{type(exc).__name__}: {exc}"
+        report.notes += (tr("torchmagic: reading this rank's recordings failed ({error})", error=failure),)
     return report
 
 
@@ -234,7 +237,7 @@ def _format_value(shell: Any, value: Any, limit: int) -> tuple[str, str]:
     text = str(data.get("text/plain", ""))
     html = str(data.get("text/html", ""))
     if len(text) > limit:
-        text = text[:limit] + f" … ({len(text) - limit} more characters)"
+        text = text[:limit] + " " + tr("… ({n} more characters)", n=len(text) - limit)
     return text, html if len(html) <= 20 * limit else ""
 
 
@@ -258,7 +261,7 @@ def _error(shell: Any, exc: BaseException, filename: str) -> RankError:
         tb = f"{type(exc).__name__}: {exc}"
     lines = tb.splitlines()
     if len(lines) > TB_LINES:
-        tb = "\n".join([*lines[:10], f"… {len(lines) - TB_LINES} lines …", *lines[-(TB_LINES - 10) :]])
+        tb = "\n".join([*lines[:10], tr("… {n} lines …", n=len(lines) - TB_LINES), *lines[-(TB_LINES - 10) :]])
     explanation = None
     if isinstance(exc, Exception) and kind == "exception":
         try:

@@ -24,8 +24,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from torchmagic.distributed.report import Collective
+from torchmagic.i18n import N_, tr
 
-__all__ = ["ENV", "enable", "read_entries", "to_collectives", "group_names", "op_name", "dtype_name", "describe"]
+__all__ = [
+    "ENV",
+    "enable",
+    "read_entries",
+    "to_collectives",
+    "group_names",
+    "op_name",
+    "dtype_name",
+    "describe",
+    "via_text",
+]
 
 ENV = "TORCH_FR_BUFFER_SIZE"
 
@@ -81,12 +92,13 @@ _AREAS = (
     ("nn/parallel/distributed.py", "DDP"),
     ("distributed/fsdp/", "FSDP"),
     ("distributed/_composable/fsdp/", "FSDP"),
-    ("distributed/tensor/parallel/", "tensor parallel"),
+    ("distributed/tensor/parallel/", N_("tensor parallel")),
     ("distributed/tensor/", "DTensor"),
-    ("distributed/pipelining/", "pipelining"),
+    ("distributed/pipelining/", N_("pipelining")),
     ("distributed/device_mesh.py", "DeviceMesh"),
-    ("_functional_collectives.py", "functional collectives"),
+    ("_functional_collectives.py", N_("functional collectives")),
 )
+_WORDS = ("tensor parallel", "pipelining", "functional collectives")  # the areas said in words, not by a name
 _PLUMBING = frozenset(
     "_wrapped_call_impl _call_impl wrapper inner decorate_context _fn __call__ _run_ddp_forward "
     "_pre_forward _post_forward _engine_run_backward __torch_function__ __torch_dispatch__".split()
@@ -218,6 +230,14 @@ def group_names(pg_config: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
         ranks = str(conf.get("ranks", ""))
         names[str(key)] = f"{desc} {ranks}".strip()
     return names
+
+
+def via_text(via: str) -> str:
+    """A ``via`` as a person reads it: an area said in words is translated, the function name after it is code."""
+    for words in _WORDS:
+        if via == words or via.startswith(words + " "):
+            return tr(words) + via[len(words) :]
+    return via
 
 
 def describe(c: Collective) -> str:

@@ -23,17 +23,39 @@ from torchmagic.distributed.report import (
     ShapeDiff,
     Wait,
 )
+from torchmagic.i18n import N_, tr, trn
 
-__all__ = ["fold_texts", "ranks_text", "merge_collectives", "shape_diffs", "explain_hang", "build"]
+__all__ = ["fold_texts", "ranks_text", "state_text", "merge_collectives", "shape_diffs", "explain_hang", "build"]
 
 LATE_MS = 1.0  # a rank stands out as late when it arrives this much after the others on average
+# What a rank was doing (Wait.state) or how its cell ended (RankError.kind), as a person reads it.
+_STATES = frozenset(
+    (
+        N_("running"),
+        N_("done"),
+        N_("failed"),
+        N_("dead"),
+        N_("silent"),
+        N_("timeout"),
+        N_("released"),
+        N_("interrupted"),
+        N_("stopped"),
+        N_("stuck"),
+        N_("internal"),
+    )
+)
+
+
+def state_text(word: str) -> str:
+    """A rank's state or error kind (``'dead'``, ``'stuck'``...) in the current language; unknown words as they are."""
+    return tr(word) if word in _STATES else word
 
 
 def ranks_text(ranks: Sequence[int]) -> str:
     """``[0, 1, 2, 3, 5]`` -> ``'ranks 0–3, 5'``; ``[2]`` -> ``'rank 2'``."""
     rs = sorted(set(ranks))
     if len(rs) == 1:
-        return f"rank {rs[0]}"
+        return tr("rank {rank}", rank=rs[0])
     parts: list[str] = []
     i = 0
     while i < len(rs):
@@ -45,7 +67,7 @@ def ranks_text(ranks: Sequence[int]) -> str:
         else:
             parts.extend(str(r) for r in rs[i : j + 1])
         i = j + 1
-    return "ranks " + ", ".join(parts)
+    return trn("rank {ranks}", "ranks {ranks}", len(rs), ranks=", ".join(parts))
 
 
 def fold_texts(items: Iterable[tuple[int, str, str]]) -> tuple[OutputGroup, ...]:
@@ -199,36 +221,55 @@ def explain_hang(waits: Sequence[Wait], timeout: float, released: bool) -> Hang:
     kinds: dict[tuple[str, int], list[int]] = defaultdict(list)
     for w in in_coll:
         kinds[(w.op.split(" ")[0], w.line)].append(w.rank)
-    waited = f"{ranks_text([w.rank for w in in_coll])} waited in {_what(in_coll)}"
+    waiting, what = ranks_text([w.rank for w in in_coll]), _what(in_coll)
+    secs = f"{timeout:g}"
     odd: tuple[int, ...] = ()
     if dead:
         odd = tuple(w.rank for w in dead)
-        at = f" at line {dead[0].line}" if len(dead) == 1 and dead[0].line else ""
-        reason = f"{ranks_text(list(odd))} died{at}" + (
-            f"; {waited} for {'it' if len(odd) == 1 else 'them'}" if in_coll else ""
-        )
+        gone = ranks_text(list(odd))
+        if len(dead) == 1 and dead[0].line:
+            reason = tr("{ranks} died at line {line}", ranks=gone, line=dead[0].line)
+        else:
+            reason = tr("{ranks} died", ranks=gone)
+        if in_coll:
+            reason = trn(
+                "{reason}; {waiting} waited in {what} for it",
+                "{reason}; {waiting} waited in {what} for them",
+                len(odd),
+                reason=reason,
+                waiting=waiting,
+                what=what,
+            )
     elif in_coll and others:
         odd = tuple(w.rank for w in others)
         failed = [w for w in others if w.state == "failed"]
-        why = "never joined it"
-        if failed and len(failed) == len(others):
-            at = f" at line {failed[0].line}" if failed[0].line else ""
-            why = f"failed{at} before joining it"
-        reason = f"{waited} for more than {timeout:g} s; {ranks_text(list(odd))} {why}"
+        fields = {"waiting": waiting, "what": what, "timeout": secs, "odd": ranks_text(list(odd))}
+        if failed and len(failed) == len(others) and failed[0].line:
+            reason = tr(
+                "{waiting} waited in {what} for more than {timeout} s; {odd} failed at line {line} before joining it",
+                line=failed[0].line,
+                **fields,
+            )
+        elif failed and len(failed) == len(others):
+            reason = tr(
+                "{waiting} waited in {what} for more than {timeout} s; {odd} failed before joining it", **fields
+            )
+        else:
+            reason = tr("{waiting} waited in {what} for more than {timeout} s; {odd} never joined it", **fields)
     elif len(kinds) > 1:
         groups = sorted(kinds.values(), key=len)
         odd = tuple(groups[0]) if len(groups[0]) < len(groups[-1]) else ()
-        reason = f"ranks waited in mismatched collectives for more than {timeout:g} s"
+        reason = tr("ranks waited in mismatched collectives for more than {timeout} s", timeout=secs)
     elif in_coll:
-        reason = f"{waited} for more than {timeout:g} s"
+        reason = tr("{waiting} waited in {what} for more than {timeout} s", waiting=waiting, what=what, timeout=secs)
     else:
-        reason = f"ranks made no progress for more than {timeout:g} s"
+        reason = tr("ranks made no progress for more than {timeout} s", timeout=secs)
     return Hang(reason=reason, waits=tuple(sorted(waits, key=lambda w: w.rank)), odd=odd, released=released)
 
 
 def _what(waits: Sequence[Wait]) -> str:
     ops = {w.op for w in waits if w.op}
-    return next(iter(ops)) if len(ops) == 1 else "a collective"
+    return next(iter(ops)) if len(ops) == 1 else tr("a collective")
 
 
 def build(

@@ -14,6 +14,7 @@ from IPython.core.error import UsageError
 from torchmagic.distributed.options import PoolOptions, RunOptions
 from torchmagic.distributed.pool import LAUNCHERS, RankPool
 from torchmagic.distributed.progress import Progress
+from torchmagic.i18n import language, tr, trn
 from torchmagic.options import options_for
 
 __all__ = ["Front"]
@@ -25,7 +26,7 @@ def check_ranks(n: Any) -> int:
     if n is None:
         return 0
     if n < 1:
-        raise UsageError(f"-n must be a whole number of at least 1, not {n}")
+        raise UsageError(tr("{flag} must be a whole number of at least 1, not {n}", flag="-n", n=n))
     return int(n)
 
 
@@ -44,7 +45,13 @@ class Front:
         n = check_ranks(getattr(args, "n", None))
         launcher = getattr(args, "launcher", None) or "local"
         if launcher not in LAUNCHERS:
-            raise UsageError(f"unknown launcher {launcher!r}: use one of {', '.join(LAUNCHERS)}")
+            raise UsageError(
+                tr(
+                    "unknown launcher {launcher}: use one of {names}",
+                    launcher=repr(launcher),
+                    names=", ".join(LAUNCHERS),
+                )
+            )
         given: dict[str, Any] = {
             "init": not getattr(args, "no_init", False),
             "launcher": launcher,
@@ -66,7 +73,8 @@ class Front:
     # -- %distributed COMMAND ---------------------------------------------------------
     def line(self, command: str, args: Any, emit: Callable[[Any], None]) -> None:
         if command not in COMMANDS:
-            raise UsageError(f"%distributed {command}: expected one of {', '.join(COMMANDS)}")
+            magic = "%distributed " + command
+            raise UsageError(tr("{magic}: expected one of {names}", magic=magic, names=", ".join(COMMANDS)))
         if command == "start":
             self._start(self.pool_options(args))
         elif command == "stop":
@@ -76,7 +84,7 @@ class Front:
         elif command == "restart":
             old = self.pool.options
             if old is None:
-                raise UsageError("no pool to restart: %distributed start -n N")
+                raise UsageError(tr("no pool to restart: {command}", command="%distributed start -n N"))
             options = self.pool_options(args)
             if args.n is None:  # what was not given stays as it was
                 options.distributed_ranks = old.distributed_ranks
@@ -95,21 +103,42 @@ class Front:
 
         n = check_ranks(args.n)
         if args.timeout is not None and args.timeout <= 0:
-            raise UsageError(f"--timeout must be positive seconds, not {args.timeout}")
+            raise UsageError(tr("{flag} must be positive seconds, not {value}", flag="--timeout", value=args.timeout))
         if not self.pool.running:
             if args.no_start:
-                raise UsageError("no rank pool is running (--no-start): %distributed start -n N first")
+                raise UsageError(
+                    tr(
+                        "no rank pool is running ({flag}): {command} first",
+                        flag="--no-start",
+                        command="%distributed start -n N",
+                    )
+                )
             self._start(self.pool_options(args))
         elif n and n != self.pool.world:
             raise UsageError(
-                f"the pool has {self.pool.world} ranks, not {n}: %distributed restart -n {n} "
-                f"(or %distributed stop, then %%distributed -n {n})"
+                tr(
+                    "the pool has {world} ranks, not {n}: {restart} (or {stop}, then {cell})",
+                    world=self.pool.world,
+                    n=n,
+                    restart="%distributed restart -n " + str(n),
+                    stop="%distributed stop",
+                    cell="%%distributed -n " + str(n),
+                )
             )
         dead = self.pool.find_dead()
         if dead:
             which = ", ".join(map(str, sorted(dead)))
-            raise UsageError(f"rank{'s' if len(dead) > 1 else ''} {which} of the pool died: %distributed restart")
-        given: dict[str, Any] = {"trace": args.trace}
+            raise UsageError(
+                trn(
+                    "rank {ranks} of the pool died: {command}",
+                    "ranks {ranks} of the pool died: {command}",
+                    len(dead),
+                    ranks=which,
+                    command="%distributed restart",
+                )
+            )
+        # the ranks write their notes and explanations in the notebook's language, whatever their own locale
+        given: dict[str, Any] = {"trace": args.trace, "language": language()}
         if args.timeout is not None:
             given["distributed_timeout"] = float(args.timeout)
         options = options_for(RunOptions, self.magics, **given)

@@ -27,4 +27,5 @@ class RunOptions:
     distributed_timeout: float
     distributed_max_rows: int
     distributed_value_chars: int
+    language: str  # the ranks write in the notebook's language (front passes it resolved: a rank's locale may differ)
     trace: bool = False  # --trace: the full %%tensorinfo trace of every rank

@@ -21,16 +21,17 @@ from typing import Any
 from torchmagic.core.names import is_user_name
 from torchmagic.core.runner import Collector
 from torchmagic.distributed.report import PipelineFacts, Send, StageEvent, StageFacts
+from torchmagic.i18n import N_
 
 __all__ = ["PipelineCollector", "bubbles"]
 
 MAX_EVENTS = 512
 _TIMED = (("forward_one_chunk", "F"), ("backward_one_chunk", "B"))
-_SENDS = (("get_fwd_send_ops", "activation"), ("get_bwd_send_ops", "gradient"))
+_SENDS = (("get_fwd_send_ops", N_("activation")), ("get_bwd_send_ops", N_("gradient")))  # tr() when rendered
 
 
 class PipelineCollector(Collector):
-    what = "the pipeline recording"
+    what = N_("the pipeline recording")
 
     def __init__(self, namespace: Mapping[str, Any]) -> None:
         super().__init__()

@@ -26,12 +26,22 @@ from IPython.core.error import UsageError
 
 from torchmagic.distributed.options import PoolOptions
 from torchmagic.distributed.report import PoolStatus
+from torchmagic.i18n import N_, tr, trn
 
 __all__ = ["RankPool", "BACKENDS", "LAUNCHERS", "check_backend", "free_port"]
 
 BACKENDS = ("gloo", "nccl", "mpi")
 LAUNCHERS = ("local", "mpi", "slurm", "ssh", "external")
 _POOLS: weakref.WeakSet[RankPool] = weakref.WeakSet()
+# What the pool waits for while starting: (progress line, the error when it takes too long); tr() at use.
+_IMPORTING = (
+    N_("importing torch: {done}/{total} ranks ready"),
+    N_("importing torch on the ranks took longer than {timeout} s"),
+)
+_STARTING_GROUP = (
+    N_("starting the process group: {done}/{total} ranks ready"),
+    N_("starting the process group on the ranks took longer than {timeout} s"),
+)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -55,17 +65,28 @@ def check_backend(backend: str, world: int, launcher: str) -> str:
                 pass
         return backend
     if backend not in BACKENDS:
-        raise UsageError(f"unknown backend {backend!r}: use gloo (CPU), nccl (one GPU per rank), mpi or auto")
+        raise UsageError(
+            tr("unknown backend {backend}: use gloo (CPU), nccl (one GPU per rank), mpi or auto", backend=repr(backend))
+        )
     if backend == "nccl" and launcher == "local":
         import torch
 
         have = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if have < world:
             raise UsageError(
-                f"nccl needs one GPU per rank: {world} ranks, {have} GPU{'s' if have != 1 else ''} here "
-                "(use --backend gloo on CPU)"
+                trn(
+                    "nccl needs one GPU per rank: {world} ranks, {n} GPU here (use {flag} on CPU)",
+                    "nccl needs one GPU per rank: {world} ranks, {n} GPUs here (use {flag} on CPU)",
+                    have,
+                    world=world,
+                    flag="--backend gloo",
+                )
             )
     return backend
+
+
+def _secs(seconds: float) -> str:
+    return f"{seconds:g}"
 
 
 def _may_have_gpus() -> bool:
@@ -109,13 +130,13 @@ class RankPool:
 
         n = options.distributed_ranks
         if n < 1:
-            raise UsageError(f"-n must be at least 1, not {n}")
+            raise UsageError(tr("{flag} must be at least 1, not {n}", flag="-n", n=n))
         backend = check_backend(options.distributed_backend, n, options.launcher)
         if self.running:
             self.stop()
         self.options = options
         engines = None if options.launcher == "external" else options.launcher
-        progress(f"starting {n} rank processes")
+        progress(tr("starting {n} rank processes", n=n))
         # schedulers as threads of the controller, not processes of their own: a second less to start
         kwargs: dict[str, Any] = {"n": n if engines else 0, "log_level": 40, "controller_args": ["--usethreads"]}
         if engines:
@@ -130,7 +151,8 @@ class RankPool:
             if engines:
                 self.cluster.start_engines_sync(n)
             else:
-                progress(f"waiting for {n} engines: start them with `ipengine --file={self.engine_file()}`")
+                command = f"ipengine --file={self.engine_file()}"
+                progress(tr("waiting for {n} engines: start them with `{command}`", n=n, command=command))
             self.client = self.cluster.connect_client_sync()
             self._wait_for(n, options.distributed_start_timeout, progress)
             self._setup(backend, options, progress)
@@ -150,10 +172,15 @@ class RankPool:
             up = len(self.client.ids)
             if time.monotonic() - t0 > timeout:
                 raise UsageError(
-                    f"only {up} of {n} rank processes started within {timeout:g} s "
-                    "(TorchMagics.distributed_start_timeout)"
+                    tr(
+                        "only {up} of {n} rank processes started within {timeout} s ({option})",
+                        up=up,
+                        n=n,
+                        timeout=_secs(timeout),
+                        option="TorchMagics.distributed_start_timeout",
+                    )
                 )
-            progress(f"starting {n} rank processes: {up}/{n} up")
+            progress(tr("starting {n} rank processes: {up}/{n} up", n=n, up=up))
             time.sleep(0.05)
 
     def _setup(self, backend: str, options: PoolOptions, progress: Callable[[str], None]) -> None:
@@ -162,9 +189,9 @@ class RankPool:
         n = options.distributed_ranks
         ids = sorted(self.client.ids)[:n]
         self.engines = ids
-        progress(f"{n}/{n} up; importing torch on every rank")
+        progress(tr("{n}/{n} up; importing torch on every rank", n=n))
         where = [self.client[e].apply_async(_host_pid) for e in ids]
-        self._gather(where, options.distributed_start_timeout, progress, "importing torch")
+        self._gather(where, options.distributed_start_timeout, progress, _IMPORTING)
         found = [w.get() for w in where]
         self.hosts = [h for h, _ in found]
         here = socket.gethostname()
@@ -172,7 +199,11 @@ class RankPool:
         self.master = options.master_addr or ("127.0.0.1" if local else self.hosts[0])
         port = free_port() if local else self.client[ids[0]].apply_sync(free_port, "")
         local_ranks = [self.hosts[:r].count(self.hosts[r]) for r in range(n)]
-        progress(f"starting the {backend} process group on {n} ranks" if options.init else "setting up ranks")
+        progress(
+            tr("starting the {backend} process group on {n} ranks", backend=backend, n=n)
+            if options.init
+            else tr("setting up ranks")
+        )
         jobs = [
             self.client[e].apply_async(
                 engine.setup,
@@ -188,19 +219,21 @@ class RankPool:
             )
             for r, e in enumerate(ids)
         ]
-        self._gather(jobs, options.distributed_start_timeout, progress, "starting the process group")
+        self._gather(jobs, options.distributed_start_timeout, progress, _STARTING_GROUP)
         out = [j.get() for j in jobs]
         self.pids = [pid for _, pid, _ in out]
         self.devices = [d for _, _, d in out]
         self.dead = set()
 
-    def _gather(self, jobs: list[Any], timeout: float, progress: Callable[[str], None], what: str) -> None:
+    def _gather(self, jobs: list[Any], timeout: float, progress: Callable[[str], None], step: tuple[str, str]) -> None:
+        """Wait for ``jobs``; ``step`` is (progress message, too-slow message) of what they do."""
         t0 = time.monotonic()
+        ready, too_slow = step
         while not all(j.ready() for j in jobs):
             if time.monotonic() - t0 > timeout:
-                raise UsageError(f"{what} on the ranks took longer than {timeout:g} s")
+                raise UsageError(tr(too_slow, timeout=_secs(timeout)))
             done = sum(j.ready() for j in jobs)
-            progress(f"{what}: {done}/{len(jobs)} ranks ready")
+            progress(tr(ready, done=done, total=len(jobs)))
             self.client.wait(jobs, timeout=0.05)
 
     def stop(self) -> None:
@@ -228,7 +261,7 @@ class RankPool:
         """A fresh pool with the same options (every rank's variables are gone)."""
         options = self.options
         if options is None:
-            raise UsageError("no pool to restart: %distributed start -n N")
+            raise UsageError(tr("no pool to restart: {command}", command="%distributed start -n N"))
         self.stop()
         self.start(options, progress)
 
@@ -293,7 +326,12 @@ class RankPool:
 
     def status(self) -> PoolStatus:
         if not self.running:
-            return PoolStatus(running=False, message="no pool: %distributed start -n N (or %%distributed -n N)")
+            return PoolStatus(
+                running=False,
+                message=tr(
+                    "no pool: {command} (or {cell})", command="%distributed start -n N", cell="%%distributed -n N"
+                ),
+            )
         dead = self.find_dead()
         opts = self.options
         return PoolStatus(
@@ -308,7 +346,13 @@ class RankPool:
                 for r in range(self.world)
             ),
             message=(
-                f"rank{'s' if len(dead) > 1 else ''} {', '.join(map(str, sorted(dead)))} died: %distributed restart"
+                trn(
+                    "rank {ranks} died: {command}",
+                    "ranks {ranks} died: {command}",
+                    len(dead),
+                    ranks=", ".join(map(str, sorted(dead))),
+                    command="%distributed restart",
+                )
                 if dead
                 else ""
             ),

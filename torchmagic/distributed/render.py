@@ -20,7 +20,8 @@ from torchmagic.core.html import details, esc, table, wrap
 from torchmagic.core.meta import fmt_shape
 from torchmagic.core.term import txt
 from torchmagic.distributed import sharding, timeline
-from torchmagic.distributed.fold import ranks_text
+from torchmagic.distributed.flight import via_text
+from torchmagic.distributed.fold import ranks_text, state_text
 from torchmagic.distributed.report import (
     CollectiveRow,
     DDPFacts,
@@ -30,7 +31,9 @@ from torchmagic.distributed.report import (
     OutputGroup,
     PipelineFacts,
     RankReport,
+    Wait,
 )
+from torchmagic.i18n import N_, tr, trn
 
 __all__ = ["to_html", "to_rich", "fmt_bytes", "title"]
 
@@ -47,10 +50,14 @@ def _ms(seconds: float) -> str:
 
 
 def title(r: DistributedReport) -> str:
-    state = f" · {ranks_text(list(r.failed))} failed" if r.failed else ""
-    return (
-        f"%%distributed · {r.world_size} rank{'s' if r.world_size != 1 else ''} · {r.backend} · {_ms(r.seconds)}{state}"
-    )
+    state = " · " + tr("{ranks} failed", ranks=ranks_text(list(r.failed))) if r.failed else ""
+    size = trn("{n} rank", "{n} ranks", r.world_size)
+    return f"%%distributed · {size} · {r.backend} · {_ms(r.seconds)}{state}"
+
+
+def _html(message: str, **markup: str) -> str:
+    """``message`` translated and escaped, its placeholders filled with ``markup`` (already HTML)."""
+    return esc(tr(message)).format(**markup)
 
 
 def _shapes(c: CollectiveRow) -> str:
@@ -62,14 +69,11 @@ def _shapes(c: CollectiveRow) -> str:
 
 def _late(c: CollectiveRow) -> str:
     if c.pending:
-        return f"{ranks_text(list(c.pending))} still waiting"
+        return tr("{ranks} still waiting", ranks=ranks_text(list(c.pending)))
     if c.late_rank >= 0:
-        return f"rank {c.late_rank} late by {c.late_ms:.1f} ms"
+        late = f"{c.late_ms:.1f}"
+        return tr("rank {rank} late by {ms} ms", rank=c.late_rank, ms=late)
     return ""
-
-
-def _where(line: int, source: str) -> str:
-    return f"{line}: {source}" if line else "(outside the cell)"
 
 
 def _collective_cells(c: CollectiveRow) -> list[str]:
@@ -77,7 +81,7 @@ def _collective_cells(c: CollectiveRow) -> list[str]:
         str(c.line or "—"),
         c.source or "",
         c.op,
-        c.via,
+        via_text(c.via),
         c.group,
         _shapes(c),
         "" if c.by_rank else c.dtype,
@@ -88,8 +92,25 @@ def _collective_cells(c: CollectiveRow) -> list[str]:
     ]
 
 
-_COLL_HEAD = ["line", "code", "op", "via", "group", "shapes", "dtype", "bytes", "ranks", "count", "arrival"]
-_COLL_HEAD_RICH = ["line", "op", "shapes", "bytes", "ranks", "arrival"]
+_COLL_HEAD = [
+    N_("line"),
+    N_("code"),
+    N_("op"),
+    N_("via"),
+    N_("group"),
+    N_("shapes"),
+    N_("dtype"),
+    N_("bytes"),
+    N_("ranks"),
+    N_("count"),
+    N_("arrival"),
+]
+_DIFFER = N_("ops whose shapes differ between ranks")
+_COLL_HEAD_RICH = [N_("line"), N_("op"), N_("shapes"), N_("bytes"), N_("ranks"), N_("arrival")]
+
+
+def _heads(names: list[str]) -> list[str]:
+    return [tr(n) for n in names]
 
 
 def _clip(text: str, n: int) -> str:
@@ -99,17 +120,18 @@ def _clip(text: str, n: int) -> str:
 def _collective_rich_cells(c: CollectiveRow) -> list[str]:
     """The terminal's narrower row: code under the line, via and group under the op."""
     line = f"{c.line} {_clip(c.source, 26)}" if c.line else "—"
-    op = c.op + (f" via {c.via}" if c.via else "") + (f" [{c.group}]" if c.group != "default" else "")
+    op = tr("{op} via {via}", op=c.op, via=via_text(c.via)) if c.via else c.op
+    op += f" [{c.group}]" if c.group != "default" else ""
     shapes = _shapes(c) if c.by_rank else f"{_shapes(c)} {c.dtype}"
     return [line, op, shapes, fmt_bytes(c.nbytes), f"{ranks_text(list(c.ranks))} ×{c.count}", _late(c)]
 
 
 def _no_collectives(r: DistributedReport) -> str:
     if any(s.sends for rank in r.ranks if rank.pipeline for s in rank.pipeline.stages):
-        return (
+        return tr(
             "no collectives (point-to-point sends are not in gloo's flight recorder: the pipeline's are listed below)"
         )
-    return "no collectives"
+    return tr("no collectives")
 
 
 def _error_text(rank: RankReport) -> str:
@@ -117,7 +139,7 @@ def _error_text(rank: RankReport) -> str:
     assert e is not None
     if e.kind == "exception":
         return f"{e.type}: {e.message}"
-    return f"{e.kind}: {e.message}" if e.message else e.kind
+    return tr("{state}: {message}", state=state_text(e.kind), message=e.message) if e.message else state_text(e.kind)
 
 
 # -- HTML ------------------------------------------------------------------------------
@@ -126,7 +148,7 @@ def _groups_html(groups: tuple[OutputGroup, ...], label: str, world: int) -> str
         return ""
     cells = []
     for g in groups:
-        who = "all ranks" if len(g.ranks) == world and world > 1 else ranks_text(list(g.ranks))
+        who = tr("all ranks") if len(g.ranks) == world and world > 1 else ranks_text(list(g.ranks))
         body = g.html if g.html else f"<pre>{esc(g.text.rstrip())}</pre>"
         box = '<div class="tm-rankbox" style="flex:1 1 0;min-width:12em">'
         cells.append(f'{box}<div class="tm-muted">{esc(who)}</div>{body}</div>')
@@ -135,15 +157,21 @@ def _groups_html(groups: tuple[OutputGroup, ...], label: str, world: int) -> str
 
 
 def _hang_html(h: Hang) -> str:
-    rows = []
-    for w in h.waits:
-        what = w.op if w.state == "collective" else w.state
-        odd = " ← odd one out" if w.rank in h.odd else ""
-        rows.append([str(w.rank), what + odd, str(w.line or "—"), w.source, f"{w.seconds:g} s" if w.seconds else ""])
-    released = "the waiting ranks were released" if h.released else "the ranks are still waiting"
-    return f'<div class="tm-error tm-title">stopped: {esc(h.reason)}; {esc(released)}</div>' + table(
-        ["rank", "waiting in", "line", "code", "for"], rows
+    rows = [[str(w.rank), _waiting_in(w, h), str(w.line or "—"), w.source, _for(w)] for w in h.waits]
+    released = tr("the waiting ranks were released") if h.released else tr("the ranks are still waiting")
+    stopped = tr("stopped: {reason}; {released}", reason=h.reason, released=released)
+    return f'<div class="tm-error tm-title">{esc(stopped)}</div>' + table(
+        _heads([N_("rank"), N_("waiting in"), N_("line"), N_("code"), N_("for")]), rows
     )
+
+
+def _waiting_in(w: Wait, h: Hang) -> str:
+    what = w.op if w.state == "collective" else state_text(w.state)
+    return tr("{what} ← odd one out", what=what) if w.rank in h.odd else what
+
+
+def _for(w: Wait) -> str:
+    return f"{w.seconds:g} s" if w.seconds else ""
 
 
 def _errors_html(r: DistributedReport) -> str:
@@ -152,7 +180,7 @@ def _errors_html(r: DistributedReport) -> str:
         if rank.error is None:
             continue
         e = rank.error
-        head = f"rank {rank.rank}: {_error_text(rank)}"
+        head = tr("rank {rank}: {error}", rank=rank.rank, error=_error_text(rank))
         body = ""
         if e.explanation is not None:
             from torchmagic.trace.render_error import explanation_html
@@ -162,7 +190,7 @@ def _errors_html(r: DistributedReport) -> str:
             body += f"<pre>{esc(e.traceback)}</pre>"
         out.append(
             f'<div class="tm-error">{esc(head)}</div>'
-            + (details("traceback", body, open_=e.kind == "exception") if body else "")
+            + (details(tr("traceback"), body, open_=e.kind == "exception") if body else "")
         )
     return "".join(out)
 
@@ -171,8 +199,12 @@ def _ddp_html(rank_facts: list[tuple[int, DDPFacts]]) -> str:
     if not rank_facts:
         return ""
     first = rank_facts[0][1]
-    losses = ", ".join(f"rank {rk}: {', '.join(f'{v:.4g}' for v in f.losses) or '—'}" for rk, f in rank_facts)
-    head = ["parameter", "shape", "bucket"] + [f"rank {rk} before" for rk, _ in rank_facts] + ["after (every rank)"]
+    losses = ", ".join(tr("rank {rank}: {values}", rank=rk, values=_losses(f)) for rk, f in rank_facts)
+    head = [
+        *_heads([N_("parameter"), N_("shape"), N_("bucket")]),
+        *(tr("rank {rank} before", rank=rk) for rk, _ in rank_facts),
+        tr("after (every rank)"),
+    ]
     rows = []
     for i, g in enumerate(first.grads):
         befores = []
@@ -182,35 +214,61 @@ def _ddp_html(rank_facts: list[tuple[int, DDPFacts]]) -> str:
             befores.append(_vals(row.before, row.before_norm) if row else "")
             if row:
                 afters.add(_vals(row.after, row.after_norm))
-        after = afters.pop() if len(afters) == 1 else "differ: " + " | ".join(sorted(afters))
+        after = afters.pop() if len(afters) == 1 else tr("differ: {values}", values=" | ".join(sorted(afters)))
         rows.append([g.name, fmt_shape(g.shape), str(g.bucket) if g.bucket >= 0 else "—", *befores, after])
     buckets = (
         table(
-            ["bucket", "bytes", "parameters"],
+            _heads([N_("bucket"), N_("bytes"), N_("parameters")]),
             [[str(b.index), fmt_bytes(b.nbytes), ", ".join(b.params)] for b in first.buckets],
         )
         if first.buckets
         else ""
     )
-    return (
-        f'<div class="tm-title">data parallel: DDP model <code>{esc(first.model)}</code></div>'
-        f"<div>loss per rank: {esc(losses)}</div>"
-        '<div class="tm-muted">each rank computes its own gradient (before); DDP all-reduces and averages them, '
-        "bucket by bucket, during backward (after: the same on every rank)</div>" + table(head, rows) + buckets
+    model = _html(N_("data parallel: DDP model {model}"), model=f"<code>{esc(first.model)}</code>")
+    per_rank = tr("loss per rank: {losses}", losses=losses)
+    explain = tr(
+        "each rank computes its own gradient (before); DDP all-reduces and averages them, "
+        "bucket by bucket, during backward (after: the same on every rank)"
     )
+    return (
+        f'<div class="tm-title">{model}</div>'
+        f"<div>{esc(per_rank)}</div>"
+        f'<div class="tm-muted">{esc(explain)}</div>' + table(head, rows) + buckets
+    )
+
+
+def _losses(f: DDPFacts) -> str:
+    return ", ".join(f"{v:.4g}" for v in f.losses) or "—"
 
 
 def _ddp_rich(ddp: list[tuple[int, DDPFacts]]) -> list[Any]:
     """The terminal's DDP view: gradient norms per rank before, and after (every values' detail is in HTML)."""
     first = ddp[0][1]
-    losses = ", ".join(f"r{rk} {', '.join(f'{v:.4g}' for v in f.losses) or '—'}" for rk, f in ddp)
-    head = Text(f"data parallel: DDP {first.model} · loss {losses} · ‖grad‖ before (each rank) → after (averaged)")
+    losses = ", ".join(f"r{rk} {_losses(f)}" for rk, f in ddp)
+    head = Text(
+        tr(
+            "data parallel: DDP {model} · loss {losses} · ‖grad‖ before (each rank) → after (averaged)",
+            model=first.model,
+            losses=losses,
+        )
+    )
     lines = []
     for i, g in enumerate(first.grads):
         befores = " ".join(f"r{rk} {f.grads[i].before_norm:.4g}" for rk, f in ddp if i < len(f.grads))
-        lines.append(f"  {g.name} {fmt_shape(g.shape)} bucket {g.bucket}: {befores} → {g.after_norm:.4g}")
+        grad = tr(
+            "{name} {shape} bucket {bucket}: {before} → {after}",
+            name=g.name,
+            shape=fmt_shape(g.shape),
+            bucket=g.bucket,
+            before=befores,
+            after=format(g.after_norm, ".4g"),
+        )
+        lines.append(f"  {grad}")
     for b in first.buckets:
-        lines.append(f"  bucket {b.index}: {fmt_bytes(b.nbytes)} · {', '.join(b.params)}")
+        bucket = tr(
+            "bucket {bucket}: {bytes} · {params}", bucket=b.index, bytes=fmt_bytes(b.nbytes), params=", ".join(b.params)
+        )
+        lines.append(f"  {bucket}")
     return [head, txt("\n".join(lines))]
 
 
@@ -221,9 +279,8 @@ def _vals(values: tuple[float, ...], norm: float) -> str:
 def _dtensor_html(facts: list[DTensorFacts]) -> str:
     if not facts:
         return ""
-    return '<div class="tm-title">layer-wise partitioning: DTensors (which rank holds which block)</div>' + "".join(
-        sharding.section_html(f) for f in facts
-    )
+    head = tr("layer-wise partitioning: DTensors (which rank holds which block)")
+    return f'<div class="tm-title">{esc(head)}</div>' + "".join(sharding.section_html(f) for f in facts)
 
 
 def _pipeline_html(p: PipelineFacts | None) -> str:
@@ -239,16 +296,22 @@ def _pipeline_html(p: PipelineFacts | None) -> str:
         ]
         for s in sorted(p.stages, key=lambda s: s.stage)
     ]
-    sched = f" · {p.schedule}" + (f", {p.microbatches} micro-batches" if p.microbatches else "") if p.schedule else ""
-    body = table(["stage", "rank", "layers", "parameters", "micro-batches"], rows)
+    sched = ""
+    if p.schedule:
+        many = tr("{schedule}, {n} micro-batches", schedule=p.schedule, n=p.microbatches)
+        sched = " · " + (many if p.microbatches else p.schedule)
+    body = table(_heads([N_("stage"), N_("rank"), N_("layers"), N_("parameters"), N_("micro-batches")]), rows)
     sent = _sends_rows(p)
     if sent:
-        body += '<div class="tm-muted">sent between stages (each micro-batch)</div>' + table(
-            ["from", "to", "what", "shape", "dtype", "micro-batches"], sent
-        )
+        each = tr("sent between stages (each micro-batch)")
+        body += f'<div class="tm-muted">{esc(each)}</div>' + table(_heads(_SENT_HEAD), sent)
     if any(s.events for s in p.stages):
         body += timeline.svg(p)
-    return f'<div class="tm-title">network partitioning: pipeline stages{esc(sched)}</div>' + body
+    head = tr("network partitioning: pipeline stages{schedule}", schedule=sched)
+    return f'<div class="tm-title">{esc(head)}</div>' + body
+
+
+_SENT_HEAD = [N_("from"), N_("to"), N_("what"), N_("shape"), N_("dtype"), N_("micro-batches")]
 
 
 def _sends_rows(p: PipelineFacts) -> list[list[str]]:
@@ -259,7 +322,14 @@ def _sends_rows(p: PipelineFacts) -> list[list[str]]:
             key = (s.stage, s.rank, send.peer, send.what, send.shape, send.dtype)
             rows[key] = rows.get(key, 0) + 1
     return [
-        [f"stage {st} (rank {rk})", f"rank {peer}", what, fmt_shape(shape), dtype, str(n)]
+        [
+            tr("stage {stage} (rank {rank})", stage=st, rank=rk),
+            tr("rank {rank}", rank=peer),
+            tr(what),
+            fmt_shape(shape),
+            dtype,
+            str(n),
+        ]
         for (st, rk, peer, what, shape, dtype), n in rows.items()
     ]
 
@@ -292,22 +362,32 @@ def to_html(r: DistributedReport) -> str:
     if r.hang is not None:
         parts.append(_hang_html(r.hang))
     parts.append(_errors_html(r))
-    parts.append(_groups_html(r.outputs, "output", r.world_size))
+    parts.append(_groups_html(r.outputs, tr("output"), r.world_size))
     parts.append(_groups_html(r.errors_out, "stderr", r.world_size))
-    parts.append(_groups_html(r.values, "value of the last line", r.world_size))
+    parts.append(_groups_html(r.values, tr("value of the last line"), r.world_size))
     if r.collectives:
-        lost = f", {r.collectives_lost} older ones not kept" if r.collectives_lost else ""
+        n, lost = r.collectives_total, r.collectives_lost
+        head = (
+            trn(
+                "collectives: {n} call on all ranks, {lost} older ones not kept",
+                "collectives: {n} calls on all ranks, {lost} older ones not kept",
+                n,
+                lost=lost,
+            )
+            if lost
+            else trn("collectives: {n} call on all ranks", "collectives: {n} calls on all ranks", n)
+        )
         parts.append(
-            f'<div class="tm-title">collectives: {r.collectives_total} call{"s" if r.collectives_total != 1 else ""} '
-            f"on all ranks{esc(lost)}</div>" + table(_COLL_HEAD, [_collective_cells(c) for c in r.collectives])
+            f'<div class="tm-title">{esc(head)}</div>'
+            + table(_heads(_COLL_HEAD), [_collective_cells(c) for c in r.collectives])
         )
     else:
         parts.append(f'<div class="tm-muted">{esc(_no_collectives(r))}</div>')
     if r.shape_diffs:
         parts.append(
-            '<div class="tm-title">ops whose shapes differ between ranks</div>'
+            f'<div class="tm-title">{esc(tr(_DIFFER))}</div>'
             + table(
-                ["line", "code", "op", "shapes per rank"],
+                _heads([N_("line"), N_("code"), N_("op"), N_("shapes per rank")]),
                 [
                     [str(d.line), d.source, d.op, "; ".join(f"{ranks_text(list(rs))}: {t}" for rs, t in d.shapes)]
                     for d in r.shape_diffs
@@ -321,7 +401,15 @@ def to_html(r: DistributedReport) -> str:
         for rank in r.ranks:
             if rank.trace is not None:
                 parts.append(
-                    details(f"rank {rank.rank}: %%tensorinfo trace ({rank.trace.summary()})", rank.trace.to_html())
+                    details(
+                        tr(
+                            "rank {rank}: {magic} trace ({summary})",
+                            rank=rank.rank,
+                            magic="%%tensorinfo",
+                            summary=rank.trace.summary(),
+                        ),
+                        rank.trace.to_html(),
+                    )
                 )
     for note in r.notes:
         parts.append(f'<div class="tm-muted">{esc(note)}</div>')
@@ -339,7 +427,7 @@ def _table(headers: list[str], rows: list[list[str]], title_: str = "") -> Table
 def _groups_rich(groups: tuple[OutputGroup, ...], label: str, world: int) -> list[Any]:
     out: list[Any] = []
     for g in groups:
-        who = "all ranks" if len(g.ranks) == world and world > 1 else ranks_text(list(g.ranks))
+        who = tr("all ranks") if len(g.ranks) == world and world > 1 else ranks_text(list(g.ranks))
         out.append(Text.assemble((f"{label} · {who}\n", "bold"), g.text.rstrip()))
     return out
 
@@ -348,50 +436,42 @@ def to_rich(r: DistributedReport) -> Any:
     items: list[Any] = []
     if r.hang is not None:
         h = r.hang
-        items.append(Text(f"stopped: {h.reason}", style="bold red"))
+        items.append(Text(tr("stopped: {reason}", reason=h.reason), style="bold red"))
         items.append(
             _table(
-                ["rank", "waiting in", "line", "for"],
-                [
-                    [
-                        str(w.rank),
-                        (w.op if w.state == "collective" else w.state) + (" ← odd one out" if w.rank in h.odd else ""),
-                        str(w.line or "—"),
-                        f"{w.seconds:g} s" if w.seconds else "",
-                    ]
-                    for w in h.waits
-                ],
+                _heads([N_("rank"), N_("waiting in"), N_("line"), N_("for")]),
+                [[str(w.rank), _waiting_in(w, h), str(w.line or "—"), _for(w)] for w in h.waits],
             )
         )
     for rank in r.ranks:
         if rank.error is not None:
-            items.append(Text(f"rank {rank.rank}: {_error_text(rank)}", style="bold red"))
+            items.append(Text(tr("rank {rank}: {error}", rank=rank.rank, error=_error_text(rank)), style="bold red"))
             if rank.error.explanation is not None:
                 from torchmagic.trace.render_error import explanation_rich
 
                 items.append(explanation_rich(rank.error.explanation))
             if rank.error.traceback and rank.error.kind == "exception":
                 items.append(txt("\n".join(rank.error.traceback.splitlines()[-12:]), "dim"))
-    items += _groups_rich(r.outputs, "output", r.world_size)
+    items += _groups_rich(r.outputs, tr("output"), r.world_size)
     items += _groups_rich(r.errors_out, "stderr", r.world_size)
-    items += _groups_rich(r.values, "value", r.world_size)
+    items += _groups_rich(r.values, tr("value"), r.world_size)
     if r.collectives:
         items.append(
             _table(
-                _COLL_HEAD_RICH,
+                _heads(_COLL_HEAD_RICH),
                 [_collective_rich_cells(c) for c in r.collectives],
-                f"collectives: {r.collectives_total} calls on all ranks",
+                tr("collectives: {n} calls on all ranks", n=r.collectives_total),
             )
         )
     if r.shape_diffs:
         items.append(
             _table(
-                ["line", "op", "shapes per rank"],
+                _heads([N_("line"), N_("op"), N_("shapes per rank")]),
                 [
                     [str(d.line), d.op, "; ".join(f"{ranks_text(list(rs))}: {t}" for rs, t in d.shapes)]
                     for d in r.shape_diffs
                 ],
-                "ops whose shapes differ between ranks",
+                tr(_DIFFER),
             )
         )
     ddp = _gather_ddp(r)
@@ -401,28 +481,28 @@ def to_rich(r: DistributedReport) -> Any:
     for f in dtensors:
         items.append(sharding.section_rich(f))
     if dtensors:
-        items.append(Text(sharding.LEGEND, style="dim"))
+        items.append(Text(tr(sharding.LEGEND), style="dim"))
     p = _gather_pipeline(r)
     if p is not None:
         items.append(
             _table(
-                ["stage", "rank", "layers", "parameters"],
+                _heads([N_("stage"), N_("rank"), N_("layers"), N_("parameters")]),
                 [
                     [str(s.stage), str(s.rank), "; ".join(s.layers), f"{s.params:,}"]
                     for s in sorted(p.stages, key=lambda s: s.stage)
                 ],
-                f"pipeline stages {p.schedule}",
+                tr("pipeline stages {schedule}", schedule=p.schedule),
             )
         )
         sent = _sends_rows(p)
         if sent:
-            items.append(_table(["from", "to", "what", "shape", "dtype", "micro-batches"], sent, "sent between stages"))
+            items.append(_table(_heads(_SENT_HEAD), sent, tr("sent between stages")))
         if any(s.events for s in p.stages):
             items.append(timeline.rich_timeline(p))
     if r.trace:
         for rank in r.ranks:
             if rank.trace is not None:
-                items.append(Text(f"rank {rank.rank}: %%tensorinfo trace", style="bold"))
+                items.append(Text(tr("rank {rank}: {magic} trace", rank=rank.rank, magic="%%tensorinfo"), style="bold"))
                 items.append(rank.trace.__rich__())
     for note in r.notes:
         items.append(Text(note, style="dim"))

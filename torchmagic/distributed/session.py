@@ -26,9 +26,10 @@ from typing import Any
 
 from torchmagic.core.text import exc_line
 from torchmagic.distributed.flight import describe
-from torchmagic.distributed.fold import build, explain_hang, ranks_text
+from torchmagic.distributed.fold import build, explain_hang, ranks_text, state_text
 from torchmagic.distributed.options import RunOptions
 from torchmagic.distributed.report import DistributedReport, RankError, RankReport, Wait
+from torchmagic.i18n import tr
 
 __all__ = ["DistributedCellError", "run_on_ranks", "failure_line"]
 
@@ -164,14 +165,15 @@ class _Watch:
         parts = []
         for r in self.pending():
             b = self.beat(r)
-            if b is None:
-                parts.append(f"rank {r} running")
-                continue
-            _, state, line, op, _since = b
-            where = f"line {line}" if line else "running"
-            parts.append(
-                f"rank {r} waits in {op} at {where}" if state == "collective" and op else f"rank {r} at {where}"
-            )
+            _, state, line, op, _since = b if b is not None else (r, "running", 0, "", 0.0)
+            if state == "collective" and op and line:
+                parts.append(tr("rank {rank} waits in {op} at line {line}", rank=r, op=op, line=line))
+            elif state == "collective" and op:
+                parts.append(tr("rank {rank} waits in {op}", rank=r, op=op))
+            elif line:
+                parts.append(tr("rank {rank} at line {line}", rank=r, line=line))
+            else:
+                parts.append(tr("rank {rank} running", rank=r))
         return "; ".join(parts[:8]) + (" …" if len(parts) > 8 else "")
 
 
@@ -196,15 +198,31 @@ def _missing(pool: Any, watch: _Watch, rank: int) -> RankReport:
     """The report of a rank that sent none: it died or is stuck."""
     b = watch.beat(rank)
     line = int(b[2]) if b else 0
-    at = f" at line {line}" if line else ""
+    restart = "%distributed restart"
     if rank in pool.dead:
-        err = RankError(
-            "dead", "", f"the rank's process (PID {pool.pids[rank]}) died{at}; %distributed restart starts a new pool"
+        pid = pool.pids[rank]
+        message = (
+            tr(
+                "the rank's process (PID {pid}) died at line {line}; {restart} starts a new pool",
+                pid=pid,
+                line=line,
+                restart=restart,
+            )
+            if line
+            else tr("the rank's process (PID {pid}) died; {restart} starts a new pool", pid=pid, restart=restart)
         )
+        err = RankError("dead", "", message)
     else:
-        err = RankError(
-            "stuck", "", f"the rank did not stop{at} after an interrupt; %distributed restart starts a new pool"
+        message = (
+            tr(
+                "the rank did not stop at line {line} after an interrupt; {restart} starts a new pool",
+                line=line,
+                restart=restart,
+            )
+            if line
+            else tr("the rank did not stop after an interrupt; {restart} starts a new pool", restart=restart)
         )
+        err = RankError("stuck", "", message)
     return RankReport(rank=rank, host=pool.hosts[rank], pid=pool.pids[rank], seconds=0.0, error=err)
 
 
@@ -241,7 +259,7 @@ def run_on_ranks(
                 if type(exc).__name__ == "EngineError" or r in pool.find_dead():
                     pool.dead.add(r)
                 else:  # the rank is alive: our side of the cell failed there, not the user's code
-                    msg = f"torchmagic could not report this rank ({exc_line(exc)}); its cell did run"
+                    msg = tr("torchmagic could not report this rank ({error}); its cell did run", error=exc_line(exc))
                     rep = RankReport(
                         rank=r, host=pool.hosts[r], pid=pool.pids[r], seconds=0.0, error=RankError("internal", "", msg)
                     )
@@ -250,7 +268,7 @@ def run_on_ranks(
         e = reports[r].error
         if e is not None and e.kind == "interrupted":
             e.kind = "stopped"
-            e.message = "stopped by torchmagic: the other ranks had given up waiting for this one"
+            e.message = tr("stopped by torchmagic: the other ranks had given up waiting for this one")
     hang = None
     if any(
         r.error is not None and r.error.kind in ("timeout", "released", "stopped", "dead", "stuck") for r in reports
@@ -259,17 +277,18 @@ def run_on_ranks(
         hang = explain_hang(waits, options.distributed_timeout, released=not watch.stuck)
     notes: tuple[str, ...] = ()
     if any(_broke_group(r) for r in reports) and pool.options and pool.options.init:
+        restart = "%distributed restart"
         if pool.dead or watch.stuck:
-            notes += ("the process group cannot be rebuilt without every rank: %distributed restart",)
+            notes += (tr("the process group cannot be rebuilt without every rank: {restart}", restart=restart),)
         elif pool.rebuild():
             notes += (
-                (
+                tr(
                     "the process group was rebuilt on every rank (variables kept; "
                     "groups and device meshes made by the cell must be made again)"
                 ),
             )
         else:
-            notes += ("rebuilding the process group failed: %distributed restart",)
+            notes += (tr("rebuilding the process group failed: {restart}", restart=restart),)
     report = build(
         header,
         pool.backend,
@@ -300,7 +319,7 @@ def _final_waits(reports: list[RankReport], watch: _Watch) -> list[Wait]:
         elif e.kind == "exception" and not op:
             waits.append(Wait(r.rank, "failed", e.line, "", f"{e.type}: {e.message}"))
         elif e.kind in ("timeout", "released") or op:
-            waits.append(Wait(r.rank, "collective", line or e.line, "", op or "a collective"))
+            waits.append(Wait(r.rank, "collective", line or e.line, "", op or tr("a collective")))
         else:
             waits.append(Wait(r.rank, "running" if e.kind in ("stopped", "interrupted") else e.kind, line or e.line))
     return waits
@@ -314,14 +333,19 @@ def failure_line(report: DistributedReport) -> str:
         if e is None:
             continue
         if e.kind == "exception":
-            parts.append(f"rank {r.rank}: {e.type}: {e.message}" if e.message else f"rank {r.rank}: {e.type}")
+            error = f"{e.type}: {e.message}" if e.message else e.type
         elif e.kind == "timeout":
-            parts.append(f"rank {r.rank}: released from a collective after the timeout")
+            error = tr("released from a collective after the timeout")
         elif e.kind == "released":
-            parts.append(f"rank {r.rank}: released from a collective (a peer's connection closed)")
+            error = tr("released from a collective (a peer's connection closed)")
         else:
-            parts.append(f"rank {r.rank}: {e.message or e.kind}")
-    head = f"{ranks_text(list(report.failed))} failed"
-    if report.hang is not None:
-        head += f" ({report.hang.reason})"
-    return head + " — " + "; ".join(parts[:4]) + (" …" if len(parts) > 4 else "") + " (see the report above)"
+            error = e.message or state_text(e.kind)
+        parts.append(tr("rank {rank}: {error}", rank=r.rank, error=error))
+    failed = ranks_text(list(report.failed))
+    head = (
+        tr("{ranks} failed ({reason})", ranks=failed, reason=report.hang.reason)
+        if report.hang is not None
+        else tr("{ranks} failed", ranks=failed)
+    )
+    details = "; ".join(parts[:4]) + (" …" if len(parts) > 4 else "")
+    return tr("{head} — {details} (see the report above)", head=head, details=details)

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 
 from torchmagic.core.html import esc
 from torchmagic.core.meta import fmt_shape
 from torchmagic.distributed.report import DTensorFacts, ShardBlock
+from torchmagic.i18n import N_, tr
 
 __all__ = [
     "RANK_FILLS",
@@ -31,7 +33,7 @@ __all__ = [
     "LEGEND",
 ]
 
-LEGEND = "digits: the rank holding that part; *: several ranks (replicated); italic: partial sums"
+LEGEND = N_("digits: the rank holding that part; *: several ranks (replicated); italic: partial sums")  # tr() at use
 
 RANK_FILLS = ("#cfe3ff", "#ffe0b2", "#d7ecd9", "#f8d7e3", "#e6dcf5", "#fff3b0", "#d3f0f0", "#e8e8e8")
 RANK_STYLES = (
@@ -51,7 +53,7 @@ def placements_text(f: DTensorFacts) -> str:
     """'Shard(0) on mesh (2,)' — the placements per mesh dim."""
     places = ", ".join(p.label() for p in f.placements)
     dims = "×".join(map(str, f.mesh_shape))
-    return f"[{places}] on a {dims} mesh"
+    return tr("[{placements}] on a {mesh} mesh", placements=places, mesh=dims)
 
 
 def _2d(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -85,10 +87,12 @@ def svg(f: DTensorFacts) -> str:
     w, h = max(cols * scale, 40.0), max(rows * scale, 18.0)
     sx, sy = w / cols, h / rows
     left, top = 34.0, 16.0
+    aria = tr("{name}: which rank holds which block", name=f.name)
     parts = [
         (
             f'<svg class="tm-sharding" xmlns="http://www.w3.org/2000/svg" width="{left + w + 8:.0f}" '
-            f'height="{top + h + 8:.0f}" role="img" aria-label="{esc(f.name)}: which rank holds which block">'
+            f'height="{top + h + 8:.0f}" role="img" '
+            f'aria-label="{esc(aria)}">'
         ),
         f'<text x="{left:.0f}" y="11" font-size="10" fill="currentColor">{esc(_axis_label(f))}</text>',
     ]
@@ -100,17 +104,23 @@ def svg(f: DTensorFacts) -> str:
         bw, bh = nc * sx, nr * sy
         fill = RANK_FILLS[ranks[0] % len(RANK_FILLS)]
         dash = ' stroke-dasharray="4 2"' if b.partial else ""
-        label = "r" + ",".join(map(str, ranks)) + (" partial" if b.partial else "")
-        tip = f"{label}: rows {r0}–{r0 + nr - 1}" + (f", cols {c0}–{c0 + nc - 1}" if len(f.global_shape) > 1 else "")
+        short = "r" + ",".join(map(str, ranks))
+        label = tr("{ranks} partial", ranks=short) if b.partial else short
+        rows_, cols_ = f"{r0}–{r0 + nr - 1}", f"{c0}–{c0 + nc - 1}"
+        tip = (
+            tr("{block}: rows {rows}, cols {cols}", block=label, rows=rows_, cols=cols_)
+            if len(f.global_shape) > 1
+            else tr("{block}: rows {rows}", block=label, rows=rows_)
+        )
         parts.append(
             f'<g class="node"><title>{esc(tip)}</title><rect x="{x:.1f}" y="{y:.1f}" width="{bw:.1f}" '
             f'height="{bh:.1f}" fill="{fill}" stroke="#44546a" stroke-width="1"{dash}/>'
         )
         if bw >= 18 and bh >= 12:
-            size = 11 if bw >= 7 * len(label) else 9
+            size = 11 if bw >= 7 * cell_len(label) else 9
             parts.append(
                 f'<text x="{x + bw / 2:.1f}" y="{y + bh / 2 + 4:.1f}" text-anchor="middle" font-size="{size}" '
-                f'fill="#1f1f1f">{esc(label if bw >= 6 * len(label) else "r" + str(ranks[0]))}</text>'
+                f'fill="#1f1f1f">{esc(label if bw >= 6 * cell_len(label) else "r" + str(ranks[0]))}</text>'
             )
         parts.append("</g>")
     parts.append(
@@ -124,9 +134,13 @@ def svg(f: DTensorFacts) -> str:
 
 def _axis_label(f: DTensorFacts) -> str:
     if len(f.global_shape) <= 1:
-        return f"{f.global_shape[0] if f.global_shape else 1} elements"
-    more = f" (× {', '.join(map(str, f.global_shape[2:]))} not drawn)" if len(f.global_shape) > 2 else ""
-    return f"{f.global_shape[0]} rows × {f.global_shape[1]} cols{more}"
+        n = f.global_shape[0] if f.global_shape else 1
+        return tr("{n} elements", n=n)
+    rows, cols = f.global_shape[0], f.global_shape[1]
+    if len(f.global_shape) > 2:
+        rest = ", ".join(map(str, f.global_shape[2:]))
+        return tr("{rows} rows × {cols} cols (× {rest} not drawn)", rows=rows, cols=cols, rest=rest)
+    return tr("{rows} rows × {cols} cols", rows=rows, cols=cols)
 
 
 def rich_grid(f: DTensorFacts, max_rows: int = 8, max_cols: int = 32) -> Any:
@@ -167,17 +181,32 @@ def section_html(f: DTensorFacts) -> str:
     """One DTensor: global vs local shape, mesh, placements and the drawing."""
     mesh = "×".join(map(str, f.mesh_shape))
     names = f" ({', '.join(d for d in f.mesh_dims if d)})" if any(f.mesh_dims) else ""
+    global_ = tr("global {shape} {dtype}", shape=fmt_shape(f.global_shape), dtype=f.dtype)
+    where = tr(
+        "mesh {mesh} of ranks {ranks} on {device} · local shapes {locals}",
+        mesh=mesh + names,
+        ranks=list(f.mesh_ranks),
+        device=f.device,
+        locals=_locals(f),
+    )
     return (
         '<div class="tm-dtensor" style="display:inline-block;vertical-align:top;margin:0 16px 8px 0">'
-        f"<div><code>{esc(f.name)}</code> global {esc(fmt_shape(f.global_shape))} {esc(f.dtype)} · "
-        f"{esc(placements_text(f))}</div>"
-        f'<div class="tm-muted">mesh {esc(mesh)}{esc(names)} of ranks {esc(list(f.mesh_ranks))} on {esc(f.device)} · '
-        f"local shapes {esc(_locals(f))}</div>{svg(f)}</div>"
+        f"<div><code>{esc(f.name)}</code> {esc(global_)} · {esc(placements_text(f))}</div>"
+        f'<div class="tm-muted">{esc(where)}</div>{svg(f)}</div>'
     )
 
 
 def section_rich(f: DTensorFacts) -> Any:
     from rich.console import Group
 
-    head = Text(f"{f.name} global {fmt_shape(f.global_shape)} {f.dtype} · {placements_text(f)} · local {_locals(f)}")
+    head = Text(
+        tr(
+            "{name} global {shape} {dtype} · {placements} · local {locals}",
+            name=f.name,
+            shape=fmt_shape(f.global_shape),
+            dtype=f.dtype,
+            placements=placements_text(f),
+            locals=_locals(f),
+        )
+    )
     return Group(head, rich_grid(f))

@@ -58,6 +58,9 @@ _HINTS: list[tuple[str, str, str, str]] = [
     ("RuntimeError", r"Profiler is already enabled on this thread", "",
      ("Only one PyTorch profiler can run at a time: stop the other one first. "
      "`%%tensorinfo --deep` runs one while the cell runs; run code that starts its own profiler without `--deep`.")),
+    ("RuntimeError", r"Cannot access accelerator device when none is available|pin_memory=True requires", "",
+     ("Pinned (page-locked) memory only speeds up copies to a GPU, and this machine has none: drop "
+      "`pin_memory=True` / `.pin_memory()`, or write `pin_memory=torch.cuda.is_available()`.")),
     ("", r"Torch not compiled with CUDA enabled|Found no NVIDIA driver", "",
      ("This PyTorch has no GPU: pick the device with "
      "`device = 'cuda' if torch.cuda.is_available() else 'cpu'`.")),

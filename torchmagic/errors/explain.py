@@ -131,6 +131,38 @@ def _prod(dims: list[int]) -> int:
     return out
 
 
+def _strided(f: FailedOp, msg: str) -> Explanation | None:
+    """``view`` of a tensor whose memory is not in row-major order (after ``.t()``, ``.transpose``, ``.permute``)."""
+    ts = _tensors(f.operands)
+    if not ts:
+        return None
+    t = ts[0]
+    state = "is not contiguous" if not t.contiguous else "has strides view cannot reinterpret"
+    title = (f"{f.op}: {t.label} {fmt_shape(_shape_of(t))} {state}: its elements are not laid out in memory "
+             "in the order the new shape reads them")
+    details = (("view never copies: it only reinterprets memory that is already in row-major order. "
+                ".t(), .transpose() and .permute() return views whose memory is in another order."),)
+    return Explanation("view", title, "", msg, operands=(t,), details=details)
+
+
+def _with_message_shapes(f: FailedOp, msg: str) -> FailedOp:
+    """Fill the shapes of operands that could not be read (calls are never re-run) from the message.
+
+    ``mat1 and mat2 shapes cannot be multiplied (2x3 and 2x3)`` gives the
+    shapes of ``torch.ones(2, 3) @ torch.ones(2, 3)``'s two operands.
+    """
+    m = re.search(r"\((\d+(?:x\d+)*) and (\d+(?:x\d+)*)\)", msg)
+    slots = [i for i, o in enumerate(f.operands) if o.kind == "tensor"][-2:]
+    if not m or len(slots) != 2 or all(f.operands[i].shape is not None for i in slots):
+        return f
+    operands = list(f.operands)
+    for i, text in zip(slots, m.groups()):
+        if operands[i].shape is None:
+            o = operands[i]
+            operands[i] = Operand(o.label, "tensor", tuple(int(d) for d in text.split("x")), o.dtype, o.device)
+    return FailedOp(f.op, operands, f.expression, f.line, f.source, f.extra)
+
+
 def _view(f: FailedOp, msg: str) -> Explanation | None:
     m = re.search(r"shape '\[(.*?)\]' is invalid for input of size (\d+)", msg)
     ts = _tensors(f.operands)
@@ -225,6 +257,7 @@ _RULES: list[tuple[str, Any]] = [
     ((r"cannot be multiplied|size mismatch, got|Expected size for first two dimensions|"
      r"inconsistent tensor size|shapes cannot be multiplied"), None),  # matmul or linear, by op
     (r"is invalid for input of size", _view),
+    (r"view size is not compatible with input tensor's size and stride", _strided),
     (r"Sizes of tensors must match|stack expects each tensor|Tensors must have same number of dimensions", _cat),
     (r"Dimension out of range|out of bounds for dimension", _index),
 ]
@@ -233,6 +266,7 @@ _RULES: list[tuple[str, Any]] = [
 def explain(f: FailedOp, exc_type: str, message: str) -> Explanation | None:
     """An explanation for this failure, or None when there is nothing useful to add."""
     msg = first_line(message)
+    f = _with_message_shapes(f, msg)
     found: Explanation | None = None
     for pattern, rule in _RULES:
         if not re.search(pattern, msg):

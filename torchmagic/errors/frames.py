@@ -29,10 +29,14 @@ from torchmagic.errors.advice import hint_for
 from torchmagic.errors.explain import FailedOp, explain
 from torchmagic.errors.report import Explanation, Operand
 
-__all__ = ["explain_exception", "mark_explained", "was_explained", "show_explanation", "attach", "attached"]
+__all__ = ["explain_exception", "mark_explained", "was_explained", "show_explanation", "attach", "attached",
+           "describe_module"]
 
 _MISSING = object()
 _TENSOR_ATTRS = frozenset({"T", "mT", "H", "mH", "data", "real", "imag"})
+# methods whose result is a view: made again to read an operand like ``o.t()`` (no copy, no side effect)
+_VIEW_METHODS = frozenset({"t", "transpose", "permute", "unsqueeze", "squeeze", "view", "narrow", "expand",
+                           "detach", "movedim", "swapaxes", "swapdims", "select", "diagonal", "unflatten"})
 _BINOPS = {
     ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.MatMult: "matmul",
     ast.Pow: "pow", ast.Mod: "remainder", ast.FloorDiv: "floor_divide", ast.BitAnd: "bitwise_and",
@@ -105,7 +109,28 @@ def _safe_eval(node: ast.AST, frame: FrameType) -> Any:
     if isinstance(node, (ast.List, ast.Tuple)):
         items = [_safe_eval(e, frame) for e in node.elts]
         return _MISSING if any(i is _MISSING for i in items) else items
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _VIEW_METHODS:
+        return _view_of(node, frame)
     return _MISSING
+
+
+def _view_of(node: ast.Call, frame: FrameType) -> Any:
+    """``o.t()``, ``x.transpose(0, 1)``: a view of a tensor, made again (views copy nothing and change nothing).
+
+    Only these methods, on a tensor the frame names, with literal or named
+    arguments: the value ``o.t()`` had when the failing op ran.
+    """
+    import torch
+
+    owner = _safe_eval(node.func.value, frame)  # type: ignore[attr-defined]
+    args = [_safe_eval(a, frame) for a in node.args]
+    if not isinstance(owner, torch.Tensor) or node.keywords or any(a is _MISSING for a in args):
+        return _MISSING
+    try:
+        with torch._C.DisableTorchFunction(), torch.no_grad():
+            return getattr(owner, node.func.attr)(*args)  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - a view that cannot be made again: the operand stays unread
+        return _MISSING
 
 
 def _text(source: str, node: ast.AST) -> str:
@@ -128,7 +153,7 @@ def _op_and_args(node: ast.AST, frame: FrameType) -> tuple[str, list[Any]] | Non
         if isinstance(func, ast.Attribute):
             owner = _safe_eval(func.value, frame)
             if isinstance(owner, torch.Tensor):
-                return func.attr, [func.value, *args]
+                return func.attr, [func.value, *args]  # a method of the tensor: it is the first operand
             return func.attr, args
         if isinstance(func, ast.Name):
             return func.id, args
@@ -159,6 +184,8 @@ def _frame_failure(tb: TracebackType, names: dict[int, str]) -> FailedOp | None:
     for arg in arg_nodes:
         value = _safe_eval(arg, frame)
         if value is _MISSING:
+            if isinstance(node, ast.BinOp) and isinstance(arg, ast.Call):  # `torch.ones(2, 3) @ ...`: never re-run
+                operands.append(Operand(_text(source, arg), "tensor"))  # its shape may come from the message
             continue
         if isinstance(value, list) and isinstance(arg, (ast.List, ast.Tuple)):
             for elt, v in zip(arg.elts, value):
@@ -174,18 +201,18 @@ def _frame_failure(tb: TracebackType, names: dict[int, str]) -> FailedOp | None:
         label = _text(source, arg)
         if isinstance(value, torch.Tensor):
             label = names.get(id(value)) or label
-            operands.append(operand(value, label, named=True))
+            operands.append(operand(value, label, named=isinstance(arg, (ast.Name, ast.Attribute))))
         elif isinstance(value, (bool, int, float)):
             operands.append(operand(value, label))
     extra: dict[str, Any] = {}
     this = frame.f_locals.get("self")
     if isinstance(this, torch.nn.Module):
-        extra["module"] = _describe(this)
+        extra["module"] = describe_module(this)
     extra["arg_texts"] = [_text(source, a) for a in arg_nodes]
     return FailedOp(op=op, operands=operands, expression=_text(source, node), extra=extra)
 
 
-def _describe(module: torch.nn.Module) -> str:
+def describe_module(module: torch.nn.Module) -> str:
     """``Linear(in_features=3, ...)``: the module as its repr's first line says it ('' if that fails)."""
     try:
         return f"{type(module).__name__}({module.extra_repr()})"

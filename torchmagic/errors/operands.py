@@ -27,7 +27,15 @@ def operand(value: Any, label: str, named: bool = False) -> Operand:
             if len(_DEVICES) > 64:
                 _DEVICES.clear()
             device = _DEVICES[dev] = device_name(dev)
-        return Operand(label, "tensor", shape_of(value), dtype, device, named, bool(value.requires_grad))
+        try:
+            shape = tuple(value.shape)  # ints already: the common case, without shape_of's conversions
+        except RuntimeError:  # a nested tensor: its ragged sizes need shape_of
+            shape = shape_of(value)
+        try:
+            contiguous = value.is_contiguous()
+        except RuntimeError:  # a layout without strides (sparse, nested)
+            contiguous = True
+        return Operand(label, "tensor", shape, dtype, device, named, value.requires_grad, contiguous)
     if isinstance(value, (bool, int, float, complex)):
         return Operand(label=label or repr(value), kind="scalar", shape=(), dtype=type(value).__name__, named=named)
     return Operand(label=label or type(value).__name__, kind="value", named=named)

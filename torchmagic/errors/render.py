@@ -11,7 +11,7 @@ from torchmagic.core.broadcast import ADDED, CLASH, STRETCH, Alignment
 from torchmagic.core.html import esc, wrap
 from torchmagic.core.lines import Block, Line
 from torchmagic.core.meta import fmt_shape
-from torchmagic.errors.report import ErrorReport, Explanation
+from torchmagic.errors.report import ErrorReport, Explanation, Operand
 
 __all__ = [
     "to_html", "to_rich", "explanation_html", "explanation_rich", "explanation_lines",
@@ -89,6 +89,11 @@ def alignment_rich(al: Alignment) -> Block:
     return lines_to_text(alignment_lines(al))
 
 
+def _short(o: Operand) -> str:
+    """An operand in an explanation: its shape and dtype, and whether it is contiguous when it is not."""
+    return o.short() + ("" if o.contiguous else ", not contiguous")
+
+
 def _where(e: Explanation) -> str:
     if e.line is None:
         return ""
@@ -100,7 +105,7 @@ def explanation_html(e: Explanation) -> str:
     if e.line is not None:
         parts.append(f'<div>line {esc(e.line)}: <code>{esc(e.source)}</code></div>')
     if e.operands:
-        items = "".join(f"<li><code>{esc(o.label)}</code>: {esc(o.short())}</li>" for o in e.operands)
+        items = "".join(f"<li><code>{esc(o.label)}</code>: {esc(_short(o))}</li>" for o in e.operands)
         parts.append(f"<ul>{items}</ul>")
     if e.broadcast is not None:
         parts.append(alignment_html(e.broadcast))
@@ -117,7 +122,7 @@ def explanation_lines(e: Explanation) -> list[Line]:
     if e.line is not None:
         items.append(Line(_where(e)))
     for o in e.operands:
-        items.append(Line("  ", (o.label, "bold"), ": ", o.short()))
+        items.append(Line("  ", (o.label, "bold"), ": ", _short(o)))
     if e.broadcast is not None:
         items.extend(alignment_lines(e.broadcast))
     for d in e.details:

@@ -27,11 +27,17 @@ class Operand:
     device: str = ""
     named: bool = False  # label is a variable name (not an expression)
     requires_grad: bool = False
+    contiguous: bool = True  # its elements lie in memory in row-major order (``view`` needs that)
+
+    def relabel(self, label: str, named: bool) -> Operand:
+        """The same operand under another label (cheaper than ``dataclasses.replace``: reports make many)."""
+        return Operand(label, self.kind, self.shape, self.dtype, self.device, named, self.requires_grad,
+                       self.contiguous)
 
     def short(self) -> str:
         """``x (2, 3) float32`` (device added when not the CPU)."""
         if self.kind == "tensor" and self.shape is not None:
-            text = f"{fmt_shape(self.shape)} {self.dtype}"
+            text = f"{fmt_shape(self.shape)} {self.dtype}".rstrip()
             if self.device and self.device != "cpu":
                 text += f" {self.device}"
             return text

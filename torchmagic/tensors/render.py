@@ -60,6 +60,13 @@ def listing(items: list[str]) -> str:
     return tr(", ").join(items)
 
 
+def _in_context(message: str) -> str:
+    """``"context|word"`` translated, or ``word``: for a word other areas translate in another sense
+    (a tensor's rank, 阶, is not a process's rank in torch.distributed)."""
+    text = tr(message)
+    return text.split("|", 1)[1] if text == message else text
+
+
 def _yes(flag: bool | None) -> str:
     return tr("yes") if flag else tr("no")
 
@@ -83,7 +90,7 @@ def _layout(r: TensorReport) -> str:
 def _tensor_pairs(r: TensorReport) -> list[tuple[str, str]]:
     """(label, plain value) rows shared by both renderers, in reading order."""
     rows = [
-        (tr("rank"), f"{r.rank} ({r.rank_word})"),
+        (_in_context(N_("tensor|rank")), f"{r.rank} ({r.rank_word})"),
         (tr("shape"), fmt_shape(r.shape)),
         (tr("dtype"), r.dtype),
         (tr("device"), r.device),

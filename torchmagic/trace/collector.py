@@ -18,6 +18,7 @@ from torchmagic.core.runner import Collector
 from torchmagic.errors.frames import attached, explain_exception, mark_explained
 from torchmagic.errors.report import Explanation
 from torchmagic.trace.build import finish
+from torchmagic.trace.modules import ModuleNames
 from torchmagic.trace.options import TraceOptions
 from torchmagic.trace.recorder import Recorder
 from torchmagic.trace.report import TraceReport
@@ -41,6 +42,7 @@ class TraceCollector(Collector):
             names=user_names(cell.locals),
             codes=tuple(c for c in (cell.body, cell.last) if c is not None),
             namespace=cell.locals,
+            modules=ModuleNames(cell.locals) if options.trace_modules else None,
         )
         self.fence = self.recorder.fence
 
@@ -53,7 +55,9 @@ class TraceCollector(Collector):
 
     def report(self, error: BaseException | None) -> TraceReport:
         explanation = self._explain(error) if isinstance(error, Exception) else None
-        return finish(self.recorder, self.cell.lines, user_names(self.cell.locals), self.options.view, explanation)
+        names_now = ModuleNames(self.cell.locals) if self.recorder.tracker is not None else None
+        return finish(self.recorder, self.cell.lines, user_names(self.cell.locals), self.options.view, explanation,
+                      names_now)
 
     def _explain(self, error: BaseException) -> Explanation | None:
         explanation = attached(error) or explain_exception(error, self.shell)

@@ -14,5 +14,6 @@ class TraceOptions:
     trace_max_rows: int
     trace_max_shapes: int
     trace_max_aten: int
+    trace_modules: bool
     deep: bool = False  # --deep: the aten ops under each op
     view: str = "table"  # "table", or "source" for --source

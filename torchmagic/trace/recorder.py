@@ -12,8 +12,12 @@ site and once per distinct set of shapes (:mod:`torchmagic.trace.variants`);
 a repeated op in a loop only bumps counters.  Rows and shape variants are
 capped, so the log stays bounded for millions of ops.
 
-Records hold strings, int tuples and weakrefs only.  In-place writes to
-tensors autograd saved are caught by :class:`~torchmagic.core.saved.SavedLog`;
+Records hold strings, int tuples and weakrefs only.  Alongside:
+:class:`~torchmagic.trace.modules.ModuleTracker` says which module call each
+op ran in (a row's site includes it); :class:`~torchmagic.trace.nans.NanWatch`
+checks floating-point outputs in batches for NaN/±Inf (the only tensors held,
+at most 64 ops long, never beyond the cell); in-place writes to tensors
+autograd saved are caught by :class:`~torchmagic.core.saved.SavedLog`;
 ``--deep`` also counts the aten ops each user-level op runs, read from
 PyTorch's profiler (see :mod:`torchmagic.trace.aten`; a dispatch mode would
 change results).
@@ -29,18 +33,21 @@ from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from torchmagic.core.funcs import FuncInfo, func_info
 from torchmagic.core.guard import Fence
 from torchmagic.core.saved import SavedLog
 from torchmagic.errors.explain import FailedOp, explain
-from torchmagic.errors.frames import attach
+from torchmagic.errors.frames import attach, describe_module
 from torchmagic.trace.aten import AtenLog, profiler_conflict
+from torchmagic.trace.modules import ModuleTracker
+from torchmagic.trace.nans import Found, NanWatch, written
 from torchmagic.trace.options import TraceOptions
-from torchmagic.trace.rows import Row, Var
-from torchmagic.trace.sites import locate
-from torchmagic.trace.source import site_of
+from torchmagic.trace.rows import Made, Row, Var
+from torchmagic.trace.sites import SKIP_FRAMES, is_library_file, locate
+from torchmagic.trace.source import Site, site_of
 from torchmagic.trace.variants import describe, inputs_of, requested_shape, signature
 
 if TYPE_CHECKING:
@@ -74,9 +81,9 @@ class _FunctionMode(TorchFunctionMode):
             row = None
         if row is None:
             return func(*args, **kwargs)
-        if row.info.inplace and rec.saved:
-            try:
-                rec.check_inplace(row, args)  # before the op: the saving node is still reachable
+        if row.info.inplace or (kwargs and ("out" in kwargs or kwargs.get("inplace"))):
+            try:  # before the op: the saving node is still reachable, held values not yet overwritten
+                rec.before_write(row, args, kwargs)
             except Exception as exc:  # noqa: BLE001 - recording is fenced: the user's op never sees our failure
                 rec.fence.fail(exc)
         stack = rec.stack
@@ -114,11 +121,23 @@ def _is_compiling() -> bool:
     return bool(torch.compiler.is_compiling())
 
 
+def _user_frame(frame: FrameType, cell: FrameType) -> FrameType:
+    """The innermost frame of the user's own code between ``frame`` (the op's caller) and the cell's frame."""
+    f: FrameType | None = frame
+    while f is not None and f is not cell:
+        if not is_library_file(f.f_code.co_filename):
+            return f
+        f = f.f_back
+    return cell
+
+
 class Recorder:
     """Context manager recording the ops that frames of ``filename`` run.
 
     ``names`` maps ``id(tensor) -> name`` for tensors that existed before
-    (see :func:`torchmagic.core.names.user_names`).
+    (see :func:`torchmagic.core.names.user_names`); ``modules`` names
+    modules likewise (:class:`torchmagic.trace.modules.ModuleNames`) and
+    turns the module tree on (None: off).
     """
 
     def __init__(
@@ -128,7 +147,9 @@ class Recorder:
         names: dict[int, str] | None = None,
         codes: tuple[CodeType, ...] = (),
         namespace: Mapping[str, Any] | None = None,
+        modules: Callable[[nn.Module], str] | None = None,
     ) -> None:
+        self.fence = Fence()  # failures of our own bookkeeping, said once after the cell
         self.filename = filename
         self.names = names or {}
         self.options = options
@@ -144,10 +165,18 @@ class Recorder:
         self.stack: list[Row] = []
         self.seconds = 0.0
         self.saved = SavedLog()
+        self.nans = NanWatch()
+        self.nan_found: Found | None = None
         self._funcs: dict[Callable[..., Any], FuncInfo] = {}
+        self._via_sites: dict[tuple[CodeType, int], Site] = {}  # the cell's site of each library call
+        self.made: Made = {}  # what made the tensors the cell's ops returned (bounded)
+        self.top: list[tuple[str, int]] = []  # the cell's own items in order: ("op", row) / ("module", node)
+        self.tracker: ModuleTracker | None = None
+        if modules is not None:
+            self.tracker = ModuleTracker(filename, modules, self.made, self.top, self._lift, self._restore,
+                                         self.fence)
         self._mode: _FunctionMode | None = None
         self._t0 = 0.0
-        self.fence = Fence()  # failures of our own bookkeeping, said once after the cell
 
     # -- context manager -------------------------------------------------------
     def __enter__(self) -> Recorder:
@@ -169,19 +198,47 @@ class Recorder:
             self._stop_aten()
             raise
         self._mode = fmode
+        if self.tracker is not None:
+            try:
+                self.tracker.start()
+            except BaseException:
+                self.__exit__(None, None, None)
+                raise
         self._t0 = time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self._t0
-        mode, self._mode = self._mode, None
         try:
-            if mode is not None:
-                mode.__exit__(None, None, None)
-        finally:
-            self._stop_aten()
-        self.stack.clear()
-        self.saved.clear()
+            try:
+                self.nan_found = self.nans.finish()  # reads what is left (and lets go of it) first
+            except Exception as exc:  # noqa: BLE001 - recording is fenced: a failure here only loses the NaN note
+                self.fence.fail(exc)
+        finally:  # however that ended (even a KeyboardInterrupt), every global piece is undone
+            try:
+                if self.tracker is not None:
+                    self.tracker.stop()  # first: it puts our mode back if a module had lifted it
+            finally:
+                mode, self._mode = self._mode, None
+                try:
+                    if mode is not None:
+                        mode.__exit__(None, None, None)
+                finally:
+                    self._stop_aten()
+                    self.stack.clear()
+                    self.saved.clear()
+                    self.nans.pending.clear()
+
+    def _lift(self) -> bool:
+        """Take our mode off the top of the function-mode stack (False: it is not on top; left alone)."""
+        stack = torch.overrides._get_current_function_mode_stack()
+        if not stack or stack[-1] is not self._mode:
+            return False
+        torch._C._pop_torch_function_stack()
+        return True
+
+    def _restore(self) -> None:
+        torch._C._push_on_torch_function_stack(self._mode)
 
     def _stop_aten(self) -> None:
         aten, self.aten = self.aten, None
@@ -203,34 +260,71 @@ class Recorder:
             info = self._funcs[func] = func_info(func)
         if info.skip:
             return None
-        found = locate(frame, self.filename, info)
-        if found is None:
-            return None
-        f, depth = found
-        key = (f.f_code, f.f_lasti, func) if depth == 0 else (f.f_code, f.f_lasti, func, frame.f_code, frame.f_lasti)
+        code = frame.f_code
+        if code.co_filename == self.filename and code.co_name not in SKIP_FRAMES:  # on the cell's line: no walk
+            f, depth, caller = frame, 0, frame
+        else:
+            found = locate(frame, self.filename, info)
+            if found is None:
+                return None
+            f, depth, caller = found
+        tracker = self.tracker
+        twin = -1 if tracker is None else tracker.twin
+        if depth == 0:
+            key: tuple[Any, ...] = (f.f_code, f.f_lasti, func, twin)
+        else:
+            key = (f.f_code, f.f_lasti, func, caller.f_code, caller.f_lasti, twin)
         row = self.rows.get(key)
         if row is None:
-            row = self._new_row(key, f, info, len(args), depth)
+            row = self._new_row(key, f, caller, info, len(args), depth, -1 if tracker is None else tracker.current)
             if row is None:
                 return None
+        elif tracker is not None and twin != tracker.current:  # a repeated call: its own node lists the row too
+            tracker.add_op(row.index)
         row.count += 1
         self.total += 1
         return row
 
-    def _new_row(self, key: tuple[Any, ...], f: FrameType, info: FuncInfo, nargs: int, depth: int) -> Row | None:
+    def _new_row(
+        self, key: tuple[Any, ...], f: FrameType, frame: FrameType, info: FuncInfo, nargs: int, depth: int, node: int
+    ) -> Row | None:
+        """A row for a new site: ``f`` is the cell's frame, ``frame`` the one that called the op."""
         if len(self.ordered) >= self.options.trace_max_rows:
             self.total += 1
             self.dropped += 1
             return None
-        site = site_of(f, info.name, nargs, depth == 0)
-        row = Row(len(self.ordered), f.f_lineno, info, site, site.expression if depth else "")
+        if depth:  # every op inside one library call on the cell's line shares the cell's site
+            site = (self._via_sites.get((f.f_code, f.f_lasti)) or self._via_site(f, info.name, nargs)).copy()
+        else:
+            site = site_of(f, info.name, nargs, True)
+        row = Row(len(self.ordered), f.f_lineno, info, site, site.expression if depth else "", node)
+        user = f if depth == 0 else _user_frame(frame, f)
+        if user is not f:  # inside a function of the user's own (a forward defined in a cell): read it there
+            inner = site_of(user, info.name, nargs, user is frame)
+            if user is frame:  # the op is written there (``F.relu(h)``), not inside a library call made there
+                row.inner = inner.expression
+            name = getattr(user.f_code, "co_qualname", user.f_code.co_name)  # Python >= 3.11: Net.forward
+            row.inner_at = f"{name}, line {user.f_lineno}: {inner.expression}"
+            site.arg_texts, site.elts = inner.arg_texts, inner.elts
+            site.call_names = inner.call_names
         for name in site.call_names[:4]:
-            value = f.f_locals.get(name, f.f_globals.get(name))
+            value = user.f_locals.get(name, user.f_globals.get(name))
             if isinstance(value, torch.Tensor):
                 row.via_refs.append((weakref.ref(value), name))
         self.rows[key] = row
         self.ordered.append(row)
+        if node >= 0 and self.tracker is not None:
+            self.tracker.nodes[node].items.append(("op", row.index))
+            self.tracker.nodes[node].ops.add(row.index)
+        else:
+            self.top.append(("op", row.index))
         return row
+
+    def _via_site(self, f: FrameType, op: str, nargs: int) -> Site:
+        site = site_of(f, op, nargs, False)
+        if len(self._via_sites) < 1024:
+            self._via_sites[(f.f_code, f.f_lasti)] = site
+        return site
 
     def after(self, row: Row, args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> None:
         sig = signature(args, kwargs, out)
@@ -238,17 +332,19 @@ class Recorder:
         if var is not None:
             var.count += 1
         elif len(row.variants) < self.options.trace_max_shapes:
-            row.variants[sig] = describe(row, args, kwargs, out, self.names)
+            row.variants[sig] = describe(row, args, kwargs, out, self.names, self.made)
         else:
             row.other += 1
-        if (type(out) is torch.Tensor or isinstance(out, torch.Tensor)) and out.grad_fn is not None:
-            self.saved.note(out, row.line)
+        if type(out) is torch.Tensor or isinstance(out, torch.Tensor):
+            if out.grad_fn is not None:
+                self.saved.note(out, row.line)
+            self.nans.add(row.index, row.op, args, kwargs, out)
 
     def failed(self, row: Row, args: Sequence[Any], kwargs: dict[str, Any], exc: BaseException) -> None:
         """The op raised: explain it in terms of its operands (the mode fences our failures)."""
         if not isinstance(exc, Exception):
             return
-        inputs = inputs_of(row, args, kwargs, self.names)
+        inputs = inputs_of(row, args, kwargs, self.names, self.made)
         extra: dict[str, Any] = {}
         if row.info.reshape:
             extra["shape"] = requested_shape(args)
@@ -258,7 +354,7 @@ class Recorder:
             extra["dim"] = args[1]
         failed = FailedOp(
             op=row.op,
-            operands=[op for op, _, _ in inputs],
+            operands=[op for op, *_ in inputs],
             expression=row.site.expression,
             line=row.line,
             extra=extra,
@@ -268,11 +364,34 @@ class Recorder:
             var.inputs = inputs
             var.effect = "error"
             row.variants[("error",)] = var
+        where = self._where(row)
+        if where[0]:
+            extra["module"] = where[0]
         explanation = explain(failed, type(exc).__name__, str(exc))
         if explanation is not None:
+            if where[1]:
+                explanation.details = (*explanation.details, where[1])
             attach(exc, explanation)
 
+    def _where(self, row: Row) -> tuple[str, str]:
+        """For a failing op inside a module: ``('net.fc = Linear(...)', 'inside net.fc, called at ...')``."""
+        tracker = self.tracker
+        if tracker is None or tracker.current < 0:
+            return "", (f"in {row.inner_at}" if row.inner_at else "")
+        node = tracker.nodes[tracker.current]
+        module = node.ref()
+        path = tracker.path(node.index)
+        layer = f"{path} = {describe_module(module)}" if module is not None else path
+        return layer, f"inside {path} ({node.type})" + (f", called from {row.inner_at}" if row.inner_at else "")
+
     # -- in-place on tensors autograd saved -------------------------------------------
+    def before_write(self, row: Row, args: Sequence[Any], kwargs: dict[str, Any]) -> None:
+        """Before an op that writes in place: check held outputs for NaN first, then the saved-tensor warning."""
+        if self.nans.pending:
+            self.nans.before_write(written(row.info.inplace, args, kwargs))
+        if self.saved and row.info.inplace:
+            self.check_inplace(row, args)
+
     def check_inplace(self, row: Row, args: Sequence[Any]) -> None:
         """Before an in-place op: warn when its target is a tensor a later backward() still needs."""
         target = args[0] if args else None

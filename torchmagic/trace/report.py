@@ -14,7 +14,7 @@ from torchmagic.core.broadcast import Alignment
 from torchmagic.core.report import Report
 from torchmagic.errors.report import Explanation, Operand
 
-__all__ = ["Variant", "OpRow", "AnnotatedLine", "TraceReport"]
+__all__ = ["Variant", "OpRow", "ModuleCall", "AnnotatedLine", "NanOrigin", "NanReport", "NanWatchState", "TraceReport"]
 
 # What an op did with memory.
 NEW = "new"  # a new tensor with its own storage
@@ -52,6 +52,89 @@ class OpRow:
     warnings: list[str] = field(default_factory=list)
     children: list[tuple[str, int]] = field(default_factory=list)  # --deep: aten op, count
     children_other: int = 0
+    module: int = -1  # index of the ModuleCall it ran in (-1: on the cell's line itself)
+    inner: str = ""  # the sub-expression in the user's own function that ran it (``self.fc(x)``)
+    nonfinite: int = 0  # executions whose output held NaN or ±Inf
+    nan_origin: bool = False  # the first op that made them from finite inputs
+
+
+@dataclass
+class NanOrigin:
+    """Where NaN/±Inf first appeared: the op that made them from finite inputs (or got them from its inputs)."""
+
+    line: int
+    source: str  # the line's text
+    expression: str  # the sub-expression that ran the op, "torch.log(x)"
+    op: str
+    made: str  # "1 NaN and 1 −Inf"
+    why: str = ""  # "log of a negative number and of 0"
+    came_in: tuple[str, ...] = ()  # labels of inputs that held them already (from before the cell)
+    where: str = ""  # "net.fc (Linear)" when it ran inside a module
+    note: str = ""  # e.g. read once at the end of the cell on an accelerator: no counts, no reason
+
+    def sentence(self) -> str:
+        """``"line 3: torch.log(x) made 1 NaN and 1 −Inf (log of a negative number and of 0)"``."""
+        code = self.expression or self.source
+        where = f" in {self.where}" if self.where else ""
+        if self.came_in:
+            return (f"line {self.line}: {code}{where} gave {self.made} because its input "
+                    f"{', '.join(self.came_in)} held non-finite values already (made before this cell)")
+        return f"line {self.line}: {code}{where} made {self.made}" + (f" ({self.why})" if self.why else "")
+
+
+@dataclass
+class NanWatchState(Report):
+    """What ``%tensorinfo --nan on|off`` answers: the watch's new state."""
+
+    _renderer = "torchmagic.trace.render_nan"
+
+    on: bool
+
+    def sentence(self) -> str:
+        if self.on:
+            return ("NaN watch on: from the next cell on, a cell that makes NaN or ±Inf is told which op made "
+                    "them first (line, sub-expression, why); %tensorinfo --nan off stops it")
+        return "NaN watch off"
+
+
+@dataclass
+class NanReport(Report):
+    """What the any-cell NaN watch (``%tensorinfo --nan on``) says under a cell that made NaN/±Inf."""
+
+    _renderer = "torchmagic.trace.render_nan"
+
+    origin: NanOrigin
+    carried: int = 0  # later ops whose outputs held them too
+
+
+@dataclass
+class ModuleCall:
+    """One ``nn.Module`` call site of the cell: where it sits in the tree, what went in and out, what ran inside.
+
+    ``items`` lists what ran inside in the order it first ran: ``("op", row
+    index)`` and ``("module", module index)``.  Identical siblings in a row
+    (``layers.0`` … ``layers.11``) fold into the first: it gets ``repeat``,
+    the ``instances``' paths and their ``differences``; the others are
+    marked ``folded``.
+    """
+
+    index: int
+    path: str  # "net.conv1", "enc.layers.0.self_attn"
+    type: str  # "Conv2d"
+    parent: int  # -1 for a call made by the cell itself
+    line: int  # the cell line of the outermost call
+    calls: int
+    inputs: str  # shapes of the first call's tensors, "(8, 3, 32, 32)"
+    outputs: str
+    params: int  # parameter elements (not tensors), its children's included
+    seconds: float  # inclusive, all calls
+    items: list[tuple[str, int]] = field(default_factory=list)
+    shape_sets: int = 1  # distinct input shapes over its first 16 calls
+    opaque: bool = False  # ran untraced (eval mode: PyTorch's fast path stays available)
+    repeat: int = 1
+    instances: tuple[str, ...] = ()
+    differences: tuple[str, ...] = ()
+    folded: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +164,10 @@ class TraceReport(Report):
     error: Explanation | None = None
     max_rows: int = 0
     default_dtype: str = "float32"  # dtypes equal to this are not repeated in the terminal view
+    modules: list[ModuleCall] = field(default_factory=list)
+    order: list[tuple[str, int]] = field(default_factory=list)  # the cell's own items, as ModuleCall.items
+    nan: NanOrigin | None = None  # where NaN/±Inf started, if the cell made any
+    notes: list[tuple[int, str]] = field(default_factory=list)  # (line, note) read from the source itself
 
     def summary(self) -> str:
         """``'12 ops (5 distinct) in 3 rows · 1.2 ms'``."""

@@ -21,9 +21,12 @@ if TYPE_CHECKING:
 
     from torchmagic.core.broadcast import Alignment
 
-__all__ = ["Row", "Var", "Input"]
+__all__ = ["Row", "Var", "Input", "Made"]
 
-Input = tuple[Operand, "weakref.ref[torch.Tensor] | None", str]  # operand, its tensor, its name before the cell
+# operand, its tensor, its name before the cell, what made it ("op"/"module", index) if the cell did
+Input = tuple[Operand, "weakref.ref[torch.Tensor] | None", str, "tuple[str, int] | None"]
+# id(tensor) -> (its weakref, what made it): the first output of each variant and module node
+Made = dict[int, tuple["weakref.ref[torch.Tensor]", tuple[str, int]]]
 
 
 class Var:
@@ -44,9 +47,9 @@ class Row:
     """Every execution of one op at one site: the cell instruction, the library frame it ran in, the op."""
 
     __slots__ = ("index", "line", "op", "info", "site", "via", "count", "variants", "other", "warnings",
-                 "children", "children_other", "via_refs")
+                 "children", "children_other", "via_refs", "module", "inner", "inner_at")
 
-    def __init__(self, index: int, line: int, info: FuncInfo, site: Site, via: str) -> None:
+    def __init__(self, index: int, line: int, info: FuncInfo, site: Site, via: str, module: int = -1) -> None:
         self.index = index
         self.line = line
         self.op = info.name
@@ -60,3 +63,6 @@ class Row:
         self.children: dict[str, int] = {}  # --deep: aten op -> count
         self.children_other = 0
         self.via_refs: list[tuple[weakref.ref[torch.Tensor], str]] = []  # tensors passed by name to the library call
+        self.module = module  # the module call node it ran in (-1: none)
+        self.inner = ""  # its sub-expression in the user's own function (a forward defined in a cell)
+        self.inner_at = ""  # where in the user's own function: "Net.forward, line 15: self.fc(x)"

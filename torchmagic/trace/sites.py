@@ -20,7 +20,10 @@ from torchmagic.core.funcs import FuncInfo
 __all__ = ["LIBRARY_NOISE", "SETUP_FRAMES", "SKIP_FRAMES", "locate", "is_library_file"]
 
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_GLUE_FILES = (os.path.join("torch", "_jit_internal.py"), os.path.join("torch", "_tensor.py"),
+               os.path.join("torch", "overrides.py"))
 _TORCH_DIR = ""  # filled on first use: importing torch here would make this module slow to import
+_LIBRARY: dict[str, bool] = {}  # filename -> is_library_file (files never move while we run)
 
 # Ops that library code runs for bookkeeping: hidden when not written on the cell's line itself.
 LIBRARY_NOISE = frozenset(
@@ -38,13 +41,16 @@ SKIP_FRAMES = frozenset(
 )
 
 
-def locate(frame: FrameType, filename: str, info: FuncInfo) -> tuple[FrameType, int] | None:
-    """``(cell frame, depth)`` for a call to record, None for one to pass through.
+def locate(frame: FrameType, filename: str, info: FuncInfo) -> tuple[FrameType, int, FrameType] | None:
+    """``(cell frame, depth, caller)`` for a call to record, None for one to pass through.
 
     ``frame`` is the frame that called the op; ``filename`` the cell's.  A
     call is passed through when no frame of the cell is above it, when it
     runs inside display, iteration or set-up code, inside torchmagic, or when
     library code made it for bookkeeping (``x.size()`` inside ``F.linear``).
+    ``caller`` is the frame that made the call: ``frame``, or for a torch
+    function written in Python (``F.relu``, ``Tensor.backward``) the code
+    that called that function, not torch's dispatch glue around it.
     """
     f: FrameType | None = frame
     depth = 0
@@ -56,12 +62,26 @@ def locate(frame: FrameType, filename: str, info: FuncInfo) -> tuple[FrameType, 
         depth += 1
     if f is None or f.f_code.co_name in SKIP_FRAMES:
         return None
-    if depth:
-        if depth <= 2 and frame.f_code.co_name == "handle_torch_function":
-            depth = 0  # a Python-level torch function (Tensor.backward, F.softmax) called on this line
-        elif info.name in LIBRARY_NOISE or (info.name.startswith("_") and not info.name.startswith("__")):
-            return None
-    return f, depth
+    if not depth:
+        return f, 0, frame
+    if frame.f_code.co_name == "handle_torch_function":
+        if depth <= 2:
+            return f, 0, f  # a Python-level torch function (Tensor.backward, F.softmax) called on this line
+        return f, depth, _past_glue(frame)
+    if info.name in LIBRARY_NOISE or (info.name.startswith("_") and not info.name.startswith("__")):
+        return None
+    return f, depth, frame
+
+
+def _past_glue(frame: FrameType) -> FrameType:
+    """From ``handle_torch_function`` out to the code that called the torch function (past its wrappers)."""
+    f = frame.f_back  # the torch function itself (F.relu), or a wrapper that calls it
+    if f is None or f.f_back is None:
+        return frame
+    f = f.f_back
+    while f.f_back is not None and f.f_code.co_filename.endswith(_GLUE_FILES):
+        f = f.f_back  # boolean_dispatch (F.max_pool2d), Tensor's wrap-type-error decorators
+    return f
 
 
 def is_library_file(filename: str) -> bool:
@@ -70,14 +90,20 @@ def is_library_file(filename: str) -> bool:
     The user's code is what a notebook cell defines (``<ipython-input-…>``,
     ``/tmp/ipykernel_…/….py``) or a module of their own project.
     """
-    global _TORCH_DIR
-    if not _TORCH_DIR:
-        import torch
+    known = _LIBRARY.get(filename)
+    if known is None:
+        global _TORCH_DIR
+        if not _TORCH_DIR:
+            import torch
 
-        _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
-    return (
-        filename.startswith((_TORCH_DIR, _PKG_DIR, os.path.dirname(os.__file__)))
-        or "site-packages" in filename
-        or "dist-packages" in filename
-        or (filename.startswith("<") and not filename.startswith("<ipython-input-"))
-    )
+            _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
+        known = (
+            filename.startswith((_TORCH_DIR, _PKG_DIR, os.path.dirname(os.__file__)))
+            or "site-packages" in filename
+            or "dist-packages" in filename
+            or (filename.startswith("<") and not filename.startswith("<ipython-input-"))
+        )
+        if len(_LIBRARY) > 4096:
+            _LIBRARY.clear()
+        _LIBRARY[filename] = known
+    return known

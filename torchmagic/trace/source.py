@@ -12,9 +12,9 @@ from __future__ import annotations
 import ast
 import linecache
 from itertools import islice
-from types import FrameType
+from types import CodeType, FrameType
 
-__all__ = ["Site", "site_of"]
+__all__ = ["Site", "site_of", "expression_at", "node_at"]
 
 _MAX_TEXT = 80
 
@@ -32,6 +32,12 @@ class Site:
         self.call_names: list[str] = []  # plain-name arguments of the library call (``lin(x)`` -> x)
         self.target = target  # the name the result is assigned to, if the op is the whole RHS
         self.top = top  # the op is the outermost expression of its statement
+
+    def copy(self) -> Site:
+        """A copy whose lists can be replaced without touching this one."""
+        site = Site(self.expression, self.arg_texts, self.target, self.top)
+        site.elts, site.call_names = self.elts, self.call_names
+        return site
 
 
 _LINES: dict[str, list[str]] = {}
@@ -125,11 +131,25 @@ def _node_at(frame: FrameType) -> tuple[ast.AST, str] | None:
     the same with more machinery (and per code object), so this is the fast
     path and ``executing`` the fallback where a span matches no node.
     """
-    code = frame.f_code
+    return node_at(frame.f_code, frame.f_lasti)
+
+
+def expression_at(code: CodeType, lasti: int) -> str:
+    """The source text of the expression instruction ``lasti`` of ``code`` runs (``''`` if unknown).
+
+    For reports made after the frame is gone (the NaN watch keeps code and
+    instruction offset, not frames).
+    """
+    found = node_at(code, lasti)
+    return _text(found[1], found[0]) if found is not None else ""
+
+
+def node_at(code: CodeType, lasti: int) -> tuple[ast.AST, str] | None:
+    """:func:`_node_at` for a code object and instruction offset."""
     positions = getattr(code, "co_positions", None)
     if positions is None:
         return None
-    pos = next(islice(positions(), frame.f_lasti // 2, None), None)
+    pos = next(islice(positions(), lasti // 2, None), None)
     if pos is None or None in pos:
         return None
     filename = code.co_filename

@@ -18,18 +18,21 @@ import torch
 from torchmagic.core.broadcast import align, needs_diagram
 from torchmagic.core.meta import dtype_name, shape_of
 from torchmagic.errors.operands import operand
+from torchmagic.trace.notes import division, op_notes
 from torchmagic.trace.report import INPLACE, NEW, NONE, SAME, VIEW
-from torchmagic.trace.rows import Input, Row, Var
+from torchmagic.trace.rows import Input, Made, Row, Var
 
 if TYPE_CHECKING:
     from torchmagic.errors.report import Operand
 
 __all__ = ["signature", "describe", "inputs_of", "requested_shape", "is_name"]
 
+_MADE_LIMIT = 4096  # tensors remembered by what made them (the oldest are forgotten first)
+
 
 def is_name(text: str) -> bool:
     """``x``, ``model.fc.weight``, ``layers.0``: a label that is a name, not an expression."""
-    return bool(text) and all(p.isidentifier() or p.isdigit() for p in text.split("."))
+    return text.isidentifier() or (bool(text) and all(p.isidentifier() or p.isdigit() for p in text.split(".")))
 
 
 def requested_shape(args: Sequence[Any]) -> tuple[int, ...]:
@@ -94,7 +97,17 @@ def _label(row: Row, i: int) -> str:
     return texts[i] if i < len(texts) else ""
 
 
-def inputs_of(row: Row, args: Sequence[Any], kwargs: Mapping[str, Any], names: Mapping[int, str]) -> list[Input]:
+def _maker(t: torch.Tensor, made: Made | None) -> tuple[str, int] | None:
+    """What made ``t`` in this cell (an op's row or a module call), if it was noted."""
+    if made is None:
+        return None
+    entry = made.get(id(t))
+    return entry[1] if entry is not None and entry[0]() is t else None
+
+
+def inputs_of(
+    row: Row, args: Sequence[Any], kwargs: Mapping[str, Any], names: Mapping[int, str], made: Made | None = None
+) -> list[Input]:
     """The op's operands, labelled as the source writes them (or by their names from before the cell)."""
     items: list[Input] = []
     for i, a in enumerate(args):
@@ -103,32 +116,51 @@ def inputs_of(row: Row, args: Sequence[Any], kwargs: Mapping[str, Any], names: M
             pre = names.get(id(a), "")
             if not (text or pre):
                 pre = next((n for ref, n in row.via_refs if ref() is a), "")
-            items.append((operand(a, text or pre, named=is_name(text or pre)), weakref.ref(a), pre))
+            label = text or pre
+            maker = None if label else _maker(a, made)
+            items.append((operand(a, label, named=is_name(label)), weakref.ref(a), pre, maker))
         elif isinstance(a, (list, tuple)) and a and all(isinstance(t, torch.Tensor) for t in a):
             elts = row.site.elts.get(i, [])
             for j, t in enumerate(a):
                 pre = names.get(id(t), "")
                 label = elts[j] if j < len(elts) else (pre or (f"{text}[{j}]" if text else f"#{j}"))
-                items.append((operand(t, label, named=is_name(label)), weakref.ref(t), pre))
+                items.append((operand(t, label, named=is_name(label)), weakref.ref(t), pre, None))
         elif row.info.pointwise and isinstance(a, (bool, int, float, complex)):
-            items.append((operand(a, text or repr(a)), None, ""))
+            items.append((operand(a, text or repr(a)), None, "", None))
     for k, v in kwargs.items():
         if isinstance(v, torch.Tensor):
             pre = names.get(id(v), "")
-            items.append((operand(v, pre or k, named=bool(pre)), weakref.ref(v), pre))
+            items.append((operand(v, pre or k, named=bool(pre)), weakref.ref(v), pre, None))
     return items
 
 
-def describe(row: Row, args: Sequence[Any], kwargs: Mapping[str, Any], out: Any, names: Mapping[int, str]) -> Var:
-    """A new variant of ``row``: operands, outputs, effect on memory and notes (once per signature)."""
+def describe(
+    row: Row,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    out: Any,
+    names: Mapping[int, str],
+    made: Made | None = None,
+) -> Var:
+    """A new variant of ``row``: operands, outputs, effect on memory and notes (once per signature).
+
+    Its outputs are noted in ``made`` (bounded), so a later op that gets one
+    without a name can say which op made it.
+    """
     var = Var()
-    var.inputs = inputs_of(row, args, kwargs, names)
+    var.inputs = inputs_of(row, args, kwargs, names, made)
     outs = list(out) if isinstance(out, (list, tuple)) else [out]
     tensors_out = [o for o in outs if isinstance(o, torch.Tensor)]
     label = "" if row.via else (row.site.target or row.site.expression)
     for j, o in enumerate(tensors_out[:8]):
         lab = label if len(tensors_out) == 1 else f"{label}[{j}]"
-        var.outputs.append((operand(o, lab, named=is_name(lab)), weakref.ref(o)))
+        ref = weakref.ref(o)
+        var.outputs.append((operand(o, lab, named=is_name(lab)), ref))
+        if made is not None:
+            made.pop(id(o), None)
+            made[id(o)] = (ref, ("op", row.index))
+            if len(made) > _MADE_LIMIT:
+                made.pop(next(iter(made)))
     var.effect = _effect(row, args, tensors_out)
     info = row.info
     if info.reshape and tensors_out:
@@ -137,14 +169,16 @@ def describe(row: Row, args: Sequence[Any], kwargs: Mapping[str, Any], out: Any,
             got = shape_of(tensors_out[0])
             if len(got) == len(req):
                 var.notes.append(f"-1 → {got[req.index(-1)]}")
-    ops_in = [op for op, _, _ in var.inputs if op.kind in ("tensor", "scalar")]
+    ops_in = [op for op, *_ in var.inputs if op.kind in ("tensor", "scalar")]
     if info.pointwise and len(ops_in) >= 2:
         if needs_diagram([op.shape or () for op in ops_in]):
             var.broadcast = align([(op.label, op.shape or ()) for op in ops_in])
         if tensors_out:
-            note = _promotion(ops_in, dtype_name(tensors_out[0].dtype))
+            out_dtype = dtype_name(tensors_out[0].dtype)
+            note = division(row.op, [op.dtype for op in ops_in], out_dtype) or _promotion(ops_in, out_dtype)
             if note:
                 var.notes.append(note)
+    var.notes.extend(op_notes(row.op, args, kwargs, out))
     return var
 
 
