@@ -138,6 +138,7 @@ _MOD_HEAD_TERM = [N_("module"), N_("type"), N_("forward"), N_("backward"), N_("k
 _NBSP = "\u00a0"
 _LARGEST = N_("largest tensors created")
 _MISMATCH = N_("device mismatch")
+_MEMORY = N_("memory")
 _NO_COPIES = N_("no copies across devices")
 _XFER_HEAD = [N_("line"), N_("direction"), N_("from → to"), N_("op"), N_("count"), N_("bytes"), N_("shape")]
 _SYNC_HEAD = [N_("line"), N_("op"), N_("device"), N_("count"), N_("why it waits")]
@@ -303,7 +304,7 @@ def _run_html(run: DeviceRun, with_device: bool) -> str:
     if run.modules:
         parts.append(_modules_html(run))
     if run.memory is not None:
-        parts.append(f"<div><b>{esc(tr('memory'))}</b> {esc(_memory_line(run))}</div>")
+        parts.append(f"<div><b>{esc(tr(_MEMORY))}</b> {esc(_memory_line(run))}</div>")
         if run.memory.largest:
             parts.append(f'<div class="tm-muted">{esc(tr(_LARGEST))}</div>'
                          + table(_heads(_MEM_HEAD), _mem_rows(run)))
@@ -379,7 +380,7 @@ def _run_rich(run: DeviceRun, with_device: bool) -> list[Any]:
         items.append(_rich_table(_modules_caption(run), _MOD_HEAD_TERM, rows))
         items.append(txt(_modules_note(run), "dim"))
     if run.memory is not None:
-        items.append(Text.assemble(txt(tr("memory") + " ", "bold"), txt(_memory_line(run))))
+        items.append(Text.assemble(txt(tr(_MEMORY) + " ", "bold"), txt(_memory_line(run))))
         if run.memory.largest:
             items.append(_rich_table(tr(_LARGEST), _MEM_HEAD, _mem_rows(run), "dim"))
             if _mem_note(run):

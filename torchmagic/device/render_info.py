@@ -15,6 +15,7 @@ from torchmagic.i18n import N_, tr, trn
 
 __all__ = ["to_html", "to_rich"]
 
+_SETTINGS = N_("settings")
 _DEV_HEAD = [N_("device"), N_("what"), N_("capability"), N_("memory total"), N_("free"), N_("allocated"),
              N_("reserved")]
 
@@ -100,7 +101,7 @@ def to_html(report: DeviceInfoReport | ModelMapReport) -> str:
         return wrap("".join(parts), "device-model")
     body = f'<div class="tm-title">{esc(_info_title(report))}</div>'
     body += table([tr(h) for h in _DEV_HEAD], _dev_rows(report))
-    body += f'<div class="tm-title">{esc(tr("settings"))}</div>'
+    body += f'<div class="tm-title">{esc(tr(_SETTINGS))}</div>'
     body += kv_table((tr(k), f"<code>{esc(v)}</code>") for k, v in report.settings)
     return wrap(body, "device-info")
 
@@ -138,6 +139,6 @@ def to_rich(report: DeviceInfoReport | ModelMapReport) -> Any:
     return Group(
         txt(_info_title(report), "bold"),
         _rich_table([tr(h) for h in _DEV_HEAD], _dev_rows(report)),
-        txt(tr("settings"), "bold"),
+        txt(tr(_SETTINGS), "bold"),
         settings,
     )

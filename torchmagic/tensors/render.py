@@ -35,6 +35,8 @@ __all__ = ["to_html", "to_rich", "spark", "flags", "summary_line", "summary_html
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
 _EMPTY = N_("No tensors, arrays or modules in the namespace yet.")
+_VALUES_OF = N_("values of {name}")
+_ARRAY = N_("NumPy array")
 
 
 def _num(v: Any) -> str:
@@ -65,6 +67,14 @@ def _in_context(message: str) -> str:
     (a tensor's rank, 阶, is not a process's rank in torch.distributed)."""
     text = tr(message)
     return text.split("|", 1)[1] if text == message else text
+
+
+def _statistics_of(s: Stats) -> str:
+    return tr("statistics of {what}", what=s.of)
+
+
+def _sharing(line: str) -> str:
+    return tr("sharing: {what}", what=line)
 
 
 def _yes(flag: bool | None) -> str:
@@ -176,7 +186,7 @@ def _tensor_html(r: TensorReport) -> str:
     facts = kv_table((k, esc(v)) for k, v in _tensor_pairs(r))
     side = ""
     if r.stats is not None:
-        side = f'<div class="tm-muted">{esc(tr("statistics of {what}", what=r.stats.of))}</div>'
+        side = f'<div class="tm-muted">{esc(_statistics_of(r.stats))}</div>'
         side += kv_table((k, _stat_html(k, v)) for k, v in _stats_pairs(r.stats))
         if r.stats.note:
             side += f'<div class="tm-muted">{esc(r.stats.note)}</div>'
@@ -184,10 +194,10 @@ def _tensor_html(r: TensorReport) -> str:
         side += _hist_svg(r.histogram)
     parts.append(f'<div style="display:flex; gap:16px; flex-wrap:wrap"><div>{facts}</div><div>{side}</div></div>')
     for line in r.sharing:
-        parts.append(f'<div class="tm-warn">{esc(tr("sharing: {what}", what=line))}</div>')
+        parts.append(f'<div class="tm-warn">{esc(_sharing(line))}</div>')
     if r.preview:
         parts.append(
-            f'<div class="tm-muted">{tr_html(N_("values of {name}"), name=f"<code>{esc(r.preview_of)}</code>")}</div>'
+            f'<div class="tm-muted">{tr_html(_VALUES_OF, name=f"<code>{esc(r.preview_of)}</code>")}</div>'
             f"<pre>{esc(r.preview)}</pre>"
         )
     if r.picture is not None:
@@ -211,10 +221,10 @@ def _array_pairs(r: ArrayReport) -> list[tuple[str, str]]:
 
 def _array_html(r: ArrayReport) -> str:
     body = kv_table((k, esc(v)) for k, v in _array_pairs(r))
-    body += "".join(f'<div class="tm-warn">{esc(tr("sharing: {what}", what=s))}</div>' for s in r.sharing)
+    body += "".join(f'<div class="tm-warn">{esc(_sharing(s))}</div>' for s in r.sharing)
     if r.preview:
         body += f"<pre>{esc(r.preview)}</pre>"
-    title = f'<div class="tm-title"><code>{esc(r.name)}</code> {badge(tr("NumPy array"))}</div>'
+    title = f'<div class="tm-title"><code>{esc(r.name)}</code> {badge(tr(_ARRAY))}</div>'
     return f'<div class="tm-item">{title}{body}</div>'
 
 
@@ -371,7 +381,7 @@ def _tensor_rich(r: TensorReport) -> Panel:
     grid.add_column()
     right: list[Any] = []
     if r.stats is not None:
-        right.append(txt(tr("statistics of {what}", what=r.stats.of), "dim"))
+        right.append(txt(_statistics_of(r.stats), "dim"))
         right.append(_kv(_stats_pairs(r.stats)))
         if r.stats.note:
             right.append(txt(r.stats.note, "dim"))
@@ -381,9 +391,9 @@ def _tensor_rich(r: TensorReport) -> Panel:
         )
     grid.add_row(_kv(_tensor_pairs(r)), Group(*right) if right else "")
     body: list[Any] = [grid]
-    body += [txt(tr("sharing: {what}", what=s), "yellow") for s in r.sharing]
+    body += [txt(_sharing(s), "yellow") for s in r.sharing]
     if r.preview:
-        body.append(txt(tr("values of {name}", name=r.preview_of), "dim"))
+        body.append(txt(tr(_VALUES_OF, name=r.preview_of), "dim"))
         body.append(txt(r.preview))
     if r.picture is not None:
         p = r.picture
@@ -399,10 +409,10 @@ def _tensor_rich(r: TensorReport) -> Panel:
 
 
 def _array_rich(r: ArrayReport) -> Panel:
-    body: list[Any] = [_kv(_array_pairs(r))] + [txt(tr("sharing: {what}", what=s), "yellow") for s in r.sharing]
+    body: list[Any] = [_kv(_array_pairs(r))] + [txt(_sharing(s), "yellow") for s in r.sharing]
     if r.preview:
         body.append(txt(r.preview))
-    title = join(txt(r.name, "bold cyan"), "  " + tr("NumPy array"))
+    title = join(txt(r.name, "bold cyan"), "  " + tr(_ARRAY))
     return Panel(Group(*body), title=title, title_align="left", expand=False)
 
 
