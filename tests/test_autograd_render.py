@@ -85,3 +85,20 @@ def test_many_leaves_are_one_row_per_module_with_problems_first() -> None:
     t = leaf_rows(few)
     assert t.headers == ["leaf", "shape", "this call added", ".grad after"]
     assert t.rows[0] == ["m0.p0", "(4,) float32", "norm 3", "norm 3"]
+
+
+def test_columns_fit_the_terminal_and_keep_the_last_column_whole() -> None:
+    """The untracked table's header and rows stay columns at 80 cells (the why column is last)."""
+    from rich.cells import cell_len
+
+    from torchmagic.autograd.render import _columns
+
+    why = "written through .data: autograd does not see the change"
+    lines = _columns(["line", "code", "from", "result", "why"],
+                     [["4", "w2.data.mul_(2) + some_long_expression(x, y, z)", "w2", "", why]], width=60)
+    texts = ["".join(str(part) if isinstance(part, str) else part[0] for part in ln.parts) for ln in lines]
+    head, row = texts
+    assert row.index(why) == head.index("why")  # the last column starts under its header
+    assert why in row  # never cut
+    assert cell_len(row) - cell_len(why) <= 80 - 24  # the columns before it leave it room
+    assert "…" in row  # the long code cell was cut to make room

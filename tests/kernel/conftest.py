@@ -53,11 +53,14 @@ class Kernel:
 
 
 @contextlib.contextmanager
-def new_kernel() -> Iterator[tuple[Any, Kernel]]:
-    """A fresh kernel running this checkout, with torchmagic loaded: (its manager, the client)."""
+def new_kernel(**environ: str) -> Iterator[tuple[Any, Kernel]]:
+    """A fresh kernel running this checkout, with torchmagic loaded: (its manager, the client).
+
+    ``environ`` adds to the kernel's environment (``LANG="zh_CN.UTF-8"``).
+    """
     from jupyter_client.manager import start_new_kernel
 
-    env = dict(os.environ)
+    env = {**os.environ, **environ}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
     km, kc = start_new_kernel(kernel_name="python3", startup_timeout=120, env=env)
     try:

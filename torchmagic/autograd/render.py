@@ -266,12 +266,22 @@ def _untracked_word(kind: str) -> str:
 
 # -- terminal -----------------------------------------------------------------------
 def _columns(headers: list[str], rows: list[list[str]], styles: Sequence[str] = (), indent: str = "  ",
-             width: int = 40) -> list[Line]:
-    """Rows padded into columns (cells longer than ``width`` are cut with …), measured in terminal cells."""
+             width: int = 40, total: int = 80) -> list[Line]:
+    """Rows padded into columns, measured in terminal cells, that fit ``total`` cells.
+
+    Cells longer than ``width`` are cut with …; when the columns before the
+    last one leave the last fewer than 24 cells, the widest of them is cut
+    further (the last column is never padded, so it may wrap in a narrow terminal).
+    """
     from rich.cells import cell_len
 
     cut = [[clip(c, width) for c in row] for row in [headers, *rows]]
     widths = [max(cell_len(row[k]) for row in cut) for k in range(len(headers))]
+    room = total - cell_len(indent) - 2 * (len(widths) - 1) - min(widths[-1], 24)
+    while len(widths) > 1 and sum(widths[:-1]) > room and max(widths[:-1]) > 8:
+        k = max(range(len(widths) - 1), key=lambda i: widths[i])
+        widths[k] -= 1
+    cut = [[clip(c, widths[k]) if k < len(widths) - 1 else c for k, c in enumerate(row)] for row in cut]
     out = [Line(indent, ("  ".join(pad(h, w) for h, w in zip(cut[0], widths)).rstrip(), "dim"))]
     for k, row in enumerate(cut[1:]):
         line = Line(indent)
@@ -356,9 +366,9 @@ def to_rich(report: AutogradReport) -> Any:
                               (flag, "yellow")))
     if report.untracked:
         items.append(Line((tr("not tracked by autograd"), "bold")))
-        rows = [[str(u.line), u.source, _untracked_word(u.kind), ", ".join(u.inputs), u.output,
-                 f"×{u.count}" if u.count > 1 else ""] for u in report.untracked]
-        items.extend(_columns([tr("line"), tr("code"), tr("why"), tr("from"), tr("result"), ""], rows, width=60))
+        rows = [[str(u.line) + (f" ×{u.count}" if u.count > 1 else ""), u.source, ", ".join(u.inputs), u.output,
+                 _untracked_word(u.kind)] for u in report.untracked]
+        items.extend(_columns([tr("line"), tr("code"), tr("from"), tr("result"), tr("why")], rows, width=60))
     for jac in report.jacobians:
         items.extend(_jacobian_lines(jac))
     return Block(items)
