@@ -139,7 +139,8 @@ def source_key(path: Path) -> str:
     """Hash of the notebook and of every file the output depends on."""
     h = hashlib.sha256()
     h.update(path.read_bytes())
-    for f in sorted((ROOT / "torchmagic").rglob("*.py")):
+    sources = [*(ROOT / "torchmagic").rglob("*.py"), *(ROOT / "torchmagic").rglob("*.po")]  # code and catalogs
+    for f in sorted(sources):
         h.update(str(f.relative_to(ROOT)).encode())
         h.update(f.read_bytes())
     return h.hexdigest()

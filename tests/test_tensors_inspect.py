@@ -129,3 +129,11 @@ def test_big_tensor_is_sampled() -> None:
     t = torch.randn(2048, 2048)
     r = _tensor("t", t)
     assert r.stats is not None and r.stats.sampled and r.stats.count <= OPTS.stats_max_elements
+
+
+def test_a_bool_tensor_keeps_its_values_and_counts() -> None:
+    """A bool tensor has no float magnitudes to judge: its preview and counts are shown, not a failure note."""
+    r = inspect_one("b", torch.tensor([True, False, True]), {}, OPTS)
+    assert isinstance(r, TensorReport)
+    assert r.notes == [] and r.preview == "[ True, False,  True]"
+    assert r.stats is not None and r.stats.note == "2 True, 1 False"

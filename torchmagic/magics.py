@@ -159,9 +159,10 @@ class TorchMagics(Magics, Options):
         from torchmagic.trace.options import TraceOptions
 
         if exprs:
-            raise UsageError(f"%%tensorinfo takes options only, not {' '.join(exprs)!r}")
+            raise UsageError(tr("{magic} takes options only, not {given}", magic="%%tensorinfo",
+                                given=repr(" ".join(exprs))))
         if args.max_rows is not None and args.max_rows < 1:
-            raise UsageError("--max-rows needs a positive number")
+            raise UsageError(tr("{flag} needs a positive number", flag="--max-rows"))
         options = options_for(
             TraceOptions, self, deep=args.deep, view="source" if args.source else "table",
             trace_max_rows=args.max_rows or self.trace_max_rows,
@@ -270,11 +271,12 @@ class TorchMagics(Magics, Options):
         args, exprs = parse_line(self.tensorinfo, line)
         if cell is not None:
             if args.nan is not None:
-                raise UsageError("--nan is for the line form: %tensorinfo --nan on")
+                raise UsageError(tr("{flag} is for the line form: {example}", flag="--nan",
+                                    example="%tensorinfo --nan on"))
             return self._trace_cell(line, cell, args, exprs)
         if args.nan is not None:
             if exprs:
-                raise UsageError("%tensorinfo --nan on|off takes no expressions")
+                raise UsageError(tr("{magic} takes no expressions", magic="%tensorinfo --nan on|off"))
             from torchmagic.trace.report import NanWatchState
 
             self.nan_watch = args.nan == "on"
@@ -286,11 +288,11 @@ class TorchMagics(Magics, Options):
 
         ns = self.ip.user_ns
         if not exprs:
-            with guarded("building the %tensorinfo report"):
+            with guarded(tr("building the %tensorinfo report")):
                 self._emit(scan_namespace(ns, options_for(SummaryOptions, self)), args.out)
             return None
         items = [(expr, evaluate(expr, self.ip, "%tensorinfo")) for expr in exprs]
-        with guarded("building the %tensorinfo report"):
+        with guarded(tr("building the %tensorinfo report")):
             if args.short:
                 report: Report = summarize(items, options_for(SummaryOptions, self))
             else:
@@ -385,15 +387,15 @@ class TorchMagics(Magics, Options):
             return self._device_line(line)
         args = parse_options(self.device, line)
         if args.compare and args.target:
-            raise UsageError("give one device or --compare DEVICE DEVICE..., not both")
+            raise UsageError(tr("give one device or --compare DEVICE DEVICE..., not both"))
         devices = list(args.compare) if args.compare else [args.target] if args.target else []
         if not devices:
             raise UsageError(
-                "%%device needs a device: %%device cuda (or cpu, cuda:1, mps, meta), or --compare cpu cuda"
+                tr("%%device needs a device: %%device cuda (or cpu, cuda:1, mps, meta), or --compare cpu cuda")
             )
         for flag, value in (("-n", args.loops), ("-r", args.repeats)):
             if value is not None and value < 1:
-                raise UsageError(f"{flag} must be at least 1, not {value}")
+                raise UsageError(tr("{flag} must be at least 1, not {value}", flag=flag, value=value))
         from torchmagic.device.session import DeviceOptions, DeviceSession, resolve_targets
 
         options = options_for(DeviceOptions, self, loops=args.loops, repeats=args.repeats)
@@ -409,13 +411,13 @@ class TorchMagics(Magics, Options):
 
         args, exprs = parse_line(self.device, line)
         if args.loops is not None or args.repeats is not None or args.compare or args.fallback:
-            raise UsageError("-n, -r, --compare and --fallback belong to the cell form: %%device cuda -n 10")
+            raise UsageError(tr("-n, -r, --compare and --fallback belong to the cell form: %%device cuda -n 10"))
         if not exprs:
-            with guarded("building the %device report"):
+            with guarded(tr("building the %device report")):
                 self._emit(device_info(), args.out)
             return
         if len(exprs) > 1:
-            raise UsageError("%device takes one model or tensor expression, e.g. %device model")
+            raise UsageError(tr("%device takes one model or tensor expression, e.g. %device model"))
         expr = exprs[0]
         shell: Any = self.ip
         try:
@@ -423,13 +425,15 @@ class TorchMagics(Magics, Options):
         except UsageError as exc:
             if expr.split(":")[0] not in ("cpu", "cuda", "mps", "meta", "xpu"):
                 raise
-            raise UsageError(f"{exc} (to run a cell on a device use the cell form: %%device {expr})") from None
-        with guarded(f"building the %device {expr} report"):
+            raise UsageError(
+                tr("{error} (to run a cell on a device use the cell form: %%device {expr})", error=exc, expr=expr)
+            ) from None
+        with guarded(tr("building the %device {expr} report", expr=expr)):
             report = model_map(obj, expr, max_rows=self.device_max_rows)
             if report is None:
                 raise UsageError(
-                    f"%device {expr}: expected an nn.Module, a tensor or a dict/list of tensors, "
-                    f"got {type(obj).__name__}"
+                    tr("%device {expr}: expected an nn.Module, a tensor or a dict/list of tensors, got {type}",
+                       expr=expr, type=type(obj).__name__)
                 )
             self._emit(report, args.out)
         return

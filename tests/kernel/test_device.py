@@ -78,3 +78,20 @@ def test_fallback_notice_is_said_once_in_a_kernel(kernel: Any) -> None:
     assert out.status == "ok", out.error
     shown = out.stdout + out.stderr + "".join(d.get("text/plain", "") for d in out.displays)
     assert " ".join(shown.split()).count("instead of cuda") == 1  # in the report only (was also on stderr)
+
+
+def test_cuda_without_a_gpu_in_chinese(kernel: Any) -> None:
+    """issue 15's seed cell: %%device cuda on a machine without CUDA, explained in Chinese."""
+    assert kernel.run("%config TorchMagics.language = 'zh_CN'").status == "ok"
+    try:
+        if kernel.run("import torch\nprint(torch.cuda.is_available())").stdout.strip() == "True":
+            pytest.skip("checks the machine-without-CUDA path")
+        failed = kernel.run("%%device cuda\nz = torch.ones(2)\n")
+        fallback = kernel.run("%%device cuda --fallback cpu\nz = torch.ones(2)\n")
+    finally:
+        kernel.run("%config TorchMagics.language = 'auto'")
+    assert failed.status == "error" and "本机没有可用的 CUDA" in failed.stderr and "--fallback cpu" in failed.stderr
+    assert fallback.status == "ok"
+    (bundle,) = _device_bundles(fallback.displays, "%%device 在 cpu 上")
+    assert "此单元格改在 cpu 上运行，而不是 cuda" in bundle["text/html"]
+    assert "instead of" not in bundle["text/plain"]

@@ -93,3 +93,19 @@ def test_tensor_display_summary_in_a_kernel(kernel: Any) -> None:
     assert set(kernel.run("b").results[0]) == {"text/plain", "text/html"}  # the config still says summary
     assert kernel.run("%config TorchMagics.tensor_display = 'repr'").status == "ok"
     assert set(kernel.run("b").results[0]) == {"text/plain"}
+
+
+def test_a_chinese_report_in_the_kernel(kernel: Any) -> None:
+    """issue 15: one option and the notebook's %tensorinfo speaks Chinese, HTML and plain text alike."""
+    assert kernel.run("%config TorchMagics.language = 'zh_CN'").status == "ok"
+    try:
+        kernel.run("import torch\ny = torch.tensor([1., float('nan'), -float('inf'), 2.])")
+        (bundle,) = kernel.run("%tensorinfo y").displays
+    finally:
+        kernel.run("%config TorchMagics.language = 'auto'")
+    html, plain = bundle["text/html"], bundle["text/plain"]
+    assert "y  向量 (4,) float32 cpu  1 个 NaN  1 个 −Inf" in plain
+    for text in (html, plain):
+        assert "统计：2 个有限值（共 4 个）" in text and "statistics of" not in text
+    (english,) = kernel.run("%tensorinfo y").displays  # back to the kernel's own (English) locale
+    assert "statistics of the 2 finite values (of 4)" in english["text/plain"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Sequence
 
-__all__ = ["esc", "STYLE", "wrap", "table", "badge", "kv_table", "details"]
+__all__ = ["esc", "STYLE", "wrap", "table", "badge", "kv_table", "details", "tr_html"]
 
 
 def esc(value: object) -> str:
@@ -95,3 +95,14 @@ def details(summary: str, body: str, open_: bool = False) -> str:
     """A collapsible section (no script needed); ``summary`` is escaped."""
     attr = " open" if open_ else ""
     return f"<details{attr}><summary>{esc(summary)}</summary>{body}</details>"
+
+
+def tr_html(message: str, /, **html_fields: str) -> str:
+    """A translated sentence as HTML: its own words escaped, ``html_fields`` inserted as they are.
+
+    For sentences that hold markup (``values of <code>x</code>``): the caller
+    escapes what goes into each field.
+    """
+    from torchmagic.i18n import tr
+
+    return esc(tr(message)).format(**html_fields)

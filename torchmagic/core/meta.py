@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from torchmagic.i18n import N_, tr
+
 if TYPE_CHECKING:
     import torch
 
@@ -101,12 +103,13 @@ def fmt_shape(shape: tuple[int, ...] | list[int]) -> str:
     return "(" + ", ".join(str(d) for d in dims) + ")"
 
 
-_RANK_WORDS = {0: "scalar", 1: "vector", 2: "matrix"}
+_RANK_WORDS = {0: N_("scalar"), 1: N_("vector"), 2: N_("matrix")}
 
 
 def rank_word(rank: int) -> str:
-    """0 -> scalar, 1 -> vector, 2 -> matrix, n -> 'n-d tensor'."""
-    return _RANK_WORDS.get(rank, f"{rank}-d tensor")
+    """0 -> scalar, 1 -> vector, 2 -> matrix, n -> 'n-d tensor' (in the current language)."""
+    word = _RANK_WORDS.get(rank)
+    return tr(word) if word is not None else tr("{rank}-d tensor", rank=rank)
 
 
 def human_bytes(n: int | float) -> str:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from IPython.core.error import UsageError
 
+from torchmagic.i18n import tr
+
 if TYPE_CHECKING:
     import torch
 
@@ -73,13 +75,13 @@ def parse_device(spec: str) -> torch.device:
         device = torch.device(text)
     except (RuntimeError, ValueError, TypeError):
         raise UsageError(
-            f"unknown device {text!r}: use one of cpu, cuda, cuda:N, mps, meta "
-            f"(available here: {', '.join(available_devices())})"
+            tr("unknown device {device}: use one of cpu, cuda, cuda:N, mps, meta (available here: {available})",
+               device=repr(text), available=", ".join(available_devices()))
         ) from None
     if device.type not in SUPPORTED_TYPES:
         raise UsageError(
-            f"%%device cannot run cells on {text!r}: supported are cpu, cuda, cuda:N, mps, "
-            f"xpu, meta (available here: {', '.join(available_devices())})"
+            tr("%%device cannot run cells on {device}: supported are cpu, cuda, cuda:N, mps, xpu, meta "
+               "(available here: {available})", device=repr(text), available=", ".join(available_devices()))
         )
     return device
 
@@ -88,8 +90,8 @@ def _build_note() -> str:
     import torch
 
     if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:
-        return f"torch {torch.__version__} is a CPU-only build"
-    return f"torch {torch.__version__} found no usable CUDA GPU"
+        return tr("torch {version} is a CPU-only build", version=torch.__version__)
+    return tr("torch {version} found no usable CUDA GPU", version=torch.__version__)
 
 
 def unavailable_reason(device: torch.device) -> str | None:
@@ -100,20 +102,21 @@ def unavailable_reason(device: torch.device) -> str | None:
     if kind == "cuda":
         count = _cuda_count()
         if count == 0:
-            return f"CUDA is not available here ({_build_note()})"
+            return tr("CUDA is not available here ({why})", why=_build_note())
         if index is not None and index >= count:
-            return f"{device} does not exist: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})"
+            return tr("{device} does not exist: this machine has {count} CUDA device(s) (cuda:0..cuda:{last})",
+                      device=device, count=count, last=count - 1)
         return None
     if kind == "mps":
-        return None if _mps_available() else "MPS (Apple GPU) is not available here"
+        return None if _mps_available() else tr("MPS (Apple GPU) is not available here")
     if kind == "xpu":
         count = _xpu_count()
         if count == 0:
-            return "XPU is not available here"
+            return tr("XPU is not available here")
         if index is not None and index >= count:
-            return f"{device} does not exist: this machine has {count} XPU device(s)"
+            return tr("{device} does not exist: this machine has {count} XPU device(s)", device=device, count=count)
         return None
-    return f"{device} is not supported"  # pragma: no cover - parse_device filters these
+    return tr("{device} is not supported", device=device)  # pragma: no cover - parse_device filters these
 
 
 def resolve(spec: str, fallback: str | None = None) -> tuple[torch.device, str | None]:
@@ -129,11 +132,13 @@ def resolve(spec: str, fallback: str | None = None) -> tuple[torch.device, str |
     available = ", ".join(available_devices())
     if fallback is None:
         raise UsageError(
-            f"{reason}. Available devices: {available}. Use %%device cpu, "
-            f"or add --fallback cpu to run on the CPU when {device.type} is missing."
+            tr("{reason}. Available devices: {available}. Use %%device cpu, or add --fallback cpu to run on the "
+               "CPU when {kind} is missing.", reason=reason, available=available, kind=device.type)
         )
     backup = parse_device(fallback)
     backup_reason = unavailable_reason(backup)
     if backup_reason is not None:
-        raise UsageError(f"{reason}, and the fallback too: {backup_reason}. Available: {available}")
-    return backup, f"{reason}: this cell ran on {backup} instead of {device} (--fallback {fallback})"
+        raise UsageError(tr("{reason}, and the fallback too: {fallback_reason}. Available: {available}",
+                            reason=reason, fallback_reason=backup_reason, available=available))
+    return backup, tr("{reason}: this cell ran on {backup} instead of {device} (--fallback {fallback})",
+                      reason=reason, backup=backup, device=device, fallback=fallback)

@@ -16,6 +16,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from torchmagic.device.report import ModuleStat
+from torchmagic.i18n import tr
 
 __all__ = ["fold_rows", "pattern_of", "named", "label", "FOLD_MIN"]
 
@@ -116,4 +117,4 @@ def label(paths: Sequence[str]) -> str:
         folded = _label(patterns.pop(), [pattern_of(p)[1] for p in unique])
         if folded is not None:
             return folded
-    return f"{unique[0]} (+{len(unique) - 1} more)"
+    return tr("{first} (+{n} more)", first=unique[0], n=len(unique) - 1)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from torchmagic.core.meta import dtype_name
 from torchmagic.device.devices import available_devices
 from torchmagic.device.report import DeviceFacts, DeviceInfoReport, ModelMapReport, PlacementRow
+from torchmagic.i18n import N_, tr
 
 if TYPE_CHECKING:
     import torch
@@ -39,8 +40,8 @@ def _settings() -> list[tuple[str, str]]:
 
     cudnn = torch.backends.cudnn
     rows: list[tuple[str, str]] = [
-        ("CUDA (torch built with)", str(torch.version.cuda or "none (CPU-only build)")),
-        ("cuDNN", _read(lambda: cudnn.version() if cudnn.is_available() else "not available")),
+        (N_("CUDA (torch built with)"), str(torch.version.cuda or tr("none (CPU-only build)"))),
+        ("cuDNN", _read(lambda: cudnn.version() if cudnn.is_available() else tr("not available"))),
         ("cudnn.enabled", _read(lambda: cudnn.enabled)),
         ("cudnn.benchmark", _read(lambda: cudnn.benchmark)),
         ("cudnn.deterministic", _read(lambda: cudnn.deterministic)),
@@ -50,11 +51,11 @@ def _settings() -> list[tuple[str, str]]:
             "cuda.matmul.allow_fp16_reduced_precision_reduction",
             _read(lambda: torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction),
         ),
-        ("float32 matmul precision", _read(torch.get_float32_matmul_precision)),
-        ("deterministic algorithms", _read(torch.are_deterministic_algorithms_enabled)),
-        ("default device", _read(torch.get_default_device)),
-        ("default dtype", dtype_name(torch.get_default_dtype())),
-        ("CPU threads (intra-op)", str(torch.get_num_threads())),
+        (N_("float32 matmul precision"), _read(torch.get_float32_matmul_precision)),
+        (N_("deterministic algorithms"), _read(torch.are_deterministic_algorithms_enabled)),
+        (N_("default device"), _read(torch.get_default_device)),
+        (N_("default dtype"), dtype_name(torch.get_default_dtype())),
+        (N_("CPU threads (intra-op)"), str(torch.get_num_threads())),
     ]
     hip = getattr(torch.version, "hip", None)
     if hip:
@@ -92,7 +93,8 @@ def device_info() -> DeviceInfoReport:
         if name == "cpu":
             cpu = platform.processor() or platform.machine()
             devices.append(
-                DeviceFacts(name="cpu", kind="cpu", description=f"{cpu}, {os.cpu_count()} logical cores")
+                DeviceFacts(name="cpu", kind="cpu",
+                            description=tr("{cpu}, {n} logical cores", cpu=cpu, n=os.cpu_count()))
             )
         elif name.startswith("cuda:"):
             devices.append(_cuda_facts(int(name.split(":")[1])))
@@ -102,13 +104,14 @@ def device_info() -> DeviceInfoReport:
                 DeviceFacts(
                     name="mps",
                     kind="mps",
-                    description="Apple GPU (Metal)",
+                    description=tr("Apple GPU (Metal)"),
                     allocated_bytes=int(allocated) if allocated.isdigit() else None,
                 )
             )
         elif name == "meta":
             devices.append(
-                DeviceFacts(name="meta", kind="meta", description="shapes and dtypes only, no data (always available)")
+                DeviceFacts(name="meta", kind="meta",
+                            description=tr("shapes and dtypes only, no data (always available)"))
             )
         else:
             devices.append(DeviceFacts(name=name, kind=name.split(":")[0], description=""))
@@ -178,22 +181,26 @@ def model_map(obj: object, name: str, max_rows: int = 50) -> ModelMapReport | No
             own_p = list(mod.parameters(recurse=False))
             own_b = list(mod.buffers(recurse=False))
             if own_p or own_b:
-                layers.append(_row(mod_name or "(root)", type(mod).__name__, own_p, own_b))
+                layers.append(_row(mod_name or tr("(root)"), type(mod).__name__, own_p, own_b))
         split = [row.name for row in layers if len(row.devices) > 1]
         if split:
-            notes.append(f"{len(split)} module(s) have tensors on more than one device: {', '.join(split[:5])}")
+            notes.append(tr("{n} module(s) have tensors on more than one device: {names}", n=len(split),
+                            names=", ".join(split[:5])))
         device_ids = getattr(obj, "device_ids", None)
         if device_ids:
-            notes.append(f"{type(obj).__name__} replicates the model over device_ids={list(device_ids)}")
+            notes.append(tr("{type} replicates the model over {ids}", type=type(obj).__name__,
+                            ids="device_ids=" + str(list(device_ids))))
         for p_name, p in params:
             if p.grad is not None and p.grad.device != p.device:
-                notes.append(f"{p_name}.grad is on {p.grad.device} but the parameter is on {p.device}")
+                notes.append(tr("{grad} is on {grad_device} but the parameter is on {device}", grad=p_name + ".grad",
+                                grad_device=p.grad.device, device=p.device))
                 break
     else:
         for t_name, t in params:
-            layers.append(_row(t_name or name, "tensor", [t], []))
+            layers.append(_row(t_name or name, tr("tensor"), [t], []))
     if len(per_device) > 1:
-        notes.insert(0, f"spread over {len(per_device)} devices: inputs must move between them (model parallel)")
+        notes.insert(0, tr("spread over {n} devices: inputs must move between them (model parallel)",
+                           n=len(per_device)))
     kind = type(obj).__name__
     return ModelMapReport(
         name=name,

@@ -18,6 +18,7 @@ from torchmagic.core.meta import dtype_name, fmt_shape, shape_of
 from torchmagic.core.names import user_names
 from torchmagic.core.text import first_line
 from torchmagic.device.report import Mismatch, Operand
+from torchmagic.i18n import tr
 
 if TYPE_CHECKING:
     import torch
@@ -99,12 +100,14 @@ def hint(operands: list[Operand], target: str) -> str:
     away = [o for o in operands if not _same(o.device, target)]
     if not away:
         devices = sorted({o.device for o in operands})
-        return f"The operands live on {', '.join(devices)}: move them to one device with .to(...)."
-    listed = ", ".join(f"{o.name} {fmt_shape(o.shape)} is on {o.device}" for o in away)
+        return tr("The operands live on {devices}: move them to one device with .to(...).",
+                  devices=", ".join(devices))
+    listed = tr(", ").join(tr("{name} {shape} is on {device}", name=o.name, shape=fmt_shape(o.shape), device=o.device)
+                           for o in away)
     first = away[0].name
     move = f"{first}.to('{target}')" if first.replace(".", "_").isidentifier() else f".to('{target}')"
-    return (
-        f"{listed} but this cell runs on {target}. %%device only changes where new tensors "
-        f"are created; tensors from earlier cells or made with an explicit device= keep "
-        f"theirs. Move it with {move} or create it inside the cell."
+    return tr(
+        "{listed} but this cell runs on {target}. %%device only changes where new tensors are created; tensors "
+        "from earlier cells or made with an explicit device= keep theirs. Move it with {move} or create it "
+        "inside the cell.", listed=listed, target=target, move=move,
     )

@@ -14,10 +14,11 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from torchmagic.core.html import badge, details, esc, table, wrap
+from torchmagic.core.html import badge, details, esc, table, tr_html, wrap
 from torchmagic.core.meta import fmt_shape, human_bytes
 from torchmagic.core.term import txt
 from torchmagic.device.report import CreatedTensor, DeviceReport, DeviceRun, ModuleStat
+from torchmagic.i18n import N_, tr, trn
 
 __all__ = ["to_html", "to_rich", "fmt_ms", "signed_bytes"]
 
@@ -39,46 +40,60 @@ def signed_bytes(n: int) -> str:
 
 def _title(report: DeviceReport) -> str:
     devices = " vs ".join(r.device for r in report.runs) or "?"
-    runs = report.cell_runs
-    ran = "once" if runs == 1 else f"{runs} times"
-    what = "compared on" if report.compare else "on"
-    return f"%%device {what} {devices}: the cell ran {ran}"
+    if report.compare:
+        return trn("%%device compared on {devices}: the cell ran once",
+                   "%%device compared on {devices}: the cell ran {n} times", report.cell_runs, devices=devices)
+    return trn("%%device on {devices}: the cell ran once", "%%device on {devices}: the cell ran {n} times",
+               report.cell_runs, devices=devices)
+
+
+def _heads(names: list[str]) -> list[str]:
+    """Table headers in the current language (the lists are marked with ``N_``)."""
+    return [tr(h) for h in names]
+
+
+def _items(parts: list[str]) -> str:
+    """Clauses joined by the language's comma."""
+    return tr(", ").join(parts)
 
 
 def _timing_lines(run: DeviceRun) -> list[tuple[str, str]]:
-    """(label, text) lines about time; shared by both views."""
+    """(label, text) lines about time; shared by both views.  Labels are English keys (``error`` is
+    styled): each view shows ``tr(label)``."""
     out: list[tuple[str, str]] = []
     if run.first is not None:
         t = run.first
-        label = "warm-up run" if run.repeats is not None else "time"
-        parts = [f"wall {fmt_ms(t.wall_ms)}"]
-        if t.device_ms is not None:
-            parts[0] += " (until the device finished)"
-            parts.append(f"device {fmt_ms(t.device_ms)} (events)")
-            parts.append(
-                f"Python returned after {fmt_ms(t.host_ms)} (kernels run asynchronously: "
-                f"that alone would be launch time)"
-            )
-        text = ", ".join(parts)
+        label = N_("warm-up run") if run.repeats is not None else N_("time")
+        if t.device_ms is None:
+            parts = [tr("wall {time}", time=fmt_ms(t.wall_ms))]
+        else:
+            parts = [
+                tr("wall {time} (until the device finished)", time=fmt_ms(t.wall_ms)),
+                tr("device {time} (events)", time=fmt_ms(t.device_ms)),
+                tr("Python returned after {time} (kernels run asynchronously: that alone would be launch time)",
+                   time=fmt_ms(t.host_ms)),
+            ]
+        text = _items(parts)
         if run.first_recorded:
-            text += (
-                f"; recorded run (ops, transfers, memory): torchmagic's recording "
-                f"took ≥ {fmt_ms(run.recording_ms)} of it"
-            )
+            text = tr("{timing}; recorded run (ops, transfers, memory): torchmagic's recording took ≥ {time} of it",
+                      timing=text, time=fmt_ms(run.recording_ms))
         out.append((label, text))
     if run.repeats is not None:
         r = run.repeats
-        clock = "device time" if r.kind == "device" else "wall time"
-        loops = "loop" if r.loops == 1 else "loops"
-        text = (
-            f"{fmt_ms(r.mean_ms)} ± {fmt_ms(r.std_ms)} per loop ({clock}, mean ± std of "
-            f"{r.repeats} repeats × {r.loops} {loops}; best {fmt_ms(r.best_ms)}"
-        )
+        fields = {"mean": fmt_ms(r.mean_ms), "std": fmt_ms(r.std_ms), "repeats": r.repeats, "best": fmt_ms(r.best_ms),
+                  "clock": tr("device time") if r.kind == "device" else tr("wall time")}
         if r.kind == "device":
-            text += f"; wall best {fmt_ms(min(r.wall_per_loop_ms))}"
-        out.append(("repeats", text + ")"))
+            text = trn("{mean} ± {std} per loop ({clock}, mean ± std of {repeats} repeats × {n} loop; best {best}; "
+                       "wall best {wall})",
+                       "{mean} ± {std} per loop ({clock}, mean ± std of {repeats} repeats × {n} loops; best {best}; "
+                       "wall best {wall})", r.loops, wall=fmt_ms(min(r.wall_per_loop_ms)), **fields)
+        else:
+            text = trn("{mean} ± {std} per loop ({clock}, mean ± std of {repeats} repeats × {n} loop; best {best})",
+                       "{mean} ± {std} per loop ({clock}, mean ± std of {repeats} repeats × {n} loops; best {best})",
+                       r.loops, **fields)
+        out.append((N_("repeats"), text))
     if run.error:
-        out.append(("error", run.error))
+        out.append((N_("error"), run.error))
     return out
 
 
@@ -87,12 +102,13 @@ def _memory_line(run: DeviceRun) -> str:
     if m is None:
         return ""
     src = (
-        "CUDA allocator"
+        tr("CUDA allocator")
         if m.source == "allocator"
-        else "outputs of the cell's torch calls, tracked: a lower bound, temporaries inside one op "
-        "and gradients made by backward are not seen"
+        else tr("outputs of the cell's torch calls, tracked: a lower bound, temporaries inside one op "
+                "and gradients made by backward are not seen")
     )
-    return f"on {m.device}: peak {signed_bytes(m.peak_bytes)}, net {signed_bytes(m.net_bytes)} ({src})"
+    return tr("on {device}: peak {peak}, net {net} ({source})", device=m.device, peak=signed_bytes(m.peak_bytes),
+              net=signed_bytes(m.net_bytes), source=src)
 
 
 def _compare_rows(report: DeviceReport) -> list[list[str]]:
@@ -106,22 +122,27 @@ def _compare_rows(report: DeviceReport) -> list[list[str]]:
                 fmt_ms(first.wall_ms if first else None),
                 fmt_ms(first.device_ms if first else None),
                 fmt_ms(min(run.repeats.wall_per_loop_ms)) if run.repeats else "–",
-                "1× (baseline)" if run is report.runs[0] else (f"{speed:.2f}×" if speed else "–"),
+                tr("1× (baseline)") if run is report.runs[0] else (f"{speed:.2f}×" if speed else "–"),
             ]
         )
     return rows
 
 
-_COMPARE_HEAD = ["device", "first run (wall)", "device time", "best per loop (wall)", "speedup"]
-_OPS_HEAD = ["op", "input shapes", "count", "total", "mean"]
-_MEM_HEAD = ["line", "made by", "tensor", "size", "after the cell"]
-_MOD_HEAD = ["module", "type", "calls", "forward", "backward", "new tensors", "kept", "gradients", "parameters",
-             "output"]
+_COMPARE_HEAD = [N_("device"), N_("first run (wall)"), N_("device time"), N_("best per loop (wall)"), N_("speedup")]
+_OPS_HEAD = [N_("op"), N_("input shapes"), N_("count"), N_("total"), N_("mean")]
+_MEM_HEAD = [N_("line"), N_("made by"), N_("tensor"), N_("size"), N_("after the cell")]
+_MOD_HEAD = [N_("module"), N_("type"), N_("calls"), N_("forward"), N_("backward"), N_("new tensors"), N_("kept"),
+             N_("gradients"), N_("parameters"), N_("output")]
 # the terminal's narrower table: the columns that answer "which layer costs what"
-_MOD_HEAD_TERM = ["module", "type", "forward", "backward", "kept", "parameters"]
+_MOD_HEAD_TERM = [N_("module"), N_("type"), N_("forward"), N_("backward"), N_("kept"), N_("parameters")]
 _NBSP = "\u00a0"
-_XFER_HEAD = ["line", "direction", "from → to", "op", "count", "bytes", "shape"]
-_SYNC_HEAD = ["line", "op", "device", "count", "why it waits"]
+_LARGEST = N_("largest tensors created")
+_MISMATCH = N_("device mismatch")
+_MEMORY = N_("memory")
+_NO_COPIES = N_("no copies across devices")
+_XFER_HEAD = [N_("line"), N_("direction"), N_("from → to"), N_("op"), N_("count"), N_("bytes"), N_("shape")]
+_SYNC_HEAD = [N_("line"), N_("op"), N_("device"), N_("count"), N_("why it waits")]
+_OPERAND_HEAD = [N_("operand"), N_("shape"), N_("dtype"), N_("device")]
 
 
 def _ops_rows(run: DeviceRun) -> list[list[str]]:
@@ -131,7 +152,7 @@ def _ops_rows(run: DeviceRun) -> list[list[str]]:
             s.shapes,
             str(s.count),
             fmt_ms(s.total_ms),
-            fmt_ms(s.mean_ms) + ("" if s.timed == s.count else f" ({s.timed} timed)"),
+            fmt_ms(s.mean_ms) if s.timed == s.count else tr("{time} ({n} timed)", time=fmt_ms(s.mean_ms), n=s.timed),
         ]
         for s in run.ops
     ]
@@ -142,10 +163,10 @@ def _after(t: CreatedTensor) -> str:
     one = t.count == 1
     parts = list(t.names)
     if t.unnamed:
-        parts.append("alive (no name)" if one else f"{t.unnamed} alive (no name)")
+        parts.append(tr("alive (no name)") if one else tr("{n} alive (no name)", n=t.unnamed))
     if t.freed:
-        parts.append("freed" if one else f"{t.freed} freed")
-    return ", ".join(parts)
+        parts.append(tr("freed") if one else tr("{n} freed", n=t.freed))
+    return _items(parts)
 
 
 def _mem_rows(run: DeviceRun) -> list[list[str]]:
@@ -154,7 +175,7 @@ def _mem_rows(run: DeviceRun) -> list[list[str]]:
     return [
         [
             f"{t.line}: {t.source}" if t.line else "–",
-            t.op + (f" in {t.module}" if t.module else ""),
+            tr("{op} in {module}", op=t.op, module=t.module) if t.module else t.op,
             f"{fmt_shape(t.shape)} {t.dtype}" + ("" if t.device == run.device else f" {t.device}"),
             human_bytes(t.nbytes) + ("" if t.count == 1 else f" ×{t.count}"),
             _after(t),
@@ -167,8 +188,8 @@ def _mem_note(run: DeviceRun) -> str:
     """The footnote of the largest-tensors table, when it needs one."""
     if run.memory is None or not any(t.unnamed for t in run.memory.largest):
         return ""
-    return ("alive (no name): still in memory after the cell, but not under a name of yours: autograd keeps "
-            "activations for backward, or an object (a list, a module) holds it")
+    return tr("alive (no name): still in memory after the cell, but not under a name of yours: autograd keeps "
+              "activations for backward, or an object (a list, a module) holds it")
 
 
 def _module_name(m: ModuleStat) -> str:
@@ -177,7 +198,7 @@ def _module_name(m: ModuleStat) -> str:
     if m.instances > 1:
         text += f" ×{m.instances}"
     if m.calls > m.instances:
-        text += f" ({m.calls} calls)"
+        text = tr("{module} ({n} calls)", module=text, n=m.calls)
     return text
 
 
@@ -201,24 +222,27 @@ def _module_row(m: ModuleStat, full: bool = True) -> list[str]:
 
 
 def _modules_caption(run: DeviceRun) -> str:
-    clock = "device time from events" if run.op_time_kind == "device" else "host clock, recording taken out"
+    clock = tr("device time from events") if run.op_time_kind == "device" else tr("host clock, recording taken out")
     shown = len(run.modules_unfolded)
-    more = f"; the first {shown} of {run.modules_total} modules" if run.modules_total > shown else ""
-    return f"Modules: time and memory per nn.Module, children included ({clock}{more})"
+    if run.modules_total > shown:
+        return tr("Modules: time and memory per nn.Module, children included ({clock}; the first {shown} of "
+                  "{total} modules)", clock=clock, shown=shown, total=run.modules_total)
+    return tr("Modules: time and memory per nn.Module, children included ({clock})", clock=clock)
 
 
 def _modules_note(run: DeviceRun) -> str:
-    folded = len(run.modules) < len(run.modules_unfolded)
-    what = ("new tensors: made by its forward; kept: of those, still alive when forward returned (its output "
-            "and what autograd saved for backward); gradients: made by its backward steps; parameters: elements")
-    return what + ("; repeated layers are folded into one row (×N, sums)" if folded else "")
+    what = tr("new tensors: made by its forward; kept: of those, still alive when forward returned (its output "
+              "and what autograd saved for backward); gradients: made by its backward steps; parameters: elements")
+    if len(run.modules) < len(run.modules_unfolded):
+        return tr("{columns}; repeated layers are folded into one row (×N, sums)", columns=what)
+    return what
 
 
 def _xfer_rows(run: DeviceRun) -> list[list[str]]:
     return [
         [
             f"{x.line}: {x.source}" if x.line else "–",
-            x.direction,
+            tr(x.direction),
             f"{x.src} → {x.dst}",
             x.op,
             str(x.count),
@@ -230,17 +254,26 @@ def _xfer_rows(run: DeviceRun) -> list[list[str]]:
 
 
 def _sync_rows(run: DeviceRun) -> list[list[str]]:
-    return [[f"{s.line}: {s.source}" if s.line else "–", s.op, s.device, str(s.count), s.why] for s in run.syncs]
+    return [[f"{s.line}: {s.source}" if s.line else "–", s.op, s.device, str(s.count), tr(s.why)] for s in run.syncs]
 
 
 def _ops_caption(run: DeviceRun) -> str:
-    clock = "device time from events per op" if run.op_time_kind == "device" else "host clock per op"
-    return f"Slowest ops ({run.op_count} torch calls in the recorded run; {clock})"
+    clock = tr("device time from events per op") if run.op_time_kind == "device" else tr("host clock per op")
+    return tr("Slowest ops ({n} torch calls in the recorded run; {clock})", n=run.op_count, clock=clock)
 
 
 def _xfer_caption(run: DeviceRun) -> str:
-    copies = f"{run.transfer_count} cop{'y' if run.transfer_count == 1 else 'ies'}"
-    return f"Transfers: {copies} across devices, {human_bytes(run.transfer_bytes)}"
+    return trn("Transfers: {n} copy across devices, {size}", "Transfers: {n} copies across devices, {size}",
+               run.transfer_count, size=human_bytes(run.transfer_bytes))
+
+
+def _sync_caption(run: DeviceRun) -> str:
+    return tr("Sync points: {n} line(s) make Python wait for the device", n=len(run.syncs))
+
+
+def _operand_rows(run: DeviceRun) -> list[list[str]]:
+    assert run.mismatch is not None
+    return [[o.name, fmt_shape(o.shape), o.dtype, o.device] for o in run.mismatch.operands]
 
 
 # -- HTML ------------------------------------------------------------------------------------
@@ -254,57 +287,60 @@ def _run_html(run: DeviceRun, with_device: bool) -> str:
         parts.append(f'<div class="tm-warn">⚠ {esc(run.notice)}</div>')
     for label, text in _timing_lines(run):
         cls = "tm-error" if label == "error" else ""
-        parts.append(f'<div class="{cls}"><b>{esc(label)}</b>: {esc(text)}</div>')
+        line = tr_html(N_("{label}: {text}"), label=f"<b>{esc(tr(label))}</b>", text=esc(text))
+        parts.append(f'<div class="{cls}">{line}</div>')
     if run.mismatch is not None:
         mm = run.mismatch
-        rows = [[o.name, fmt_shape(o.shape), o.dtype, o.device] for o in mm.operands]
+        head = tr_html(N_("{mismatch} at line {line}: {source} ({op})"),
+                       mismatch=f"<b>{esc(tr(_MISMATCH))}</b>", line=str(mm.line),
+                       source=f"<code>{esc(mm.source)}</code>", op=esc(mm.op))
         parts.append(
-            f'<div class="tm-error"><b>device mismatch</b> at line {mm.line}: <code>{esc(mm.source)}</code> '
-            f"({esc(mm.op)})</div>" + table(["operand", "shape", "dtype", "device"], rows)
+            f'<div class="tm-error">{head}</div>' + table(_heads(_OPERAND_HEAD), _operand_rows(run))
             + f"<div>{esc(mm.hint)}</div>"
         )
     if run.ops:
-        parts.append(f'<div class="tm-title">{esc(_ops_caption(run))}</div>' + table(_OPS_HEAD, _ops_rows(run)))
+        parts.append(f'<div class="tm-title">{esc(_ops_caption(run))}</div>'
+                     + table(_heads(_OPS_HEAD), _ops_rows(run)))
     if run.modules:
         parts.append(_modules_html(run))
     if run.memory is not None:
-        parts.append(f"<div><b>memory</b> {esc(_memory_line(run))}</div>")
+        parts.append(f"<div><b>{esc(tr(_MEMORY))}</b> {esc(_memory_line(run))}</div>")
         if run.memory.largest:
-            parts.append('<div class="tm-muted">largest tensors created</div>' + table(_MEM_HEAD, _mem_rows(run)))
+            parts.append(f'<div class="tm-muted">{esc(tr(_LARGEST))}</div>'
+                         + table(_heads(_MEM_HEAD), _mem_rows(run)))
             if _mem_note(run):
                 parts.append(f'<div class="tm-muted">{esc(_mem_note(run))}</div>')
     if run.transfers:
-        parts.append(f'<div class="tm-title">{esc(_xfer_caption(run))}</div>' + table(_XFER_HEAD, _xfer_rows(run)))
+        parts.append(f'<div class="tm-title">{esc(_xfer_caption(run))}</div>'
+                     + table(_heads(_XFER_HEAD), _xfer_rows(run)))
     elif run.first is not None:
-        parts.append('<div class="tm-muted">no copies across devices</div>')
+        parts.append(f'<div class="tm-muted">{esc(tr(_NO_COPIES))}</div>')
     if run.syncs:
-        parts.append(
-            f'<div class="tm-title tm-warn">Sync points: {len(run.syncs)} line(s) make Python wait for the device</div>'
-            + table(_SYNC_HEAD, _sync_rows(run))
-        )
+        parts.append(f'<div class="tm-title tm-warn">{esc(_sync_caption(run))}</div>'
+                     + table(_heads(_SYNC_HEAD), _sync_rows(run)))
     return "".join(parts)
 
 
 def _modules_html(run: DeviceRun) -> str:
     out = f'<div class="tm-title">{esc(_modules_caption(run))}</div>'
-    out += table(_MOD_HEAD, [_module_row(m) for m in run.modules])
+    out += table(_heads(_MOD_HEAD), [_module_row(m) for m in run.modules])
     out += f'<div class="tm-muted">{esc(_modules_note(run))}</div>'
     if len(run.modules) < len(run.modules_unfolded):
-        out += details(f"every module ({len(run.modules_unfolded)} rows)",
-                       table(_MOD_HEAD, [_module_row(m) for m in run.modules_unfolded]))
+        out += details(tr("every module ({n} rows)", n=len(run.modules_unfolded)),
+                       table(_heads(_MOD_HEAD), [_module_row(m) for m in run.modules_unfolded]))
     return out
 
 
 def to_html(report: DeviceReport) -> str:
     body = [f'<div class="tm-title">{esc(_title(report))}</div>']
     if report.compare and len(report.runs) > 1:
-        body.append(table(_COMPARE_HEAD, _compare_rows(report)))
+        body.append(table(_heads(_COMPARE_HEAD), _compare_rows(report)))
     many = len(report.runs) > 1
     for run in report.runs:
         body.append(_run_html(run, with_device=many))
     if any(r.repeats is not None for r in report.runs):
-        repeated = "the cell ran several times; its side effects happened each time"
-        body.append(f'<div class="tm-muted">{badge("repeated")} {repeated}</div>')
+        repeated, word = tr("the cell ran several times; its side effects happened each time"), tr("repeated")
+        body.append(f'<div class="tm-muted">{badge(word)} {esc(repeated)}</div>')
     return wrap("".join(body), "device")
 
 
@@ -313,7 +349,7 @@ def to_html(report: DeviceReport) -> str:
 
 def _rich_table(title: str, head: list[str], rows: list[list[str]], style: str = "") -> Table:
     t = Table(title=txt(title, style or "bold"), title_justify="left", show_edge=False, pad_edge=False)
-    for h in head:
+    for h in _heads(head):
         t.add_column(txt(h))
     for row in rows:
         t.add_row(*[txt(c) for c in row])
@@ -328,16 +364,14 @@ def _run_rich(run: DeviceRun, with_device: bool) -> list[Any]:
         items.append(txt(f"⚠ {run.notice}", "bold yellow"))
     for label, text in _timing_lines(run):
         line = Text()
-        line.append(txt(f"{label}: ", "bold red" if label == "error" else "bold"))
+        line.append(txt(tr("{label}:", label=tr(label)) + " ", "bold red" if label == "error" else "bold"))
         line.append(txt(text))
         items.append(line)
     if run.mismatch is not None:
         mm = run.mismatch
-        items.append(txt(f"device mismatch at line {mm.line}: {mm.source} ({mm.op})", "bold red"))
-        items.append(
-            _rich_table("operands", ["operand", "shape", "dtype", "device"],
-                        [[o.name, fmt_shape(o.shape), o.dtype, o.device] for o in mm.operands])
-        )
+        items.append(txt(tr("{mismatch} at line {line}: {source} ({op})", mismatch=tr(_MISMATCH), line=mm.line,
+                            source=mm.source, op=mm.op), "bold red"))
+        items.append(_rich_table(tr("operands"), _OPERAND_HEAD, _operand_rows(run)))
         items.append(txt(mm.hint))
     if run.ops:
         items.append(_rich_table(_ops_caption(run), _OPS_HEAD, _ops_rows(run)))
@@ -346,34 +380,27 @@ def _run_rich(run: DeviceRun, with_device: bool) -> list[Any]:
         items.append(_rich_table(_modules_caption(run), _MOD_HEAD_TERM, rows))
         items.append(txt(_modules_note(run), "dim"))
     if run.memory is not None:
-        items.append(Text.assemble(txt("memory ", "bold"), txt(_memory_line(run))))
+        items.append(Text.assemble(txt(tr(_MEMORY) + " ", "bold"), txt(_memory_line(run))))
         if run.memory.largest:
-            items.append(_rich_table("largest tensors created", _MEM_HEAD, _mem_rows(run), "dim"))
+            items.append(_rich_table(tr(_LARGEST), _MEM_HEAD, _mem_rows(run), "dim"))
             if _mem_note(run):
                 items.append(txt(_mem_note(run), "dim"))
     if run.transfers:
         items.append(_rich_table(_xfer_caption(run), _XFER_HEAD, _xfer_rows(run)))
     elif run.first is not None:
-        items.append(txt("no copies across devices", "dim"))
+        items.append(txt(tr(_NO_COPIES), "dim"))
     if run.syncs:
-        items.append(
-            _rich_table(
-                f"Sync points: {len(run.syncs)} line(s) make Python wait for the device",
-                _SYNC_HEAD,
-                _sync_rows(run),
-                "bold yellow",
-            )
-        )
+        items.append(_rich_table(_sync_caption(run), _SYNC_HEAD, _sync_rows(run), "bold yellow"))
     return items
 
 
 def to_rich(report: DeviceReport) -> Any:
     items: list[Any] = [txt(_title(report), "bold")]
     if report.compare and len(report.runs) > 1:
-        items.append(_rich_table("comparison", _COMPARE_HEAD, _compare_rows(report)))
+        items.append(_rich_table(tr("comparison"), _COMPARE_HEAD, _compare_rows(report)))
     many = len(report.runs) > 1
     for run in report.runs:
         items.extend(_run_rich(run, with_device=many))
     if any(r.repeats is not None for r in report.runs):
-        items.append(txt("(repeated: the cell ran several times; its side effects happened each time)", "dim"))
+        items.append(txt(tr("(repeated: the cell ran several times; its side effects happened each time)"), "dim"))
     return Group(*items)

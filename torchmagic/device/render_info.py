@@ -11,10 +11,13 @@ from torchmagic.core.html import esc, kv_table, table, wrap
 from torchmagic.core.meta import human_bytes
 from torchmagic.core.term import txt
 from torchmagic.device.report import DeviceInfoReport, ModelMapReport, PlacementRow
+from torchmagic.i18n import N_, tr, trn
 
 __all__ = ["to_html", "to_rich"]
 
-_DEV_HEAD = ["device", "what", "capability", "memory total", "free", "allocated", "reserved"]
+_SETTINGS = N_("settings")
+_DEV_HEAD = [N_("device"), N_("what"), N_("capability"), N_("memory total"), N_("free"), N_("allocated"),
+             N_("reserved")]
 
 
 def _b(n: int | None) -> str:
@@ -39,9 +42,9 @@ def _dev_rows(report: DeviceInfoReport) -> list[list[str]]:
 def _what(report: ModelMapReport) -> tuple[str, str]:
     """What the two counts are called: a module's parameters and buffers, or plain tensors' elements."""
     return (
-        ("parameters", "buffers")
+        (tr("parameters"), tr("buffers"))
         if report.kind not in ("Tensor", "Parameter", "dict", "list", "tuple")
-        else ("elements", "–")
+        else (tr("elements"), "–")
     )
 
 
@@ -49,7 +52,7 @@ def _count(elements: int, tensors: int) -> str:
     """``'220 in 2 tensors'``: elements, and the tensors holding them."""
     if not tensors:
         return "0"
-    return f"{elements:,} in {tensors} tensor{'s' if tensors != 1 else ''}"
+    return trn("{count} in {n} tensor", "{count} in {n} tensors", tensors, count=format(elements, ","))
 
 
 def _place_row(row: PlacementRow, with_kind: bool) -> list[str]:
@@ -68,22 +71,23 @@ def _place_row(row: PlacementRow, with_kind: bool) -> list[str]:
 
 def _layer_head(report: ModelMapReport) -> list[str]:
     p, b = _what(report)
-    return ["module", "type", "device", p, "bytes", b, "bytes", "grads bytes"]
+    return [tr("module"), tr("type"), tr("device"), p, tr("bytes"), b, tr("bytes"), tr("grads bytes")]
 
 
 def _device_head(report: ModelMapReport) -> list[str]:
     p, b = _what(report)
-    return ["device", p, "bytes", b, "bytes", "grads bytes"]
+    return [tr("device"), p, tr("bytes"), b, tr("bytes"), tr("grads bytes")]
 
 
 def _model_title(report: ModelMapReport) -> str:
-    return f"%device {report.name}: where the {report.kind}'s tensors live"
+    return tr("%device {name}: where the {kind}'s tensors live", name=report.name, kind=report.kind)
 
 
 def _layers_caption(report: ModelMapReport) -> str:
     shown = len(report.layers)
-    more = f" (first {shown} of {report.layers_total})" if report.layers_total > shown else ""
-    return f"per module{more}"
+    if report.layers_total > shown:
+        return tr("per module (first {shown} of {total})", shown=shown, total=report.layers_total)
+    return tr("per module")
 
 
 def to_html(report: DeviceInfoReport | ModelMapReport) -> str:
@@ -95,11 +99,15 @@ def to_html(report: DeviceInfoReport | ModelMapReport) -> str:
             parts.append(f'<div class="tm-muted">{esc(_layers_caption(report))}</div>')
             parts.append(table(_layer_head(report), [_place_row(r, True) for r in report.layers]))
         return wrap("".join(parts), "device-model")
-    body = f'<div class="tm-title">{esc("torch " + report.torch_version + ": devices")}</div>'
-    body += table(_DEV_HEAD, _dev_rows(report))
-    body += '<div class="tm-title">settings</div>'
-    body += kv_table((k, f"<code>{esc(v)}</code>") for k, v in report.settings)
+    body = f'<div class="tm-title">{esc(_info_title(report))}</div>'
+    body += table([tr(h) for h in _DEV_HEAD], _dev_rows(report))
+    body += f'<div class="tm-title">{esc(tr(_SETTINGS))}</div>'
+    body += kv_table((tr(k), f"<code>{esc(v)}</code>") for k, v in report.settings)
     return wrap(body, "device-info")
+
+
+def _info_title(report: DeviceInfoReport) -> str:
+    return tr("torch {version}: devices", version=report.torch_version)
 
 
 def _rich_table(head: list[str], rows: list[list[str]], title: str = "") -> Table:
@@ -115,7 +123,9 @@ def to_rich(report: DeviceInfoReport | ModelMapReport) -> Any:
     if isinstance(report, ModelMapReport):
         items: list[Any] = [txt(_model_title(report), "bold")]
         items += [txt(f"⚠ {n}", "yellow") for n in report.notes]
-        items.append(_rich_table(_device_head(report), [_place_row(r, False) for r in report.per_device], "per device"))
+        items.append(
+            _rich_table(_device_head(report), [_place_row(r, False) for r in report.per_device], tr("per device"))
+        )
         if report.layers:
             items.append(
                 _rich_table(_layer_head(report), [_place_row(r, True) for r in report.layers], _layers_caption(report))
@@ -125,10 +135,10 @@ def to_rich(report: DeviceInfoReport | ModelMapReport) -> Any:
     settings.add_column()
     settings.add_column()
     for k, v in report.settings:
-        settings.add_row(txt(k), txt(v))
+        settings.add_row(txt(tr(k)), txt(v))
     return Group(
-        txt(f"torch {report.torch_version}: devices", "bold"),
-        _rich_table(_DEV_HEAD, _dev_rows(report)),
-        txt("settings", "bold"),
+        txt(_info_title(report), "bold"),
+        _rich_table([tr(h) for h in _DEV_HEAD], _dev_rows(report)),
+        txt(tr(_SETTINGS), "bold"),
         settings,
     )

@@ -27,6 +27,8 @@ from typing import Any
 import torch
 import torch.overrides
 
+from torchmagic.i18n import N_
+
 __all__ = [
     "COPY_NAMES",
     "PRINT_NAMES",
@@ -45,36 +47,36 @@ __all__ = [
 
 #: user-level names that always wait for the device, and why
 SYNC_CALLS: Mapping[str, str] = {
-    "item": ".item() copies one value to Python",
-    "tolist": ".tolist() copies every value to Python",
-    "cpu": ".cpu() copies to the host and waits",
-    "numpy": ".numpy() needs the values on the host",
-    "nonzero": "nonzero: the output size depends on the values",
-    "argwhere": "argwhere: the output size depends on the values",
-    "masked_select": "masked_select: the output size depends on the values",
-    "unique": "unique: the output size depends on the values",
-    "unique_consecutive": "unique_consecutive: the output size depends on the values",
-    "bincount": "bincount: the output size depends on the largest value",
-    "equal": "equal returns a Python bool: the result is read back",
-    "allclose": "allclose returns a Python bool: the result is read back",
-    "is_nonzero": "is_nonzero returns a Python bool: the value is read back",
-    "__bool__": "a tensor in an if/while condition is read back to Python",
-    "__int__": "int(tensor) reads the value back",
-    "__float__": "float(tensor) reads the value back",
-    "__index__": "using a tensor as an index reads the value back",
-    "__repr__": "printing a tensor copies its values to the host",
-    "__format__": "formatting a tensor copies its values to the host",
-    "__str__": "printing a tensor copies its values to the host",
+    "item": N_(".item() copies one value to Python"),
+    "tolist": N_(".tolist() copies every value to Python"),
+    "cpu": N_(".cpu() copies to the host and waits"),
+    "numpy": N_(".numpy() needs the values on the host"),
+    "nonzero": N_("nonzero: the output size depends on the values"),
+    "argwhere": N_("argwhere: the output size depends on the values"),
+    "masked_select": N_("masked_select: the output size depends on the values"),
+    "unique": N_("unique: the output size depends on the values"),
+    "unique_consecutive": N_("unique_consecutive: the output size depends on the values"),
+    "bincount": N_("bincount: the output size depends on the largest value"),
+    "equal": N_("equal returns a Python bool: the result is read back"),
+    "allclose": N_("allclose returns a Python bool: the result is read back"),
+    "is_nonzero": N_("is_nonzero returns a Python bool: the value is read back"),
+    "__bool__": N_("a tensor in an if/while condition is read back to Python"),
+    "__int__": N_("int(tensor) reads the value back"),
+    "__float__": N_("float(tensor) reads the value back"),
+    "__index__": N_("using a tensor as an index reads the value back"),
+    "__repr__": N_("printing a tensor copies its values to the host"),
+    "__format__": N_("formatting a tensor copies its values to the host"),
+    "__str__": N_("printing a tensor copies its values to the host"),
 }
 #: calls that print a tensor (their sync row is called "print")
 PRINT_NAMES = frozenset({"__repr__", "__format__", "__str__"})
 # calls whose index argument (position 1) may hold a boolean mask
 _MASK_INDEX = frozenset({"__getitem__", "__setitem__", "index_put_", "index_put", "_index_put_impl_"})
-_MASK_WHY = "indexing with a boolean mask: the output size depends on the values"
-_WHERE_WHY = "torch.where(cond) with one argument is nonzero: the output size depends on the values"
-_REPEAT_WHY = "repeat_interleave with tensor repeats and no output_size: the output size depends on the values"
+_MASK_WHY = N_("indexing with a boolean mask: the output size depends on the values")
+_WHERE_WHY = N_("torch.where(cond) with one argument is nonzero: the output size depends on the values")
+_REPEAT_WHY = N_("repeat_interleave with tensor repeats and no output_size: the output size depends on the values")
 #: why a blocking copy to the host is a sync point
-HOST_COPY_WHY = "copying to the host waits for the device"
+HOST_COPY_WHY = N_("copying to the host waits for the device")
 # copy-like calls: their output is a copy of their source, maybe on another device
 _COPY_METHODS = frozenset({"to", "cuda", "cpu", "copy_", "type", "mps", "xpu", "ipu", "hpu", "mtia", "new_tensor"})
 _TENSOR_CTORS = frozenset({"tensor", "as_tensor", "asarray"})
@@ -98,10 +100,10 @@ def direction(src: str, dst: str) -> str:
     """``'cpu', 'cuda:0'`` -> ``'host→device'``."""
     host_src, host_dst = src.startswith("cpu"), dst.startswith("cpu")
     if host_src and not host_dst:
-        return "host→device"
+        return N_("host→device")
     if host_dst and not host_src:
-        return "device→host"
-    return "device→device"
+        return N_("device→host")
+    return N_("device→device")
 
 
 def is_mask(index: object) -> bool:

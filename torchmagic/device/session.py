@@ -34,6 +34,7 @@ from torchmagic.device.ops import OpTimer
 from torchmagic.device.report import DeviceReport, DeviceRun
 from torchmagic.device.timing import Clock, Marks, clock_for, timed, timed_repeats
 from torchmagic.device.watcher import Recorders, Watcher, prime
+from torchmagic.i18n import N_, tr
 
 if TYPE_CHECKING:
     import torch
@@ -86,7 +87,8 @@ def _resolve(spec: str, fallback: str | None) -> Target:
         raise
     except Exception as exc:  # noqa: BLE001 - fenced: our failure must not reach the user
         raise UsageError(
-            f"%%device could not resolve {spec!r} ({type(exc).__name__}: {exc}); the cell did not run"
+            tr("%%device could not resolve {device} ({error}); the cell did not run", device=repr(spec),
+               error=type(exc).__name__ + ": " + str(exc))
         ) from None
     return Target(spec, device, notice or "")
 
@@ -238,7 +240,7 @@ _NO_ERROR = Exception()
 class DeviceSession(Collector):
     """Runs the cell on each device of the line and times it; :meth:`report` is the :class:`DeviceReport`."""
 
-    what = "the %%device run"
+    what = N_("the %%device run")
     required = True  # without the default device the cell would run on the wrong device
 
     def __init__(
@@ -299,6 +301,6 @@ class DeviceSession(Collector):
 
     def report(self, error: BaseException | None) -> DeviceReport:
         if error is not None and self._current is not None:
-            suffix = " (in a repeat run)" if self._repeating else ""
-            self._current.run.error = exc_line(error) + suffix
+            line = exc_line(error)
+            self._current.run.error = tr("{error} (in a repeat run)", error=line) if self._repeating else line
         return self.result

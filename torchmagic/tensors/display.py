@@ -17,6 +17,7 @@ from typing import Any
 
 from torchmagic.core.guard import guarded
 from torchmagic.core.html import esc, wrap
+from torchmagic.i18n import tr
 
 __all__ = ["TensorDisplay"]
 
@@ -92,7 +93,7 @@ class TensorDisplay:
         from torchmagic.tensors.render import summary_line
 
         line = ""
-        with guarded("summarising a tensor for display"):
+        with guarded(tr("summarising a tensor for display")):
             line = summary_line(self._line(t))
         p.text((line + "\n" if line else "") + repr(t))
 
@@ -100,6 +101,6 @@ class TensorDisplay:
         """The HTML printer: the summary line (NaN/Inf highlighted) above torch's repr, escaped."""
         from torchmagic.tensors.render import summary_html
 
-        with guarded("summarising a tensor for display"):
+        with guarded(tr("summarising a tensor for display")):
             return wrap(summary_html(self._line(t)) + f"<pre>{esc(repr(t))}</pre>", "tensor")
         return None  # our failure: IPython shows the plain text instead

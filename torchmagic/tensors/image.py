@@ -16,6 +16,7 @@ import zlib
 from typing import TYPE_CHECKING
 
 from torchmagic.core.meta import fmt_shape
+from torchmagic.i18n import N_, tr
 from torchmagic.tensors.report import Picture
 
 if TYPE_CHECKING:
@@ -56,34 +57,40 @@ def _frames(t: torch.Tensor) -> tuple[torch.Tensor, str] | str:
     """(frames as (F, C, H, W), layout description), or why the shape is not read as pictures."""
     shape = tuple(t.shape)
     chans = (1, 3, 4)
+    text = fmt_shape(shape)
     if t.dim() == 2:
-        return t[None, None], f"(H, W) = {fmt_shape(shape)}: one grayscale image"
+        return t[None, None], tr("(H, W) = {shape}: one grayscale image", shape=text)
     if t.dim() == 3:
         if shape[0] in chans:
-            return t[None], f"(C, H, W) = {fmt_shape(shape)}: one image, {_kind(shape[0])}"
+            return t[None], tr("(C, H, W) = {shape}: one image, {kind}", shape=text, kind=_kind(shape[0]))
         if shape[2] in chans and _image_like(shape[0], shape[1]):
-            return t.permute(2, 0, 1)[
-                None
-            ], f"(H, W, C) = {fmt_shape(shape)}: one image, {_kind(shape[2])} (channels last)"
+            return t.permute(2, 0, 1)[None], tr("(H, W, C) = {shape}: one image, {kind} (channels last)",
+                                                shape=text, kind=_kind(shape[2]))
         if _image_like(shape[1], shape[2]):
-            return t[:, None], f"{fmt_shape(shape)} read as {shape[0]} grayscale images (H, W)"
-        permute = ", x.permute(2, 0, 1) as one (C, H, W) image" if shape[2] in chans else ""
-        return (f"not drawn: {fmt_shape(shape)} looks like {shape[0]} series of {shape[1]} steps with "
-                f"{shape[2]} values each, (N, T, C), rather than pictures; to draw it anyway give a picture "
-                f"layout: x[0] as one (H, W) plane{permute}")
+            return t[:, None], tr("{shape} read as {n} grayscale images (H, W)", shape=text, n=shape[0])
+        fields = {"shape": text, "n": shape[0], "steps": shape[1], "values": shape[2]}
+        if shape[2] in chans:
+            return tr("not drawn: {shape} looks like {n} series of {steps} steps with {values} values each, "
+                      "(N, T, C), rather than pictures; to draw it anyway give a picture layout: x[0] as one "
+                      "(H, W) plane, x.permute(2, 0, 1) as one (C, H, W) image", **fields)
+        return tr("not drawn: {shape} looks like {n} series of {steps} steps with {values} values each, "
+                  "(N, T, C), rather than pictures; to draw it anyway give a picture layout: x[0] as one "
+                  "(H, W) plane", **fields)
     if t.dim() == 4 and shape[1] in chans:
-        return t, f"(N, C, H, W) = {fmt_shape(shape)}: {shape[0]} images, {_kind(shape[1])}"
+        return t, tr("(N, C, H, W) = {shape}: {n} images, {kind}", shape=text, n=shape[0], kind=_kind(shape[1]))
     if t.dim() == 5 and shape[2] in chans:
         n, f = shape[0], shape[1]
-        return t.reshape(
-            n * f, *shape[2:]
-        ), f"(N, T, C, H, W) = {fmt_shape(shape)}: {n} clip(s) of {f} frames, {_kind(shape[2])}"
-    return (f"not drawn: shape {fmt_shape(shape)} is not (H, W), (C, H, W), "
-            "(N, C, H, W) or (N, T, C, H, W) with C in 1, 3, 4")
+        return t.reshape(n * f, *shape[2:]), tr("(N, T, C, H, W) = {shape}: {n} clip(s) of {frames} frames, {kind}",
+                                                shape=text, n=n, frames=f, kind=_kind(shape[2]))
+    return tr("not drawn: shape {shape} is not (H, W), (C, H, W), (N, C, H, W) or (N, T, C, H, W) with C in 1, 3, 4",
+              shape=text)
+
+
+_KINDS = {1: N_("grayscale"), 3: "RGB", 4: "RGBA"}
 
 
 def _kind(c: int) -> str:
-    return {1: "grayscale", 3: "RGB", 4: "RGBA"}[c]
+    return tr(_KINDS[c]) if c == 1 else _KINDS[c]
 
 
 def picture(t: torch.Tensor, max_frames: int) -> Picture | str:
@@ -92,7 +99,7 @@ def picture(t: torch.Tensor, max_frames: int) -> Picture | str:
 
     if (getattr(t, "is_nested", False) or t.device.type == "meta" or t.layout != torch.strided
             or t.numel() == 0 or t.is_complex() or t.is_quantized):
-        return "not drawn: the tensor has no readable real values"
+        return tr("not drawn: the tensor has no readable real values")
     found = _frames(t.detach())
     if isinstance(found, str):
         return found
@@ -105,20 +112,20 @@ def picture(t: torch.Tensor, max_frames: int) -> Picture | str:
         frames = frames[..., ::step, ::step]
         if t.dtype == torch.uint8:
             pix = frames
-            mapping = "uint8 values shown as they are (0–255)"
+            mapping = tr("uint8 values shown as they are (0–255)")
         else:
             x = frames.double() if t.dtype == torch.float64 else frames.float()
             finite = x[torch.isfinite(x)]
             lo, hi = (finite.min().item(), finite.max().item()) if finite.numel() else (0.0, 1.0)
             if t.dtype == torch.bool:
                 lo, hi = 0.0, 1.0
-                mapping = "False → black, True → white"
+                mapping = tr("False → black, True → white")
             elif lo >= 0 and hi <= 1:
                 lo, hi = 0.0, 1.0
-                mapping = "values in [0, 1] mapped to 0–255 (0 black, 1 white)"
+                mapping = tr("values in [0, 1] mapped to 0–255 (0 black, 1 white)")
             else:
-                mapping = (f"values mapped linearly from [{lo:.4g}, {hi:.4g}] (the shown frames' "
-                           "min and max) to 0–255; NaN/Inf drawn black")
+                mapping = tr("values mapped linearly from [{lo}, {hi}] (the shown frames' min and max) to 0–255; "
+                             "NaN/Inf drawn black", lo=format(lo, ".4g"), hi=format(hi, ".4g"))
             scale = 255.0 / (hi - lo) if hi > lo else 0.0
             x = torch.nan_to_num((x - lo) * scale, nan=0.0, posinf=0.0, neginf=0.0)
             pix = x.clamp(0, 255).round().to(torch.uint8)

@@ -15,6 +15,7 @@ from typing import Any
 from torchmagic.core.meta import dtype_name, fmt_shape, rank_word, shape_of
 from torchmagic.core.names import is_user_name
 from torchmagic.core.text import exc_line
+from torchmagic.i18n import N_, tr
 from torchmagic.tensors import image, stats
 from torchmagic.tensors.preview import preview, preview_label
 from torchmagic.tensors.report import (
@@ -81,7 +82,7 @@ def _grad_text(t: Any, precision: int) -> str | None:
     if g.device.type != "meta" and g.layout == torch.strided and g.numel():
         with torch.no_grad():
             norm = torch.linalg.vector_norm(g.detach().abs().double() if g.is_complex() else g.detach().double())
-        text += f", norm {norm.item():.{precision}g}"
+        text = tr("{grad}, norm {norm}", grad=text, norm=format(norm.item(), f".{precision}g"))
     return text
 
 
@@ -124,7 +125,7 @@ def inspect_tensor(name: str, t: Any, namespace: Mapping[str, Any], options: Inf
         report.sharing = sharing(name, t, namespace)
     reason = stats.skip_reason(t)
     if reason:
-        report.notes.append(f"Statistics skipped — {reason}.")
+        report.notes.append(tr("Statistics skipped — {reason}.", reason=reason))
     else:
         try:
             report.stats = stats.compute_stats(t, options.stats_max_elements)
@@ -137,7 +138,7 @@ def inspect_tensor(name: str, t: Any, namespace: Mapping[str, Any], options: Inf
             report.preview = preview(t, options.preview_items, options.precision, options.preview_max_elements)
             report.preview_of = preview_label(name, t.dim(), whole)
         except Exception as exc:  # noqa: BLE001 - exotic tensors and arrays: a missing fact, never a crash
-            report.notes.append(f"Values could not be read: {type(exc).__name__}: {exc}")
+            report.notes.append(tr("Values could not be read: {error}", error=type(exc).__name__ + ": " + str(exc)))
     if options.image:
         pic = image.picture(t, options.image_max_frames)
         if isinstance(pic, str):
@@ -145,9 +146,9 @@ def inspect_tensor(name: str, t: Any, namespace: Mapping[str, Any], options: Inf
         else:
             report.picture = pic
     if nested:
-        report.notes.append("Nested tensor: -1 in the shape marks a ragged dimension.")
+        report.notes.append(tr("Nested tensor: -1 in the shape marks a ragged dimension."))
     if t.requires_grad and not t.is_leaf:
-        report.notes.append("Not a leaf: backward() will not fill its .grad (use retain_grad() to keep it).")
+        report.notes.append(tr("Not a leaf: backward() will not fill its .grad (use retain_grad() to keep it)."))
     return report
 
 
@@ -187,23 +188,25 @@ def sharing(name: str, obj: Any, namespace: Mapping[str, Any]) -> list[str]:
             continue
         if isinstance(other, torch.Tensor):
             span = _tensor_span(other)
-            what = "tensor"
+            what = tr("tensor")
         elif type(other).__module__ == "numpy" and type(other).__name__ == "ndarray":
             span = _array_span(other)
-            what = "NumPy array"
+            what = tr("NumPy array")
         else:
             continue
         if span is None or span[0] != mine[0] or span[1] >= mine[2] or mine[1] >= span[2]:
             continue
         both = is_tensor and isinstance(other, torch.Tensor)
+        name_ = f"`{other_name}`"
         if both and obj._base is other:
-            found.append(f"a view of {what} `{other_name}` (changing one changes the other)")
+            found.append(tr("a view of {what} {name} (changing one changes the other)", what=what, name=name_))
         elif both and other._base is obj:
-            found.append(f"{what} `{other_name}` is a view of it (changing one changes the other)")
+            found.append(tr("{what} {name} is a view of it (changing one changes the other)", what=what, name=name_))
         elif both and obj._base is not None and obj._base is other._base:
-            found.append(f"a view of the same memory as `{other_name}` (changing one changes the other)")
+            found.append(tr("a view of the same memory as {name} (changing one changes the other)", name=name_))
         else:
-            found.append(f"shares memory with {what} `{other_name}` (changing one changes the other)")
+            found.append(tr("shares memory with {what} {name} (changing one changes the other)", what=what,
+                            name=name_))
     return found
 
 
@@ -213,13 +216,13 @@ def inspect_array(name: str, a: Any, namespace: Mapping[str, Any], options: Info
     shape = tuple(int(s) for s in a.shape)
     try:
         t = torch.from_numpy(a)
-        from_numpy = (f"torch.from_numpy({name}) gives a {fmt_shape(shape)} {dtype_name(t.dtype)} "
-                      "tensor that shares this memory (no copy)")
-        tensor_copy = f"torch.tensor({name}) copies it into new memory"
+        from_numpy = tr("{call} gives a {shape} {dtype} tensor that shares this memory (no copy)",
+                        call="torch.from_numpy(" + name + ")", shape=fmt_shape(shape), dtype=dtype_name(t.dtype))
+        tensor_copy = tr("{call} copies it into new memory", call="torch.tensor(" + name + ")")
         prev = preview(t, options.preview_items, options.precision, options.preview_max_elements) if t.numel() else ""
         del t
     except Exception as exc:  # noqa: BLE001 - exotic tensors and arrays: a missing fact, never a crash
-        from_numpy = f"torch.from_numpy({name}) fails: {exc}"
+        from_numpy = tr("{call} fails: {error}", call="torch.from_numpy(" + name + ")", error=exc)
         tensor_copy = ""
         prev = ""
     return ArrayReport(name=name, shape=shape, dtype=str(a.dtype), nbytes=int(a.nbytes),
@@ -235,12 +238,12 @@ def inspect_value(name: str, value: Any) -> ValueReport:
     text.maxlist = text.maxtuple = 8
     try:
         t = torch.tensor(value)
-        shown = (f"torch.tensor({name}) makes a {rank_word(t.dim())} of shape {fmt_shape(tuple(t.shape))}, "
-                 f"dtype {dtype_name(t.dtype)}")
+        shown = tr("{call} makes a {rank} of shape {shape}, dtype {dtype}", call="torch.tensor(" + name + ")",
+                   rank=rank_word(t.dim()), shape=fmt_shape(tuple(t.shape)), dtype=dtype_name(t.dtype))
         ok = True
         del t
     except Exception as exc:  # noqa: BLE001 - exotic tensors and arrays: a missing fact, never a crash
-        shown = f"torch.tensor({name}) fails: {exc_line(exc)}"
+        shown = tr("{call} fails: {error}", call="torch.tensor(" + name + ")", error=exc_line(exc))
         ok = False
     return ValueReport(name=name, type_name=type(value).__name__, value=text.repr(value), as_tensor=shown, ok=ok)
 
@@ -249,7 +252,7 @@ def inspect_module(name: str, module: Any) -> ModuleReport:
     rows: list[ParamRow] = []
     total = trainable = nbytes = tensors = 0
     devices: list[str] = []
-    for kind, named in (("parameter", module.named_parameters()), ("buffer", module.named_buffers())):
+    for kind, named in ((N_("parameter"), module.named_parameters()), (N_("buffer"), module.named_buffers())):
         for pname, p in named:
             size = int(p.numel() * p.element_size())
             total += int(p.numel()) if kind == "parameter" else 0
@@ -265,7 +268,8 @@ def inspect_module(name: str, module: Any) -> ModuleReport:
     lines = repr(module).splitlines()
     children = len(list(module.children()))
     # One-line reprs (Linear(in_features=3, ...)) say it all; multi-line ones get a count.
-    first = lines[0] if len(lines) == 1 else f"{type(module).__name__} with {children} child modules"
+    first = lines[0] if len(lines) == 1 else tr("{type} with {n} child modules", type=type(module).__name__,
+                                                 n=children)
     return ModuleReport(name=name, type_name=type(module).__name__, rows=rows, total_params=total,
                         trainable_params=trainable, total_bytes=nbytes, devices=devices,
                         rows_shown=len(rows), summary=first[:120], param_tensors=tensors)

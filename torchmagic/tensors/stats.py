@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from torchmagic.i18n import tr, trn
 from torchmagic.tensors.report import Histogram, Stats
 
 if TYPE_CHECKING:
@@ -25,22 +26,22 @@ def skip_reason(t: torch.Tensor) -> str:
     import torch
 
     if t.device.type == "meta":
-        return "meta tensor: it has a shape but no values"
+        return tr("meta tensor: it has a shape but no values")
     try:
         from torch._subclasses.fake_tensor import FakeTensor
 
         if isinstance(t, FakeTensor):
-            return "fake tensor: it has a shape but no values"
+            return tr("fake tensor: it has a shape but no values")
     except ImportError:  # pragma: no cover - old torch
         pass
     if getattr(t, "is_nested", False):
-        return "nested tensor: statistics are not computed"
+        return tr("nested tensor: statistics are not computed")
     if t.layout != torch.strided:
-        return f"{str(t.layout).removeprefix('torch.')} layout: statistics are not computed"
+        return tr("{layout} layout: statistics are not computed", layout=str(t.layout).removeprefix("torch."))
     if t.is_quantized:
-        return "quantized tensor: statistics are not computed (use t.dequantize())"
+        return tr("quantized tensor: statistics are not computed (use t.dequantize())")
     if t.numel() == 0:
-        return "empty tensor: no values"
+        return tr("empty tensor: no values")
     return ""
 
 
@@ -61,10 +62,12 @@ def strided_sample(t: torch.Tensor, max_elements: int) -> tuple[torch.Tensor, bo
 
 def _described(count: int, total: int, sampled: bool, finite: int | None = None) -> str:
     """What the statistics are of: ``all values``, ``the 2 finite values (of 4)``, a sample's."""
-    sample = f"a strided sample of {count:,} of {total:,} values" if sampled else ""
+    fields = {"count": f"{count:,}", "total": f"{total:,}", "finite": f"{finite or 0:,}"}
     if finite is None or finite == count:
-        return sample or "all values"
-    return f"the {finite:,} finite values of {sample}" if sample else f"the {finite:,} finite values (of {count:,})"
+        return tr("a strided sample of {count} of {total} values", **fields) if sampled else tr("all values")
+    if sampled:
+        return tr("the {finite} finite values of a strided sample of {count} of {total} values", **fields)
+    return tr("the {finite} finite values (of {count})", **fields)
 
 
 def compute_stats(t: torch.Tensor, max_elements: int) -> Stats:
@@ -92,16 +95,15 @@ def compute_stats(t: torch.Tensor, max_elements: int) -> Stats:
                 mean=trues / count,
                 zeros=count - trues,
                 sampled=sampled,
-                note=f"{trues:,} True, {count - trues:,} False",
+                note=tr("{trues} True, {falses} False", trues=format(trues, ","), falses=format(count - trues, ",")),
                 finite=count,
             )
-        prefix = ""
-        if x.is_complex():
-            prefix = "|z| of "
+        magnitudes = x.is_complex()
+        if magnitudes:
             x = x.abs()
         if count <= SMALL and x.is_floating_point():
             tiny = torch.finfo(x.dtype).tiny if x.dtype != torch.float16 else 0.0
-            return _small_float_stats(x.tolist(), tiny, prefix)
+            return _small_float_stats(x.tolist(), tiny, magnitudes)
         if not x.is_floating_point():
             small = torch.stack([x.min(), x.max(), (x == 0).sum()]).tolist()
             xf = x.double()
@@ -133,12 +135,12 @@ def compute_stats(t: torch.Tensor, max_elements: int) -> Stats:
         nan, pinf, ninf, zeros, subnormal = (int(v) for v in counts.tolist())
         mn, mx, mean, std = summary.tolist()  # one transfer for all of them
         n_finite = count - nan - pinf - ninf
-        stats = Stats(of=prefix + _described(count, t.numel(), sampled, n_finite), count=count, zeros=zeros,
+        stats = Stats(of=_of(magnitudes, _described(count, t.numel(), sampled, n_finite)), count=count, zeros=zeros,
                       nans=nan, posinf=pinf, neginf=ninf, sampled=sampled, finite=n_finite, subnormal=subnormal)
         if values.numel():
             stats.minimum, stats.maximum, stats.mean, stats.std = mn, mx, mean, std
         else:
-            stats.note = "no finite values"
+            stats.note = tr("no finite values")
         return stats
 
 
@@ -147,18 +149,23 @@ def compute_stats(t: torch.Tensor, max_elements: int) -> Stats:
 SMALL = 64
 
 
-def _small_float_stats(values: list[float], tiny: float, prefix: str) -> Stats:
+def _of(magnitudes: bool, described: str) -> str:
+    """What the statistics describe; of a complex tensor, its values' magnitudes."""
+    return tr("|z| of {what}", what=described) if magnitudes else described
+
+
+def _small_float_stats(values: list[float], tiny: float, magnitudes: bool) -> Stats:
     """:func:`compute_stats` of a few floats, in Python (float64 throughout, as the tensor path)."""
     count = len(values)
     finite = [v for v in values if math.isfinite(v)]
     nans = sum(1 for v in values if v != v)
     posinf = sum(1 for v in values if v == math.inf)
-    stats = Stats(of=prefix + _described(count, count, False, len(finite)), count=count,
+    stats = Stats(of=_of(magnitudes, _described(count, count, False, len(finite))), count=count,
                   zeros=sum(1 for v in values if v == 0), nans=nans, posinf=posinf,
                   neginf=count - len(finite) - nans - posinf, finite=len(finite),
                   subnormal=sum(1 for v in finite if 0 < abs(v) < tiny))
     if not finite:
-        stats.note = "no finite values"
+        stats.note = tr("no finite values")
         return stats
     n = len(finite)
     mean = math.fsum(finite) / n
@@ -198,15 +205,16 @@ def looks_uninitialised(s: Stats) -> str:
     what its values say can: subnormal numbers and magnitudes of 1e20 and
     more are rare in data and common in memory never written.
     """
-    big = max(abs(v) for v in (s.minimum, s.maximum) if isinstance(v, float)) if s.finite else 0.0
+    big = max((abs(v) for v in (s.minimum, s.maximum) if isinstance(v, float)), default=0.0)
     if not s.subnormal and big < HUGE:
         return ""
     seen = []
     if big >= HUGE:
-        seen.append(f"magnitudes up to {big:.2g}")
+        seen.append(tr("magnitudes up to {big}", big=format(big, ".2g")))
     if s.subnormal:
-        seen.append(f"{s.subnormal:,} subnormal value{'s' if s.subnormal != 1 else ''} (nonzero, below "
-                    "the smallest normal number)")
-    return ("These values look like uninitialised memory (" + ", ".join(seen) + "). If the tensor came "
-            "from torch.empty, empty_like or a legacy constructor such as torch.FloatTensor(2, 3), it holds "
-            "whatever was in memory: fill it first (torch.zeros, .fill_(), .normal_()).")
+        seen.append(trn("{count} subnormal value (nonzero, below the smallest normal number)",
+                        "{count} subnormal values (nonzero, below the smallest normal number)",
+                        s.subnormal, count=format(s.subnormal, ",")))
+    return tr("These values look like uninitialised memory ({seen}). If the tensor came from torch.empty, "
+              "empty_like or a legacy constructor such as torch.FloatTensor(2, 3), it holds whatever was in "
+              "memory: fill it first (torch.zeros, .fill_(), .normal_()).", seen=tr(", ").join(seen))

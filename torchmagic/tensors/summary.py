@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from torchmagic.core.meta import dtype_name, shape_of
 from torchmagic.core.text import exc_line
+from torchmagic.i18n import tr, trn
 from torchmagic.tensors import stats
 from torchmagic.tensors.report import SummaryRow
 
@@ -41,8 +42,8 @@ def _grad(t: torch.Tensor) -> str:
     if not t.requires_grad:
         return ""
     if not t.is_leaf:
-        return type(t.grad_fn).__name__ if t.grad_fn is not None else "requires grad"
-    return "requires grad, .grad set" if t.grad is not None else "requires grad"
+        return type(t.grad_fn).__name__ if t.grad_fn is not None else tr("requires grad")
+    return tr("requires grad, .grad set") if t.grad is not None else tr("requires grad")
 
 
 def tensor_row(name: str, t: torch.Tensor, max_elements: int) -> SummaryRow:
@@ -53,12 +54,12 @@ def tensor_row(name: str, t: torch.Tensor, max_elements: int) -> SummaryRow:
                      device=str(t.device), nbytes=int(t.numel() * t.element_size()), grad=_grad(t))
     reason = stats.skip_reason(t)
     if reason:
-        row.note = reason.split(":")[0]
+        row.note = reason.split(":")[0].split("：")[0]
         return row
     try:
         row.stats = stats.compute_stats(t, max_elements)
     except (RuntimeError, TypeError, NotImplementedError) as exc:  # exotic tensors: a missing fact, said once
-        row.note, row.problem = "values not read", exc_line(exc)
+        row.note, row.problem = tr("values not read"), exc_line(exc)
     if isinstance(t, torch.nn.Parameter):
         row.kind = "Parameter"
     return row
@@ -74,7 +75,7 @@ def array_row(name: str, a: object, max_elements: int) -> SummaryRow:
     try:
         t = torch.from_numpy(a)  # type: ignore[arg-type]
     except (TypeError, RuntimeError, ValueError):
-        row.note = "dtype torch cannot read"
+        row.note = tr("dtype torch cannot read")
         return row
     if t.numel():
         row.stats = stats.compute_stats(t, max_elements)
@@ -89,11 +90,12 @@ def module_row(name: str, m: torch.nn.Module) -> SummaryRow:
     nbytes = sum(int(p.numel() * p.element_size()) for p in params + buffers)
     devices = sorted({str(p.device) for p in params + buffers})
     dtypes = sorted({dtype_name(p.dtype) for p in params})
-    grad = "grad set" if any(p.grad is not None for p in params) else ""
-    tensors = f" in {len(params)} tensor{'s' if len(params) != 1 else ''}" if params else ""
+    grad = tr("grad set") if any(p.grad is not None for p in params) else ""
+    count = f"{numel:,}"
+    note = (trn("{count} parameters in {n} tensor", "{count} parameters in {n} tensors", len(params), count=count)
+            if params else tr("{count} parameters", count=count))
     return SummaryRow(name=name, kind=type(m).__name__, shape=None, dtype=", ".join(dtypes) or "-",
-                      device=", ".join(devices) or "-", nbytes=nbytes, grad=grad,
-                      note=f"{numel:,} parameters{tensors}")
+                      device=", ".join(devices) or "-", nbytes=nbytes, grad=grad, note=note)
 
 
 _REPR = reprlib.Repr()

@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from torchmagic.i18n import tr
+
 if TYPE_CHECKING:
     from torch._C._profiler import ProfilerConfig
 
@@ -78,14 +80,14 @@ def profiler_conflict(codes: tuple[CodeType, ...] = (), namespace: Mapping[str, 
     a profiler object made earlier (``prof.step()``, ``prof.start()``).
     """
     if torch.autograd._profiler_enabled():
-        return "aten ops not recorded: PyTorch's profiler is already running"
+        return tr("aten ops not recorded: PyTorch's profiler is already running")
     names: set[str] = set()
     for code in codes:
         names |= _code_names(code)
     if names & _PROFILER_NAMES or (
         namespace is not None and any(_is_profiler(namespace.get(n)) for n in names if n in namespace)
     ):
-        return "aten ops not recorded: the cell uses PyTorch's profiler, which can't run twice"
+        return tr("aten ops not recorded: the cell uses PyTorch's profiler, which can't run twice")
     return ""
 
 

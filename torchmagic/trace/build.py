@@ -192,6 +192,6 @@ def _nan_origin(
     where = ""
     if row.module >= 0 and tracker is not None:
         where = f"{paths[row.module]} ({tracker.nodes[row.module].type})"
-    note = "" if found.nan >= 0 else "read once at the end of the cell (no synchronisation per op): no counts"
+    note = found.note()
     return NanOrigin(row.line, row.source, row.inner or row.expression, row.op, found.made(), found.why,
                      came_in, where, note)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from torchmagic.i18n import tr
 from torchmagic.trace.report import ModuleCall, OpRow
 
 __all__ = ["fold", "structure_keys"]
@@ -32,16 +33,22 @@ def structure_keys(modules: Sequence[ModuleCall], rows: Sequence[OpRow]) -> list
     return keys
 
 
-def _differences(run: list[ModuleCall]) -> tuple[str, ...]:
-    """One line per instance: its path, shapes in and out, parameters and time (ops are counted together)."""
+def _differences(run: list[ModuleCall]) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """One line per instance: its path, shapes in and out, parameters and time (ops are counted together).
+
+    Also which instances' shapes differ from the first's (the terminal lists only those).
+    """
     first = run[0]
     lines = []
-    for m in run:
-        line = f"{m.path}: {m.inputs} → {m.outputs}, {m.params:,} parameters, {m.seconds * 1000:.2f} ms"
+    differ = []
+    for k, m in enumerate(run):
+        line = tr("{path}: {inputs} → {outputs}, {params} parameters, {ms} ms", path=m.path, inputs=m.inputs,
+                  outputs=m.outputs, params=f"{m.params:,}", ms=f"{m.seconds * 1000:.2f}")
         if m is not first and (m.inputs, m.outputs) != (first.inputs, first.outputs):
-            line += "; shapes differ from " + first.path.rsplit(".", 1)[-1]
+            line = tr("{line}; shapes differ from {first}", line=line, first=first.path.rsplit(".", 1)[-1])
+            differ.append(k)
         lines.append(line)
-    return tuple(lines)
+    return tuple(lines), tuple(differ)
 
 
 def fold(modules: Sequence[ModuleCall], rows: Sequence[OpRow], order: Sequence[tuple[str, int]]) -> None:
@@ -68,6 +75,6 @@ def _close(run: list[ModuleCall], modules: Sequence[ModuleCall], rows: Sequence[
     first = run[0]
     first.repeat = len(run)
     first.instances = tuple(m.path for m in run)
-    first.differences = _differences(run)
+    first.differences, first.differ = _differences(run)
     for m in run[1:]:
         m.folded = True

@@ -36,8 +36,12 @@ from typing import Any
 import torch
 
 from torchmagic.core.meta import dtype_name
+from torchmagic.i18n import N_, tr
 
-__all__ = ["NanWatch", "Found", "why", "counts_text", "BATCH"]
+__all__ = ["NanWatch", "Found", "why", "counts_text", "BATCH", "DEFERRED_NOTE"]
+
+# shown where values were read once at the end of the cell (an accelerator): translated where it is shown
+DEFERRED_NOTE = N_("read once at the end of the cell (no synchronisation per op): no counts")
 
 BATCH = 64  # ops per batch
 LARGE = 1 << 16  # outputs with more elements are checked at once, not held
@@ -66,13 +70,27 @@ class Found:
         """``'1 NaN and 1 −Inf'``; ``'NaN'`` where only a norm was read."""
         return self.kind if self.nan < 0 and self.kind else counts_text(self.nan, self.posinf, self.neginf)
 
+    def note(self) -> str:
+        """Why there are no counts (values read once at the end of the cell), or ``''``."""
+        return "" if self.nan >= 0 else tr(DEFERRED_NOTE)
+
 
 def counts_text(nan: int, posinf: int, neginf: int) -> str:
     """``'1 NaN and 1 −Inf'`` (``'NaN or ±Inf'`` when the counts are unknown)."""
     if nan < 0:
-        return "NaN or ±Inf"
-    parts = [f"{n} {name}" for n, name in ((nan, "NaN"), (posinf, "+Inf"), (neginf, "−Inf")) if n]
-    return " and ".join(parts) if len(parts) < 3 else f"{parts[0]}, {parts[1]} and {parts[2]}"
+        return tr("NaN or ±Inf")
+    parts = [tr("{n} {value}", n=n, value=name) for n, name in ((nan, "NaN"), (posinf, "+Inf"), (neginf, "−Inf"))
+             if n]
+    return _and(parts)
+
+
+def _and(parts: Sequence[str]) -> str:
+    """``'a'``, ``'a and b'``, ``'a, b and c'`` in the current language."""
+    if len(parts) < 2:
+        return "".join(parts)
+    if len(parts) == 2:
+        return tr("{a} and {b}", a=parts[0], b=parts[1])
+    return tr("{a}, {b} and {c}", a=parts[0], b=parts[1], c=parts[2])
 
 
 def _tensors(args: Sequence[Any], kwargs: dict[str, Any]) -> list[torch.Tensor]:
@@ -288,17 +306,18 @@ def _n(mask: torch.Tensor) -> int:
     return int(mask.sum())
 
 
-def _domain(x: torch.Tensor | None, rules: list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]]) -> str:
+def _domain(x: torch.Tensor | None, rules: list[Callable[[torch.Tensor], torch.Tensor]]) -> tuple[bool, ...]:
+    """Which of ``rules`` some element of ``x`` meets (all False without ``x``)."""
     if x is None:
-        return ""
-    hits = []
-    for text, rule in rules:
-        k = _n(rule(x))
-        if k:
-            hits.append((text, k))
-    if not hits:
-        return ""
-    return " and ".join(text for text, _ in hits)
+        return tuple(False for _ in rules)
+    return tuple(bool(_n(rule(x))) for rule in rules)
+
+
+def _two(hits: tuple[bool, ...], first: str, second: str = "", both: str = "", **fields: Any) -> str:
+    """The sentence for one or two domain rules: either one alone, or both (whole sentences: word order may change)."""
+    a, b = hits[0], len(hits) > 1 and hits[1]
+    message = both if a and b else first if a else second if b else ""
+    return tr(message, **fields) if message else ""
 
 
 _LOGS = {"log", "log2", "log10", "log_"}
@@ -318,33 +337,39 @@ def why(op: str, args: Sequence[Any], out: torch.Tensor) -> str:
         a, b = b, a
     text = ""
     if base in _LOGS:
-        text = _domain(a, [(f"{op.rstrip('_')} of a negative number", lambda x: x < 0), ("of 0", lambda x: x == 0)])
+        text = _two(_domain(a, [lambda x: x < 0, lambda x: x == 0]), N_("{op} of a negative number"),
+                    N_("{op} of 0"), N_("{op} of a negative number and of 0"), op=op.rstrip("_"))
     elif base == "log1p":
-        text = _domain(a, [("log1p of a number below -1", lambda x: x < -1), ("of -1", lambda x: x == -1)])
+        text = _two(_domain(a, [lambda x: x < -1, lambda x: x == -1]), N_("log1p of a number below -1"),
+                    N_("log1p of -1"), N_("log1p of a number below -1 and of -1"))
     elif base == "sqrt":
-        text = _domain(a, [("square root of a negative number", lambda x: x < 0)])
+        text = _two(_domain(a, [lambda x: x < 0]), N_("square root of a negative number"))
     elif base == "rsqrt":
-        text = _domain(a, [("1/sqrt of a negative number", lambda x: x < 0), ("of 0", lambda x: x == 0)])
+        text = _two(_domain(a, [lambda x: x < 0, lambda x: x == 0]), N_("1/sqrt of a negative number"),
+                    N_("1/sqrt of 0"), N_("1/sqrt of a negative number and of 0"))
     elif base in ("div", "true_divide", "truediv", "divide", "reciprocal"):
         num, den = (torch.ones(()), a) if base == "reciprocal" else (a, b)
         if den is not None and num is not None:
             zero = den == 0
-            text = " and ".join(t for t, k in (("division of a nonzero number by 0", _n(zero & (num != 0))),
-                                               ("0/0", _n(zero & (num == 0)))) if k)
+            text = _two((bool(_n(zero & (num != 0))), bool(_n(zero & (num == 0)))),
+                        N_("division of a nonzero number by 0"), N_("0/0"),
+                        N_("division of a nonzero number by 0 and 0/0"))
     elif base in ("acos", "asin", "arccos", "arcsin"):
-        text = _domain(a, [(f"{base} of a number outside [-1, 1]", lambda x: x.abs() > 1)])
+        text = _two(_domain(a, [lambda x: x.abs() > 1]), N_("{op} of a number outside [-1, 1]"),
+                    op=base)
     elif base in ("atanh", "arctanh"):
-        text = _domain(a, [("atanh of a number outside [-1, 1]", lambda x: x.abs() > 1),
-                           ("of ±1", lambda x: x.abs() == 1)])
+        text = _two(_domain(a, [lambda x: x.abs() > 1, lambda x: x.abs() == 1]),
+                    N_("atanh of a number outside [-1, 1]"), N_("atanh of ±1"),
+                    N_("atanh of a number outside [-1, 1] and of ±1"))
     elif base in ("acosh", "arccosh"):
-        text = _domain(a, [("acosh of a number below 1", lambda x: x < 1)])
+        text = _two(_domain(a, [lambda x: x < 1]), N_("acosh of a number below 1"))
     elif base in ("fmod", "remainder", "mod"):
-        text = _domain(b, [("remainder of a division by 0", lambda x: x == 0)])
+        text = _two(_domain(b, [lambda x: x == 0]), N_("remainder of a division by 0"))
     elif base in ("pow", "float_power") and a is not None and b is not None:
-        frac = a.lt(0) & b.ne(b.floor())
-        zero = a.eq(0) & b.lt(0)
-        text = " and ".join(t for t, k in (("a negative number to a fractional power", _n(frac)),
-                                           ("0 to a negative power", _n(zero))) if k)
+        text = _two((bool(_n(a.lt(0) & b.ne(b.floor()))), bool(_n(a.eq(0) & b.lt(0)))),
+                    N_("a negative number to a fractional power"), N_("0 to a negative power"),
+                    N_("a negative number to a fractional power and 0 to a negative power"))
     if not text and bool(torch.isinf(out).any()):
-        text = f"overflow: results beyond {dtype_name(out.dtype)}'s largest value ({torch.finfo(out.dtype).max:.3g})"
+        text = tr("overflow: results beyond {dtype}'s largest value ({largest})", dtype=dtype_name(out.dtype),
+                  largest=f"{torch.finfo(out.dtype).max:.3g}")
     return text

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from torchmagic.core.meta import dtype_name, fmt_shape
+from torchmagic.i18n import N_, tr
 
 __all__ = ["op_notes", "source_notes", "DIVISIONS", "MAX_READ"]
 
@@ -36,13 +37,13 @@ _CONVERSIONS = frozenset({"to", "type", "long", "int", "short", "char", "byte", 
 _LEGACY = frozenset({"Tensor", "FloatTensor", "DoubleTensor", "HalfTensor", "BFloat16Tensor", "ByteTensor",
                      "CharTensor", "ShortTensor", "IntTensor", "LongTensor", "BoolTensor"})
 _LOW_FLOATS = frozenset({torch.float16, torch.bfloat16})
-UNINITIALISED = "uninitialised memory: its values are whatever was in memory before (fill it before reading it)"
+UNINITIALISED = N_("uninitialised memory: its values are whatever was in memory before (fill it before reading it)")
 
 
 def op_notes(op: str, args: Sequence[Any], kwargs: Mapping[str, Any], out: Any) -> list[str]:
     """The notes for one execution of ``op`` (the first of a new shape set)."""
     if op in EMPTY:
-        return [UNINITIALISED]
+        return [tr(UNINITIALISED)]
     if not isinstance(out, torch.Tensor):
         return []
     first = args[0] if args else None
@@ -53,11 +54,12 @@ def op_notes(op: str, args: Sequence[Any], kwargs: Mapping[str, Any], out: Any) 
     if op in ("squeeze", "squeeze_") and isinstance(first, torch.Tensor) and first.shape == out.shape:
         dim = args[1] if len(args) > 1 else kwargs.get("dim")
         if isinstance(dim, int) and -first.dim() <= dim < first.dim():
-            return [f"no-op: dim {dim} has size {first.shape[dim]}; squeeze removes only size-1 dims"]
-        return ["no-op: no dim has size 1"]
+            return [tr("no-op: dim {dim} has size {size}; squeeze removes only size-1 dims", dim=dim,
+                       size=first.shape[dim])]
+        return [tr("no-op: no dim has size 1")]
     if op in ("view", "reshape", "view_as", "reshape_as", "flatten") and isinstance(first, torch.Tensor) and (
             first.shape == out.shape):
-        return [f"no-op: the shape is already {fmt_shape(tuple(out.shape))}"]
+        return [tr("no-op: the shape is already {shape}", shape=fmt_shape(tuple(out.shape)))]
     return []
 
 
@@ -92,13 +94,17 @@ def _conversion(op: str, src: Any, out: torch.Tensor) -> str:
     before, after = ref.flatten()[i].item(), out.flatten()[i].item()
     name = dtype_name(target)
     if target in _LOW_FLOATS:
-        why = f"rounded to {name}"
+        why = tr("rounded to {dtype}", dtype=name)
     elif torch.iinfo(target).min <= before <= torch.iinfo(target).max:
-        why = f"{name} keeps no fraction: truncated toward zero"
+        why = tr("{dtype} keeps no fraction: truncated toward zero", dtype=name)
     else:
-        why = f"outside {name}'s range {torch.iinfo(target).min}…{torch.iinfo(target).max}: it wraps around"
-    many = f"{n} of {out.numel()} values changed, e.g. " if out.numel() > 1 else ""
-    return f"{many}{_num(before)} → {_num(after)} ({why})"
+        why = tr("outside {dtype}'s range {low}…{high}: it wraps around", dtype=name, low=torch.iinfo(target).min,
+                 high=torch.iinfo(target).max)
+    change = f"{_num(before)} → {_num(after)}"
+    if out.numel() > 1:
+        return tr("{n} of {total} values changed, e.g. {change} ({why})", n=n, total=out.numel(), change=change,
+                  why=why)
+    return tr("{change} ({why})", change=change, why=why)
 
 
 def _num(x: float) -> str:
@@ -110,7 +116,8 @@ def division(op: str, in_dtypes: Sequence[str], out_dtype: str) -> str:
     if op not in DIVISIONS or not in_dtypes or not out_dtype.startswith(("float", "bfloat")):
         return ""
     if all(d.startswith(("int", "uint")) or d == "int" for d in in_dtypes):
-        return f"{' ÷ '.join(in_dtypes)} → {out_dtype} (true division; // keeps integers)"
+        return tr("{division} → {dtype} (true division; // keeps integers)", division=" ÷ ".join(in_dtypes),
+                  dtype=out_dtype)
     return ""
 
 
@@ -140,7 +147,8 @@ def source_notes(source: str, first_line: int = 1) -> list[tuple[int, str]]:
             isinstance(a, ast.Name) or (isinstance(a, ast.Constant) and type(a.value) is int) for a in node.args)
         if ints or sizes_by_name:  # sizes; one non-int argument would be data (copied: initialised)
             sizes = ", ".join(ast.unparse(a) for a in node.args)
-            text = (f"torch.{name}({sizes}) makes a tensor of uninitialised memory (whatever was in memory "
-                    f"before); torch.zeros({sizes}) or torch.tensor(data) say what they hold")
+            text = tr("{call} makes a tensor of uninitialised memory (whatever was in memory before); {zeros} or "
+                      "{tensor} say what they hold", call=f"torch.{name}({sizes})", zeros=f"torch.zeros({sizes})",
+                      tensor="torch.tensor(data)")
             found.append((node.lineno + first_line - 1, text))
     return sorted(found)

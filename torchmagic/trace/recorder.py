@@ -41,6 +41,7 @@ from torchmagic.core.guard import Fence
 from torchmagic.core.saved import SavedLog
 from torchmagic.errors.explain import FailedOp, explain
 from torchmagic.errors.frames import attach, describe_module
+from torchmagic.i18n import tr
 from torchmagic.trace.aten import AtenLog, profiler_conflict
 from torchmagic.trace.modules import ModuleTracker
 from torchmagic.trace.nans import Found, NanWatch, written
@@ -190,7 +191,7 @@ class Recorder:
                     self.aten = aten
                 except Exception as exc:  # noqa: BLE001 - recording is fenced: the user's op never sees our failure
                     self.fence.fail(exc)
-                    self.deep_note = "aten ops not recorded: PyTorch's profiler did not start"
+                    self.deep_note = tr("aten ops not recorded: PyTorch's profiler did not start")
         fmode = _FunctionMode(self)
         try:
             fmode.__enter__()
@@ -304,7 +305,8 @@ class Recorder:
             if user is frame:  # the op is written there (``F.relu(h)``), not inside a library call made there
                 row.inner = inner.expression
             name = getattr(user.f_code, "co_qualname", user.f_code.co_name)  # Python >= 3.11: Net.forward
-            row.inner_at = f"{name}, line {user.f_lineno}: {inner.expression}"
+            row.inner_at = tr("{function}, line {line}: {code}", function=name, line=user.f_lineno,
+                              code=inner.expression)
             site.arg_texts, site.elts = inner.arg_texts, inner.elts
             site.call_names = inner.call_names
         for name in site.call_names[:4]:
@@ -377,12 +379,15 @@ class Recorder:
         """For a failing op inside a module: ``('net.fc = Linear(...)', 'inside net.fc, called at ...')``."""
         tracker = self.tracker
         if tracker is None or tracker.current < 0:
-            return "", (f"in {row.inner_at}" if row.inner_at else "")
+            return "", (tr("in {place}", place=row.inner_at) if row.inner_at else "")
         node = tracker.nodes[tracker.current]
         module = node.ref()
         path = tracker.path(node.index)
         layer = f"{path} = {describe_module(module)}" if module is not None else path
-        return layer, f"inside {path} ({node.type})" + (f", called from {row.inner_at}" if row.inner_at else "")
+        if row.inner_at:
+            return layer, tr("inside {path} ({type}), called from {place}", path=path, type=node.type,
+                             place=row.inner_at)
+        return layer, tr("inside {path} ({type})", path=path, type=node.type)
 
     # -- in-place on tensors autograd saved -------------------------------------------
     def before_write(self, row: Row, args: Sequence[Any], kwargs: dict[str, Any]) -> None:
@@ -401,10 +406,9 @@ class Recorder:
         if by is None:
             return
         texts = row.site.arg_texts
-        label = (texts[0] if texts else "") or self.names.get(id(target), "") or "this tensor"
-        msg = (
-            f"{label} was saved for backward by {by.node} (line {by.line}); modifying it in place "
-            f"makes backward() fail ('modified by an inplace operation')"
-        )
+        label = (texts[0] if texts else "") or self.names.get(id(target), "") or tr("this tensor")
+        msg = tr("{name} was saved for backward by {node} (line {line}); modifying it in place makes {call} fail "
+                 "({message})", name=label, node=by.node, line=by.line, call="backward()",
+                 message="'modified by an inplace operation'")
         if msg not in row.warnings and len(row.warnings) < 4:
             row.warnings.append(msg)

@@ -14,9 +14,10 @@ from __future__ import annotations
 from torchmagic.core.html import details, esc, wrap
 from torchmagic.core.lines import Block, Line
 from torchmagic.errors.render import explanation_html, explanation_lines, lines_to_text
+from torchmagic.i18n import tr
 from torchmagic.trace.render_modules import module_lines, module_tree_html, summary_html, summary_lines
 from torchmagic.trace.render_nan import nan_html, nan_lines
-from torchmagic.trace.render_ops import HEADERS, is_scalar_broadcast, op_lines, op_trs
+from torchmagic.trace.render_ops import HEADERS, headers, is_scalar_broadcast, op_lines, op_trs
 from torchmagic.trace.report import AnnotatedLine, OpRow, TraceReport
 
 __all__ = ["to_html", "to_rich", "annotated_text", "is_scalar_broadcast"]
@@ -32,7 +33,7 @@ def annotated_text(lines: list[AnnotatedLine]) -> str:
 
 
 def _rows_html(report: TraceReport) -> str:
-    head = "".join(f"<th>{h}</th>" for h in HEADERS)
+    head = headers(HEADERS)
     body: list[str] = []
     for kind, i in report.order or [("op", r.index) for r in report.rows]:
         if kind == "op":
@@ -50,7 +51,7 @@ def to_html(report: TraceReport) -> str:
     parts = [f'<div class="tm-title">%%tensorinfo <span class="tm-muted">{esc(report.summary())}</span></div>']
     if report.nan is not None:
         parts.append(nan_html(report.nan))
-    parts.extend(f'<div class="tm-warn">⚠ line {esc(line)}: {esc(note)}</div>' for line, note in report.notes)
+    parts.extend(f'<div class="tm-warn">⚠ {esc(_note(line, note))}</div>' for line, note in report.notes)
     if report.error is not None:
         parts.append(explanation_html(report.error))
     if report.deep_note:
@@ -64,10 +65,18 @@ def to_html(report: TraceReport) -> str:
         if report.rows or report.modules:
             parts.append(_rows_html(report))
         else:
-            parts.append('<div class="tm-muted">no torch operations ran on this cell\'s lines</div>')
+            parts.append(f'<div class="tm-muted">{esc(_no_ops())}</div>')
         if report.annotated:
-            parts.append(details("annotated source", source))
+            parts.append(details(tr("annotated source"), source))
     return wrap("".join(parts), "trace")
+
+
+def _note(line: int, note: str) -> str:
+    return tr("line {line}: {note}", line=line, note=note)
+
+
+def _no_ops() -> str:
+    return tr("no torch operations ran on this cell's lines")
 
 
 # -- rich -----------------------------------------------------------------------------
@@ -110,7 +119,7 @@ def to_rich(report: TraceReport) -> Block:
     items: list[Line] = [Line(("%%tensorinfo ", "bold"), (report.summary(), "dim"))]
     if report.nan is not None:
         items.extend(nan_lines(report.nan))
-    items.extend(Line(("⚠ ", "yellow"), (f"line {line}: {note}", "yellow")) for line, note in report.notes)
+    items.extend(Line(("⚠ ", "yellow"), (_note(line, note), "yellow")) for line, note in report.notes)
     if report.error is not None:
         items.extend(explanation_lines(report.error))
     if report.deep_note:
@@ -122,5 +131,5 @@ def to_rich(report: TraceReport) -> Block:
             items.extend(summary_lines(report))
         items.extend(_by_line(report))
     else:
-        items.append(Line(("no torch operations ran on this cell's lines", "dim")))
+        items.append(Line((_no_ops(), "dim")))
     return lines_to_text(items)

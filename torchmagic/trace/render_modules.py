@@ -11,14 +11,19 @@ lists what differs per instance behind its own ``<details>``.
 
 from __future__ import annotations
 
+from rich.cells import cell_len
+
 from torchmagic.core.html import esc
 from torchmagic.core.lines import Line
-from torchmagic.trace.render_ops import HEADERS, op_lines, op_trs
+from torchmagic.i18n import N_, tr, trn
+from torchmagic.trace.render_ops import HEADERS, fit, headers, op_lines, op_trs
 from torchmagic.trace.report import ModuleCall, OpRow, TraceReport
 
 __all__ = ["summary_html", "summary_lines", "module_tree_html", "module_lines", "title"]
 
 _OPEN_DEPTH = 2  # HTML: calls nested deeper than this start closed
+# the summary table's columns (terminal order; HTML puts "in → out" third), translated where drawn
+_SUMMARY_HEADS = (N_("module"), N_("type"), N_("params"), N_("time"), N_("in → out"), "")
 
 
 def title(m: ModuleCall, parent: str = "") -> str:
@@ -41,7 +46,8 @@ def _folded_stats(m: ModuleCall, report: TraceReport) -> tuple[int, float]:
 
 def _io(m: ModuleCall) -> str:
     """``(8, 3, 32, 32) → (8, 10)``; ``→ ✗ raised`` for a call that ended in an exception."""
-    return f"{m.inputs} → {m.outputs or '✗ raised'}"
+    outputs = m.outputs or tr("✗ raised")  # outside the f-string: pybabel extracts it only there
+    return f"{m.inputs} → {outputs}"
 
 
 def _share(seconds: float, total: float) -> str:
@@ -49,10 +55,11 @@ def _share(seconds: float, total: float) -> str:
 
 
 def _calls(m: ModuleCall) -> str:
-    text = f"×{m.calls} calls" if m.calls > 1 else ""
+    calls = trn("×{n} call", "×{n} calls", m.calls) if m.calls > 1 else ""
     if m.shape_sets > 1:
-        text += f"{', ' if text else ''}{m.shape_sets} input shapes"
-    return text
+        shapes = trn("{n} input shape", "{n} input shapes", m.shape_sets)
+        return tr("{calls}, {shapes}", calls=calls, shapes=shapes) if calls else shapes
+    return calls
 
 
 def _visible(report: TraceReport) -> list[tuple[ModuleCall, int, str]]:
@@ -76,10 +83,10 @@ def summary_lines(report: TraceReport) -> list[Line]:
         params, seconds = _folded_stats(m, report)
         rows.append(("  " * depth + title(m, parent), m.type, f"{params:,}", _share(seconds, report.seconds),
                      _io(m), _calls(m)))
-    heads = ("module", "type", "params", "time", "in → out", "")
-    widths = [min(max(len(r[k]) for r in [heads, *rows]), cap) for k, cap in enumerate((30, 24, 12, 4))]
+    heads = tuple(tr(h) if h else "" for h in _SUMMARY_HEADS)
+    widths = [min(max(cell_len(r[k]) for r in [heads, *rows]), cap) for k, cap in enumerate((30, 24, 12, 4))]
     styles = ("bold", "", "", "magenta", "cyan", "dim")
-    out = [Line(("  ".join(_cell(h, w, k) for k, (h, w) in enumerate(zip(heads, widths))) + "  in → out", "dim"))]
+    out = [Line(("  ".join(_cell(h, w, k) for k, (h, w) in enumerate(zip(heads, widths))) + "  " + heads[4], "dim"))]
     for r in rows:
         line = Line()
         for k, w in enumerate(widths):
@@ -94,8 +101,7 @@ def summary_lines(report: TraceReport) -> list[Line]:
 
 
 def _cell(text: str, width: int, k: int) -> str:
-    text = text if len(text) <= width else text[: width - 1] + "…"
-    return text.rjust(width) if k in (2, 3) else text.ljust(width)
+    return fit(text, width, right=k in (2, 3))
 
 
 def summary_html(report: TraceReport) -> str:
@@ -110,7 +116,7 @@ def summary_html(report: TraceReport) -> str:
             f"<td style=\"text-align:right\">{esc(_share(seconds, report.seconds))}</td>"
             f'<td class="tm-muted">{esc(_calls(m))}</td></tr>'
         )
-    head = "".join(f"<th>{h}</th>" for h in ("module", "type", "in → out", "params", "time", ""))
+    head = headers((_SUMMARY_HEADS[0], _SUMMARY_HEADS[1], _SUMMARY_HEADS[4], _SUMMARY_HEADS[2], _SUMMARY_HEADS[3], ""))
     return (f'<table class="tm-table tm-modules"><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table>")
 
@@ -118,7 +124,7 @@ def summary_html(report: TraceReport) -> str:
 def _heading(m: ModuleCall) -> str:
     extra = [_io(m)] if m.inputs or m.outputs else []
     if m.opaque:
-        extra.append("eval mode: run untraced, as bare (PyTorch's fast path)")
+        extra.append(tr("eval mode: run untraced, as bare (PyTorch's fast path)"))
     calls = _calls(m)
     if calls:
         extra.append(calls)
@@ -141,7 +147,7 @@ def module_tree_html(report: TraceReport, m: ModuleCall, depth: int, parent: str
 
     def flush() -> None:
         if trs:
-            head = "".join(f"<th>{h}</th>" for h in ("", *HEADERS[1:]))
+            head = headers(("", *HEADERS[1:]))
             parts.append(f'<table class="tm-table tm-trace"><thead><tr>{head}</tr></thead>'
                          f"<tbody>{''.join(trs)}</tbody></table>")
             trs.clear()
@@ -162,7 +168,8 @@ def module_tree_html(report: TraceReport, m: ModuleCall, depth: int, parent: str
     flush()
     if m.repeat > 1:
         diffs = "".join(f"<li>{esc(d)}</li>" for d in m.differences)
-        parts.append(f"<details><summary>each of the {m.repeat} instances</summary><ul>{diffs}</ul></details>")
+        each = trn("each of the {n} instance", "each of the {n} instances", m.repeat)
+        parts.append(f"<details><summary>{esc(each)}</summary><ul>{diffs}</ul></details>")
     summary = (f"<code>{esc(title(m, parent))}</code> <b>{esc(m.type)}</b> "
                f'<span class="tm-muted">{esc(_heading(m))}</span>')
     attr = " open" if depth < _OPEN_DEPTH else ""
@@ -197,12 +204,12 @@ def module_lines(report: TraceReport, m: ModuleCall, indent: str, parent: str = 
             out.extend(module_lines(report, child, inner, m.path))
     flush()
     if m.repeat > 1:
-        others = [d for d in m.differences[1:] if "shapes differ" in d]
+        others = [m.differences[k] for k in m.differ]
         same = m.repeat - 1 - len(others)
         if same:
             first = title(m, parent).split(" … ")[0]
-            text = (f"ops counted over all {m.repeat} instances; {same} of the others take and give the same "
-                    f"shapes as {first}")
+            text = tr("ops counted over all {n} instances; {same} of the others take and give the same shapes as "
+                      "{first}", n=m.repeat, same=same, first=first)
             out.append(Line(inner, (text, "dim")))
         out.extend(Line(inner, ("≠ ", "yellow"), (d, "dim")) for d in others)
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 from torchmagic.core.html import esc, wrap
 from torchmagic.core.lines import Block, Line
 from torchmagic.errors.render import lines_to_text
+from torchmagic.i18n import tr, trn
 from torchmagic.trace.report import NanOrigin, NanReport, NanWatchState
 
 __all__ = ["nan_html", "nan_lines", "to_html", "to_rich"]
@@ -31,13 +32,17 @@ def nan_lines(origin: NanOrigin) -> list[Line]:
 
 def _carried(report: NanReport) -> str:
     n = report.carried
-    return f"{n} later op{'s' if n != 1 else ''} gave non-finite values too" if n else ""
+    return trn("{n} later op gave non-finite values too", "{n} later ops gave non-finite values too", n) if n else ""
+
+
+def _title() -> str:
+    return tr("torchmagic NaN watch")
 
 
 def to_html(report: NanReport | NanWatchState) -> str:
     if isinstance(report, NanWatchState):
         return wrap(f'<div class="tm-muted">{esc(report.sentence())}</div>', "nan")
-    body = '<div class="tm-muted">torchmagic NaN watch</div>' + nan_html(report.origin)
+    body = f'<div class="tm-muted">{esc(_title())}</div>' + nan_html(report.origin)
     if report.carried:
         body += f'<div class="tm-muted">{esc(_carried(report))}</div>'
     return wrap(body, "nan")
@@ -46,7 +51,7 @@ def to_html(report: NanReport | NanWatchState) -> str:
 def to_rich(report: NanReport | NanWatchState) -> Block:
     if isinstance(report, NanWatchState):
         return lines_to_text([Line((report.sentence(), "dim"))])
-    lines = [Line(("torchmagic NaN watch", "dim")), *nan_lines(report.origin)]
+    lines = [Line((_title(), "dim")), *nan_lines(report.origin)]
     if report.carried:
         lines.append(Line((_carried(report), "dim")))
     return lines_to_text(lines)

@@ -10,19 +10,45 @@ aten ops.  Inside a module, operand names are shown relative to it
 
 from __future__ import annotations
 
+from rich.cells import cell_len, set_cell_size
+
 from torchmagic.core.broadcast import Alignment
 from torchmagic.core.html import badge, details, esc
 from torchmagic.core.lines import Line
 from torchmagic.core.meta import fmt_shape
 from torchmagic.errors.render import alignment_html, alignment_lines
 from torchmagic.errors.report import Operand
+from torchmagic.i18n import N_, tr
 from torchmagic.trace.report import INPLACE, SAME, VIEW, OpRow, Variant
 
-__all__ = ["HEADERS", "op_trs", "op_lines", "is_scalar_broadcast", "relative"]
+__all__ = ["HEADERS", "op_trs", "op_lines", "is_scalar_broadcast", "relative", "fit", "headers"]
 
-_EFFECT_TEXT = {VIEW: "view", INPLACE: "in-place", SAME: "same tensor", "new": "new", "": "", "error": "failed"}
+# labels marked here, translated where they are drawn (tr at render time)
+_EFFECT_TEXT = {VIEW: N_("view"), INPLACE: N_("in-place"), SAME: N_("same tensor"), "new": N_("new"), "": "",
+                "error": N_("failed")}
 _EFFECT_STYLE = {VIEW: "cyan", INPLACE: "yellow", SAME: "dim", "new": "dim", "": "", "error": "bold red"}
-HEADERS = ("line", "code", "op", "inputs", "output", "notes", "×")
+HEADERS = (N_("line"), N_("code"), N_("op"), N_("inputs"), N_("output"), N_("notes"), "×")
+
+
+def headers(names: tuple[str, ...]) -> str:
+    """Table header cells, translated (``''`` and ``×`` stay as they are)."""
+    return "".join(f"<th>{esc(tr(h)) if h not in ('', '×') else h}</th>" for h in names)
+
+
+def fit(text: str, width: int, right: bool = False) -> str:
+    """``text`` cut (with ``…``) or padded to ``width`` terminal cells: Chinese characters take two."""
+    if cell_len(text) > width:
+        text = set_cell_size(text, width - 1) + "…"
+    return " " * (width - cell_len(text)) + text if right else set_cell_size(text, width)
+
+
+def _effect(effect: str) -> str:
+    text = _EFFECT_TEXT.get(effect, effect)
+    return tr(text) if text else ""
+
+
+def _inside() -> str:
+    return tr("(inside)")
 
 
 def is_scalar_broadcast(al: Alignment) -> bool:
@@ -54,7 +80,7 @@ def _code(row: OpRow) -> str:
 def _children_text(row: OpRow) -> str:
     kids = ", ".join(f"{name} ×{n}" if n > 1 else name for name, n in row.children)
     if row.children_other:
-        kids += f", … {row.children_other} more"
+        kids += ", " + tr("… {n} more", n=row.children_other)
     return kids
 
 
@@ -66,16 +92,16 @@ def _ops_html(ops: tuple[Operand, ...], prefix: str) -> str:
 
 def _notes_html(var: Variant, row: OpRow, first: bool) -> str:
     parts = []
-    effect = _EFFECT_TEXT.get(var.effect, var.effect)
+    effect = _effect(var.effect)
     if effect:
         cls = {VIEW: "tm-accent", INPLACE: "tm-warn", "error": "tm-error"}.get(var.effect, "tm-muted")
         parts.append(badge(effect, cls))
     parts.extend(f"<span>{esc(n)}</span>" for n in var.notes)
     if var.broadcast is not None:
         if is_scalar_broadcast(var.broadcast):
-            parts.append('<span class="tm-muted">scalar broadcast</span>')
+            parts.append(f'<span class="tm-muted">{esc(tr("scalar broadcast"))}</span>')
         else:
-            parts.append(details("broadcast", alignment_html(var.broadcast), open_=True))
+            parts.append(details(tr("broadcast"), alignment_html(var.broadcast), open_=True))
     if first:
         nan = _nan_note(row)
         if nan:
@@ -83,7 +109,7 @@ def _notes_html(var: Variant, row: OpRow, first: bool) -> str:
         parts.extend(f'<div class="tm-warn">⚠ {esc(w)}</div>' for w in row.warnings)
         if row.children:
             total = sum(n for _, n in row.children)
-            parts.append(details(f"aten ops ({total})", f"<code>{esc(_children_text(row))}</code>"))
+            parts.append(details(tr("aten ops ({n})", n=total), f"<code>{esc(_children_text(row))}</code>"))
     return " ".join(parts)
 
 
@@ -95,7 +121,7 @@ def op_trs(row: OpRow, lead: str, prefix: str = "") -> list[str]:
         if k == 0:
             code = f"<code>{esc(_code(row))}</code>"
             if row.via and row.module < 0:
-                code += ' <span class="tm-muted">(inside)</span>'
+                code += f' <span class="tm-muted">{esc(_inside())}</span>'
             cells = f"<td>{lead}</td><td>{code}</td><td><b>{esc(row.op)}</b></td>"
         else:
             cells = '<td></td><td></td><td class="tm-muted">″</td>'
@@ -105,16 +131,19 @@ def op_trs(row: OpRow, lead: str, prefix: str = "") -> list[str]:
             f"<td>{_notes_html(var, row, k == 0)}</td><td>{esc(count)}</td></tr>"
         )
     if row.other_count:
-        out.append(f'<tr><td></td><td></td><td class="tm-muted" colspan="5">… {esc(row.other_count)} more '
-                   "with other shapes</td></tr>")
+        out.append(f'<tr><td></td><td></td><td class="tm-muted" colspan="5">{esc(_others(row.other_count))}</td></tr>')
     return out
+
+
+def _others(n: int) -> str:
+    return tr("… {n} more with other shapes", n=n)
 
 
 # -- rich -------------------------------------------------------------------------------
 def _short(o: Operand, default_dtype: str) -> str:
     """``(2, 3)``, plus the dtype when it is not the default and the device when not the CPU."""
     if o.kind == "scalar":
-        return "scalar"
+        return tr("scalar")
     text = fmt_shape(o.shape or ())
     if o.dtype and o.dtype != default_dtype:
         text += f" {o.dtype}"
@@ -154,15 +183,15 @@ def _shapes_rich(var: Variant, default_dtype: str, prefix: str) -> Line:
 
 def _notes_rich(var: Variant, row: OpRow, first: bool) -> Line:
     out = Line()
-    effect = _EFFECT_TEXT.get(var.effect, var.effect)
-    if effect and effect != "new":
+    effect = _effect(var.effect) if var.effect != "new" else ""
+    if effect:
         out.add(effect, _EFFECT_STYLE.get(var.effect, ""))
     for n in var.notes:
         out.add("  " if out.parts else "")
         out.add(n)
     if var.broadcast is not None and is_scalar_broadcast(var.broadcast):
         out.add("  " if out.parts else "")
-        out.add("scalar broadcast", "dim")
+        out.add(tr("scalar broadcast"), "dim")
     nan = _nan_note(row) if first else ""
     if nan:
         out.add("  " if out.parts else "")
@@ -176,33 +205,30 @@ def _notes_rich(var: Variant, row: OpRow, first: bool) -> Line:
 def _nan_note(row: OpRow) -> str:
     """``'NaN/Inf start here'`` on the origin row, ``'NaN/Inf ×3'`` on rows that carried them."""
     if row.nan_origin:
-        return "NaN/Inf start here"
+        return tr("NaN/Inf start here")
     if row.nonfinite:
         return "NaN/Inf" + (f" ×{row.nonfinite}" if row.nonfinite != row.count else "")
     return ""
 
 
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def op_lines(rows: list[OpRow], default_dtype: str, indent: str = "    ", prefix: str = "") -> list[Line]:
     """Rows as padded text lines, op and code in aligned columns (rich Tables cost ~1 ms each to measure)."""
     items: list[Line] = []
-    w_op = min(max(len(r.op) for r in rows), 18)
-    w_code = min(max(len(_code(r)) + (9 if r.via and r.module < 0 else 0) for r in rows), 34)
+    inside = " " + _inside()
+    w_op = min(max(cell_len(r.op) for r in rows), 18)
+    w_code = min(max(cell_len(_code(r)) + (cell_len(inside) if r.via and r.module < 0 else 0) for r in rows), 34)
     for row in rows:
         variants = row.variants or [Variant((), ())]
         for k, var in enumerate(variants):
             line = Line(indent)
             if k == 0:
-                line.add(_fit(row.op, w_op).ljust(w_op), "bold")
-                code = _code(row) + (" (inside)" if row.via and row.module < 0 else "")
+                line.add(fit(row.op, w_op), "bold")
+                code = _code(row) + (inside if row.via and row.module < 0 else "")
                 if w_code:
                     line.add("  ")
-                    line.add(_fit(code, w_code).ljust(w_code), "italic")
+                    line.add(fit(code, w_code), "italic")
             else:
-                line.add("″".ljust(w_op), "dim")
+                line.add(fit("″", w_op), "dim")
                 line.add(" " * (w_code + 2) if w_code else "")
             line.add("  ")
             line.add(_shapes_rich(var, default_dtype, prefix))
@@ -217,7 +243,7 @@ def op_lines(rows: list[OpRow], default_dtype: str, indent: str = "    ", prefix
             if var.broadcast is not None and not is_scalar_broadcast(var.broadcast):
                 items.extend(Line(indent + "  ", al) for al in alignment_lines(var.broadcast))
         if row.other_count:
-            items.append(Line((f"{indent}{' ' * w_op}  … {row.other_count} more with other shapes", "dim")))
+            items.append(Line((f"{indent}{' ' * w_op}  {_others(row.other_count)}", "dim")))
         for w in row.warnings:
             items.append(Line(indent + "  ", ("⚠ ", "yellow"), (w, "yellow")))
     return items

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from torchmagic.core.broadcast import Alignment
 from torchmagic.core.report import Report
 from torchmagic.errors.report import Explanation, Operand
+from torchmagic.i18n import tr, trn
 
 __all__ = ["Variant", "OpRow", "ModuleCall", "AnnotatedLine", "NanOrigin", "NanReport", "NanWatchState", "TraceReport"]
 
@@ -75,11 +76,16 @@ class NanOrigin:
     def sentence(self) -> str:
         """``"line 3: torch.log(x) made 1 NaN and 1 −Inf (log of a negative number and of 0)"``."""
         code = self.expression or self.source
-        where = f" in {self.where}" if self.where else ""
+        if self.where:
+            code = tr("{code} in {where}", code=code, where=self.where)
         if self.came_in:
-            return (f"line {self.line}: {code}{where} gave {self.made} because its input "
-                    f"{', '.join(self.came_in)} held non-finite values already (made before this cell)")
-        return f"line {self.line}: {code}{where} made {self.made}" + (f" ({self.why})" if self.why else "")
+            return tr("line {line}: {code} gave {made} because its input {inputs} held non-finite values already "
+                      "(made before this cell)", line=self.line, code=code, made=self.made,
+                      inputs=", ".join(self.came_in))
+        if self.why:
+            return tr("line {line}: {code} made {made} ({why})", line=self.line, code=code, made=self.made,
+                      why=self.why)
+        return tr("line {line}: {code} made {made}", line=self.line, code=code, made=self.made)
 
 
 @dataclass
@@ -92,9 +98,9 @@ class NanWatchState(Report):
 
     def sentence(self) -> str:
         if self.on:
-            return ("NaN watch on: from the next cell on, a cell that makes NaN or ±Inf is told which op made "
-                    "them first (line, sub-expression, why); %tensorinfo --nan off stops it")
-        return "NaN watch off"
+            return tr("NaN watch on: from the next cell on, a cell that makes NaN or ±Inf is told which op made "
+                      "them first (line, sub-expression, why); {off} stops it", off="%tensorinfo --nan off")
+        return tr("NaN watch off")
 
 
 @dataclass
@@ -135,6 +141,7 @@ class ModuleCall:
     instances: tuple[str, ...] = ()
     differences: tuple[str, ...] = ()
     folded: bool = False
+    differ: tuple[int, ...] = ()  # indexes of ``differences`` whose shapes differ from the first instance's
 
 
 @dataclass(frozen=True)
@@ -171,10 +178,12 @@ class TraceReport(Report):
 
     def summary(self) -> str:
         """``'12 ops (5 distinct) in 3 rows · 1.2 ms'``."""
-        text = f"{self.total_ops} op{'s' if self.total_ops != 1 else ''}"
-        text += f" ({self.distinct_ops} distinct) in {len(self.rows)} row{'s' if len(self.rows) != 1 else ''}"
+        text = tr("{ops} ({distinct} distinct) in {rows}",
+                  ops=trn("{n} op", "{n} ops", self.total_ops), distinct=self.distinct_ops,
+                  rows=trn("{n} row", "{n} rows", len(self.rows)))
         if self.dropped_ops:
-            text += f", {self.dropped_ops} more beyond the {self.max_rows}-row cap"
+            text = tr("{summary}, {n} more beyond the {cap}-row cap", summary=text, n=self.dropped_ops,
+                      cap=self.max_rows)
         ms = self.seconds * 1000
         text += f" · {ms:.1f} ms" if ms >= 1 else f" · {ms * 1000:.0f} µs"
         return text

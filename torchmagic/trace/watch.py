@@ -30,6 +30,7 @@ from torch.overrides import TorchFunctionMode
 from torchmagic.core.fastpath import FastPath
 from torchmagic.core.funcs import FuncInfo, func_info
 from torchmagic.core.guard import Fence
+from torchmagic.i18n import tr
 from torchmagic.trace.nans import Found, NanWatch, written
 from torchmagic.trace.report import NanOrigin, NanReport
 from torchmagic.trace.sites import SKIP_FRAMES, is_library_file
@@ -102,8 +103,8 @@ def origin_of(found: Found) -> NanOrigin:
     source = linecache.getline(code.co_filename, line).strip()
     expression = expression_at(code, lasti)
     where = "" if code.co_name == "<module>" else str(getattr(code, "co_qualname", code.co_name))
-    note = "" if found.nan >= 0 else "read once at the end of the cell (no synchronisation per op): no counts"
-    came_in = ("its inputs",) if found.came_in else ()
+    note = found.note()
+    came_in = (tr("its inputs"),) if found.came_in else ()
     return NanOrigin(line, source, expression, found.op, found.made(), found.why, came_in, where, note)
 
 
