@@ -125,6 +125,21 @@ def test_the_code_finds_its_messages_in_the_catalog() -> None:
     assert not problems, "\n".join(problems[:40]) + (f"\n… {len(problems) - 40} more" if len(problems) > 40 else "")
 
 
+def test_every_collector_names_itself_with_a_marked_message() -> None:
+    """The runner says "starting {what}" with ``tr(collector.what)``: a ``what`` not marked with N_() stays English."""
+    plain: list[str] = []
+    for path in sorted((ROOT / "torchmagic").rglob("*.py")):
+        for cls in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(cls, ast.ClassDef):
+                continue
+            for stmt in cls.body:
+                target = stmt.targets[0] if isinstance(stmt, ast.Assign) else getattr(stmt, "target", None)
+                value = getattr(stmt, "value", None)
+                if isinstance(target, ast.Name) and target.id == "what" and isinstance(value, ast.Constant):
+                    plain.append(f"{path.relative_to(ROOT)}:{stmt.lineno} {cls.name}.what = {value.value!r}")
+    assert not plain, "\n".join(plain)
+
+
 @pytest.mark.parametrize(
     ("setting", "env", "expected"),
     [

@@ -115,7 +115,7 @@ class TorchMagics(Magics, Options):
             report = watch.stop()
             if report is not None:
                 show(report, self.ip)
-        watch.fence.warn("the NaN watch")
+        watch.fence.warn(tr("the NaN watch"))
 
     def remove_hooks(self) -> None:
         """Undo :meth:`install_hooks`; called on ``%unload_ext``."""

@@ -43,7 +43,7 @@ from torchmagic.autograd.watcher import AutogradWatcher
 from torchmagic.core.cell import Cell
 from torchmagic.core.names import iter_named_tensors, user_names
 from torchmagic.core.runner import Collector
-from torchmagic.i18n import tr, trn
+from torchmagic.i18n import N_, tr, trn
 
 __all__ = ["AutogradSession", "tensor_report", "finish_graph", "LOOP_CALLS"]
 
@@ -95,7 +95,7 @@ def _suspects(ns: Mapping[str, Any], message: str) -> list[str]:
 class AutogradSession(Collector):
     """The ``%%autograd`` collector: the recorders while the cell runs, the report after."""
 
-    what = "the %%autograd recording"
+    what = N_("the %%autograd recording")  # tr() where the runner says it
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ from torchmagic.core.names import user_names
 from torchmagic.core.runner import Collector
 from torchmagic.errors.frames import attached, explain_exception, mark_explained
 from torchmagic.errors.report import Explanation
+from torchmagic.i18n import N_
 from torchmagic.trace.build import finish
 from torchmagic.trace.modules import ModuleNames
 from torchmagic.trace.options import TraceOptions
@@ -29,7 +30,7 @@ __all__ = ["TraceCollector"]
 class TraceCollector(Collector):
     """Records the torch ops of one cell; :meth:`report` is its :class:`TraceReport`."""
 
-    what = "the %%tensorinfo trace"
+    what = N_("the %%tensorinfo trace")  # tr() where the runner says it
 
     def __init__(self, cell: Cell, options: TraceOptions, shell: Any = None) -> None:
         super().__init__()
