@@ -24,9 +24,9 @@ and are removed when the recording stops, however the cell ended.
 
 One exception keeps results exact: PyTorch's Transformer modules take a fast
 path in eval mode that is off while any ``TorchFunctionMode`` is active, so
-inside such a module in eval mode the recorder's mode is lifted off the
-stack for the duration of the call (the call is one opaque node, and runs as
-it would bare).
+the runner lifts torchmagic's modes off the stack for such a call
+(:mod:`torchmagic.core.fastpath`); here it is one opaque node, and nothing
+inside it is recorded.
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ class Node:
         self.items: list[tuple[str, int]] = []  # ("op", row index) / ("module", node index), first-seen order
         self.line = line  # the cell line of the outermost call
         self.name = ""  # a call made by the cell itself: the module's name before the cell, if it had one
-        self.opaque = False  # run with the recorder lifted (a fast path must stay available)
+        self.opaque = False  # run with the recorder lifted by core/fastpath (a fast path must stay available)
         self.twin = index  # the node whose rows its ops are counted in (itself, or the call it repeats)
         self.ops: set[int] = set()  # the rows already in ``items`` (a twin adds its first twin's rows once)
 
@@ -173,9 +173,7 @@ class ModuleTracker:
     ``filename`` is the cell's; ``names`` gives a module's name before the
     cell (:class:`ModuleNames`); ``made`` receives ``id(output) -> (weakref, node
     index)`` for each node's first output, so an op using it can say what
-    made it; ``top`` receives the nodes the cell calls itself; ``lift`` /
-    ``restore`` take the recorder's mode off the stack and put it back (for
-    :data:`FAST_PATH_MODULES` in eval mode).
+    made it; ``top`` receives the nodes the cell calls itself.
     """
 
     def __init__(
@@ -184,22 +182,18 @@ class ModuleTracker:
         names: Callable[[nn.Module], str],
         made: Made,
         top: list[tuple[str, int]],
-        lift: Callable[[], bool] | None = None,
-        restore: Callable[[], None] | None = None,
         fence: Fence | None = None,
     ) -> None:
         self.fence = fence or Fence()
         self.filename = filename
         self.names = names
         self.made = made
-        self.lift = lift
-        self.restore = restore
         self.nodes: list[Node] = []
         self.top = top  # the cell's own items, shared with the recorder: ("module", node) appended in call order
         self.current = -1  # the innermost node in progress (-1: none); read by the recorder per op
         self.twin = -1  # ... and the node its ops are counted in
         self._keys: dict[tuple[Any, ...], int] = {}
-        self._stack: list[tuple[int, int, float, bool]] = []  # (node, id(module), start, lifted)
+        self._stack: list[tuple[int, int, float]] = []  # (node, id(module), start)
         self._thread = threading.get_ident()
         self._handles: list[Any] = []
 
@@ -218,8 +212,6 @@ class ModuleTracker:
         handles, self._handles = self._handles, []
         for h in handles:
             h.remove()
-        if any(lifted for *_, lifted in self._stack) and self.restore is not None:
-            self.restore()  # a KeyboardInterrupt inside a lifted module: the recorder's mode goes back first
         self._stack.clear()
         self.current = -1
 
@@ -232,7 +224,7 @@ class ModuleTracker:
             self._push(module, args, sys._getframe(1))
         except Exception as exc:  # noqa: BLE001 - the fence: the user's module call never sees our failure
             self.fence.fail(exc)
-            self._stack.append((-1, id(module), 0.0, False))  # keep the stack balanced for _post
+            self._stack.append((-1, id(module), 0.0))  # keep the stack balanced for _post
 
     def _push(self, module: nn.Module, args: Any, frame: FrameType) -> None:
         while frame.f_code.co_filename == _MODULE_FILE and frame.f_back is not None:
@@ -245,14 +237,12 @@ class ModuleTracker:
             found = self._keys.get(key)
             index = self._new_node(key, parent, module, frame) if found is None else found
         if index < 0:  # not the cell's: a marker keeps the stack balanced
-            self._stack.append((-1, id(module), 0.0, False))
+            self._stack.append((-1, id(module), 0.0))
             return
         node = self.nodes[index]
-        lifted = False
-        if node.opaque or (isinstance(module, FAST_PATH_MODULES) and not module.training):
-            node.opaque = True
-            lifted = self.lift is not None and self.lift()
-        self._stack.append((index, id(module), time.perf_counter(), lifted))
+        if isinstance(module, FAST_PATH_MODULES) and not module.training:
+            node.opaque = True  # core/fastpath runs this call with our modes lifted: nothing inside is seen
+        self._stack.append((index, id(module), time.perf_counter()))
         self.current = index
         self.twin = node.twin
         if node.count < _SHAPE_CALLS and len(node.shape_sets) < 4:  # a loop's later calls cost nothing here
@@ -277,9 +267,7 @@ class ModuleTracker:
         stack = self._stack
         key = id(module)
         while stack:  # normally the top; deeper when a KeyboardInterrupt skipped inner posts
-            index, mid, t0, lifted = stack.pop()
-            if lifted and self.restore is not None:
-                self.restore()
+            index, mid, t0 = stack.pop()
             if index >= 0:
                 node = self.nodes[index]
                 node.seconds += time.perf_counter() - t0

@@ -174,8 +174,7 @@ class Recorder:
         self.top: list[tuple[str, int]] = []  # the cell's own items in order: ("op", row) / ("module", node)
         self.tracker: ModuleTracker | None = None
         if modules is not None:
-            self.tracker = ModuleTracker(filename, modules, self.made, self.top, self._lift, self._restore,
-                                         self.fence)
+            self.tracker = ModuleTracker(filename, modules, self.made, self.top, self.fence)
         self._mode: _FunctionMode | None = None
         self._t0 = 0.0
 
@@ -218,7 +217,7 @@ class Recorder:
         finally:  # however that ended (even a KeyboardInterrupt), every global piece is undone
             try:
                 if self.tracker is not None:
-                    self.tracker.stop()  # first: it puts our mode back if a module had lifted it
+                    self.tracker.stop()
             finally:
                 mode, self._mode = self._mode, None
                 try:
@@ -229,17 +228,6 @@ class Recorder:
                     self.stack.clear()
                     self.saved.clear()
                     self.nans.pending.clear()
-
-    def _lift(self) -> bool:
-        """Take our mode off the top of the function-mode stack (False: it is not on top; left alone)."""
-        stack = torch.overrides._get_current_function_mode_stack()
-        if not stack or stack[-1] is not self._mode:
-            return False
-        torch._C._pop_torch_function_stack()
-        return True
-
-    def _restore(self) -> None:
-        torch._C._push_on_torch_function_stack(self._mode)
 
     def _stop_aten(self) -> None:
         aten, self.aten = self.aten, None
