@@ -230,27 +230,3 @@ def test_a_rank_writes_in_the_notebooks_language_not_its_own(ip: Any) -> None:
         i18n.set_language("en")
     assert rep.error is None, rep.error
     assert rep.value.startswith("'aaaaaaaaa") and "（还有 42 个字符）" in rep.value
-
-
-def test_every_distributed_message_is_in_the_catalog_even_inside_f_strings() -> None:
-    """Babel's extractor does not look inside f-strings; the syntax tree does: a tr() there must be caught too."""
-    import ast
-    from pathlib import Path
-
-    from babel.messages.pofile import read_po
-
-    root = Path(__file__).resolve().parents[1]
-    with (root / "torchmagic/locale/zh_CN/LC_MESSAGES/torchmagic.po").open("rb") as f:
-        catalog = read_po(f)
-    found, missing = 0, []
-    for path in sorted((root / "torchmagic/distributed").glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args):
-                continue
-            first = node.args[0]
-            if node.func.id in ("tr", "trn", "N_") and isinstance(first, ast.Constant) and isinstance(first.value, str):
-                found += 1
-                entry = catalog.get(first.value)
-                if entry is None or not entry.string:
-                    missing.append(f"{path.name}:{node.lineno}: {first.value!r}")
-    assert found > 100 and not missing, missing

@@ -125,6 +125,14 @@ def test_the_code_finds_its_messages_in_the_catalog() -> None:
     assert not problems, "\n".join(problems[:40]) + (f"\n… {len(problems) - 40} more" if len(problems) > 40 else "")
 
 
+def test_no_message_sits_inside_an_f_string() -> None:
+    """Even one the catalog has (through another call of the same sentence): ``make messages`` would drop it
+    from the catalog the day that other call goes, and this sentence would turn English unnoticed."""
+    hidden = [where for where, call, in_fstring in _keyword_calls()
+              if in_fstring and call.args and isinstance(call.args[0], ast.Constant)]  # tr(NAME): N_() marks it
+    assert not hidden, hidden
+
+
 def test_every_collector_names_itself_with_a_marked_message() -> None:
     """The runner says "starting {what}" with ``tr(collector.what)``: a ``what`` not marked with N_() stays English."""
     plain: list[str] = []

@@ -88,21 +88,3 @@ def test_empty_namespace_and_a_python_value(ip: Any, capture: Any, options: Any)
         value = visible_text(_report(ip, capture, "-o r xs").to_html())
     assert "命名空间中还没有张量、数组或模块。" in empty
     assert "torch.tensor(xs) 得到一个矩阵，形状 (2, 2)，数据类型 int64" in value
-
-
-def test_no_message_of_tensorinfo_or_device_hides_in_an_f_string() -> None:
-    """A tr("...") inside an f-string expression is not extracted by Babel (Python 3.11 tokenizes the f-string
-    whole): its sentence would stay English, unseen by test_i18n. tensors/, device/ and core/meta.py."""
-    import io
-    import tokenize
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1] / "torchmagic"
-    files = [*sorted((root / "tensors").glob("*.py")), *sorted((root / "device").glob("*.py")), root / "core" / "meta.py"]
-    found = []
-    for path in files:
-        for token in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
-            if token.type == tokenize.STRING and token.string.lower().lstrip("rb").startswith("f") \
-                    and re.search(r"\b(tr|trn|N_)\(\s*[\"']", token.string):
-                found.append(f"{path.name}:{token.start[0]}")
-    assert not found, found

@@ -99,7 +99,8 @@ def _notes_html(var: Variant, row: OpRow, first: bool) -> str:
     parts.extend(f"<span>{esc(n)}</span>" for n in var.notes)
     if var.broadcast is not None:
         if is_scalar_broadcast(var.broadcast):
-            parts.append(f'<span class="tm-muted">{esc(tr("scalar broadcast"))}</span>')
+            label = tr("scalar broadcast")  # outside the f-string: pybabel never extracts a tr() inside one
+            parts.append(f'<span class="tm-muted">{esc(label)}</span>')
         else:
             parts.append(details(tr("broadcast"), alignment_html(var.broadcast), open_=True))
     if first:
