@@ -8,6 +8,8 @@ so the ratios hold on a noisy machine.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -47,9 +49,6 @@ def main() -> None:
     ip: Any = start_ipython()
     ip.run_line_magic("load_ext", "torchmagic")
     ip.run_cell("import torch")
-    import contextlib
-    import io
-
     for name, (cell, fails) in CELLS.items():
         timings: dict[str, list[float]] = {"en": [], "zh_CN": []}
         for _ in range(30):

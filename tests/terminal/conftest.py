@@ -31,10 +31,10 @@ def run_in_terminal(cells: list[str], env: dict[str, str], tmp_path: Path) -> li
         lines.append(f"print({SEPARATOR!r})")
         lines.append(f"get_ipython().run_cell({cell!r})")
     script.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT), "COLUMNS": "", "TERM": "xterm-256color"}
-    full_env.pop("COLUMNS")
-    ipython = [sys.executable, "-m", "IPython", "--no-banner", "--colors=NoColor", "--HistoryManager.enabled=False"]
-    child = pexpect.spawn(ipython[0], [*ipython[1:], str(script)], dimensions=(50, WIDTH),
+    full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
+    full_env.pop("COLUMNS", None)  # rich must read the width from the pty, as in a real terminal
+    args = ["-m", "IPython", "--no-banner", "--colors=NoColor", "--HistoryManager.enabled=False", str(script)]
+    child = pexpect.spawn(sys.executable, args, dimensions=(50, WIDTH),
                           encoding="utf-8", env=full_env, timeout=180, cwd=str(tmp_path))
     child.expect(pexpect.EOF)
     child.close()
